@@ -1,0 +1,60 @@
+//! Gateway runtime settings, validated before anything listens.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// How the gateway treats TLS from clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClientTls {
+    /// Answer SSLRequest with 'N'; only plaintext.
+    Disabled,
+    /// Offer TLS; plaintext is allowed too.
+    #[default]
+    Optional,
+    /// Refuse any session that did not negotiate TLS.
+    Required,
+}
+
+/// Everything the PostgreSQL listener needs to run.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// Address the PostgreSQL listener binds to.
+    pub listen: SocketAddr,
+    /// TLS policy towards clients.
+    pub client_tls: ClientTls,
+    /// PEM certificate chain; when absent a self-signed one is made in `data_dir`.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key matching `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// Where generated files (self-signed certificate) live.
+    pub data_dir: PathBuf,
+    /// How long a client may take from TCP accept to a finished login.
+    pub startup_timeout: Duration,
+    /// Largest message a client may send (bytes).
+    pub max_client_message: usize,
+    /// Distinct statement texts whose analysis is kept.
+    pub analysis_cache: usize,
+    /// How long a resource's catalog snapshot is trusted before it is read again.
+    pub catalog_ttl: Duration,
+}
+
+impl GatewayConfig {
+    /// A configuration with the defaults, listening on `listen` and keeping files in `data_dir`.
+    pub fn new(listen: SocketAddr, data_dir: PathBuf) -> Self {
+        GatewayConfig {
+            listen,
+            client_tls: ClientTls::Optional,
+            tls_cert: None,
+            tls_key: None,
+            data_dir,
+            startup_timeout: Duration::from_secs(60),
+            max_client_message: 64 * 1024 * 1024,
+            analysis_cache: 10_000,
+            catalog_ttl: Duration::from_secs(60),
+        }
+    }
+}

@@ -1,0 +1,22 @@
+//! The Portcullis gateway runtime: it accepts PostgreSQL clients, authenticates them as gateway users,
+//! opens the upstream connection with the credential it holds, analyses every statement, refuses what it
+//! cannot analyse, relays the rest transparently and records everything in the audit log.
+//!
+//! The protocol codec lives in `portcullis-wire`, SQL analysis in `portcullis-sql` and state in
+//! `portcullis-store`; this crate only ties them to sockets.
+
+mod cancel;
+mod catalog;
+pub mod config;
+mod error;
+mod frames;
+mod listener;
+mod rows;
+mod session;
+mod stream;
+mod tls;
+mod upstream;
+
+pub use config::{ClientTls, GatewayConfig};
+pub use error::GatewayError;
+pub use listener::Gateway;

@@ -1,0 +1,93 @@
+//! The PostgreSQL listener: accepts connections and runs one session task per client.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use portcullis_sql::Analyzer;
+use portcullis_store::{AuditSink, Store};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+
+use crate::cancel::CancelRegistry;
+use crate::catalog::CatalogCache;
+use crate::config::{ClientTls, GatewayConfig};
+use crate::error::GatewayError;
+use crate::session;
+use crate::tls;
+
+/// What every session of one gateway shares.
+pub(crate) struct Shared {
+    pub config: GatewayConfig,
+    pub store: Store,
+    pub audit: AuditSink,
+    pub analyzer: Analyzer,
+    pub tls: Option<TlsAcceptor>,
+    pub cancels: CancelRegistry,
+    pub catalogs: CatalogCache,
+}
+
+/// A bound gateway, ready to serve.
+pub struct Gateway {
+    listener: TcpListener,
+    shared: Arc<Shared>,
+}
+
+impl Gateway {
+    /// Binds the listener and prepares TLS. Fails early, with a message naming what is wrong, rather than
+    /// at the first client.
+    pub async fn bind(config: GatewayConfig, store: Store) -> Result<Gateway, GatewayError> {
+        let tls = match config.client_tls {
+            ClientTls::Disabled => None,
+            ClientTls::Optional | ClientTls::Required => {
+                Some(TlsAcceptor::from(tls::server_config(&config)?))
+            }
+        };
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| GatewayError::io(format!("listen on {}", config.listen), e))?;
+        let shared = Arc::new(Shared {
+            analyzer: Analyzer::new(config.analysis_cache),
+            catalogs: CatalogCache::new(config.catalog_ttl),
+            audit: store.audit(),
+            cancels: CancelRegistry::default(),
+            tls,
+            store,
+            config,
+        });
+        Ok(Gateway { listener, shared })
+    }
+
+    /// The address clients connect to (useful when the configured port was 0).
+    pub fn local_addr(&self) -> Result<SocketAddr, GatewayError> {
+        self.listener
+            .local_addr()
+            .map_err(|e| GatewayError::io("read the listener's address", e))
+    }
+
+    /// Serves clients until `shutdown` turns true; sessions already running are left to finish.
+    pub async fn serve(self, mut shutdown: watch::Receiver<bool>) -> Result<(), GatewayError> {
+        tracing::info!(addr = %self.local_addr()?, "gateway listening");
+        loop {
+            tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok((socket, peer)) => {
+                        let shared = Arc::clone(&self.shared);
+                        tokio::spawn(async move { session::run(shared, socket, peer).await });
+                    }
+                    // Running out of file descriptors must not end the gateway; back off and go on.
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    }
+                },
+                changed = shutdown.changed() => {
+                    if changed.is_err() || *shutdown.borrow() {
+                        tracing::info!("gateway stopping");
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+}

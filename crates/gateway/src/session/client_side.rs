@@ -1,0 +1,356 @@
+//! The client-to-upstream direction of a session: every message is checked, statements are analysed and
+//! either forwarded (with a note of the replies they will produce) or replaced by a refusal.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::{Buf, BytesMut};
+use portcullis_sql::{Analysis, SessionEffect, Statement, StatementKind};
+use portcullis_wire::{
+    decode_frontend, encode_parse, encode_query, peek_frame, tags, FrontendMessage, Target,
+    TransactionStatus, WireError,
+};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::flow::{Flow, Internal, Pending};
+use super::statement::{Refusal, Run};
+use super::SessionInfo;
+use crate::catalog::SNAPSHOT_QUERY;
+use crate::error::GatewayError;
+use crate::listener::Shared;
+
+/// Text of the stand-in for a refused request: it fails in the upstream's parser, touching nothing, so
+/// the upstream's reply sequence (and transaction state) is what a failing statement gives.
+const REFUSED_SQL: &str = "PORTCULLIS REFUSED";
+/// Name of the stand-in prepared statement; a failed Parse creates nothing, so it never exists.
+const REFUSED_STATEMENT: &str = "portcullis_refused";
+
+/// How the client direction ended.
+pub enum ClientEnd {
+    /// The client sent Terminate.
+    Terminated,
+    /// The client closed the connection.
+    Closed,
+}
+
+/// A prepared statement or portal: the analysed text and which of its statements it is.
+#[derive(Clone)]
+struct Prepared {
+    analysis: Arc<Analysis>,
+    params: u32,
+}
+
+impl Prepared {
+    fn statement(&self) -> Option<&Statement> {
+        self.analysis.statements.first()
+    }
+}
+
+/// State of the client direction.
+pub struct ClientSide<'a> {
+    shared: &'a Shared,
+    info: &'a Arc<SessionInfo>,
+    flow: &'a Mutex<Flow>,
+    statements: HashMap<String, Prepared>,
+    portals: HashMap<String, Prepared>,
+    sql_prepared: HashMap<String, Statement>,
+    /// After a refusal in the extended protocol, messages up to Sync are dropped (the server would skip them).
+    skipping: bool,
+    refresh_path: bool,
+    path_changed_in_txn: bool,
+    /// A COPY may be in progress: injecting a query now would break its data stream.
+    copy_in_cycle: bool,
+}
+
+impl<'a> ClientSide<'a> {
+    /// A client direction for a freshly logged-in session.
+    pub fn new(shared: &'a Shared, info: &'a Arc<SessionInfo>, flow: &'a Mutex<Flow>) -> Self {
+        ClientSide {
+            shared,
+            info,
+            flow,
+            statements: HashMap::new(),
+            portals: HashMap::new(),
+            sql_prepared: HashMap::new(),
+            skipping: false,
+            refresh_path: false,
+            path_changed_in_txn: false,
+            copy_in_cycle: false,
+        }
+    }
+
+    /// Relays client messages until the client terminates or a protocol error ends the session.
+    pub async fn run<R, W>(
+        &mut self,
+        client: &mut R,
+        upstream: &mut W,
+        bytes_in: &AtomicU64,
+    ) -> Result<ClientEnd, GatewayError>
+    where
+        R: AsyncRead + Unpin + ?Sized,
+        W: AsyncWrite + Unpin + ?Sized,
+    {
+        let max = self.shared.config.max_client_message;
+        let mut buf = BytesMut::with_capacity(16 * 1024);
+        let mut out = BytesMut::with_capacity(16 * 1024);
+        loop {
+            let n = client
+                .read_buf(&mut buf)
+                .await
+                .map_err(|e| GatewayError::io("read from client", e))?;
+            if n == 0 {
+                return Ok(ClientEnd::Closed);
+            }
+            bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+            let mut terminated = false;
+            while let Some(header) = peek_frame(&buf, max)? {
+                if buf.len() < header.total_len {
+                    buf.reserve(header.total_len - buf.len());
+                    break;
+                }
+                terminated = self.on_frame(&buf[..header.total_len], &mut out)?;
+                buf.advance(header.total_len);
+                if terminated {
+                    break;
+                }
+            }
+            if !out.is_empty() {
+                upstream
+                    .write_all(&out)
+                    .await
+                    .map_err(|e| GatewayError::io("write to upstream", e))?;
+                out.clear();
+            }
+            if terminated {
+                return Ok(ClientEnd::Terminated);
+            }
+        }
+    }
+
+    /// Handles one whole client frame; returns true on Terminate.
+    fn on_frame(&mut self, frame: &[u8], out: &mut BytesMut) -> Result<bool, GatewayError> {
+        let tag = frame[0];
+        if self.skipping && tag != tags::frontend::SYNC && tag != tags::frontend::TERMINATE {
+            return Ok(false);
+        }
+        match decode_frontend(tag, &frame[5..])? {
+            FrontendMessage::Query { sql } => self.on_query(sql, frame, out),
+            FrontendMessage::Parse { name, sql, .. } => self.on_parse(name, sql, frame, out),
+            FrontendMessage::Bind {
+                portal,
+                statement,
+                param_count,
+            } => {
+                match self.statements.get(statement) {
+                    Some(prepared) => {
+                        let mut bound = prepared.clone();
+                        bound.params = u32::from(param_count);
+                        self.portals.insert(portal.to_string(), bound);
+                    }
+                    None => {
+                        self.portals.remove(portal);
+                    }
+                }
+                self.forward(Pending::Bind, frame, out);
+            }
+            FrontendMessage::Execute { portal, .. } => {
+                let run = self
+                    .portals
+                    .get(portal)
+                    .cloned()
+                    .and_then(|p| p.statement().map(|s| self.run_for(s, p.params)));
+                self.forward(Pending::Execute(run), frame, out);
+            }
+            FrontendMessage::Describe { .. } => self.forward(Pending::Describe, frame, out),
+            FrontendMessage::Close { target, name } => {
+                match target {
+                    Target::Statement => self.statements.remove(name),
+                    Target::Portal => self.portals.remove(name),
+                };
+                self.forward(Pending::Close, frame, out);
+            }
+            FrontendMessage::Sync => {
+                self.skipping = false;
+                self.forward(Pending::Sync, frame, out);
+                self.end_of_cycle(out);
+            }
+            FrontendMessage::Flush
+            | FrontendMessage::CopyData(_)
+            | FrontendMessage::CopyDone
+            | FrontendMessage::CopyFail { .. } => out.extend_from_slice(frame),
+            FrontendMessage::Terminate => {
+                out.extend_from_slice(frame);
+                return Ok(true);
+            }
+            FrontendMessage::FunctionCall => {
+                // A fast-path call names a function by OID with binary arguments: nothing to analyse.
+                let refusal = Refusal::unsupported("the fast-path function call protocol");
+                self.refuse(Run::opaque("<fast-path function call>", "FUNCTION CALL"), refusal, false, out);
+            }
+            FrontendMessage::AuthResponse(_) => {
+                return Err(WireError::Malformed("password message outside authentication").into())
+            }
+        }
+        Ok(false)
+    }
+
+    fn forward(&mut self, pending: Pending, frame: &[u8], out: &mut BytesMut) {
+        self.lock().push(pending);
+        out.extend_from_slice(frame);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'a, Flow> {
+        self.flow.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn on_query(&mut self, sql: &str, frame: &[u8], out: &mut BytesMut) {
+        let analysis = match self.shared.analyzer.analyze(sql) {
+            Ok(analysis) => analysis,
+            Err(e) => {
+                return self.refuse(Run::opaque(sql, "UNKNOWN"), Refusal::unanalysable(e), false, out)
+            }
+        };
+        if let Some((statement, why)) = first_opaque(&analysis) {
+            let run = self.run_for(statement, 0);
+            return self.refuse(run, Refusal::unanalysable(why), false, out);
+        }
+        let runs = analysis
+            .statements
+            .iter()
+            .map(|s| {
+                let run = self.run_for(s, 0);
+                self.note_effects(s);
+                run
+            })
+            .collect();
+        self.forward(Pending::Query(runs), frame, out);
+        self.end_of_cycle(out);
+    }
+
+    fn on_parse(&mut self, name: &str, sql: &str, frame: &[u8], out: &mut BytesMut) {
+        let analysis = match self.shared.analyzer.analyze(sql) {
+            Ok(analysis) => analysis,
+            Err(e) => {
+                return self.refuse(Run::opaque(sql, "UNKNOWN"), Refusal::unanalysable(e), true, out)
+            }
+        };
+        if let Some((statement, why)) = first_opaque(&analysis) {
+            let run = self.run_for(statement, 0);
+            return self.refuse(run, Refusal::unanalysable(why), true, out);
+        }
+        // PostgreSQL refuses to redefine a named statement, so only a new name or the unnamed one counts.
+        if name.is_empty() || !self.statements.contains_key(name) {
+            self.statements.insert(
+                name.to_string(),
+                Prepared {
+                    analysis: Arc::clone(&analysis),
+                    params: 0,
+                },
+            );
+        }
+        let run = analysis.statements.first().map(|s| {
+            self.note_effects(s);
+            self.run_for(s, 0)
+        });
+        self.forward(Pending::Parse(run), frame, out);
+    }
+
+    /// Replaces a refused request by one that fails upstream; its error will be replaced by `refusal`.
+    fn refuse(&mut self, run: Run, refusal: Refusal, extended: bool, out: &mut BytesMut) {
+        tracing::info!(session = %self.info.id, user = %self.info.user, reason = %refusal.message, "statement refused");
+        self.lock().push(Pending::Refused {
+            refusal,
+            run,
+            extended,
+            reported: false,
+        });
+        if extended {
+            encode_parse(REFUSED_STATEMENT, REFUSED_SQL, out);
+            self.skipping = true;
+        } else {
+            encode_query(REFUSED_SQL, out);
+        }
+    }
+
+    /// A run for `statement`; `EXECUTE name` is attributed to the objects of the statement it runs.
+    fn run_for(&self, statement: &Statement, params: u32) -> Run {
+        let (path, catalog) = {
+            let flow = self.lock();
+            (Arc::clone(&flow.search_path), Arc::clone(&flow.catalog))
+        };
+        let objects_of = match &statement.effect {
+            Some(SessionEffect::ExecutePrepared { name }) => {
+                self.sql_prepared.get(name).unwrap_or(statement)
+            }
+            _ => statement,
+        };
+        Run::analysed(
+            statement,
+            objects_of,
+            params,
+            &path,
+            &self.info.upstream_user,
+            catalog.as_ref(),
+        )
+    }
+
+    /// Tracks what a statement changes in the session once it is sent.
+    fn note_effects(&mut self, statement: &Statement) {
+        let in_txn = self.lock().txn != TransactionStatus::Idle;
+        if statement.kind == StatementKind::Copy {
+            self.copy_in_cycle = true;
+        }
+        match &statement.effect {
+            Some(SessionEffect::SetSearchPath(_) | SessionEffect::ResetSearchPath) => {
+                self.refresh_path = true;
+                self.path_changed_in_txn |= in_txn;
+            }
+            Some(SessionEffect::Prepare { name, statement }) => {
+                self.sql_prepared.insert(name.clone(), (**statement).clone());
+            }
+            Some(SessionEffect::Deallocate { name: Some(name) }) => {
+                self.sql_prepared.remove(name);
+            }
+            Some(SessionEffect::Deallocate { name: None }) => self.sql_prepared.clear(),
+            _ => {}
+        }
+        if matches!(statement.kind, StatementKind::Discard) {
+            self.sql_prepared.clear();
+            self.statements.clear();
+            self.portals.clear();
+            self.refresh_path = true;
+        }
+        if matches!(
+            statement.kind,
+            StatementKind::Commit | StatementKind::Rollback
+        ) && self.path_changed_in_txn
+        {
+            self.refresh_path = true;
+            self.path_changed_in_txn = false;
+        }
+    }
+
+    /// At the end of a request cycle, queues the gateway's own queries (their replies are swallowed).
+    fn end_of_cycle(&mut self, out: &mut BytesMut) {
+        if std::mem::take(&mut self.copy_in_cycle) {
+            return;
+        }
+        let mut flow = self.lock();
+        if std::mem::take(&mut self.refresh_path) {
+            flow.push(Pending::Internal(Internal::SearchPath(None)));
+            encode_query("SHOW search_path", out);
+        }
+        if std::mem::take(&mut flow.catalog_stale) {
+            flow.push(Pending::Internal(Internal::Catalog(Vec::new())));
+            encode_query(SNAPSHOT_QUERY, out);
+        }
+    }
+}
+
+fn first_opaque(analysis: &Analysis) -> Option<(&Statement, &str)> {
+    analysis
+        .statements
+        .iter()
+        .find_map(|s| s.opaque.as_deref().map(|why| (s, why)))
+}

@@ -1,0 +1,405 @@
+//! The queue of replies the gateway expects from the upstream, in the order it sent the requests.
+//!
+//! Both directions of a session share one [`Flow`]: the client side pushes what each forwarded message
+//! will produce, the upstream side pops as replies arrive. That lets the gateway refuse one statement in a
+//! pipeline without desynchronising the connection (the refused message is replaced by one that fails
+//! upstream, and that failure's ErrorResponse by the gateway's own), attribute each result to its
+//! statement for the audit log, and run its own internal queries whose replies the client never sees.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use portcullis_sql::SearchPath;
+use portcullis_store::AuditEvent;
+use portcullis_wire::{
+    decode_backend, encode_error, encode_parameter_status, tags::backend as tag, BackendMessage,
+    ErrorInfo, TransactionStatus, WireError,
+};
+
+use super::statement::{Outcome, Refusal, Run};
+use super::SessionInfo;
+use crate::catalog::CatalogSnapshot;
+use crate::rows::data_row_texts;
+
+/// A request forwarded upstream whose replies are still to come.
+#[derive(Debug)]
+pub enum Pending {
+    /// A simple Query: one run per statement, completed in order; the entry ends at ReadyForQuery.
+    Query(VecDeque<Run>),
+    /// Parse of an analysed statement (a failure here is the statement's failure).
+    Parse(Option<Run>),
+    /// Bind.
+    Bind,
+    /// Describe of a statement or portal.
+    Describe,
+    /// Close of a statement or portal.
+    Close,
+    /// Execute of a portal.
+    Execute(Option<Run>),
+    /// Sync: ends an extended-protocol cycle at ReadyForQuery.
+    Sync,
+    /// A refused request, replaced upstream by one that fails; its error is replaced by `refusal`.
+    Refused {
+        /// What the client is told.
+        refusal: Refusal,
+        /// The refused statement, recorded as denied.
+        run: Run,
+        /// Extended protocol (ends at the error) or simple (ends at ReadyForQuery).
+        extended: bool,
+        /// The replacement error has been sent (simple protocol waits for ReadyForQuery).
+        reported: bool,
+    },
+    /// A query of the gateway's own; none of its replies reach the client.
+    Internal(Internal),
+}
+
+/// The gateway's own queries.
+#[derive(Debug)]
+pub enum Internal {
+    /// `SHOW search_path`, after the client changed it.
+    SearchPath(Option<String>),
+    /// The catalog snapshot query, after DDL.
+    Catalog(Vec<[String; 3]>),
+    /// The query failed (e.g. in an aborted transaction); its result is ignored.
+    Failed,
+}
+
+/// Session state both directions share.
+pub struct Flow {
+    queue: VecDeque<Pending>,
+    /// The session's search_path as the upstream last reported it.
+    pub search_path: Arc<SearchPath>,
+    /// The catalog names resolve against.
+    pub catalog: Arc<CatalogSnapshot>,
+    /// The upstream's transaction status at the last ReadyForQuery.
+    pub txn: TransactionStatus,
+    /// DDL succeeded since the catalog was read: the client side should schedule a refresh.
+    pub catalog_stale: bool,
+    /// A snapshot read by an internal query, for the upstream side to publish to the shared cache.
+    pub catalog_loaded: Option<Arc<CatalogSnapshot>>,
+    /// DDL succeeded: the shared cache's snapshot of this resource is out of date.
+    pub catalog_changed: bool,
+}
+
+impl Flow {
+    /// A flow for a session that has just logged in.
+    pub fn new(search_path: SearchPath, catalog: Arc<CatalogSnapshot>) -> Self {
+        Flow {
+            queue: VecDeque::with_capacity(16),
+            search_path: Arc::new(search_path),
+            catalog,
+            txn: TransactionStatus::Idle,
+            catalog_stale: false,
+            catalog_loaded: None,
+            catalog_changed: false,
+        }
+    }
+
+    /// Records that a request was forwarded; call before its bytes are written upstream.
+    pub fn push(&mut self, pending: Pending) {
+        self.queue.push_back(pending);
+    }
+
+    /// Handles one whole frame from the upstream: appends what the client must see to `out` and finished
+    /// statements' audit events to `events`.
+    pub fn on_upstream(
+        &mut self,
+        frame: &[u8],
+        info: &Arc<SessionInfo>,
+        out: &mut BytesMut,
+        events: &mut Vec<AuditEvent>,
+    ) -> Result<(), WireError> {
+        let msg_tag = frame[0];
+        let body = &frame[5..];
+        let forward = match msg_tag {
+            tag::DATA_ROW => self.on_data_row(body),
+            tag::COMMAND_COMPLETE => self.on_command_complete(body, info, events)?,
+            tag::EMPTY_QUERY => self.on_empty_query(),
+            tag::PORTAL_SUSPENDED => {
+                if let Some(Pending::Execute(run)) = self.pop_if(|p| matches!(p, Pending::Execute(_))) {
+                    if let Some(run) = run {
+                        events.push(run.into_event(info, Outcome::Suspended));
+                    }
+                }
+                true
+            }
+            tag::PARSE_COMPLETE => {
+                self.pop_if(|p| matches!(p, Pending::Parse(_)));
+                true
+            }
+            tag::BIND_COMPLETE => {
+                self.pop_if(|p| matches!(p, Pending::Bind));
+                true
+            }
+            tag::CLOSE_COMPLETE => {
+                self.pop_if(|p| matches!(p, Pending::Close));
+                true
+            }
+            tag::ROW_DESCRIPTION | tag::NO_DATA => match self.queue.front() {
+                Some(Pending::Describe) => {
+                    self.queue.pop_front();
+                    true
+                }
+                Some(Pending::Internal(_)) => false,
+                _ => true,
+            },
+            tag::ERROR_RESPONSE => return self.on_error(frame, info, out, events),
+            tag::READY_FOR_QUERY => self.on_ready(body, info, out, events)?,
+            tag::PARAMETER_STATUS => {
+                if let BackendMessage::ParameterStatus { name, .. } = decode_backend(msg_tag, body)? {
+                    // The upstream reports the credential's role name; clients see their own identity.
+                    if name == "session_authorization" {
+                        encode_parameter_status(name, &info.user, out);
+                        return Ok(());
+                    }
+                }
+                true
+            }
+            tag::BACKEND_KEY_DATA => false,
+            _ => !matches!(self.queue.front(), Some(Pending::Internal(_)))
+                || matches!(msg_tag, tag::NOTICE_RESPONSE | tag::NOTIFICATION_RESPONSE),
+        };
+        if forward {
+            out.extend_from_slice(frame);
+        }
+        Ok(())
+    }
+
+    fn pop_if(&mut self, wanted: impl Fn(&Pending) -> bool) -> Option<Pending> {
+        if self.queue.front().is_some_and(wanted) {
+            self.queue.pop_front()
+        } else {
+            None
+        }
+    }
+
+    fn on_data_row(&mut self, body: &[u8]) -> bool {
+        match self.queue.front_mut() {
+            Some(Pending::Query(runs)) => {
+                if let Some(run) = runs.front_mut() {
+                    run.rows_seen += 1;
+                }
+                true
+            }
+            Some(Pending::Execute(Some(run))) => {
+                run.rows_seen += 1;
+                true
+            }
+            Some(Pending::Internal(internal)) => {
+                collect_internal_row(internal, body);
+                false
+            }
+            _ => true,
+        }
+    }
+
+    fn on_command_complete(
+        &mut self,
+        body: &[u8],
+        info: &Arc<SessionInfo>,
+        events: &mut Vec<AuditEvent>,
+    ) -> Result<bool, WireError> {
+        let BackendMessage::CommandComplete { tag: command } =
+            decode_backend(tag::COMMAND_COMPLETE, body)?
+        else {
+            return Ok(true);
+        };
+        match self.queue.front_mut() {
+            Some(Pending::Query(runs)) => {
+                if let Some(run) = runs.pop_front() {
+                    self.note_done(&run);
+                    events.push(run.into_event(info, Outcome::Done(command)));
+                }
+                if let Some(next) = runs.front_mut() {
+                    next.restart_clock();
+                }
+            }
+            Some(Pending::Execute(_)) => {
+                if let Some(Pending::Execute(Some(run))) = self.queue.pop_front() {
+                    self.note_done(&run);
+                    events.push(run.into_event(info, Outcome::Done(command)));
+                }
+            }
+            Some(Pending::Internal(_)) => return Ok(false),
+            _ => {}
+        }
+        Ok(true)
+    }
+
+    fn note_done(&mut self, run: &Run) {
+        if run.changes_catalog {
+            self.catalog_stale = true;
+            self.catalog_changed = true;
+        }
+    }
+
+    fn on_empty_query(&mut self) -> bool {
+        match self.queue.front() {
+            Some(Pending::Execute(_)) => {
+                self.queue.pop_front();
+                true
+            }
+            Some(Pending::Internal(_)) => false,
+            _ => true,
+        }
+    }
+
+    fn on_error(
+        &mut self,
+        frame: &[u8],
+        info: &Arc<SessionInfo>,
+        out: &mut BytesMut,
+        events: &mut Vec<AuditEvent>,
+    ) -> Result<(), WireError> {
+        let BackendMessage::ErrorResponse(fields) = decode_backend(frame[0], &frame[5..])? else {
+            return Err(WireError::Malformed("ErrorResponse"));
+        };
+        let (code, message) = (fields.sqlstate(), fields.message());
+        match self.queue.front_mut() {
+            Some(Pending::Refused {
+                refusal, reported, extended: false, ..
+            }) => {
+                // Simple protocol: the entry lives on until ReadyForQuery.
+                encode_refusal(refusal, out);
+                *reported = true;
+                return Ok(());
+            }
+            Some(Pending::Query(runs)) => {
+                if let Some(run) = runs.pop_front() {
+                    events.push(run.into_event(info, Outcome::Failed(code, message)));
+                }
+                // The statements after the failing one never ran.
+                runs.clear();
+            }
+            Some(Pending::Internal(internal)) => {
+                *internal = Internal::Failed;
+                return Ok(());
+            }
+            Some(Pending::Sync) | None => {}
+            Some(_) => {
+                // Extended protocol: the front message failed, and the server now skips everything up to
+                // the next Sync.
+                let mut replaced = false;
+                match self.queue.pop_front() {
+                    Some(Pending::Refused { refusal, run, .. }) => {
+                        encode_refusal(&refusal, out);
+                        events.push(run.into_event(info, Outcome::Refused(&refusal)));
+                        replaced = true;
+                    }
+                    Some(Pending::Execute(Some(run)) | Pending::Parse(Some(run))) => {
+                        events.push(run.into_event(info, Outcome::Failed(code, message)));
+                    }
+                    _ => {}
+                }
+                self.skip_to_sync(info, events);
+                if replaced {
+                    return Ok(());
+                }
+            }
+        }
+        out.extend_from_slice(frame);
+        Ok(())
+    }
+
+    /// Drops the entries the server skips after an error; refusals among them are still recorded.
+    fn skip_to_sync(&mut self, info: &Arc<SessionInfo>, events: &mut Vec<AuditEvent>) {
+        while self.queue.front().is_some_and(|p| !matches!(p, Pending::Sync)) {
+            if let Some(Pending::Refused { refusal, run, .. }) = self.queue.pop_front() {
+                events.push(run.into_event(info, Outcome::Refused(&refusal)));
+            }
+        }
+    }
+
+    fn on_ready(
+        &mut self,
+        body: &[u8],
+        info: &Arc<SessionInfo>,
+        out: &mut BytesMut,
+        events: &mut Vec<AuditEvent>,
+    ) -> Result<bool, WireError> {
+        let BackendMessage::ReadyForQuery(status) = decode_backend(tag::READY_FOR_QUERY, body)? else {
+            return Err(WireError::Malformed("ReadyForQuery"));
+        };
+        self.txn = status;
+        match self.queue.front() {
+            Some(Pending::Internal(_)) => {
+                if let Some(Pending::Internal(done)) = self.queue.pop_front() {
+                    self.apply_internal(done);
+                }
+                Ok(false)
+            }
+            Some(Pending::Query(_) | Pending::Sync) => {
+                self.queue.pop_front();
+                Ok(true)
+            }
+            Some(Pending::Refused { .. }) => {
+                if let Some(Pending::Refused {
+                    refusal, run, reported, ..
+                }) = self.queue.pop_front()
+                {
+                    if !reported {
+                        encode_refusal(&refusal, out);
+                    }
+                    events.push(run.into_event(info, Outcome::Refused(&refusal)));
+                }
+                Ok(true)
+            }
+            _ => Ok(true),
+        }
+    }
+
+    fn apply_internal(&mut self, done: Internal) {
+        match done {
+            Internal::SearchPath(Some(value)) => {
+                self.search_path = Arc::new(SearchPath::from_setting(&value))
+            }
+            Internal::Catalog(rows) => {
+                let snapshot = Arc::new(CatalogSnapshot::from_rows(rows));
+                self.catalog = Arc::clone(&snapshot);
+                self.catalog_loaded = Some(snapshot);
+            }
+            Internal::SearchPath(None) | Internal::Failed => {}
+        }
+    }
+
+    /// Records refused statements still queued when the session ends, so no refusal goes unrecorded.
+    pub fn drain_refusals(&mut self, info: &Arc<SessionInfo>, events: &mut Vec<AuditEvent>) {
+        for pending in self.queue.drain(..) {
+            if let Pending::Refused { refusal, run, .. } = pending {
+                events.push(run.into_event(info, Outcome::Refused(&refusal)));
+            }
+        }
+    }
+}
+
+fn collect_internal_row(internal: &mut Internal, body: &[u8]) {
+    let Ok(columns) = data_row_texts(body) else {
+        *internal = Internal::Failed;
+        return;
+    };
+    match internal {
+        Internal::SearchPath(value) => *value = columns.into_iter().next().flatten(),
+        Internal::Catalog(rows) => {
+            let mut it = columns.into_iter().map(Option::unwrap_or_default);
+            if let (Some(kind), Some(schema), Some(name)) = (it.next(), it.next(), it.next()) {
+                rows.push([kind, schema, name]);
+            }
+        }
+        Internal::Failed => {}
+    }
+}
+
+/// Writes the gateway's refusal as an ErrorResponse.
+pub fn encode_refusal(refusal: &Refusal, out: &mut BytesMut) {
+    encode_error(
+        &ErrorInfo {
+            severity: "ERROR",
+            code: refusal.code,
+            message: &refusal.message,
+            detail: None,
+            hint: None,
+        },
+        out,
+    );
+}

@@ -1,0 +1,108 @@
+//! Authenticating a client as a gateway user with SCRAM-SHA-256.
+
+use bytes::BytesMut;
+use portcullis_store::UserLogin;
+use portcullis_wire::{
+    decode_sasl_initial_response, encode_auth_sasl, encode_auth_sasl_continue,
+    encode_auth_sasl_final, tags, ScramSecret, ScramServer, WireError,
+};
+use tokio::io::AsyncWriteExt;
+
+use crate::error::GatewayError;
+use crate::frames::read_frame;
+use crate::listener::Shared;
+use crate::stream::BoxStream;
+
+const SCRAM: &str = "SCRAM-SHA-256";
+/// SASL messages are small; anything bigger is an attack or a bug.
+const MAX_AUTH_MESSAGE: usize = 16 * 1024;
+
+/// Why a login did not succeed; the client only ever hears "password authentication failed".
+#[derive(Debug)]
+pub enum LoginFailure {
+    /// No such user, or a wrong password: indistinguishable to the client on purpose.
+    BadCredentials(&'static str),
+    /// The connection broke or spoke nonsense.
+    Broken(GatewayError),
+}
+
+/// Runs the SCRAM exchange. Unknown users go through a mock exchange that fails at the end, so a client
+/// cannot tell which user names exist.
+pub async fn authenticate(
+    shared: &Shared,
+    stream: &mut BoxStream,
+    user: &str,
+) -> Result<UserLogin, LoginFailure> {
+    let login = shared
+        .store
+        .user_login(user)
+        .map_err(|e| LoginFailure::Broken(e.into()))?;
+    let secret = login
+        .as_ref()
+        .and_then(|l| ScramSecret::parse(&l.scram_secret).ok());
+    let mut server = match secret {
+        Some(secret) => ScramServer::new(secret),
+        None => ScramServer::mock(user),
+    };
+    let mut out = BytesMut::new();
+    let mut buf = BytesMut::new();
+    encode_auth_sasl(&[SCRAM], &mut out);
+    send(stream, &out).await?;
+
+    let body = read_password_message(stream, &mut buf).await?;
+    let (mechanism, data) = decode_sasl_initial_response(&body).map_err(broken)?;
+    if mechanism != SCRAM {
+        return Err(LoginFailure::Broken(
+            WireError::Malformed("unsupported SASL mechanism").into(),
+        ));
+    }
+    let server_first = server.client_first(data).map_err(broken)?;
+    out.clear();
+    encode_auth_sasl_continue(&server_first, &mut out);
+    send(stream, &out).await?;
+
+    let body = read_password_message(stream, &mut buf).await?;
+    let server_final = match server.client_final(&body) {
+        Ok(v) => v,
+        Err(WireError::AuthFailed) => {
+            return Err(LoginFailure::BadCredentials(if login.is_some() {
+                "bad password"
+            } else {
+                "unknown user"
+            }))
+        }
+        Err(e) => return Err(broken(e)),
+    };
+    let Some(login) = login else {
+        return Err(LoginFailure::BadCredentials("unknown user"));
+    };
+    out.clear();
+    encode_auth_sasl_final(&server_final, &mut out);
+    send(stream, &out).await?;
+    Ok(login)
+}
+
+fn broken(e: WireError) -> LoginFailure {
+    LoginFailure::Broken(e.into())
+}
+
+async fn read_password_message(
+    stream: &mut BoxStream,
+    buf: &mut BytesMut,
+) -> Result<BytesMut, LoginFailure> {
+    match read_frame(stream, buf, MAX_AUTH_MESSAGE).await {
+        Ok(Some((tags::frontend::PASSWORD, body))) => Ok(body),
+        Ok(Some((_, _))) => Err(broken(WireError::Malformed(
+            "expected a SASL response during authentication",
+        ))),
+        Ok(None) => Err(broken(WireError::Truncated)),
+        Err(e) => Err(LoginFailure::Broken(e)),
+    }
+}
+
+async fn send(stream: &mut BoxStream, bytes: &[u8]) -> Result<(), LoginFailure> {
+    stream
+        .write_all(bytes)
+        .await
+        .map_err(|e| LoginFailure::Broken(GatewayError::io("write to client", e)))
+}

@@ -1,0 +1,344 @@
+//! One client session, from TCP accept to goodbye.
+
+mod client_side;
+mod flow;
+mod login;
+mod startup;
+mod statement;
+mod upstream_side;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::BytesMut;
+use portcullis_sql::SearchPath;
+use portcullis_store::{AuditEvent, ConnectionEvent, ConnectionPhase};
+use portcullis_wire::{
+    encode_auth_ok, encode_backend_key_data, encode_error, encode_negotiate_protocol_version,
+    encode_parameter_status, encode_ready_for_query, CancelKey, ErrorInfo, TransactionStatus,
+    PROTOCOL_3_0,
+};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use crate::catalog::{CatalogSnapshot, SNAPSHOT_QUERY};
+use crate::config::ClientTls;
+use crate::error::GatewayError;
+use crate::listener::Shared;
+use crate::stream::BoxStream;
+use crate::upstream::{self, Upstream};
+use client_side::{ClientEnd, ClientSide};
+use flow::Flow;
+use login::LoginFailure;
+use statement::now_micros;
+
+/// Who a session is, for audit events and name resolution.
+#[derive(Debug)]
+pub struct SessionInfo {
+    /// Gateway-made session id.
+    pub id: String,
+    /// The gateway user.
+    pub user: String,
+    /// The resource (what the client called its database).
+    pub resource: String,
+    /// Client address and port.
+    pub client_addr: String,
+    /// The upstream role the gateway logs in as (`$user` in search_path).
+    pub upstream_user: String,
+    /// Whether the client connection is TLS.
+    pub tls: bool,
+    /// The client's application_name, if it sent one.
+    pub application_name: Option<String>,
+}
+
+/// A connection refused before it became a session.
+struct Refused {
+    code: &'static str,
+    message: String,
+    /// What the audit log records.
+    reason: String,
+}
+
+impl Refused {
+    fn new(code: &'static str, message: impl Into<String>, reason: impl Into<String>) -> Self {
+        Refused {
+            code,
+            message: message.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Runs one client connection to its end. Never panics on client input; errors end this session only.
+pub async fn run(shared: Arc<Shared>, socket: TcpStream, peer: SocketAddr) {
+    let _ = socket.set_nodelay(true);
+    let mut info = SessionInfo {
+        id: format!("{:016x}", rand::random::<u64>()),
+        user: String::new(),
+        resource: String::new(),
+        client_addr: peer.to_string(),
+        upstream_user: String::new(),
+        tls: false,
+        application_name: None,
+    };
+    let opened = tokio::time::timeout(
+        shared.config.startup_timeout,
+        open(&shared, socket, &mut info),
+    )
+    .await;
+    let (client, upstream, key, catalog) = match opened {
+        Err(_) => {
+            record_connection(&shared, &info, ConnectionPhase::Rejected, "startup timed out", 0, 0).await;
+            return;
+        }
+        Ok(Err(Some((mut stream, refused)))) => {
+            let mut out = BytesMut::new();
+            encode_error(
+                &ErrorInfo {
+                    severity: "FATAL",
+                    code: refused.code,
+                    message: &refused.message,
+                    detail: None,
+                    hint: None,
+                },
+                &mut out,
+            );
+            let _ = stream.write_all(&out).await;
+            let _ = stream.shutdown().await;
+            record_connection(&shared, &info, ConnectionPhase::Rejected, &refused.reason, 0, 0).await;
+            return;
+        }
+        Ok(Err(None)) => return,
+        Ok(Ok(opened)) => opened,
+    };
+    let info = Arc::new(info);
+    record_connection(&shared, &info, ConnectionPhase::Open, "ok", 0, 0).await;
+    let bytes_in = AtomicU64::new(0);
+    let bytes_out = AtomicU64::new(0);
+    let detail = relay(&shared, &info, client, upstream, catalog, &bytes_in, &bytes_out).await;
+    shared.cancels.remove(&key);
+    record_connection(
+        &shared,
+        &info,
+        ConnectionPhase::Close,
+        &detail,
+        bytes_in.load(Ordering::Relaxed),
+        bytes_out.load(Ordering::Relaxed),
+    )
+    .await;
+}
+
+type Opened = (BoxStream, Upstream, CancelKey, Arc<CatalogSnapshot>);
+
+/// Startup, login and upstream connection. `Err(Some(..))` is a refusal to report to the client;
+/// `Err(None)` a connection that ends silently (cancel requests, clients that hung up).
+async fn open(
+    shared: &Shared,
+    socket: TcpStream,
+    info: &mut SessionInfo,
+) -> Result<Opened, Option<(BoxStream, Refused)>> {
+    let started = match startup::negotiate(shared, socket).await {
+        Ok(Some(started)) => started,
+        Ok(None) => return Err(None),
+        Err(e) => {
+            tracing::debug!(error = %e, client = %info.client_addr, "startup failed");
+            return Err(None);
+        }
+    };
+    let startup::Started {
+        mut stream,
+        startup,
+        tls,
+    } = started;
+    info.tls = tls;
+    info.user = startup.user().unwrap_or_default().to_string();
+    info.resource = startup
+        .database()
+        .filter(|d| !d.is_empty())
+        .unwrap_or(&info.user)
+        .to_string();
+    info.application_name = startup.get("application_name").map(str::to_string);
+    if shared.config.client_tls == ClientTls::Required && !tls {
+        let refused = Refused::new("28000", "this gateway accepts TLS connections only", "TLS required");
+        return Err(Some((stream, refused)));
+    }
+    if startup.protocol_version >> 16 != 3 {
+        let refused = Refused::new("0A000", "unsupported frontend protocol", "unsupported protocol");
+        return Err(Some((stream, refused)));
+    }
+    if info.user.is_empty() {
+        return Err(Some((stream, Refused::new("28000", "no user name given", "no user"))));
+    }
+    if startup.get("replication").is_some_and(|v| v != "false" && v != "0" && v != "off") {
+        let refused = Refused::new("0A000", "replication connections are not supported through the gateway", "replication refused");
+        return Err(Some((stream, refused)));
+    }
+    // Newer minor protocol versions and protocol options are answered with what we speak: 3.0, none.
+    let unknown_options: Vec<&str> = startup
+        .params
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .filter(|k| k.starts_with("_pq_."))
+        .collect();
+    if startup.protocol_version != PROTOCOL_3_0 || !unknown_options.is_empty() {
+        let mut out = BytesMut::new();
+        encode_negotiate_protocol_version(0, &unknown_options, &mut out);
+        if stream.write_all(&out).await.is_err() {
+            return Err(None);
+        }
+    }
+
+    let login = match login::authenticate(shared, &mut stream, &info.user).await {
+        Ok(login) => login,
+        Err(LoginFailure::BadCredentials(reason)) => {
+            let message = format!("password authentication failed for user \"{}\"", info.user);
+            return Err(Some((stream, Refused::new("28P01", message, reason))));
+        }
+        Err(LoginFailure::Broken(e)) => {
+            tracing::debug!(error = %e, client = %info.client_addr, "login failed");
+            return Err(None);
+        }
+    };
+    tracing::debug!(user = %login.name, roles = ?login.roles, "authenticated");
+    let resource = match shared.store.resource(&info.resource) {
+        Ok(Some(resource)) => resource,
+        Ok(None) => {
+            let message = format!("database \"{}\" does not exist", info.resource);
+            return Err(Some((stream, Refused::new("3D000", message, "unknown resource"))));
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "store failed while looking up a resource");
+            return Err(Some((stream, Refused::new("58000", "the gateway's store is unavailable", "store error"))));
+        }
+    };
+    info.upstream_user = resource.username.clone();
+    let mut upstream = match upstream::connect(&resource, &startup.params).await {
+        Ok(upstream) => upstream,
+        Err(e) => {
+            tracing::warn!(error = %e, resource = %info.resource, "upstream connection failed");
+            let message = format!("the gateway could not connect to \"{}\": {e}", info.resource);
+            return Err(Some((stream, Refused::new("08006", message, "upstream unavailable"))));
+        }
+    };
+    let catalog = match shared.catalogs.fresh(&info.resource) {
+        Some(catalog) => catalog,
+        None => match read_catalog(&mut upstream).await {
+            Ok(catalog) => {
+                shared.catalogs.put(&info.resource, Arc::clone(&catalog));
+                catalog
+            }
+            Err(e) => {
+                let message = format!("the gateway could not read the catalog of \"{}\": {e}", info.resource);
+                return Err(Some((stream, Refused::new("08006", message, "catalog unavailable"))));
+            }
+        },
+    };
+    let Some(upstream_key) = upstream.cancel_key else {
+        return Err(Some((stream, Refused::new("08006", "the upstream sent no cancel key", "upstream protocol"))));
+    };
+    let key = shared.cancels.register(upstream.target.clone(), upstream_key);
+
+    let mut out = BytesMut::with_capacity(1024);
+    encode_auth_ok(&mut out);
+    for (name, value) in &upstream.parameters {
+        let value = if name == "session_authorization" { info.user.as_str() } else { value.as_str() };
+        encode_parameter_status(name, value, &mut out);
+    }
+    encode_backend_key_data(key, &mut out);
+    encode_ready_for_query(TransactionStatus::Idle, &mut out);
+    if stream.write_all(&out).await.is_err() {
+        shared.cancels.remove(&key);
+        return Err(None);
+    }
+    Ok((stream, upstream, key, catalog))
+}
+
+/// Reads a catalog snapshot over a freshly logged-in upstream connection.
+async fn read_catalog(upstream: &mut Upstream) -> Result<Arc<CatalogSnapshot>, GatewayError> {
+    let rows = upstream::simple_query_rows(upstream, SNAPSHOT_QUERY).await?;
+    let rows = rows.into_iter().filter_map(|row| {
+        let mut it = row.into_iter().map(Option::unwrap_or_default);
+        Some([it.next()?, it.next()?, it.next()?])
+    });
+    Ok(Arc::new(CatalogSnapshot::from_rows(rows)))
+}
+
+/// Runs both directions until either ends; returns what the audit log says about the end.
+async fn relay(
+    shared: &Shared,
+    info: &Arc<SessionInfo>,
+    client: BoxStream,
+    upstream: Upstream,
+    catalog: Arc<CatalogSnapshot>,
+    bytes_in: &AtomicU64,
+    bytes_out: &AtomicU64,
+) -> String {
+    let flow = Mutex::new(Flow::new(SearchPath::default_path(), catalog));
+    let (mut client_rd, mut client_wr) = tokio::io::split(client);
+    let (mut up_rd, mut up_wr) = tokio::io::split(upstream.stream);
+    let mut client_side = ClientSide::new(shared, info, &flow);
+    let ended = tokio::select! {
+        r = client_side.run(&mut client_rd, &mut up_wr, bytes_in) => match r {
+            Ok(ClientEnd::Terminated) => Ok("client terminated".to_string()),
+            Ok(ClientEnd::Closed) => Ok("client closed the connection".to_string()),
+            Err(e) => Err(e),
+        },
+        r = upstream_side::run(shared, info, &flow, &mut up_rd, &mut client_wr, upstream.buffered, bytes_out) => match r {
+            Ok(()) => Ok("upstream closed the connection".to_string()),
+            Err(e) => Err(e),
+        },
+    };
+    let mut events = Vec::new();
+    flow.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .drain_refusals(info, &mut events);
+    for event in events {
+        let _ = shared.audit.record(event).durable().await;
+    }
+    let _ = up_wr.shutdown().await;
+    match ended {
+        Ok(detail) => detail,
+        Err(e) => {
+            // Tell the client why, if it is still listening: protocol violations end the session.
+            let (code, message) = match &e {
+                GatewayError::Protocol(w) => ("08P01", format!("protocol violation: {w}")),
+                GatewayError::Store(_) => ("58000", "the audit log is unavailable; the session is closed".to_string()),
+                _ => ("08006", format!("session ended: {e}")),
+            };
+            let mut out = BytesMut::new();
+            encode_error(&ErrorInfo { severity: "FATAL", code, message: &message, detail: None, hint: None }, &mut out);
+            let _ = client_wr.write_all(&out).await;
+            let _ = client_wr.shutdown().await;
+            tracing::info!(session = %info.id, error = %e, "session ended with an error");
+            format!("error: {e}")
+        }
+    }
+}
+
+async fn record_connection(
+    shared: &Shared,
+    info: &SessionInfo,
+    phase: ConnectionPhase,
+    result: &str,
+    bytes_in: u64,
+    bytes_out: u64,
+) {
+    let event = AuditEvent::Connection(ConnectionEvent {
+        session_id: info.id.clone(),
+        phase,
+        at: now_micros(),
+        user: info.user.clone(),
+        client_addr: info.client_addr.clone(),
+        resource: info.resource.clone(),
+        auth_result: result.to_string(),
+        tls: info.tls,
+        application_name: info.application_name.clone(),
+        bytes_in,
+        bytes_out,
+        detail: None,
+    });
+    if let Err(e) = shared.audit.record(event).durable().await {
+        tracing::error!(error = %e, "could not record a connection event");
+    }
+}

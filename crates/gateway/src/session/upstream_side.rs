@@ -1,0 +1,80 @@
+//! The upstream-to-client direction of a session: replies are matched to the requests that caused them,
+//! finished statements are recorded, and nothing reaches the client before its audit record is durable.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::{Buf, BytesMut};
+use portcullis_wire::peek_frame;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::flow::Flow;
+use super::SessionInfo;
+use crate::error::GatewayError;
+use crate::listener::Shared;
+use crate::upstream::MAX_UPSTREAM_MESSAGE;
+
+/// Relays upstream replies until the upstream closes the connection.
+pub async fn run<R, W>(
+    shared: &Shared,
+    info: &Arc<SessionInfo>,
+    flow: &Mutex<Flow>,
+    upstream: &mut R,
+    client: &mut W,
+    mut buf: BytesMut,
+    bytes_out: &AtomicU64,
+) -> Result<(), GatewayError>
+where
+    R: AsyncRead + Unpin + ?Sized,
+    W: AsyncWrite + Unpin + ?Sized,
+{
+    let mut out = BytesMut::with_capacity(32 * 1024);
+    let mut events = Vec::new();
+    buf.reserve(32 * 1024);
+    loop {
+        let (loaded, changed) = {
+            let mut flow = flow.lock().unwrap_or_else(|p| p.into_inner());
+            let mut consumed = 0;
+            while let Some(header) = peek_frame(&buf[consumed..], MAX_UPSTREAM_MESSAGE)? {
+                let end = consumed + header.total_len;
+                if end > buf.len() {
+                    break;
+                }
+                flow.on_upstream(&buf[consumed..end], info, &mut out, &mut events)?;
+                consumed = end;
+            }
+            buf.advance(consumed);
+            (flow.catalog_loaded.take(), std::mem::take(&mut flow.catalog_changed))
+        };
+        if changed {
+            shared.catalogs.invalidate(&info.resource);
+        }
+        if let Some(snapshot) = loaded {
+            shared.catalogs.put(&info.resource, snapshot);
+        }
+        if !events.is_empty() {
+            let tickets: Vec<_> = events.drain(..).map(|e| shared.audit.record(e)).collect();
+            for ticket in tickets {
+                ticket.durable().await?;
+            }
+        }
+        if !out.is_empty() {
+            client
+                .write_all(&out)
+                .await
+                .map_err(|e| GatewayError::io("write to client", e))?;
+            bytes_out.fetch_add(out.len() as u64, Ordering::Relaxed);
+            out.clear();
+        }
+        if let Ok(Some(header)) = peek_frame(&buf, MAX_UPSTREAM_MESSAGE) {
+            buf.reserve(header.total_len.saturating_sub(buf.len()));
+        }
+        let n = upstream
+            .read_buf(&mut buf)
+            .await
+            .map_err(|e| GatewayError::io("read from upstream", e))?;
+        if n == 0 {
+            return Ok(());
+        }
+    }
+}

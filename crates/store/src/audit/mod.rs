@@ -1,0 +1,11 @@
+//! The append-only audit log: event types, the group-committing writer and queries.
+
+mod event;
+mod query;
+pub(crate) mod writer;
+
+pub use event::{
+    AuditEvent, AuditObject, AuditRecord, ConnectionEvent, ConnectionPhase, StatementEvent,
+};
+pub use query::{AuditFilter, AuditKindFilter};
+pub use writer::{AuditSink, AuditTicket};

@@ -1,0 +1,155 @@
+//! Connection set-up and schema migrations.
+//!
+//! Migrations are an ordered list of SQL scripts; `schema_version` records how many have been applied.
+//! Only ever append to [`MIGRATIONS`]; never edit an applied entry. The SQL stays plain (no SQLite-only
+//! types) so the PostgreSQL implementation can mirror it.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+
+use crate::error::StoreError;
+
+/// The schema, one script per version (index 0 is version 1).
+const MIGRATIONS: &[&str] = &[
+    // 1: users, roles, resources, audit log.
+    r#"
+    CREATE TABLE store_meta (
+        name  TEXT PRIMARY KEY,
+        value BLOB NOT NULL
+    );
+    CREATE TABLE users (
+        name          TEXT PRIMARY KEY,
+        password_hash TEXT NOT NULL,
+        scram_secret  TEXT NOT NULL,
+        created_at    BIGINT NOT NULL,
+        disabled      INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE roles (
+        name       TEXT PRIMARY KEY,
+        created_at BIGINT NOT NULL
+    );
+    CREATE TABLE role_members (
+        role_name TEXT NOT NULL REFERENCES roles(name) ON DELETE CASCADE,
+        user_name TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+        PRIMARY KEY (role_name, user_name)
+    );
+    CREATE INDEX role_members_user ON role_members(user_name);
+    CREATE TABLE resources (
+        name         TEXT PRIMARY KEY,
+        host         TEXT NOT NULL,
+        port         INTEGER NOT NULL,
+        database     TEXT NOT NULL,
+        tls          TEXT NOT NULL,
+        username     TEXT NOT NULL,
+        password_enc BLOB NOT NULL,
+        created_at   BIGINT NOT NULL,
+        updated_at   BIGINT NOT NULL
+    );
+    CREATE TABLE audit_events (
+        id               INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind             TEXT NOT NULL,
+        at               BIGINT NOT NULL,
+        session_id       TEXT NOT NULL,
+        user_name        TEXT NOT NULL,
+        resource         TEXT NOT NULL,
+        client_addr      TEXT NOT NULL,
+        phase            TEXT,
+        auth_result      TEXT,
+        tls              INTEGER,
+        application_name TEXT,
+        bytes_in         BIGINT,
+        bytes_out        BIGINT,
+        detail           TEXT,
+        statement_text   TEXT,
+        statement_kind   TEXT,
+        objects          TEXT,
+        object_names     TEXT,
+        param_count      INTEGER,
+        row_count        BIGINT,
+        duration_us      BIGINT,
+        decision         TEXT,
+        outcome          TEXT,
+        sqlstate         TEXT,
+        message          TEXT
+    );
+    CREATE INDEX audit_events_at ON audit_events(at);
+    CREATE INDEX audit_events_user ON audit_events(user_name);
+    CREATE INDEX audit_events_resource ON audit_events(resource);
+    "#,
+];
+
+/// The schema version this build writes.
+pub(crate) fn current_version() -> i64 {
+    MIGRATIONS.len() as i64
+}
+
+/// Opens a connection with the pragmas every connection needs.
+/// `synchronous_full` false means NORMAL (WAL: durable against process crashes, not power loss).
+pub(crate) fn open_connection(path: &Path, synchronous_full: bool) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Corrupt(format!(
+            "cannot switch the database to WAL mode (got {mode:?})"
+        )));
+    }
+    conn.pragma_update(None, "synchronous", if synchronous_full { "FULL" } else { "NORMAL" })?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(conn)
+}
+
+/// Brings the schema up to date. Runs under an IMMEDIATE transaction per step so two processes opening
+/// the same file at once do not both apply a migration.
+pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
+    loop {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let found: i64 =
+            tx.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_version", [], |r| r.get(0))?;
+        if found > current_version() {
+            return Err(StoreError::SchemaTooNew {
+                found,
+                supported: current_version(),
+            });
+        }
+        let Some(script) = usize::try_from(found).ok().and_then(|i| MIGRATIONS.get(i)) else {
+            return Ok(());
+        };
+        tx.execute_batch(script)?;
+        tx.execute("DELETE FROM schema_version", [])?;
+        tx.execute("INSERT INTO schema_version (version) VALUES (?1)", [found + 1])?;
+        tx.commit()?;
+        tracing::info!(version = found + 1, "applied store schema migration");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_once_and_rejects_newer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let mut conn = open_connection(&path, true).unwrap();
+        migrate(&mut conn).unwrap();
+        migrate(&mut conn).unwrap();
+        let v: i64 = conn
+            .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, current_version());
+        conn.execute("UPDATE schema_version SET version = 999", []).unwrap();
+        assert!(matches!(
+            migrate(&mut conn),
+            Err(StoreError::SchemaTooNew { found: 999, .. })
+        ));
+    }
+}
