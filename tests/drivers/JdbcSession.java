@@ -108,7 +108,7 @@ public class JdbcSession {
 
         // Bound parameters, batched: pgjdbc sends Parse/Bind/Execute for each row before one Sync.
         List<List<Object>> expectedRows = Arrays.asList(
-            Arrays.asList(1, "one"), Arrays.asList(2, "two ü"), Arrays.asList(3, null));
+            Arrays.asList(1, "one"), Arrays.asList(2, "two \u00fc"), Arrays.asList(3, null));
         try (PreparedStatement ps = conn.prepareStatement("INSERT INTO " + TABLE + "(id, note) VALUES (?, ?)")) {
             for (List<Object> r : expectedRows) {
                 ps.setInt(1, (Integer) r.get(0));
@@ -161,7 +161,7 @@ public class JdbcSession {
         check(copiedIn == 2, "COPY FROM STDIN reported " + copiedIn + " rows");
         StringWriter out = new StringWriter();
         long copiedOut = copy.copyOut("COPY (SELECT id, note FROM " + TABLE + " ORDER BY id) TO STDOUT", out);
-        String expected = "1\tone\n2\ttwo ü\n3\t\\N\n10\tten\n11\televen\\ttab\n";
+        String expected = "1\tone\n2\ttwo \u00fc\n3\t\\N\n10\tten\n11\televen\\ttab\n";
         check(copiedOut == 5 && out.toString().equals(expected), "COPY TO STDOUT (" + copiedOut + " rows): " + out);
 
         // An error, then the same connection keeps working.

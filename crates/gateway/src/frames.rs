@@ -25,7 +25,7 @@ pub async fn fill_frame<S: AsyncRead + Unpin + ?Sized>(
             return if buf.is_empty() {
                 Ok(None)
             } else {
-                Err(WireError::Truncated.into())
+                Err(WireError::Malformed("connection closed in the middle of a message").into())
             };
         }
     }

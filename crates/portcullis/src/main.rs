@@ -1,1 +1,22 @@
-fn main() {}
+//! `portcullis`: the database access gateway and its admin CLI in one binary.
+
+mod cli;
+mod commands;
+mod password;
+mod settings;
+mod table;
+
+use anyhow::Result;
+use clap::Parser;
+
+fn main() -> Result<()> {
+    let cli = cli::Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PORTCULLIS_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    commands::run(cli)
+}

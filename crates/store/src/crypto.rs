@@ -157,12 +157,22 @@ pub(crate) struct CryptoFailed;
 
 /// Encrypts `plaintext` with a fresh random nonce; `aad` binds the value to its owner (the resource name),
 /// so a ciphertext copied onto another row fails to decrypt.
-pub(crate) fn encrypt(key: &MasterKey, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoFailed> {
+pub(crate) fn encrypt(
+    key: &MasterKey,
+    aad: &[u8],
+    plaintext: &[u8],
+) -> Result<Vec<u8>, CryptoFailed> {
     let mut nonce = [0u8; NONCE_LEN];
     OsRng.fill_bytes(&mut nonce);
     let ct = key
         .cipher()
-        .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad })
+        .encrypt(
+            Nonce::from_slice(&nonce),
+            Payload {
+                msg: plaintext,
+                aad,
+            },
+        )
         .map_err(|_| CryptoFailed)?;
     let mut out = Vec::with_capacity(1 + NONCE_LEN + ct.len());
     out.push(FORMAT_V1);
@@ -194,7 +204,10 @@ mod tests {
         assert_eq!(decrypt(&key, b"db1", &blob).unwrap(), b"hunter2");
         // Fresh nonce each time.
         assert_ne!(blob, encrypt(&key, b"db1", b"hunter2").unwrap());
-        assert_eq!(decrypt(&MasterKey::generate(), b"db1", &blob), Err(CryptoFailed));
+        assert_eq!(
+            decrypt(&MasterKey::generate(), b"db1", &blob),
+            Err(CryptoFailed)
+        );
         assert_eq!(decrypt(&key, b"db2", &blob), Err(CryptoFailed));
         let mut tampered = blob.clone();
         if let Some(last) = tampered.last_mut() {
@@ -210,8 +223,14 @@ mod tests {
         let key = MasterKey::generate();
         let again = MasterKey::from_base64(&format!(" {}\n", key.to_base64())).unwrap();
         assert_eq!(key.0, again.0);
-        assert!(matches!(MasterKey::from_base64("!!"), Err(StoreError::MasterKey(_))));
-        assert!(matches!(MasterKey::from_base64("AAAA"), Err(StoreError::MasterKey(_))));
+        assert!(matches!(
+            MasterKey::from_base64("!!"),
+            Err(StoreError::MasterKey(_))
+        ));
+        assert!(matches!(
+            MasterKey::from_base64("AAAA"),
+            Err(StoreError::MasterKey(_))
+        ));
 
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("master.key");

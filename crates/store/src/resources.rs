@@ -163,10 +163,13 @@ fn info_from_row(r: &Row<'_>) -> Result<ResourceInfo> {
 
 impl Store {
     fn seal(&self, resource: &str, password: &Secret) -> Result<Vec<u8>> {
-        encrypt(self.key(), resource.as_bytes(), password.expose().as_bytes()).map_err(|_| {
-            StoreError::Encrypt {
-                resource: resource.to_owned(),
-            }
+        encrypt(
+            self.key(),
+            resource.as_bytes(),
+            password.expose().as_bytes(),
+        )
+        .map_err(|_| StoreError::Encrypt {
+            resource: resource.to_owned(),
         })
     }
 
@@ -203,7 +206,12 @@ impl Store {
     }
 
     /// Replaces the upstream credential of a resource. [`StoreError::NotFound`] if absent.
-    pub fn update_credential(&self, resource: &str, username: &str, password: &Secret) -> Result<()> {
+    pub fn update_credential(
+        &self,
+        resource: &str,
+        username: &str,
+        password: &Secret,
+    ) -> Result<()> {
         if username.is_empty() || username.chars().any(char::is_control) {
             return Err(StoreError::Invalid {
                 what: "username",
@@ -237,8 +245,9 @@ impl Store {
     /// All resources (without credentials), sorted by name.
     pub fn list_resources(&self) -> Result<Vec<ResourceInfo>> {
         let conn = self.conn();
-        let mut stmt =
-            conn.prepare(&format!("SELECT {INFO_COLUMNS} FROM resources ORDER BY name"))?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {INFO_COLUMNS} FROM resources ORDER BY name"
+        ))?;
         let mut rows = stmt.query([])?;
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
@@ -253,9 +262,17 @@ impl Store {
         let row = {
             let conn = self.conn();
             conn.query_row(
-                &format!("SELECT {INFO_COLUMNS}, username, password_enc FROM resources WHERE name = ?1"),
+                &format!(
+                    "SELECT {INFO_COLUMNS}, username, password_enc FROM resources WHERE name = ?1"
+                ),
                 [name],
-                |r| Ok((info_from_row(r), r.get::<_, String>(7)?, r.get::<_, Vec<u8>>(8)?)),
+                |r| {
+                    Ok((
+                        info_from_row(r),
+                        r.get::<_, String>(7)?,
+                        r.get::<_, Vec<u8>>(8)?,
+                    ))
+                },
             )
             .optional()?
         };

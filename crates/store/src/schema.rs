@@ -87,7 +87,10 @@ pub(crate) fn current_version() -> i64 {
 
 /// Opens a connection with the pragmas every connection needs.
 /// `synchronous_full` false means NORMAL (WAL: durable against process crashes, not power loss).
-pub(crate) fn open_connection(path: &Path, synchronous_full: bool) -> Result<Connection, StoreError> {
+pub(crate) fn open_connection(
+    path: &Path,
+    synchronous_full: bool,
+) -> Result<Connection, StoreError> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -101,7 +104,11 @@ pub(crate) fn open_connection(path: &Path, synchronous_full: bool) -> Result<Con
             "cannot switch the database to WAL mode (got {mode:?})"
         )));
     }
-    conn.pragma_update(None, "synchronous", if synchronous_full { "FULL" } else { "NORMAL" })?;
+    conn.pragma_update(
+        None,
+        "synchronous",
+        if synchronous_full { "FULL" } else { "NORMAL" },
+    )?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     Ok(conn)
 }
@@ -112,8 +119,11 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
     loop {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let found: i64 =
-            tx.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_version", [], |r| r.get(0))?;
+        let found: i64 = tx.query_row(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_version",
+            [],
+            |r| r.get(0),
+        )?;
         if found > current_version() {
             return Err(StoreError::SchemaTooNew {
                 found,
@@ -125,7 +135,10 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         };
         tx.execute_batch(script)?;
         tx.execute("DELETE FROM schema_version", [])?;
-        tx.execute("INSERT INTO schema_version (version) VALUES (?1)", [found + 1])?;
+        tx.execute(
+            "INSERT INTO schema_version (version) VALUES (?1)",
+            [found + 1],
+        )?;
         tx.commit()?;
         tracing::info!(version = found + 1, "applied store schema migration");
     }
@@ -146,7 +159,8 @@ mod tests {
             .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
             .unwrap();
         assert_eq!(v, current_version());
-        conn.execute("UPDATE schema_version SET version = 999", []).unwrap();
+        conn.execute("UPDATE schema_version SET version = 999", [])
+            .unwrap();
         assert!(matches!(
             migrate(&mut conn),
             Err(StoreError::SchemaTooNew { found: 999, .. })

@@ -1,4 +1,7 @@
-//! TEMPORARY STUB until portcullis-wire exposes ScramSecret.
+//! The one place the store depends on the wire crate: deriving the SCRAM-SHA-256 verifier that the
+//! gateway's authentication exchange checks clients against.
+
+/// The SCRAM-SHA-256 secret for `password`, in PostgreSQL's `SCRAM-SHA-256$<iter>:<salt>$<StoredKey>:<ServerKey>` form.
 pub(crate) fn scram_secret_for(password: &str) -> String {
-    format!("SCRAM-SHA-256$4096:STUB${}:STUB", password.len())
+    portcullis_wire::ScramSecret::generate(password).to_pg_string()
 }

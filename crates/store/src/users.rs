@@ -182,15 +182,17 @@ impl Store {
         let conn = self.conn();
         let mut memberships: BTreeMap<String, Vec<String>> = BTreeMap::new();
         {
-            let mut stmt = conn
-                .prepare("SELECT user_name, role_name FROM role_members ORDER BY role_name")?;
-            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+            let mut stmt =
+                conn.prepare("SELECT user_name, role_name FROM role_members ORDER BY role_name")?;
+            let rows =
+                stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
             for row in rows {
                 let (user, role) = row?;
                 memberships.entry(user).or_default().push(role);
             }
         }
-        let mut stmt = conn.prepare("SELECT name, created_at, disabled FROM users ORDER BY name")?;
+        let mut stmt =
+            conn.prepare("SELECT name, created_at, disabled FROM users ORDER BY name")?;
         let rows = stmt.query_map([], |r| {
             Ok((
                 r.get::<_, String>(0)?,

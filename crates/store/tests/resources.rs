@@ -24,11 +24,17 @@ fn add_list_get_update_remove() {
     s.add_resource(&spec("prod")).unwrap();
     assert!(matches!(
         s.add_resource(&spec("prod")),
-        Err(StoreError::AlreadyExists { kind: "resource", .. })
+        Err(StoreError::AlreadyExists {
+            kind: "resource",
+            ..
+        })
     ));
     let mut bad = spec("bad");
     bad.port = 0;
-    assert!(matches!(s.add_resource(&bad), Err(StoreError::Invalid { what: "port", .. })));
+    assert!(matches!(
+        s.add_resource(&bad),
+        Err(StoreError::Invalid { what: "port", .. })
+    ));
 
     let list = s.list_resources().unwrap();
     assert_eq!(list.len(), 1);
@@ -46,18 +52,28 @@ fn add_list_get_update_remove() {
     assert!(!format!("{r:?}").contains(PASSWORD));
     assert!(s.resource("nope").unwrap().is_none());
 
-    s.update_credential("prod", "gw2", &Secret::new("new-secret")).unwrap();
+    s.update_credential("prod", "gw2", &Secret::new("new-secret"))
+        .unwrap();
     let r = s.resource("prod").unwrap().unwrap();
-    assert_eq!((r.username.as_str(), r.password.expose()), ("gw2", "new-secret"));
+    assert_eq!(
+        (r.username.as_str(), r.password.expose()),
+        ("gw2", "new-secret")
+    );
     assert!(matches!(
         s.update_credential("nope", "u", &Secret::new("p")),
-        Err(StoreError::NotFound { kind: "resource", .. })
+        Err(StoreError::NotFound {
+            kind: "resource",
+            ..
+        })
     ));
 
     s.remove_resource("prod").unwrap();
     assert!(matches!(
         s.remove_resource("prod"),
-        Err(StoreError::NotFound { kind: "resource", .. })
+        Err(StoreError::NotFound {
+            kind: "resource",
+            ..
+        })
     ));
     assert!(s.list_resources().unwrap().is_empty());
 }
@@ -93,7 +109,9 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 fn plaintext_secrets_never_reach_the_file() {
     let t = TestStore::new(Durability::Strict);
     t.store.add_resource(&spec("prod")).unwrap();
-    t.store.add_user("alice", "user-password-also-distinctive").unwrap();
+    t.store
+        .add_user("alice", "user-password-also-distinctive")
+        .unwrap();
     // Sanity check of the method: a non-secret value is found in the same bytes.
     let raw = raw_bytes_of_all_db_files(t.dir.path());
     assert!(contains(&raw, b"db.internal"));
@@ -118,7 +136,10 @@ fn wrong_master_key_is_refused_clearly() {
     assert!(err.to_string().contains("master key"));
     // The right key still works.
     let s = Store::open(&path, t.key.clone(), Durability::Strict).unwrap();
-    assert_eq!(s.resource("prod").unwrap().unwrap().password.expose(), PASSWORD);
+    assert_eq!(
+        s.resource("prod").unwrap().unwrap().password.expose(),
+        PASSWORD
+    );
 }
 
 #[test]
@@ -135,8 +156,13 @@ fn ciphertext_is_bound_to_its_resource() {
     )
     .unwrap();
     let err = t.store.resource("b").unwrap_err();
-    assert!(matches!(&err, StoreError::Decrypt { resource } if resource == "b"), "{err:?}");
-    assert!(err.to_string().contains("wrong master key or corrupted data"));
+    assert!(
+        matches!(&err, StoreError::Decrypt { resource } if resource == "b"),
+        "{err:?}"
+    );
+    assert!(err
+        .to_string()
+        .contains("wrong master key or corrupted data"));
     assert!(t.store.resource("a").unwrap().is_some());
 }
 
@@ -145,15 +171,32 @@ fn key_file_round_trip_opens_store() {
     let dir = tempfile::tempdir().unwrap();
     let key_path = dir.path().join("master.key");
     let db = dir.path().join("s.db");
-    let s = Store::open(&db, MasterKey::load_or_create(&key_path).unwrap(), Durability::Strict).unwrap();
+    let s = Store::open(
+        &db,
+        MasterKey::load_or_create(&key_path).unwrap(),
+        Durability::Strict,
+    )
+    .unwrap();
     s.add_resource(&spec("prod")).unwrap();
     drop(s);
-    let s = Store::open(&db, MasterKey::load_or_create(&key_path).unwrap(), Durability::Strict).unwrap();
-    assert_eq!(s.resource("prod").unwrap().unwrap().password.expose(), PASSWORD);
+    let s = Store::open(
+        &db,
+        MasterKey::load_or_create(&key_path).unwrap(),
+        Durability::Strict,
+    )
+    .unwrap();
+    assert_eq!(
+        s.resource("prod").unwrap().unwrap().password.expose(),
+        PASSWORD
+    );
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&db).unwrap().permissions().mode();
-        assert_eq!(mode & 0o077, 0, "database file must not be group/world readable");
+        assert_eq!(
+            mode & 0o077,
+            0,
+            "database file must not be group/world readable"
+        );
     }
 }

@@ -12,8 +12,14 @@ fn users_add_duplicate_verify_remove() {
         s.add_user("alice", "other"),
         Err(StoreError::AlreadyExists { kind: "user", .. })
     ));
-    assert!(matches!(s.add_user("", "pw"), Err(StoreError::Invalid { .. })));
-    assert!(matches!(s.add_user("bob", ""), Err(StoreError::Invalid { .. })));
+    assert!(matches!(
+        s.add_user("", "pw"),
+        Err(StoreError::Invalid { .. })
+    ));
+    assert!(matches!(
+        s.add_user("bob", ""),
+        Err(StoreError::Invalid { .. })
+    ));
 
     assert!(s.verify_password("alice", "correct horse").unwrap());
     assert!(!s.verify_password("alice", "wrong").unwrap());
@@ -64,6 +70,22 @@ fn scram_secret_differs_per_user_and_password() {
     let a = t.store.user_login("a").unwrap().unwrap().scram_secret;
     let b = t.store.user_login("b").unwrap().unwrap().scram_secret;
     assert_ne!(a, b, "salts must be random");
+    // The stored secret is the verifier of this very password (and only of it).
+    let parsed = portcullis_wire::ScramSecret::parse(&a).unwrap();
+    let derive = |pw: &str| {
+        portcullis_wire::ScramSecret::from_password(pw, &parsed.salt, parsed.iterations)
+            .to_pg_string()
+    };
+    assert_eq!(derive("same"), a);
+    assert_ne!(derive("other"), a);
+    t.store.set_password("a", "changed").unwrap();
+    let changed = t.store.user_login("a").unwrap().unwrap().scram_secret;
+    let parsed = portcullis_wire::ScramSecret::parse(&changed).unwrap();
+    assert_eq!(
+        portcullis_wire::ScramSecret::from_password("changed", &parsed.salt, parsed.iterations)
+            .to_pg_string(),
+        changed
+    );
 }
 
 #[test]
@@ -98,7 +120,10 @@ fn roles_grant_revoke_list_and_cascade() {
     assert_eq!(roles[0].members, vec!["alice"]);
     assert_eq!(roles[1].name, "dba");
     assert_eq!(roles[1].members, vec!["alice", "bob"]);
-    assert_eq!(s.user_login("alice").unwrap().unwrap().roles, vec!["analyst", "dba"]);
+    assert_eq!(
+        s.user_login("alice").unwrap().unwrap().roles,
+        vec!["analyst", "dba"]
+    );
     let users = s.list_users().unwrap();
     assert_eq!(users[0].roles, vec!["analyst", "dba"]);
     assert_eq!(users[1].roles, vec!["dba"]);
@@ -106,9 +131,15 @@ fn roles_grant_revoke_list_and_cascade() {
     s.revoke_role("alice", "dba").unwrap();
     assert!(matches!(
         s.revoke_role("alice", "dba"),
-        Err(StoreError::NotFound { kind: "role membership", .. })
+        Err(StoreError::NotFound {
+            kind: "role membership",
+            ..
+        })
     ));
-    assert_eq!(s.user_login("alice").unwrap().unwrap().roles, vec!["analyst"]);
+    assert_eq!(
+        s.user_login("alice").unwrap().unwrap().roles,
+        vec!["analyst"]
+    );
 
     // Removing a user or a role removes its memberships.
     s.remove_user("bob").unwrap();
@@ -119,7 +150,12 @@ fn roles_grant_revoke_list_and_cascade() {
         s.remove_role("analyst"),
         Err(StoreError::NotFound { kind: "role", .. })
     ));
-    let names: Vec<_> = s.list_roles().unwrap().into_iter().map(|r| r.name).collect();
+    let names: Vec<_> = s
+        .list_roles()
+        .unwrap()
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
     assert_eq!(names, vec!["dba"]);
 }
 
@@ -131,8 +167,9 @@ fn state_survives_reopen() {
     t.store.grant_role("alice", "dba").unwrap();
     let TestStore { dir, key, store } = t;
     drop(store);
-    let again = portcullis_store::Store::open(&common::db_path(dir.path()), key, Durability::Strict)
-        .unwrap();
+    let again =
+        portcullis_store::Store::open(&common::db_path(dir.path()), key, Durability::Strict)
+            .unwrap();
     assert!(again.verify_password("alice", "pw").unwrap());
     assert_eq!(again.list_roles().unwrap()[0].members, vec!["alice"]);
 }

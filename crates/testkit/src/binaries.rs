@@ -147,7 +147,11 @@ impl RunAs {
             .stdin(Stdio::null())
             .output()
             .map_err(|e| TestkitError::io("spawn chown", e))?;
-        check(&format!("chown -R postgres: {}", dir.display()), &out, String::new())
+        check(
+            &format!("chown -R postgres: {}", dir.display()),
+            &out,
+            String::new(),
+        )
     }
 }
 

@@ -9,7 +9,9 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum TestkitError {
     /// No directory with PostgreSQL server binaries (`initdb`, `pg_ctl`, `postgres`) was found.
-    #[error("no PostgreSQL server binaries found ({0}); set PORTCULLIS_PG_BIN to their bin directory")]
+    #[error(
+        "no PostgreSQL server binaries found ({0}); set PORTCULLIS_PG_BIN to their bin directory"
+    )]
     NoServerBinaries(String),
     /// Running as root, but there is no `postgres` OS user to run the server as.
     #[error("running as root and the OS user `postgres` does not exist (PostgreSQL refuses to run as root)")]
@@ -24,7 +26,9 @@ pub enum TestkitError {
         source: std::io::Error,
     },
     /// An external command (initdb, pg_ctl, psql, openssl, ...) exited unsuccessfully.
-    #[error("{what} failed ({status})\n--- output ---\n{output}\n--- server log tail ---\n{log_tail}")]
+    #[error(
+        "{what} failed ({status})\n--- output ---\n{output}\n--- server log tail ---\n{log_tail}"
+    )]
     Command {
         /// What was being done.
         what: String,

@@ -156,9 +156,7 @@ impl PgServer {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| TestkitError::io("spawn psql", e))?;
+        let mut child = cmd.spawn().map_err(|e| TestkitError::io("spawn psql", e))?;
         if let Some(mut stdin) = child.stdin.take() {
             // A write error means psql exited early; its status and stderr say why.
             let _ = stdin.write_all(sql.as_bytes());
@@ -166,7 +164,11 @@ impl PgServer {
         let out = child
             .wait_with_output()
             .map_err(|e| TestkitError::io("wait for psql", e))?;
-        check(&format!("psql on {db}: {}", abbreviate(sql)), &out, self.log_tail())?;
+        check(
+            &format!("psql on {db}: {}", abbreviate(sql)),
+            &out,
+            self.log_tail(),
+        )?;
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
@@ -178,8 +180,11 @@ impl PgServer {
         if !plain {
             return Err(TestkitError::InvalidName(name.to_string()));
         }
-        self.psql("postgres", &format!("CREATE DATABASE \"{name}\" OWNER {APP_USER};"))
-            .map(|_| ())
+        self.psql(
+            "postgres",
+            &format!("CREATE DATABASE \"{name}\" OWNER {APP_USER};"),
+        )
+        .map(|_| ())
     }
 
     /// Runs a server-side binary (initdb, pg_ctl) as the right OS user and checks it succeeded.

@@ -35,7 +35,10 @@ impl PgServer {
         }
         self.give_to_server_user(&cert)?;
         self.give_to_server_user(&key)?;
-        self.psql("postgres", "ALTER SYSTEM SET ssl = on;\nSELECT pg_reload_conf();")?;
+        self.psql(
+            "postgres",
+            "ALTER SYSTEM SET ssl = on;\nSELECT pg_reload_conf();",
+        )?;
         let timeout = Duration::from_secs(10);
         let deadline = Instant::now() + timeout;
         loop {

@@ -7,7 +7,13 @@ use std::time::{Duration, Instant};
 use portcullis_testkit::{PgServer, APP_DB, APP_PASSWORD, APP_USER};
 
 /// Runs psql over TCP as `user` with `password`; returns (success, stdout+stderr).
-fn tcp_psql(server: &PgServer, user: &str, password: &str, extra: &[(&str, &str)], sql: &str) -> (bool, String) {
+fn tcp_psql(
+    server: &PgServer,
+    user: &str,
+    password: &str,
+    extra: &[(&str, &str)],
+    sql: &str,
+) -> (bool, String) {
     let mut cmd = Command::new(server.bin_dir().join("psql"));
     cmd.args(["-X", "-At", "-v", "ON_ERROR_STOP=1", "-c", sql])
         .env("PGHOST", server.host())
@@ -20,7 +26,11 @@ fn tcp_psql(server: &PgServer, user: &str, password: &str, extra: &[(&str, &str)
         cmd.env(k, v);
     }
     let out = cmd.output().unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out.status.success(), text)
 }
 
@@ -28,7 +38,10 @@ fn process_gone(pid: u32) -> bool {
     // A zombie (state Z) left to a non-reaping init counts as gone.
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Err(_) => true,
-        Ok(stat) => stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
     }
 }
 
@@ -53,16 +66,29 @@ fn two_servers_in_parallel_are_independent_and_clean_up_on_drop() {
     assert_ne!(a.port(), b.port());
     assert_ne!(a.socket_dir(), b.socket_dir());
 
-    a.psql(APP_DB, "CREATE TABLE only_in_a(x int); INSERT INTO only_in_a VALUES (42);").unwrap();
-    assert_eq!(a.psql(APP_DB, "SELECT x FROM only_in_a;").unwrap().trim(), "42");
-    let err = b.psql(APP_DB, "SELECT x FROM only_in_a;").unwrap_err().to_string();
+    a.psql(
+        APP_DB,
+        "CREATE TABLE only_in_a(x int); INSERT INTO only_in_a VALUES (42);",
+    )
+    .unwrap();
+    assert_eq!(
+        a.psql(APP_DB, "SELECT x FROM only_in_a;").unwrap().trim(),
+        "42"
+    );
+    let err = b
+        .psql(APP_DB, "SELECT x FROM only_in_a;")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("does not exist"), "{err}");
 
     let (pid, dir) = (a.pid(), a.socket_dir().to_path_buf());
     assert!(!process_gone(pid));
     assert!(dir.join("data").join("PG_VERSION").is_file());
     drop(a);
-    assert!(wait_until(Duration::from_secs(5), || process_gone(pid)), "postmaster {pid} still running");
+    assert!(
+        wait_until(Duration::from_secs(5), || process_gone(pid)),
+        "postmaster {pid} still running"
+    );
     assert!(!dir.exists(), "{} not removed", dir.display());
 
     // The other server is unaffected.
@@ -77,15 +103,42 @@ fn app_role_logs_in_over_tcp_with_scram_and_wrong_passwords_fail() {
     assert!(ok, "{out}");
     assert_eq!(out.trim(), "app|t|SCRAM-SHA-256$");
     let (ok, out) = tcp_psql(&server, APP_USER, "wrong", &[], "SELECT 1");
-    assert!(!ok && out.contains("password authentication failed"), "{out}");
+    assert!(
+        !ok && out.contains("password authentication failed"),
+        "{out}"
+    );
     // The superuser gets no trust over TCP either.
     let (ok, out) = tcp_psql(&server, "postgres", "wrong", &[], "SELECT 1");
-    assert!(!ok && out.contains("password authentication failed"), "{out}");
-    let (ok, out) = tcp_psql(&server, "postgres", portcullis_testkit::SUPERUSER_PASSWORD, &[], "SELECT 1");
+    assert!(
+        !ok && out.contains("password authentication failed"),
+        "{out}"
+    );
+    let (ok, out) = tcp_psql(
+        &server,
+        "postgres",
+        portcullis_testkit::SUPERUSER_PASSWORD,
+        &[],
+        "SELECT 1",
+    );
     assert!(ok, "{out}");
-    assert_eq!(server.psql("postgres", "SHOW password_encryption;").unwrap().trim(), "scram-sha-256");
-    assert_eq!(server.psql("postgres", "SHOW fsync;").unwrap().trim(), "off");
-    assert_eq!(server.psql("postgres", "SHOW max_connections;").unwrap().trim(), "100");
+    assert_eq!(
+        server
+            .psql("postgres", "SHOW password_encryption;")
+            .unwrap()
+            .trim(),
+        "scram-sha-256"
+    );
+    assert_eq!(
+        server.psql("postgres", "SHOW fsync;").unwrap().trim(),
+        "off"
+    );
+    assert_eq!(
+        server
+            .psql("postgres", "SHOW max_connections;")
+            .unwrap()
+            .trim(),
+        "100"
+    );
 }
 
 #[test]
@@ -94,7 +147,10 @@ fn shared_server_hands_out_databases() {
     assert!(std::ptr::eq(shared, PgServer::shared()));
     shared.create_database("testkit_shared_a").unwrap();
     let owner = shared
-        .psql("postgres", "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'testkit_shared_a';")
+        .psql(
+            "postgres",
+            "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'testkit_shared_a';",
+        )
         .unwrap();
     assert_eq!(owner.trim(), APP_USER);
     assert!(matches!(
@@ -106,7 +162,10 @@ fn shared_server_hands_out_databases() {
 #[test]
 fn psql_errors_carry_the_message() {
     let shared = PgServer::shared();
-    let err = shared.psql("postgres", "SELECT * FROM no_such_table;").unwrap_err().to_string();
+    let err = shared
+        .psql("postgres", "SELECT * FROM no_such_table;")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("no_such_table"), "{err}");
 }
 
@@ -115,9 +174,13 @@ fn ssl_can_be_enabled() {
     let server = PgServer::start().unwrap();
     let cert = server.enable_ssl().unwrap();
     let root = cert.to_str().unwrap();
-    let (ok, out) = tcp_psql(&server, APP_USER, APP_PASSWORD,
+    let (ok, out) = tcp_psql(
+        &server,
+        APP_USER,
+        APP_PASSWORD,
         &[("PGSSLMODE", "verify-full"), ("PGSSLROOTCERT", root)],
-        "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()");
+        "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+    );
     assert!(ok, "{out}");
     assert_eq!(out.trim(), "t");
     assert!(Path::new(root).is_file());

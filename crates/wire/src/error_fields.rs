@@ -39,7 +39,7 @@ impl<'a> ErrorFields<'a> {
         loop {
             match rest.split_first() {
                 None => return Err(WireError::Malformed("error fields lack the terminator")),
-                Some((0, tail)) if tail.is_empty() => return Ok(ErrorFields { body }),
+                Some((0, [])) => return Ok(ErrorFields { body }),
                 Some((0, _)) => return Err(WireError::Malformed("bytes after error fields")),
                 Some((_, tail)) => {
                     let nul = tail

@@ -18,7 +18,9 @@ impl Target {
         match b {
             b'S' => Ok(Target::Statement),
             b'P' => Ok(Target::Portal),
-            _ => Err(WireError::Malformed("describe/close target is neither 'S' nor 'P'")),
+            _ => Err(WireError::Malformed(
+                "describe/close target is neither 'S' nor 'P'",
+            )),
         }
     }
 

@@ -36,15 +36,14 @@ impl<'a> Reader<'a> {
         Ok(u16::from_be_bytes(self.array(what)?))
     }
 
-    pub(crate) fn i16(&mut self, what: &'static str) -> Result<i16, WireError> {
-        Ok(i16::from_be_bytes(self.array(what)?))
-    }
-
     pub(crate) fn i32(&mut self, what: &'static str) -> Result<i32, WireError> {
         Ok(i32::from_be_bytes(self.array(what)?))
     }
 
-    pub(crate) fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], WireError> {
+    pub(crate) fn array<const N: usize>(
+        &mut self,
+        what: &'static str,
+    ) -> Result<[u8; N], WireError> {
         let bytes = self.take(N, what)?;
         bytes.try_into().map_err(|_| WireError::Malformed(what))
     }

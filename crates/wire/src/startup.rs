@@ -198,8 +198,12 @@ mod tests {
         let mut buf = BytesMut::new();
         encode_startup(&startup(), &mut buf);
         buf.extend_from_slice(b"next");
-        let got = decode_startup(&mut buf, &Limits::default()).unwrap().unwrap();
-        let StartupRequest::Startup(m) = got else { panic!("{got:?}") };
+        let got = decode_startup(&mut buf, &Limits::default())
+            .unwrap()
+            .unwrap();
+        let StartupRequest::Startup(m) = got else {
+            panic!("{got:?}")
+        };
         assert_eq!(m, startup());
         assert_eq!(m.user(), Some("alice"));
         assert_eq!(m.database(), Some("shop"));

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use bytes::{Buf, BytesMut};
 use portcullis_sql::{Analysis, SessionEffect, Statement, StatementKind};
 use portcullis_wire::{
-    decode_frontend, encode_parse, encode_query, peek_frame, tags, FrontendMessage, Target,
+    decode_frontend, encode_parse, encode_query, peek_frame, tag, FrontendMessage, Target,
     TransactionStatus, WireError,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -131,7 +131,7 @@ impl<'a> ClientSide<'a> {
     /// Handles one whole client frame; returns true on Terminate.
     fn on_frame(&mut self, frame: &[u8], out: &mut BytesMut) -> Result<bool, GatewayError> {
         let tag = frame[0];
-        if self.skipping && tag != tags::frontend::SYNC && tag != tags::frontend::TERMINATE {
+        if self.skipping && tag != tag::frontend::SYNC && tag != tag::frontend::TERMINATE {
             return Ok(false);
         }
         match decode_frontend(tag, &frame[5..])? {

@@ -13,7 +13,7 @@ use bytes::BytesMut;
 use portcullis_sql::SearchPath;
 use portcullis_store::AuditEvent;
 use portcullis_wire::{
-    decode_backend, encode_error, encode_parameter_status, tags::backend as tag, BackendMessage,
+    decode_backend, encode_error, encode_parameter_status, tag::backend as tag, BackendMessage,
     ErrorInfo, TransactionStatus, WireError,
 };
 
@@ -115,7 +115,7 @@ impl Flow {
         let forward = match msg_tag {
             tag::DATA_ROW => self.on_data_row(body),
             tag::COMMAND_COMPLETE => self.on_command_complete(body, info, events)?,
-            tag::EMPTY_QUERY => self.on_empty_query(),
+            tag::EMPTY_QUERY_RESPONSE => self.on_empty_query(),
             tag::PORTAL_SUSPENDED => {
                 if let Some(Pending::Execute(run)) = self.pop_if(|p| matches!(p, Pending::Execute(_))) {
                     if let Some(run) = run {

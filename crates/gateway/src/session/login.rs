@@ -4,7 +4,7 @@ use bytes::BytesMut;
 use portcullis_store::UserLogin;
 use portcullis_wire::{
     decode_sasl_initial_response, encode_auth_sasl, encode_auth_sasl_continue,
-    encode_auth_sasl_final, tags, ScramSecret, ScramServer, WireError,
+    encode_auth_sasl_final, ScramSecret, ScramServer, WireError, tag,
 };
 use tokio::io::AsyncWriteExt;
 
@@ -91,11 +91,11 @@ async fn read_password_message(
     buf: &mut BytesMut,
 ) -> Result<BytesMut, LoginFailure> {
     match read_frame(stream, buf, MAX_AUTH_MESSAGE).await {
-        Ok(Some((tags::frontend::PASSWORD, body))) => Ok(body),
+        Ok(Some((tag::frontend::PASSWORD, body))) => Ok(body),
         Ok(Some((_, _))) => Err(broken(WireError::Malformed(
             "expected a SASL response during authentication",
         ))),
-        Ok(None) => Err(broken(WireError::Truncated)),
+        Ok(None) => Err(broken(WireError::Malformed("connection closed during authentication"))),
         Err(e) => Err(LoginFailure::Broken(e)),
     }
 }

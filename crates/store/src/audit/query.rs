@@ -123,7 +123,9 @@ fn build_query(filter: &AuditFilter) -> (String, Vec<Value>) {
     sql.push_str(" ORDER BY id DESC");
     if filter.limit > 0 {
         sql.push_str(" LIMIT ?");
-        args.push(Value::Integer(i64::try_from(filter.limit).unwrap_or(i64::MAX)));
+        args.push(Value::Integer(
+            i64::try_from(filter.limit).unwrap_or(i64::MAX),
+        ));
     }
     (sql, args)
 }
@@ -162,9 +164,8 @@ fn record_from_row(r: &Row<'_>) -> Result<AuditRecord> {
         "statement" => {
             let objects: Option<String> = r.get(16)?;
             let objects: Vec<AuditObject> = match objects {
-                Some(json) => serde_json::from_str(&json).map_err(|e| {
-                    StoreError::Corrupt(format!("audit record {id}: objects: {e}"))
-                })?,
+                Some(json) => serde_json::from_str(&json)
+                    .map_err(|e| StoreError::Corrupt(format!("audit record {id}: objects: {e}")))?,
                 None => Vec::new(),
             };
             let param_count: Option<i64> = r.get(17)?;

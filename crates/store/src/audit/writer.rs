@@ -23,7 +23,11 @@ const QUEUE_CAPACITY: usize = 16 * 1024;
 type Done = oneshot::Sender<Result<(), StoreError>>;
 
 enum Msg {
-    Record { event: AuditEvent, done: Option<Done> },
+    // Boxed: the bounded channel preallocates every slot, so keep slots small.
+    Record {
+        event: Box<AuditEvent>,
+        done: Option<Done>,
+    },
     Flush(mpsc::Sender<Result<(), StoreError>>),
 }
 
@@ -89,7 +93,9 @@ impl AuditTicket {
     pub fn wait_blocking(self) -> Result<(), StoreError> {
         match self.state {
             TicketState::Ready(r) => r,
-            TicketState::Pending(rx) => rx.blocking_recv().unwrap_or(Err(StoreError::AuditWriterGone)),
+            TicketState::Pending(rx) => rx
+                .blocking_recv()
+                .unwrap_or(Err(StoreError::AuditWriterGone)),
         }
     }
 }
@@ -106,7 +112,10 @@ impl AuditSink {
             }
             Durability::Buffered => (None, TicketState::Ready(Ok(()))),
         };
-        match self.send(Msg::Record { event, done }) {
+        match self.send(Msg::Record {
+            event: Box::new(event),
+            done,
+        }) {
             Ok(()) => AuditTicket { state },
             Err(e) => AuditTicket {
                 state: TicketState::Ready(Err(e)),
@@ -166,7 +175,7 @@ fn run(mut conn: Connection, rx: Receiver<Msg>) {
             }
         }
         let events = batch.iter().filter_map(|m| match m {
-            Msg::Record { event, .. } => Some(event),
+            Msg::Record { event, .. } => Some(&**event),
             Msg::Flush(_) => None,
         });
         let result = write_batch(&mut conn, events).map_err(|e| e.to_string());
@@ -177,7 +186,9 @@ fn run(mut conn: Connection, rx: Receiver<Msg>) {
         for msg in batch {
             match msg {
                 // A dropped ticket is fine: nobody is waiting.
-                Msg::Record { done: Some(done), .. } => drop(done.send(outcome())),
+                Msg::Record {
+                    done: Some(done), ..
+                } => drop(done.send(outcome())),
                 Msg::Record { done: None, .. } => {}
                 Msg::Flush(ack) => drop(ack.send(outcome())),
             }
@@ -214,7 +225,10 @@ fn sat(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-fn insert_event(stmt: &mut rusqlite::CachedStatement<'_>, event: &AuditEvent) -> Result<(), StoreError> {
+fn insert_event(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    event: &AuditEvent,
+) -> Result<(), StoreError> {
     use rusqlite::types::Null;
     match event {
         AuditEvent::Connection(c) => {

@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use portcullis_store::{
-    AuditEvent, AuditObject, ConnectionEvent, ConnectionPhase, Durability, MasterKey, StatementEvent,
-    Store,
+    AuditEvent, AuditObject, ConnectionEvent, ConnectionPhase, Durability, MasterKey,
+    StatementEvent, Store,
 };
 
 pub struct TestStore {
@@ -30,7 +30,13 @@ pub fn db_path(dir: &Path) -> PathBuf {
     dir.join("portcullis.db")
 }
 
-pub fn statement(user: &str, resource: &str, at: i64, text: &str, objects: &[(&str, &str)]) -> AuditEvent {
+pub fn statement(
+    user: &str,
+    resource: &str,
+    at: i64,
+    text: &str,
+    objects: &[(&str, &str)],
+) -> AuditEvent {
     AuditEvent::Statement(StatementEvent {
         session_id: format!("s-{user}"),
         at,

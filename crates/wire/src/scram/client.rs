@@ -1,8 +1,8 @@
 //! Client side of a SCRAM-SHA-256 exchange, used to log in to the upstream.
 
 use super::crypto::{
-    attr, b64, client_key, ct_eq, hmac, is_printable_nonce, new_nonce, salted_password,
-    server_key, sha256, unb64, xor,
+    attr, b64, client_key, ct_eq, hmac, is_printable_nonce, new_nonce, salted_password, server_key,
+    sha256, unb64, xor,
 };
 use super::MAX_CLIENT_ITERATIONS;
 use crate::WireError;
@@ -73,7 +73,10 @@ impl ScramClient {
         {
             return Err(WireError::Scram("server nonce does not extend ours"));
         }
-        let salt = unb64(attr(parts.next(), 's', "missing salt")?, "salt is not base64")?;
+        let salt = unb64(
+            attr(parts.next(), 's', "missing salt")?,
+            "salt is not base64",
+        )?;
         if salt.is_empty() {
             return Err(WireError::Scram("empty salt"));
         }
@@ -105,8 +108,7 @@ impl ScramClient {
     /// Checks the server-final-message (AuthenticationSASLFinal). An `e=` error or a wrong
     /// server signature yields [`WireError::AuthFailed`].
     pub fn server_final(&mut self, data: &[u8]) -> Result<(), WireError> {
-        let State::SentFinal { server_signature } =
-            std::mem::replace(&mut self.state, State::Done)
+        let State::SentFinal { server_signature } = std::mem::replace(&mut self.state, State::Done)
         else {
             return Err(WireError::Scram("unexpected server-final-message"));
         };

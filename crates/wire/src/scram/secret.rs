@@ -61,7 +61,9 @@ impl ScramSecret {
         let (iter, salt) = iter_salt
             .split_once(':')
             .ok_or(bad("missing ':' after iterations"))?;
-        let (stored, server) = keys.split_once(':').ok_or(bad("missing ':' between keys"))?;
+        let (stored, server) = keys
+            .split_once(':')
+            .ok_or(bad("missing ':' between keys"))?;
         let iterations: u32 = iter.parse().map_err(|_| bad("iteration count"))?;
         if iterations == 0 || iterations > i32::MAX as u32 {
             return Err(bad("iteration count out of range"));

@@ -1,0 +1,213 @@
+//! The command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Portcullis: a database access gateway. Users connect their own tools with their own identity; the
+/// gateway holds the database credentials, checks every statement and records everything.
+#[derive(Debug, Parser)]
+#[command(name = "portcullis", version, about)]
+pub struct Cli {
+    /// Configuration file (YAML).
+    #[arg(long, short = 'c', global = true, env = "PORTCULLIS_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Folder for the embedded store and keys (default: ./.portcullis, or the file's data_dir).
+    #[arg(long, global = true, env = "PORTCULLIS_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway.
+    Serve {
+        /// Address of the PostgreSQL listener (default 127.0.0.1:6432).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Start a throwaway PostgreSQL with sample data, register it, and run the gateway in front of it.
+    Demo {
+        /// Address of the PostgreSQL listener.
+        #[arg(long, default_value = "127.0.0.1:6432")]
+        listen: SocketAddr,
+    },
+    /// Manage resources (upstream databases) and their credentials.
+    #[command(subcommand)]
+    Resource(ResourceCommand),
+    /// Manage gateway users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage roles and membership.
+    #[command(subcommand)]
+    Role(RoleCommand),
+    /// Query the audit log.
+    Audit(AuditArgs),
+}
+
+/// How a command gets a password without it appearing in the process list or shell history.
+#[derive(Debug, Args)]
+pub struct PasswordSource {
+    /// Read the password from this environment variable.
+    #[arg(long, value_name = "VAR", conflicts_with = "password_stdin")]
+    pub password_env: Option<String>,
+    /// Read the password from the first line of standard input.
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+/// `resource` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ResourceCommand {
+    /// Register a PostgreSQL upstream and the credential the gateway uses for it.
+    Add {
+        /// Name clients use as their database name.
+        name: String,
+        /// Upstream host.
+        #[arg(long)]
+        host: String,
+        /// Upstream port.
+        #[arg(long, default_value_t = 5432)]
+        port: u16,
+        /// Database on the upstream.
+        #[arg(long)]
+        database: String,
+        /// Role the gateway logs in as.
+        #[arg(long = "db-user")]
+        db_user: String,
+        /// TLS to the upstream: disable, prefer, require or verify-full.
+        #[arg(long, default_value = "prefer")]
+        tls: String,
+        /// Where the credential's password comes from.
+        #[command(flatten)]
+        password: PasswordSource,
+    },
+    /// Replace a resource's stored credential.
+    SetCredential {
+        /// Resource name.
+        name: String,
+        /// Role the gateway logs in as.
+        #[arg(long = "db-user")]
+        db_user: String,
+        /// Where the password comes from.
+        #[command(flatten)]
+        password: PasswordSource,
+    },
+    /// List resources (never their secrets).
+    List {
+        /// JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a resource and its credential.
+    Remove {
+        /// Resource name.
+        name: String,
+    },
+}
+
+/// `user` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user.
+    Add {
+        /// User name.
+        name: String,
+        /// Where the password comes from.
+        #[command(flatten)]
+        password: PasswordSource,
+    },
+    /// Change a user's password.
+    Passwd {
+        /// User name.
+        name: String,
+        /// Where the password comes from.
+        #[command(flatten)]
+        password: PasswordSource,
+    },
+    /// List users and their roles.
+    List {
+        /// JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a user.
+    Remove {
+        /// User name.
+        name: String,
+    },
+}
+
+/// `role` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum RoleCommand {
+    /// Create a role.
+    Add {
+        /// Role name.
+        name: String,
+    },
+    /// List roles and members.
+    List {
+        /// JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a role.
+    Remove {
+        /// Role name.
+        name: String,
+    },
+    /// Make a user a member of a role.
+    Grant {
+        /// Role name.
+        role: String,
+        /// User name.
+        user: String,
+    },
+    /// Remove a user from a role.
+    Revoke {
+        /// Role name.
+        role: String,
+        /// User name.
+        user: String,
+    },
+}
+
+/// `audit` filters.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Only this gateway user.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Only this resource.
+    #[arg(long)]
+    pub resource: Option<String>,
+    /// From this time on (RFC 3339, e.g. 2026-11-23T10:00:00Z, or a relative "15m", "2h", "1d").
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Up to this time (same forms as --since).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Statement text contains this.
+    #[arg(long)]
+    pub text: Option<String>,
+    /// Touches an object whose name contains this (e.g. "hr.employees").
+    #[arg(long)]
+    pub object: Option<String>,
+    /// Only connections or only statements.
+    #[arg(long, value_parser = ["connections", "statements"])]
+    pub kind: Option<String>,
+    /// Only this decision (allow or deny).
+    #[arg(long)]
+    pub decision: Option<String>,
+    /// At most this many records (newest first).
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+    /// JSON lines instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,102 @@
+//! `portcullis audit`: query the audit log.
+
+use anyhow::{bail, Context, Result};
+use portcullis_store::{AuditEvent, AuditFilter, AuditKindFilter, Store};
+use time::format_description::well_known::Rfc3339;
+use time::{Duration, OffsetDateTime};
+
+use crate::cli::AuditArgs;
+use crate::table;
+
+/// Prints the audit records that match the filters, newest first.
+pub fn run(store: &Store, args: &AuditArgs) -> Result<()> {
+    let now = OffsetDateTime::now_utc();
+    let filter = AuditFilter {
+        user: args.user.clone(),
+        resource: args.resource.clone(),
+        since: args.since.as_deref().map(|t| parse_time(t, now)).transpose()?,
+        until: args.until.as_deref().map(|t| parse_time(t, now)).transpose()?,
+        text_contains: args.text.clone(),
+        object: args.object.clone(),
+        kind: match args.kind.as_deref() {
+            Some("connections") => Some(AuditKindFilter::Connections),
+            Some("statements") => Some(AuditKindFilter::Statements),
+            _ => None,
+        },
+        decision: args.decision.clone(),
+        limit: args.limit,
+    };
+    let records = store.query_audit(&filter)?;
+    if args.json {
+        for record in &records {
+            println!("{}", serde_json::to_string(record)?);
+        }
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = records
+        .iter()
+        .map(|record| match &record.event {
+            AuditEvent::Connection(c) => vec![
+                record.id.to_string(),
+                format_micros(c.at),
+                c.user.clone(),
+                c.resource.clone(),
+                format!("{:?}", c.phase).to_lowercase(),
+                c.auth_result.clone(),
+                format!("{} in={} out={}", c.client_addr, c.bytes_in, c.bytes_out),
+            ],
+            AuditEvent::Statement(s) => vec![
+                record.id.to_string(),
+                format_micros(s.at),
+                s.user.clone(),
+                s.resource.clone(),
+                s.kind.clone(),
+                format!(
+                    "{}{}",
+                    s.outcome,
+                    s.sqlstate.as_deref().map(|c| format!(" {c}")).unwrap_or_default()
+                ),
+                one_line(&s.text, 80),
+            ],
+        })
+        .collect();
+    table::print(&["ID", "TIME", "USER", "RESOURCE", "WHAT", "RESULT", "DETAIL"], &rows);
+    Ok(())
+}
+
+/// RFC 3339 or a relative duration back from now ("90s", "15m", "2h", "7d").
+fn parse_time(text: &str, now: OffsetDateTime) -> Result<i64> {
+    let at = if let Ok(at) = OffsetDateTime::parse(text, &Rfc3339) {
+        at
+    } else {
+        let (number, unit) = text.split_at(text.len().saturating_sub(1));
+        let n: i64 = number
+            .parse()
+            .with_context(|| format!("{text:?}: expected RFC 3339 (2026-11-23T10:00:00Z) or a duration like 15m"))?;
+        let ago = match unit {
+            "s" => Duration::seconds(n),
+            "m" => Duration::minutes(n),
+            "h" => Duration::hours(n),
+            "d" => Duration::days(n),
+            _ => bail!("{text:?}: a relative time ends in s, m, h or d"),
+        };
+        now - ago
+    };
+    Ok(i64::try_from(at.unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX))
+}
+
+fn format_micros(micros: i64) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| micros.to_string())
+}
+
+fn one_line(text: &str, max: usize) -> String {
+    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() > max {
+        format!("{}…", flat.chars().take(max).collect::<String>())
+    } else {
+        flat
+    }
+}

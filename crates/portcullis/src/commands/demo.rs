@@ -1,0 +1,83 @@
+//! `portcullis demo`: everything a newcomer needs to see the gateway work, with no database at hand.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use portcullis_store::{ResourceSpec, Secret, StoreError, TlsMode};
+use portcullis_testkit::PgServer;
+
+use super::serve;
+use crate::settings::Settings;
+
+const DEMO_RESOURCE: &str = "demo";
+const DEMO_USER: &str = "alice";
+const DEMO_PASSWORD: &str = "alice-demo";
+
+/// Sample data: a small HR schema and a sales table.
+const SAMPLE_SQL: &str = "
+CREATE SCHEMA hr;
+CREATE TABLE hr.departments (id int PRIMARY KEY, name text NOT NULL);
+CREATE TABLE hr.employees (id int PRIMARY KEY, name text NOT NULL, email text, ssn text,
+                           salary numeric(10,2), department_id int REFERENCES hr.departments);
+INSERT INTO hr.departments VALUES (1, 'Engineering'), (2, 'Finance'), (3, 'Sales');
+INSERT INTO hr.employees VALUES
+  (1, 'Ada Lovelace', 'ada@example.com', '123-45-6789', 9100.00, 1),
+  (2, 'Grace Hopper', 'grace@example.com', '987-65-4321', 9900.00, 1),
+  (3, 'Luca Pacioli', 'luca@example.com', '555-12-3456', 7300.00, 2),
+  (4, 'Mary Kay Ash', 'mary@example.com', '222-33-4444', 8100.00, 3);
+CREATE TABLE public.orders (id serial PRIMARY KEY, customer text, amount numeric(10,2), placed_at timestamptz DEFAULT now());
+INSERT INTO public.orders (customer, amount) SELECT 'customer ' || g, g * 10.5 FROM generate_series(1, 50) g;
+GRANT USAGE ON SCHEMA hr TO app;
+";
+
+/// Starts a throwaway PostgreSQL, loads sample data, registers it and serves until interrupted.
+pub fn run(settings: &Settings, data_dir: Option<&Path>, listen: SocketAddr) -> Result<()> {
+    let scratch = tempfile::Builder::new()
+        .prefix("portcullis-demo-")
+        .tempdir()
+        .context("cannot make a temporary folder")?;
+    let data_dir = data_dir.unwrap_or(scratch.path()).to_path_buf();
+    eprintln!("starting a throwaway PostgreSQL from the installed server binaries…");
+    let pg = PgServer::start().context("cannot start a throwaway PostgreSQL (is the postgresql package installed?)")?;
+    pg.psql("appdb", SAMPLE_SQL).context("cannot load the sample data")?;
+
+    let store = settings.open_store(&data_dir)?;
+    let resource = ResourceSpec {
+        name: DEMO_RESOURCE.to_string(),
+        host: pg.host().to_string(),
+        port: pg.port(),
+        database: "appdb".to_string(),
+        tls: TlsMode::Prefer,
+        username: "app".to_string(),
+        password: Secret::new("app-secret".to_string()),
+    };
+    match store.add_resource(&resource) {
+        Ok(()) => {}
+        // A reused data directory keeps the old resource: point its credential and address at this server.
+        Err(StoreError::AlreadyExists { .. }) => {
+            store.remove_resource(DEMO_RESOURCE)?;
+            store.add_resource(&resource)?;
+        }
+        Err(e) => return Err(e.into()),
+    }
+    match store.add_user(DEMO_USER, DEMO_PASSWORD) {
+        Ok(()) | Err(StoreError::AlreadyExists { .. }) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let config = settings.gateway_config(Some(listen), &data_dir)?;
+    let shown_dir = data_dir.display().to_string();
+    serve::runtime()?.block_on(serve::serve(config, store, move |addr| {
+        println!();
+        println!("Portcullis demo is running: a throwaway PostgreSQL with sample data behind the gateway.");
+        println!();
+        println!("  connect:   psql \"host={} port={} dbname={DEMO_RESOURCE} user={DEMO_USER} password={DEMO_PASSWORD}\"", addr.ip(), addr.port());
+        println!("  then try:  SELECT e.name, d.name FROM hr.employees e JOIN hr.departments d ON d.id = e.department_id;");
+        println!("             DO $$ BEGIN PERFORM 1; END $$;      -- refused: dynamic SQL cannot be analysed");
+        println!("  audit log: portcullis --data-dir {shown_dir} audit");
+        println!();
+        println!("Ctrl-C stops the gateway and the throwaway PostgreSQL.");
+    }))?;
+    drop(pg);
+    Ok(())
+}

@@ -1,0 +1,25 @@
+//! One module per command family; each takes parsed arguments and does the work.
+
+mod admin;
+mod audit;
+mod demo;
+mod serve;
+
+use anyhow::Result;
+
+use crate::cli::{Cli, Command};
+use crate::settings::Settings;
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    let settings = Settings::load(cli.config.as_deref())?;
+    let data_dir = settings.data_dir(cli.data_dir.as_deref());
+    match cli.command {
+        Command::Serve { listen } => serve::run(&settings, &data_dir, listen),
+        Command::Demo { listen } => demo::run(&settings, cli.data_dir.as_deref(), listen),
+        Command::Resource(command) => admin::resource(&settings.open_store(&data_dir)?, command),
+        Command::User(command) => admin::user(&settings.open_store(&data_dir)?, command),
+        Command::Role(command) => admin::role(&settings.open_store(&data_dir)?, command),
+        Command::Audit(args) => audit::run(&settings.open_store(&data_dir)?, &args),
+    }
+}

@@ -1,0 +1,117 @@
+//! The configuration file (`portcullis.yaml`) and where the gateway keeps its state.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use portcullis_gateway::{ClientTls, GatewayConfig};
+use portcullis_store::{Durability, MasterKey, Store};
+use serde::Deserialize;
+
+/// The file's shape. Every field is optional; unknown fields are an error so typos do not go unnoticed.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Folder for the store, the master key and generated TLS files.
+    pub data_dir: Option<PathBuf>,
+    /// Address of the PostgreSQL listener (default 127.0.0.1:6432).
+    pub listen: Option<SocketAddr>,
+    /// TLS towards clients.
+    #[serde(default)]
+    pub tls: TlsSettings,
+    /// Audit log settings.
+    #[serde(default)]
+    pub audit: AuditSettings,
+    /// Seconds a client has to finish logging in.
+    pub startup_timeout_secs: Option<u64>,
+}
+
+/// TLS settings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    /// `disabled`, `optional` (default) or `required`.
+    pub mode: Option<ClientTls>,
+    /// PEM certificate chain; a self-signed one is generated when absent.
+    pub cert: Option<PathBuf>,
+    /// PEM private key.
+    pub key: Option<PathBuf>,
+}
+
+/// Audit settings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSettings {
+    /// `strict` (default): a result reaches the client only after its audit record is on disk.
+    /// `buffered`: records are written in the background (faster; the last few may be lost in a crash).
+    pub durability: Option<DurabilitySetting>,
+}
+
+/// Audit durability as written in the file.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DurabilitySetting {
+    /// See [`Durability::Strict`].
+    Strict,
+    /// See [`Durability::Buffered`].
+    Buffered,
+}
+
+/// Default address of the PostgreSQL listener.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:6432";
+
+impl Settings {
+    /// Reads the file, or the defaults when `path` is None.
+    pub fn load(path: Option<&Path>) -> Result<Settings> {
+        let Some(path) = path else {
+            return Ok(Settings::default());
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
+        serde_yaml_ng::from_str(&text).with_context(|| format!("{}: invalid configuration", path.display()))
+    }
+
+    /// The data directory: `--data-dir`, then the file, then `./.portcullis`.
+    pub fn data_dir(&self, flag: Option<&Path>) -> PathBuf {
+        flag.map(Path::to_path_buf)
+            .or_else(|| self.data_dir.clone())
+            .unwrap_or_else(|| PathBuf::from(".portcullis"))
+    }
+
+    /// Opens (creating on first use) the embedded store in `data_dir`.
+    pub fn open_store(&self, data_dir: &Path) -> Result<Store> {
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+        let key = match std::env::var("PORTCULLIS_MASTER_KEY") {
+            Ok(encoded) => MasterKey::from_base64(&encoded).context("PORTCULLIS_MASTER_KEY is not a valid key")?,
+            Err(_) => MasterKey::load_or_create(&data_dir.join("master.key"))
+                .context("cannot load or create the master key")?,
+        };
+        let durability = match self.audit.durability {
+            Some(DurabilitySetting::Buffered) => Durability::Buffered,
+            _ => Durability::Strict,
+        };
+        let path = data_dir.join("portcullis.sqlite");
+        Store::open(&path, key, durability)
+            .with_context(|| format!("cannot open the store {}", path.display()))
+    }
+
+    /// The gateway's runtime configuration.
+    pub fn gateway_config(&self, listen: Option<SocketAddr>, data_dir: &Path) -> Result<GatewayConfig> {
+        let listen = match listen.or(self.listen) {
+            Some(addr) => addr,
+            None => DEFAULT_LISTEN.parse().context("default listen address")?,
+        };
+        let mut config = GatewayConfig::new(listen, data_dir.to_path_buf());
+        if let Some(mode) = self.tls.mode {
+            config.client_tls = mode;
+        }
+        config.tls_cert = self.tls.cert.clone();
+        config.tls_key = self.tls.key.clone();
+        if let Some(secs) = self.startup_timeout_secs {
+            config.startup_timeout = Duration::from_secs(secs);
+        }
+        Ok(config)
+    }
+}

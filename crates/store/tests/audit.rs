@@ -1,0 +1,434 @@
+mod common;
+
+use std::sync::Arc;
+
+use common::{connection, statement, TestStore};
+use portcullis_store::{
+    AuditEvent, AuditFilter, AuditKindFilter, AuditRecord, ConnectionPhase, Durability, MasterKey,
+    Store,
+};
+
+fn ids(records: &[AuditRecord]) -> Vec<i64> {
+    records.iter().map(|r| r.id).collect()
+}
+
+fn all() -> AuditFilter {
+    AuditFilter {
+        limit: 0,
+        ..AuditFilter::default()
+    }
+}
+
+#[test]
+fn record_ticket_query_round_trip() {
+    let t = TestStore::new(Durability::Strict);
+    let sink = t.store.audit();
+    let ev = statement(
+        "alice",
+        "prod",
+        1_000,
+        "SELECT * FROM accounts",
+        &[("public.accounts", "select")],
+    );
+    sink.record(ev.clone()).wait_blocking().unwrap();
+    let conn_ev = connection("alice", "prod", 900, ConnectionPhase::Open);
+    sink.record(conn_ev.clone()).wait_blocking().unwrap();
+
+    let got = t.store.query_audit(&all()).unwrap();
+    assert_eq!(got.len(), 2);
+    // Newest first, events come back exactly as recorded (u64::MAX saturates to i64::MAX).
+    assert!(got[0].id > got[1].id);
+    assert_eq!(got[1].event, ev);
+    let AuditEvent::Connection(c) = &got[0].event else {
+        panic!("expected a connection event");
+    };
+    assert_eq!(c.bytes_out, i64::MAX as u64);
+    assert_eq!(c.application_name.as_deref(), Some("psql"));
+    assert_eq!(c.phase, ConnectionPhase::Open);
+
+    // JSON: id and type next to the event fields, and it parses back.
+    let json = serde_json::to_value(&got[1]).unwrap();
+    assert_eq!(json["type"], "statement");
+    assert_eq!(json["id"], got[1].id);
+    assert_eq!(json["objects"][0]["name"], "public.accounts");
+    let back: AuditRecord = serde_json::from_value(json).unwrap();
+    assert_eq!(back, got[1]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ticket_is_awaitable() {
+    let t = TestStore::new(Durability::Strict);
+    let sink = t.store.audit();
+    sink.record(statement("a", "r", 1, "SELECT 1", &[]))
+        .durable()
+        .await
+        .unwrap();
+    let store = t.store.clone();
+    let n = tokio::task::spawn_blocking(move || store.query_audit(&all()).unwrap().len())
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+}
+
+#[test]
+fn each_filter_selects_what_it_should() {
+    let t = TestStore::new(Durability::Strict);
+    let sink = t.store.audit();
+    let events = vec![
+        connection("alice", "prod", 100, ConnectionPhase::Open), // 0
+        statement(
+            "alice",
+            "prod",
+            200,
+            "SELECT * FROM public.accounts",
+            &[("public.accounts", "select")],
+        ), // 1
+        statement(
+            "bob",
+            "prod",
+            300,
+            "UPDATE payroll SET x = 1",
+            &[("hr.payroll", "update")],
+        ), // 2
+        statement(
+            "bob",
+            "staging",
+            400,
+            "select 100%_done from t",
+            &[("public.t", "select")],
+        ), // 3
+        connection("bob", "staging", 500, ConnectionPhase::Rejected), // 4
+    ];
+    let mut denied = statement(
+        "carol",
+        "prod",
+        600,
+        "DROP TABLE accounts",
+        &[("public.accounts", "drop")],
+    );
+    if let AuditEvent::Statement(s) = &mut denied {
+        s.decision = "deny".into();
+        s.outcome = "denied".into();
+    }
+    let mut all_events = events;
+    all_events.push(denied); // 5
+    let tickets: Vec<_> = all_events.iter().cloned().map(|e| sink.record(e)).collect();
+    for ticket in tickets {
+        ticket.wait_blocking().unwrap();
+    }
+    let id_of: Vec<i64> = {
+        let mut v = ids(&t.store.query_audit(&all()).unwrap());
+        v.reverse();
+        v
+    };
+    assert_eq!(id_of.len(), 6);
+    let q = |f: AuditFilter| {
+        let mut got: Vec<usize> = t
+            .store
+            .query_audit(&f)
+            .unwrap()
+            .iter()
+            .map(|r| id_of.iter().position(|id| *id == r.id).unwrap())
+            .collect();
+        got.sort();
+        got
+    };
+
+    assert_eq!(
+        q(AuditFilter {
+            user: Some("bob".into()),
+            ..all()
+        }),
+        vec![2, 3, 4]
+    );
+    assert_eq!(
+        q(AuditFilter {
+            resource: Some("staging".into()),
+            ..all()
+        }),
+        vec![3, 4]
+    );
+    assert_eq!(
+        q(AuditFilter {
+            since: Some(300),
+            ..all()
+        }),
+        vec![2, 3, 4, 5]
+    );
+    assert_eq!(
+        q(AuditFilter {
+            until: Some(300),
+            ..all()
+        }),
+        vec![0, 1]
+    );
+    assert_eq!(
+        q(AuditFilter {
+            since: Some(200),
+            until: Some(400),
+            ..all()
+        }),
+        vec![1, 2]
+    );
+    assert_eq!(
+        q(AuditFilter {
+            text_contains: Some("accounts".into()),
+            ..all()
+        }),
+        vec![1, 5]
+    );
+    // Case-insensitive, and % / _ are literal.
+    assert_eq!(
+        q(AuditFilter {
+            text_contains: Some("update".into()),
+            ..all()
+        }),
+        vec![2]
+    );
+    assert_eq!(
+        q(AuditFilter {
+            text_contains: Some("100%_".into()),
+            ..all()
+        }),
+        vec![3]
+    );
+    assert_eq!(
+        q(AuditFilter {
+            text_contains: Some("0%x".into()),
+            ..all()
+        }),
+        Vec::<usize>::new()
+    );
+    assert_eq!(
+        q(AuditFilter {
+            object: Some("accounts".into()),
+            ..all()
+        }),
+        vec![1, 5]
+    );
+    assert_eq!(
+        q(AuditFilter {
+            object: Some("hr.".into()),
+            ..all()
+        }),
+        vec![2]
+    );
+    // Operations are not object names.
+    assert_eq!(
+        q(AuditFilter {
+            object: Some("select".into()),
+            ..all()
+        }),
+        Vec::<usize>::new()
+    );
+    assert_eq!(
+        q(AuditFilter {
+            kind: Some(AuditKindFilter::Connections),
+            ..all()
+        }),
+        vec![0, 4]
+    );
+    assert_eq!(
+        q(AuditFilter {
+            kind: Some(AuditKindFilter::Statements),
+            ..all()
+        }),
+        vec![1, 2, 3, 5]
+    );
+    assert_eq!(
+        q(AuditFilter {
+            kind: Some(AuditKindFilter::All),
+            ..all()
+        })
+        .len(),
+        6
+    );
+    assert_eq!(
+        q(AuditFilter {
+            decision: Some("deny".into()),
+            ..all()
+        }),
+        vec![5]
+    );
+    assert_eq!(
+        q(AuditFilter {
+            decision: Some("allow".into()),
+            ..all()
+        }),
+        vec![1, 2, 3]
+    );
+    // Combined conditions.
+    assert_eq!(
+        q(AuditFilter {
+            user: Some("alice".into()),
+            object: Some("accounts".into()),
+            ..all()
+        }),
+        vec![1]
+    );
+    // Limit keeps the newest.
+    let newest = t
+        .store
+        .query_audit(&AuditFilter { limit: 2, ..all() })
+        .unwrap();
+    assert_eq!(ids(&newest), vec![id_of[5], id_of[4]]);
+    assert_eq!(AuditFilter::default().limit, 100);
+}
+
+#[test]
+fn group_commit_many_threads() {
+    let t = TestStore::new(Durability::Strict);
+    let sink = t.store.audit();
+    let threads: Vec<_> = (0..8)
+        .map(|th| {
+            let sink = sink.clone();
+            std::thread::spawn(move || {
+                let tickets: Vec<_> = (0..25)
+                    .map(|i| {
+                        sink.record(statement(
+                            &format!("user{th}"),
+                            "prod",
+                            i64::from(th * 100 + i),
+                            &format!("SELECT {i}"),
+                            &[],
+                        ))
+                    })
+                    .collect();
+                for ticket in tickets {
+                    ticket.wait_blocking().unwrap();
+                }
+            })
+        })
+        .collect();
+    for th in threads {
+        th.join().unwrap();
+    }
+    let got = t.store.query_audit(&all()).unwrap();
+    assert_eq!(got.len(), 200);
+    let mut ats: Vec<i64> = got.iter().map(|r| r.event.at()).collect();
+    ats.sort();
+    let mut expected: Vec<i64> = (0..8)
+        .flat_map(|th| (0..25).map(move |i| th * 100 + i))
+        .collect();
+    expected.sort();
+    assert_eq!(ats, expected);
+    for th in 0..8 {
+        let f = AuditFilter {
+            user: Some(format!("user{th}")),
+            ..all()
+        };
+        assert_eq!(t.store.query_audit(&f).unwrap().len(), 25);
+    }
+}
+
+#[test]
+fn buffered_mode_resolves_at_once_and_writes() {
+    let t = TestStore::new(Durability::Buffered);
+    let sink = t.store.audit();
+    for i in 0..50 {
+        sink.record(statement("alice", "prod", i, "SELECT 1", &[]))
+            .wait_blocking()
+            .unwrap();
+    }
+    t.store.shutdown().unwrap();
+    assert_eq!(t.store.query_audit(&all()).unwrap().len(), 50);
+
+    // Dropping everything drains the queue before the writer exits.
+    let TestStore { dir, key, store } = t;
+    let sink = store.audit();
+    drop(store);
+    for i in 0..20 {
+        sink.record(statement("bob", "prod", i, "SELECT 2", &[]))
+            .wait_blocking()
+            .unwrap();
+    }
+    drop(sink);
+    let again = Store::open(&common::db_path(dir.path()), key, Durability::Buffered).unwrap();
+    assert_eq!(again.query_audit(&all()).unwrap().len(), 70);
+}
+
+#[test]
+fn resolved_record_is_present_after_reopen_without_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = MasterKey::generate();
+    let path = common::db_path(dir.path());
+    let store = Store::open(&path, key.clone(), Durability::Strict).unwrap();
+    store
+        .audit()
+        .record(statement(
+            "alice",
+            "prod",
+            7,
+            "DELETE FROM t",
+            &[("public.t", "delete")],
+        ))
+        .wait_blocking()
+        .unwrap();
+    // Leak the store: no destructor, no shutdown, writer thread and connections left as they are.
+    std::mem::forget(store);
+    let again = Store::open(&path, key, Durability::Strict).unwrap();
+    let got = again.query_audit(&all()).unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].event.at(), 7);
+}
+
+/// Child half of `resolved_record_survives_abort`: records, waits for the ticket, then aborts the
+/// process without running any destructor.
+#[test]
+fn abort_child() {
+    let Ok(dir) = std::env::var("PORTCULLIS_STORE_ABORT_CHILD_DIR") else {
+        return;
+    };
+    let key = MasterKey::from_base64(&std::env::var("PORTCULLIS_STORE_ABORT_CHILD_KEY").unwrap())
+        .unwrap();
+    let store = Store::open(&common::db_path(dir.as_ref()), key, Durability::Strict).unwrap();
+    let sink = Arc::new(store.audit());
+    sink.record(statement("alice", "prod", 99, "TRUNCATE t", &[]))
+        .wait_blocking()
+        .unwrap();
+    std::process::abort();
+}
+
+#[test]
+fn resolved_record_survives_abort() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = MasterKey::generate();
+    // Create the database up front so the child only appends.
+    drop(
+        Store::open(
+            &common::db_path(dir.path()),
+            key.clone(),
+            Durability::Strict,
+        )
+        .unwrap(),
+    );
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "abort_child", "--nocapture", "--test-threads=1"])
+        .env("PORTCULLIS_STORE_ABORT_CHILD_DIR", dir.path())
+        .env("PORTCULLIS_STORE_ABORT_CHILD_KEY", key.to_base64())
+        .status()
+        .unwrap();
+    assert!(!status.success(), "the child must have aborted");
+    let store = Store::open(&common::db_path(dir.path()), key, Durability::Strict).unwrap();
+    let got = store.query_audit(&all()).unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].event.at(), 99);
+}
+
+#[test]
+fn write_failure_reaches_the_ticket() {
+    let t = TestStore::new(Durability::Strict);
+    // Sabotage the table from another connection; the writer's insert must then fail and say so.
+    let raw = rusqlite::Connection::open(t.path()).unwrap();
+    raw.execute_batch("DROP TABLE audit_events").unwrap();
+    let err = t
+        .store
+        .audit()
+        .record(statement("a", "r", 1, "SELECT 1", &[]))
+        .wait_blocking()
+        .unwrap_err();
+    assert!(
+        matches!(err, portcullis_store::StoreError::AuditWrite(_)),
+        "{err:?}"
+    );
+}
