@@ -41,6 +41,8 @@ pub struct PgServer {
     port: u16,
     run_as: RunAs,
     postmaster_pid: u32,
+    /// Set once `pg_ctl start` succeeded, so a failure later in `start` still stops the server.
+    started: bool,
     watchdog: Option<Child>,
 }
 
@@ -64,6 +66,7 @@ impl PgServer {
             port: 0,
             run_as,
             postmaster_pid: 0,
+            started: false,
             watchdog: None,
         };
         server.init_cluster()?;
@@ -288,7 +291,10 @@ impl PgServer {
                 ],
             );
             match result {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    self.started = true;
+                    return Ok(());
+                }
                 Err(e) if port_taken(&self.log_tail()) => {
                     tracing::debug!(port = self.port, "port taken, retrying: {e}");
                     // Start the next attempt's log fresh so the check above sees only its own failure.
@@ -334,7 +340,7 @@ impl Drop for PgServer {
             let _ = watchdog.kill();
             let _ = watchdog.wait();
         }
-        if self.postmaster_pid != 0 {
+        if self.started {
             let data = self.data_dir();
             if let Some(data) = data.to_str() {
                 if let Err(e) =
