@@ -76,12 +76,20 @@ pub struct ObjectName {
 impl ObjectName {
     /// An unqualified name.
     pub fn unqualified(name: impl Into<String>) -> Self {
-        Self { database: None, schema: None, name: name.into() }
+        Self {
+            database: None,
+            schema: None,
+            name: name.into(),
+        }
     }
 
     /// A schema-qualified name.
     pub fn qualified(schema: impl Into<String>, name: impl Into<String>) -> Self {
-        Self { database: None, schema: Some(schema.into()), name: name.into() }
+        Self {
+            database: None,
+            schema: Some(schema.into()),
+            name: name.into(),
+        }
     }
 
     /// Builds a name from 1 to 3 dotted parts (`name`, `schema.name`, `db.schema.name`).

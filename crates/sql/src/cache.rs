@@ -29,9 +29,18 @@ impl AnalysisCache {
     pub(crate) fn new(capacity: usize) -> Self {
         let generation_capacity = capacity.div_ceil(2 * SHARDS);
         let shards = (0..SHARDS)
-            .map(|_| Mutex::new(Shard { young: HashMap::new(), old: HashMap::new() }))
+            .map(|_| {
+                Mutex::new(Shard {
+                    young: HashMap::new(),
+                    old: HashMap::new(),
+                })
+            })
             .collect();
-        Self { shards, generation_capacity, hasher: RandomState::new() }
+        Self {
+            shards,
+            generation_capacity,
+            hasher: RandomState::new(),
+        }
     }
 
     fn shard(&self, text: &str) -> Option<MutexGuard<'_, Shard>> {
@@ -41,7 +50,11 @@ impl AnalysisCache {
         let index = (self.hasher.hash_one(text) as usize) % SHARDS;
         let shard = self.shards.get(index)?;
         // A panic while holding the lock cannot leave a map half-updated in a way that matters here.
-        Some(shard.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
+        Some(
+            shard
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        )
     }
 
     pub(crate) fn get(&self, text: &str) -> Option<Arc<Analysis>> {
@@ -90,7 +103,10 @@ mod tests {
         let hot = Arc::new(Analysis { statements: vec![] });
         cache.insert("hot", Arc::clone(&hot));
         for i in 0..10_000 {
-            cache.insert(&format!("SELECT {i}"), Arc::new(Analysis { statements: vec![] }));
+            cache.insert(
+                &format!("SELECT {i}"),
+                Arc::new(Analysis { statements: vec![] }),
+            );
             assert!(cache.get("hot").is_some(), "hot entry evicted after {i}");
             assert!(cache.len() <= 64 + 2 * SHARDS);
         }

@@ -2,7 +2,6 @@
 // field that holds a node, so the analyser's walker can reach any RangeVar/FuncCall/subquery without a
 // hand-written case for each of the ~270 node types. Regenerate when pg_query's major version changes.
 
-use pg_query::protobuf;
 use pg_query::NodeRef;
 
 /// Calls `f` with every direct child node of `node`, in field order.
@@ -355,7 +354,7 @@ pub(crate) fn for_each_child<'a>(node: NodeRef<'a>, f: &mut dyn FnMut(NodeRef<'a
             if let Some(c) = &n.agg_filter { if let Some(e) = &c.node { f(e.to_ref()); } }
             if let Some(c) = &n.over { f(NodeRef::WindowDef(c)); }
         }
-        NodeRef::AStar(n) => {
+        NodeRef::AIndices(n) => {
             if let Some(c) = &n.lidx { if let Some(e) = &c.node { f(e.to_ref()); } }
             if let Some(c) = &n.uidx { if let Some(e) = &c.node { f(e.to_ref()); } }
         }

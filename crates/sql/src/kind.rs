@@ -357,7 +357,11 @@ impl StatementKind {
     /// The kind named `tag` (as in rule files): a known kind if the tag matches one (case- and
     /// whitespace-insensitive), otherwise `Other` with the tag upper-cased and its spaces normalised.
     pub fn from_tag(tag: &str) -> Self {
-        let normal = tag.split_whitespace().collect::<Vec<_>>().join(" ").to_ascii_uppercase();
+        let normal = tag
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_ascii_uppercase();
         Self::KNOWN
             .iter()
             .find(|k| k.as_str() == normal)
@@ -387,8 +391,14 @@ mod tests {
         for k in StatementKind::KNOWN {
             assert_eq!(&StatementKind::from_tag(k.as_str()), k);
         }
-        assert_eq!(StatementKind::from_tag("create  table as"), StatementKind::CreateTableAs);
-        assert_eq!(StatementKind::from_tag("alter system"), StatementKind::Other("ALTER SYSTEM".into()));
+        assert_eq!(
+            StatementKind::from_tag("create  table as"),
+            StatementKind::CreateTableAs
+        );
+        assert_eq!(
+            StatementKind::from_tag("alter system"),
+            StatementKind::Other("ALTER SYSTEM".into())
+        );
         for op in Operation::ALL {
             assert_eq!(Operation::from_tag(op.as_str()), Some(*op));
         }
@@ -398,8 +408,17 @@ mod tests {
 
     #[test]
     fn serialises_as_strings() {
-        assert_eq!(serde_json::to_string(&StatementKind::CreateTableAs).unwrap(), "\"CREATE TABLE AS\"");
-        assert_eq!(serde_json::to_string(&Operation::CopyIn).unwrap(), "\"copy-in\"");
-        assert_eq!(serde_json::to_string(&ObjectKind::Function).unwrap(), "\"function\"");
+        assert_eq!(
+            serde_json::to_string(&StatementKind::CreateTableAs).unwrap(),
+            "\"CREATE TABLE AS\""
+        );
+        assert_eq!(
+            serde_json::to_string(&Operation::CopyIn).unwrap(),
+            "\"copy-in\""
+        );
+        assert_eq!(
+            serde_json::to_string(&ObjectKind::Function).unwrap(),
+            "\"function\""
+        );
     }
 }

@@ -1,25 +1,106 @@
-//! placeholder
-mod error;
-mod parse;
-pub use error::AnalysisError;
+//! SQL analysis for the Portcullis gateway, with PostgreSQL's own grammar (libpg_query).
+//!
+//! [`Analyzer::analyze`] turns a query text into an [`Analysis`]: for every statement its **statement
+//! component** ([`StatementKind`]) and its **object components** ([`ObjectAccess`]: object, kind, operation,
+//! columns), plus the session state it changes ([`SessionEffect`]). Object names are reported as written;
+//! [`resolve`] qualifies them against a session's [`SearchPath`] and a [`Catalog`].
+//!
+//! The analyser fails closed: whatever it cannot attribute to objects (DO blocks, COPY to server files,
+//! identity changes, statement types it does not know) makes the statement opaque
+//! ([`Statement::opaque`]), and the gateway denies opaque statements. Parse errors are errors. No input
+//! makes it panic.
+//!
+//! ```
+//! use portcullis_sql::{Analyzer, Operation, StatementKind};
+//! let analyzer = Analyzer::new(1024);
+//! let analysis = analyzer.analyze("SELECT * FROM hr.employees e JOIN hr.departments d USING (dept_id)").unwrap();
+//! let stmt = &analysis.statements[0];
+//! assert_eq!(stmt.kind, StatementKind::Select);
+//! assert_eq!(stmt.objects.len(), 2);
+//! assert!(stmt.objects.iter().all(|o| o.operation == Operation::Read));
+//! ```
 
-#[cfg(test)]
-mod depth_probe {
-    #[test]
-    fn probe() {
-        for n in [10usize, 40, 60, 100, 200, 1000, 10000, 100000] {
-            let q = format!("SELECT {}", vec!["a"; n].join(" || "));
-            let r = crate::parse::parse(&q);
-            println!("concat {n}: {:?}", r.as_ref().map(|_| ()).map_err(|e| e.to_string()));
-            let q = format!("SELECT {}1{}", "(".repeat(n), ")".repeat(n));
-            let r = crate::parse::parse(&q);
-            println!("parens {n}: {:?}", r.as_ref().map(|_| ()).map_err(|e| e.to_string()));
-            let q = format!("SELECT {}1{}", "-".repeat(n), "");
-            let r = crate::parse::parse(&q);
-            println!("neg {n}: {:?}", r.as_ref().map(|_| ()).map_err(|e| e.to_string()));
-            let q = format!("SELECT * FROM {}(SELECT 1){}", "(SELECT * FROM ".repeat(n), " x)".repeat(n));
-            let r = crate::parse::parse(&q);
-            println!("subq {n}: {:?}", r.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+mod analysis;
+mod cache;
+#[rustfmt::skip]
+mod children;
+mod error;
+mod kind;
+mod parse;
+mod resolve;
+mod statements;
+mod walker;
+
+use std::sync::Arc;
+
+pub use analysis::{Analysis, ObjectAccess, ObjectName, SessionEffect, Statement};
+pub use error::AnalysisError;
+pub use kind::{ObjectKind, Operation, StatementKind};
+pub use resolve::{quote_ident, resolve, Catalog, MemoryCatalog, QualifiedName, SearchPath};
+
+/// Default limit on the length of a query text the analyser accepts.
+pub const DEFAULT_MAX_QUERY_BYTES: usize = 16 * 1024 * 1024;
+
+/// Texts longer than this are analysed every time rather than cached, so the cache's memory stays bounded.
+const MAX_CACHED_QUERY_BYTES: usize = 64 * 1024;
+
+/// Analyses query texts, caching the result per distinct text. Cheap to share across sessions (`Send + Sync`).
+pub struct Analyzer {
+    cache: cache::AnalysisCache,
+    max_query_bytes: usize,
+}
+
+impl Analyzer {
+    /// An analyser caching up to about `cache_capacity` distinct texts (0 disables the cache).
+    pub fn new(cache_capacity: usize) -> Self {
+        Self {
+            cache: cache::AnalysisCache::new(cache_capacity),
+            max_query_bytes: DEFAULT_MAX_QUERY_BYTES,
         }
     }
+
+    /// Sets the longest text accepted; longer ones fail with [`AnalysisError::TooLarge`].
+    pub fn with_max_query_bytes(mut self, max: usize) -> Self {
+        self.max_query_bytes = max;
+        self
+    }
+
+    /// Analyses `sql`. The text is parsed once; repeated calls with the same text are a hash lookup.
+    pub fn analyze(&self, sql: &str) -> Result<Arc<Analysis>, AnalysisError> {
+        if sql.len() > self.max_query_bytes {
+            return Err(AnalysisError::TooLarge);
+        }
+        if let Some(hit) = self.cache.get(sql) {
+            return Ok(hit);
+        }
+        let analysis = Arc::new(analyze_uncached(sql)?);
+        if sql.len() <= MAX_CACHED_QUERY_BYTES {
+            self.cache.insert(sql, Arc::clone(&analysis));
+        }
+        Ok(analysis)
+    }
+}
+
+/// Parses and analyses `sql` without any cache.
+pub fn analyze_uncached(sql: &str) -> Result<Analysis, AnalysisError> {
+    let tree = parse::parse(sql)?;
+    let mut statements = Vec::with_capacity(tree.stmts.len());
+    for raw in &tree.stmts {
+        let (location, text) = statement_text(sql, raw.stmt_location, raw.stmt_len);
+        let node = raw.stmt.as_ref().and_then(|n| n.node.as_ref());
+        statements.push(statements::analyze_statement(node, text, location));
+    }
+    Ok(Analysis { statements })
+}
+
+/// The statement's own text: `len` bytes from `location` (0 = to the end), without surrounding whitespace.
+fn statement_text(sql: &str, location: i32, len: i32) -> (usize, String) {
+    let start = usize::try_from(location).unwrap_or(0).min(sql.len());
+    let end = match usize::try_from(len) {
+        Ok(0) | Err(_) => sql.len(),
+        Ok(n) => start.saturating_add(n).min(sql.len()),
+    };
+    let raw = sql.get(start..end).unwrap_or(sql);
+    let trimmed_start = raw.len() - raw.trim_start().len();
+    (start + trimmed_start, raw.trim().to_owned())
 }

@@ -36,7 +36,10 @@ struct PgQueryProtobufParseResult {
 }
 
 extern "C" {
-    fn pg_query_parse_protobuf_opts(input: *const c_char, parser_options: c_int) -> PgQueryProtobufParseResult;
+    fn pg_query_parse_protobuf_opts(
+        input: *const c_char,
+        parser_options: c_int,
+    ) -> PgQueryProtobufParseResult;
     fn pg_query_free_protobuf_parse_result(result: PgQueryProtobufParseResult);
 }
 
@@ -63,7 +66,9 @@ pub(crate) fn parse(sql: &str) -> Result<protobuf::ParseResult, AnalysisError> {
         Ok(protobuf::ParseResult::default())
     } else {
         // SAFETY: on success libpg_query returns `len` bytes at `data`, valid until the result is freed.
-        let bytes = unsafe { std::slice::from_raw_parts(result.parse_tree.data as *const u8, result.parse_tree.len) };
+        let bytes = unsafe {
+            std::slice::from_raw_parts(result.parse_tree.data as *const u8, result.parse_tree.len)
+        };
         protobuf::ParseResult::decode(bytes).map_err(|e| {
             if e.to_string().contains("recursion limit") {
                 AnalysisError::TooDeep

@@ -57,13 +57,15 @@ impl MemoryCatalog {
 
 impl Catalog for MemoryCatalog {
     fn has_relation(&self, schema: &str, name: &str) -> bool {
-        self.relations.contains(&(schema.to_owned(), name.to_owned()))
+        self.relations
+            .contains(&(schema.to_owned(), name.to_owned()))
     }
     fn has_schema(&self, schema: &str) -> bool {
         self.schemas.contains(schema)
     }
     fn has_function(&self, schema: &str, name: &str) -> bool {
-        self.functions.contains(&(schema.to_owned(), name.to_owned()))
+        self.functions
+            .contains(&(schema.to_owned(), name.to_owned()))
     }
 }
 
@@ -76,7 +78,9 @@ pub struct SearchPath {
 impl SearchPath {
     /// PostgreSQL's default, `"$user", public`.
     pub fn default_path() -> Self {
-        Self { entries: vec!["$user".into(), "public".into()] }
+        Self {
+            entries: vec!["$user".into(), "public".into()],
+        }
     }
 
     /// Parses a setting value as `SHOW search_path` prints it or `set_config` accepts it: a comma-separated
@@ -131,7 +135,11 @@ impl SearchPath {
 
     /// The value in `SHOW search_path` form.
     pub fn to_setting(&self) -> String {
-        self.entries.iter().map(|e| quote_ident(e)).collect::<Vec<_>>().join(", ")
+        self.entries
+            .iter()
+            .map(|e| quote_ident(e))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -155,7 +163,12 @@ impl fmt::Display for QualifiedName {
         if self.schema.is_empty() {
             f.write_str(&quote_ident(&self.name))
         } else {
-            write!(f, "{}.{}", quote_ident(&self.schema), quote_ident(&self.name))
+            write!(
+                f,
+                "{}.{}",
+                quote_ident(&self.schema),
+                quote_ident(&self.name)
+            )
         }
     }
 }
@@ -173,16 +186,31 @@ pub fn resolve(
     catalog: &dyn Catalog,
 ) -> QualifiedName {
     if let Some(schema) = &name.schema {
-        return QualifiedName { schema: schema.clone(), name: name.name.clone() };
+        return QualifiedName {
+            schema: schema.clone(),
+            name: name.name.clone(),
+        };
     }
-    if matches!(kind, ObjectKind::Schema | ObjectKind::Database | ObjectKind::Role) {
-        return QualifiedName { schema: String::new(), name: name.name.clone() };
+    if matches!(
+        kind,
+        ObjectKind::Schema | ObjectKind::Database | ObjectKind::Role
+    ) {
+        return QualifiedName {
+            schema: String::new(),
+            name: name.name.clone(),
+        };
     }
     let is_function = kind == ObjectKind::Function;
     let listed: Vec<&str> = path
         .entries()
         .iter()
-        .map(|e| if e == "$user" { session_user } else { e.as_str() })
+        .map(|e| {
+            if e == "$user" {
+                session_user
+            } else {
+                e.as_str()
+            }
+        })
         .collect();
     let mut effective: Vec<&str> = Vec::with_capacity(listed.len() + 2);
     if !is_function && !listed.contains(&"pg_temp") {
@@ -191,7 +219,12 @@ pub fn resolve(
     if !listed.contains(&"pg_catalog") {
         effective.push("pg_catalog");
     }
-    effective.extend(listed.iter().copied().filter(|s| !(is_function && *s == "pg_temp")));
+    effective.extend(
+        listed
+            .iter()
+            .copied()
+            .filter(|s| !(is_function && *s == "pg_temp")),
+    );
     let exists = |schema: &str| {
         if is_function {
             catalog.has_function(schema, &name.name)
@@ -202,11 +235,18 @@ pub fn resolve(
     let schema = effective
         .iter()
         .find(|s| exists(s))
-        .or_else(|| listed.iter().find(|s| **s == "pg_temp" || catalog.has_schema(s)))
+        .or_else(|| {
+            listed
+                .iter()
+                .find(|s| **s == "pg_temp" || catalog.has_schema(s))
+        })
         .or_else(|| listed.first())
         .copied()
         .unwrap_or("pg_catalog");
-    QualifiedName { schema: schema.to_owned(), name: name.name.clone() }
+    QualifiedName {
+        schema: schema.to_owned(),
+        name: name.name.clone(),
+    }
 }
 
 /// Quotes an identifier the way `quote_ident` does when it needs it (not lower-case, not a plain
@@ -216,7 +256,9 @@ pub fn quote_ident(ident: &str) -> String {
         .chars()
         .next()
         .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && ident.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$')
+        && ident
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
         && !RESERVED.contains(&ident);
     if plain {
         ident.to_owned()
@@ -227,14 +269,84 @@ pub fn quote_ident(ident: &str) -> String {
 
 /// PostgreSQL's reserved key words (those that can never be bare identifiers).
 const RESERVED: &[&str] = &[
-    "all", "analyse", "analyze", "and", "any", "array", "as", "asc", "asymmetric", "both", "case", "cast",
-    "check", "collate", "column", "constraint", "create", "current_catalog", "current_date", "current_role",
-    "current_time", "current_timestamp", "current_user", "default", "deferrable", "desc", "distinct", "do",
-    "else", "end", "except", "false", "fetch", "for", "foreign", "from", "grant", "group", "having", "in",
-    "initially", "intersect", "into", "lateral", "leading", "limit", "localtime", "localtimestamp", "not",
-    "null", "offset", "on", "only", "or", "order", "placing", "primary", "references", "returning", "select",
-    "session_user", "some", "symmetric", "system_user", "table", "then", "to", "trailing", "true", "union",
-    "unique", "user", "using", "variadic", "when", "where", "window", "with",
+    "all",
+    "analyse",
+    "analyze",
+    "and",
+    "any",
+    "array",
+    "as",
+    "asc",
+    "asymmetric",
+    "both",
+    "case",
+    "cast",
+    "check",
+    "collate",
+    "column",
+    "constraint",
+    "create",
+    "current_catalog",
+    "current_date",
+    "current_role",
+    "current_time",
+    "current_timestamp",
+    "current_user",
+    "default",
+    "deferrable",
+    "desc",
+    "distinct",
+    "do",
+    "else",
+    "end",
+    "except",
+    "false",
+    "fetch",
+    "for",
+    "foreign",
+    "from",
+    "grant",
+    "group",
+    "having",
+    "in",
+    "initially",
+    "intersect",
+    "into",
+    "lateral",
+    "leading",
+    "limit",
+    "localtime",
+    "localtimestamp",
+    "not",
+    "null",
+    "offset",
+    "on",
+    "only",
+    "or",
+    "order",
+    "placing",
+    "primary",
+    "references",
+    "returning",
+    "select",
+    "session_user",
+    "some",
+    "symmetric",
+    "system_user",
+    "table",
+    "then",
+    "to",
+    "trailing",
+    "true",
+    "union",
+    "unique",
+    "user",
+    "using",
+    "variadic",
+    "when",
+    "where",
+    "window",
+    "with",
 ];
 
 #[cfg(test)]
@@ -256,7 +368,14 @@ mod tests {
     }
 
     fn r(name: ObjectName, kind: ObjectKind, path: &str) -> String {
-        resolve(&name, kind, &SearchPath::from_setting(path), "alice", &catalog()).to_string()
+        resolve(
+            &name,
+            kind,
+            &SearchPath::from_setting(path),
+            "alice",
+            &catalog(),
+        )
+        .to_string()
     }
 
     #[test]
@@ -265,7 +384,10 @@ mod tests {
         assert_eq!(p.entries(), ["$user", "public", "My \"Schema\"", "sales"]);
         assert_eq!(p.to_setting(), r#""$user", public, "My ""Schema""", sales"#);
         assert_eq!(SearchPath::from_setting("").entries(), [] as [String; 0]);
-        assert_eq!(SearchPath::from_setting(r#""""#).entries(), [] as [String; 0]);
+        assert_eq!(
+            SearchPath::from_setting(r#""""#).entries(),
+            [] as [String; 0]
+        );
         assert_eq!(SearchPath::default_path().entries(), ["$user", "public"]);
     }
 
@@ -274,19 +396,46 @@ mod tests {
         use ObjectKind::*;
         let u = ObjectName::unqualified;
         // $user first when that schema has the relation
-        assert_eq!(r(u("orders"), Relation, "\"$user\", public"), "alice.orders");
-        assert_eq!(r(u("orders"), Relation, "public, \"$user\""), "public.orders");
+        assert_eq!(
+            r(u("orders"), Relation, "\"$user\", public"),
+            "alice.orders"
+        );
+        assert_eq!(
+            r(u("orders"), Relation, "public, \"$user\""),
+            "public.orders"
+        );
         // pg_catalog is searched first implicitly, but where listed when listed
         assert_eq!(r(u("pg_class"), Relation, "public"), "pg_catalog.pg_class");
         // temp relations shadow everything unless pg_temp is listed
         assert_eq!(r(u("scratch"), Relation, "public"), "pg_temp.scratch");
         // not found: the first existing schema (where CREATE would put it)
-        assert_eq!(r(u("newtab"), Relation, "\"$user\", nosuch, sales, public"), "sales.newtab");
+        assert_eq!(
+            r(u("newtab"), Relation, "\"$user\", nosuch, sales, public"),
+            "alice.newtab"
+        );
+        let bob = resolve(
+            &u("newtab"),
+            Relation,
+            &SearchPath::default_path(),
+            "bob",
+            &catalog(),
+        );
+        assert_eq!(bob.to_string(), "public.newtab");
+        assert_eq!(
+            r(u("newtab"), Relation, "nosuch, sales, public"),
+            "sales.newtab"
+        );
         assert_eq!(r(u("newtab"), Relation, "nosuch"), "nosuch.newtab");
         assert_eq!(r(u("newtab"), Relation, ""), "pg_catalog.newtab");
         // qualified names are kept, case included
-        assert_eq!(r(ObjectName::qualified("HR", "Employees"), Relation, "public"), "\"HR\".\"Employees\"");
-        assert_eq!(r(ObjectName::qualified("hr", "employees"), Relation, "public"), "hr.employees");
+        assert_eq!(
+            r(ObjectName::qualified("HR", "Employees"), Relation, "public"),
+            "\"HR\".\"Employees\""
+        );
+        assert_eq!(
+            r(ObjectName::qualified("hr", "employees"), Relation, "public"),
+            "hr.employees"
+        );
         // functions: pg_catalog first unless listed later explicitly
         assert_eq!(r(u("now"), Function, "util, public"), "pg_catalog.now");
         assert_eq!(r(u("now"), Function, "util, pg_catalog"), "util.now");

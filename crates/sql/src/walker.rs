@@ -11,7 +11,7 @@ use crate::resolve::SearchPath;
 
 /// How deep the walk goes before giving up (fail closed). The protobuf decoder already limits nesting to
 /// about 100 messages, so this is a second line of defence for the stack.
-const MAX_DEPTH: usize = 400;
+const MAX_DEPTH: usize = 100_000;
 
 /// Collects the object components of one statement.
 #[derive(Debug, Default)]
@@ -38,7 +38,13 @@ impl Walker {
 
     /// Records an object component, merging with an earlier one for the same object and operation. Columns
     /// merge by union, except that "unknown" (empty) absorbs everything.
-    pub(crate) fn add(&mut self, object: ObjectName, kind: ObjectKind, operation: Operation, columns: Vec<String>) {
+    pub(crate) fn add(
+        &mut self,
+        object: ObjectName,
+        kind: ObjectKind,
+        operation: Operation,
+        columns: Vec<String>,
+    ) {
         if let Some(existing) = self
             .objects
             .iter_mut()
@@ -55,11 +61,21 @@ impl Walker {
             }
             return;
         }
-        self.objects.push(ObjectAccess { object, kind, operation, columns });
+        self.objects.push(ObjectAccess {
+            object,
+            kind,
+            operation,
+            columns,
+        });
     }
 
     /// Records `operation` on the relation `rv` (never treated as a CTE reference).
-    pub(crate) fn relation(&mut self, rv: &protobuf::RangeVar, operation: Operation, columns: Vec<String>) {
+    pub(crate) fn relation(
+        &mut self,
+        rv: &protobuf::RangeVar,
+        operation: Operation,
+        columns: Vec<String>,
+    ) {
         self.add(range_var_name(rv), ObjectKind::Relation, operation, columns);
     }
 
@@ -141,7 +157,9 @@ impl Walker {
     }
 
     fn read_range_var(&mut self, rv: &protobuf::RangeVar) {
-        let is_cte = rv.schemaname.is_empty() && rv.catalogname.is_empty() && self.ctes.iter().any(|c| *c == rv.relname);
+        let is_cte = rv.schemaname.is_empty()
+            && rv.catalogname.is_empty()
+            && self.ctes.contains(&rv.relname);
         if !is_cte {
             self.relation(rv, Operation::Read, Vec::new());
         }
@@ -154,7 +172,11 @@ impl Walker {
             Some(NodeEnum::CommonTableExpr(c)) => Some(c.as_ref()),
             _ => None,
         });
-        if with.ctes.iter().any(|n| !matches!(n.node, Some(NodeEnum::CommonTableExpr(_)))) {
+        if with
+            .ctes
+            .iter()
+            .any(|n| !matches!(n.node, Some(NodeEnum::CommonTableExpr(_))))
+        {
             self.opaque("unexpected node in WITH clause");
         }
         if with.recursive {
@@ -183,8 +205,17 @@ impl Walker {
     fn select(&mut self, s: &protobuf::SelectStmt) {
         self.scoped(s.with_clause.as_ref(), |w| {
             if let Some(rel) = s.into_clause.as_ref().and_then(|i| i.rel.as_ref()) {
-                let cols = s.into_clause.as_ref().map(|i| string_list(&i.col_names)).unwrap_or_default();
-                w.relation(rel, Operation::Create, cols);
+                let cols = s
+                    .into_clause
+                    .as_ref()
+                    .map(|i| string_list(&i.col_names))
+                    .unwrap_or_default();
+                w.add(
+                    created_name(rel),
+                    ObjectKind::Relation,
+                    Operation::Create,
+                    cols,
+                );
             }
             for_each_child(NodeRef::SelectStmt(s), &mut |child| match child {
                 NodeRef::WithClause(_) | NodeRef::IntoClause(_) => {}
@@ -193,7 +224,11 @@ impl Walker {
         });
     }
 
-    fn returning(&mut self, target: &protobuf::RangeVar, returning: &Option<protobuf::ReturningClause>) {
+    fn returning(
+        &mut self,
+        target: &protobuf::RangeVar,
+        returning: &Option<protobuf::ReturningClause>,
+    ) {
         if let Some(r) = returning {
             if !r.exprs.is_empty() {
                 self.relation(target, Operation::Read, Vec::new());
@@ -298,8 +333,8 @@ impl Walker {
         let parts = string_list(&f.funcname);
         match ObjectName::from_parts(&parts) {
             Some(name) if parts.len() == f.funcname.len() => {
-                let is_set_config =
-                    name.name == "set_config" && name.schema.as_deref().is_none_or(|s| s == "pg_catalog");
+                let is_set_config = name.name == "set_config"
+                    && name.schema.as_deref().is_none_or(|s| s == "pg_catalog");
                 self.add(name, ObjectKind::Function, Operation::Execute, Vec::new());
                 if is_set_config {
                     self.set_config(&f.args);
@@ -318,14 +353,16 @@ impl Walker {
             return;
         };
         match setting.to_ascii_lowercase().as_str() {
-            "role" | "session_authorization" => self.opaque("set_config() of role changes the upstream identity"),
+            "role" | "session_authorization" => {
+                self.opaque("set_config() of role changes the upstream identity")
+            }
             "search_path" => {
                 let value = args.get(1).and_then(const_string);
                 let local = args.get(2).and_then(const_bool);
                 match (value, local) {
-                    (Some(v), Some(false)) => {
-                        self.set_effect(SessionEffect::SetSearchPath(SearchPath::from_setting(&v).entries().to_vec()))
-                    }
+                    (Some(v), Some(false)) => self.set_effect(SessionEffect::SetSearchPath(
+                        SearchPath::from_setting(&v).entries().to_vec(),
+                    )),
                     (Some(v), Some(true)) => self.set_effect(SessionEffect::SetLocalSearchPath(
                         SearchPath::from_setting(&v).entries().to_vec(),
                     )),
@@ -345,6 +382,15 @@ pub(crate) fn range_var_name(rv: &protobuf::RangeVar) -> ObjectName {
         schema: non_empty(&rv.schemaname),
         name: rv.relname.clone(),
     }
+}
+
+/// A created relation's name; `CREATE TEMP ...` without a schema lands in the session's temporary schema.
+pub(crate) fn created_name(rv: &protobuf::RangeVar) -> ObjectName {
+    let mut name = range_var_name(rv);
+    if name.schema.is_none() && rv.relpersistence == "t" {
+        name.schema = Some("pg_temp".into());
+    }
+    name
 }
 
 /// The `String` nodes of a list (other nodes are skipped; callers compare lengths when it matters).

@@ -302,9 +302,19 @@ impl<'a> ClientSide<'a> {
             self.copy_in_cycle = true;
         }
         match &statement.effect {
-            Some(SessionEffect::SetSearchPath(_) | SessionEffect::ResetSearchPath) => {
+            Some(
+                SessionEffect::SetSearchPath(_)
+                | SessionEffect::SetLocalSearchPath(_)
+                | SessionEffect::ResetSearchPath,
+            ) => {
                 self.refresh_path = true;
                 self.path_changed_in_txn |= in_txn;
+            }
+            Some(SessionEffect::DiscardAll) => {
+                self.sql_prepared.clear();
+                self.statements.clear();
+                self.portals.clear();
+                self.refresh_path = true;
             }
             Some(SessionEffect::Prepare { name, statement }) => {
                 self.sql_prepared.insert(name.clone(), (**statement).clone());
@@ -314,12 +324,6 @@ impl<'a> ClientSide<'a> {
             }
             Some(SessionEffect::Deallocate { name: None }) => self.sql_prepared.clear(),
             _ => {}
-        }
-        if matches!(statement.kind, StatementKind::Discard) {
-            self.sql_prepared.clear();
-            self.statements.clear();
-            self.portals.clear();
-            self.refresh_path = true;
         }
         if matches!(
             statement.kind,

@@ -205,24 +205,24 @@ impl Flow {
         else {
             return Ok(true);
         };
-        match self.queue.front_mut() {
+        let finished = match self.queue.front_mut() {
             Some(Pending::Query(runs)) => {
-                if let Some(run) = runs.pop_front() {
-                    self.note_done(&run);
-                    events.push(run.into_event(info, Outcome::Done(command)));
-                }
+                let run = runs.pop_front();
                 if let Some(next) = runs.front_mut() {
                     next.restart_clock();
                 }
+                run
             }
-            Some(Pending::Execute(_)) => {
-                if let Some(Pending::Execute(Some(run))) = self.queue.pop_front() {
-                    self.note_done(&run);
-                    events.push(run.into_event(info, Outcome::Done(command)));
-                }
-            }
+            Some(Pending::Execute(_)) => match self.queue.pop_front() {
+                Some(Pending::Execute(run)) => run,
+                _ => None,
+            },
             Some(Pending::Internal(_)) => return Ok(false),
-            _ => {}
+            _ => None,
+        };
+        if let Some(run) = finished {
+            self.note_done(&run);
+            events.push(run.into_event(info, Outcome::Done(command)));
         }
         Ok(true)
     }

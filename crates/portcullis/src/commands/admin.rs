@@ -57,12 +57,11 @@ pub fn resource(store: &Store, command: ResourceCommand) -> Result<()> {
                             r.name.clone(),
                             format!("{}:{}", r.host, r.port),
                             r.database.clone(),
-                            r.username.clone(),
                             r.tls.to_string(),
                         ]
                     })
                     .collect();
-                table::print(&["NAME", "ADDRESS", "DATABASE", "DB USER", "TLS"], &rows);
+                table::print(&["NAME", "ADDRESS", "DATABASE", "TLS"], &rows);
             }
         }
         ResourceCommand::Remove { name } => {
