@@ -38,7 +38,7 @@ fn run_driver(name: &str) {
             || name == "psql",
         "{name}: no parameterised statement audited"
     );
-    let failed = gw.statements(&["--text", "drv_missing"]);
+    let failed = gw.statements(&["--text", "drv_no_such_table"]);
     assert!(
         failed.iter().any(|e| e["sqlstate"] == "42P01"),
         "{name}: the deliberate error is not audited: {failed:?}"

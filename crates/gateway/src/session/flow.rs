@@ -80,6 +80,8 @@ pub struct Flow {
     pub catalog_loaded: Option<Arc<CatalogSnapshot>>,
     /// DDL succeeded: the shared cache's snapshot of this resource is out of date.
     pub catalog_changed: bool,
+    /// The application_name the upstream last reported, when the client changed it after startup.
+    pub application_name: Option<String>,
 }
 
 impl Flow {
@@ -93,6 +95,7 @@ impl Flow {
             catalog_stale: false,
             catalog_loaded: None,
             catalog_changed: false,
+            application_name: None,
         }
     }
 
@@ -147,7 +150,10 @@ impl Flow {
             tag::ERROR_RESPONSE => return self.on_error(frame, info, out, events),
             tag::READY_FOR_QUERY => self.on_ready(body, info, out, events)?,
             tag::PARAMETER_STATUS => {
-                if let BackendMessage::ParameterStatus { name, .. } = decode_backend(msg_tag, body)? {
+                if let BackendMessage::ParameterStatus { name, value } = decode_backend(msg_tag, body)? {
+                    if name == "application_name" {
+                        self.application_name = Some(value.to_string());
+                    }
                     // The upstream reports the credential's role name; clients see their own identity.
                     if name == "session_authorization" {
                         encode_parameter_status(name, &info.user, out);

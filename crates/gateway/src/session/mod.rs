@@ -34,7 +34,7 @@ use login::LoginFailure;
 use statement::now_micros;
 
 /// Who a session is, for audit events and name resolution.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct SessionInfo {
     /// Gateway-made session id.
     pub id: String,
@@ -116,8 +116,13 @@ pub async fn run(shared: Arc<Shared>, socket: TcpStream, peer: SocketAddr) {
     record_connection(&shared, &info, ConnectionPhase::Open, "ok", 0, 0).await;
     let bytes_in = AtomicU64::new(0);
     let bytes_out = AtomicU64::new(0);
-    let detail = relay(&shared, &info, client, upstream, catalog, &bytes_in, &bytes_out).await;
+    let (detail, application_name) =
+        relay(&shared, &info, client, upstream, catalog, &bytes_in, &bytes_out).await;
     shared.cancels.remove(&key);
+    let mut info = Arc::unwrap_or_clone(info);
+    if application_name.is_some() {
+        info.application_name = application_name;
+    }
     record_connection(
         &shared,
         &info,
@@ -264,7 +269,8 @@ async fn read_catalog(upstream: &mut Upstream) -> Result<Arc<CatalogSnapshot>, G
     Ok(Arc::new(CatalogSnapshot::from_rows(rows)))
 }
 
-/// Runs both directions until either ends; returns what the audit log says about the end.
+/// Runs both directions until either ends; returns what the audit log says about the end and the
+/// application_name in force at the end.
 async fn relay(
     shared: &Shared,
     info: &Arc<SessionInfo>,
@@ -273,7 +279,7 @@ async fn relay(
     catalog: Arc<CatalogSnapshot>,
     bytes_in: &AtomicU64,
     bytes_out: &AtomicU64,
-) -> String {
+) -> (String, Option<String>) {
     let flow = Mutex::new(Flow::new(SearchPath::default_path(), catalog));
     let (mut client_rd, mut client_wr) = tokio::io::split(client);
     let (mut up_rd, mut up_wr) = tokio::io::split(upstream.stream);
@@ -290,14 +296,16 @@ async fn relay(
         },
     };
     let mut events = Vec::new();
-    flow.lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .drain_refusals(info, &mut events);
+    let application_name = {
+        let mut flow = flow.lock().unwrap_or_else(|p| p.into_inner());
+        flow.drain_refusals(info, &mut events);
+        flow.application_name.take()
+    };
     for event in events {
         let _ = shared.audit.record(event).durable().await;
     }
     let _ = up_wr.shutdown().await;
-    match ended {
+    let detail = match ended {
         Ok(detail) => detail,
         Err(e) => {
             // Tell the client why, if it is still listening: protocol violations end the session.
@@ -313,7 +321,8 @@ async fn relay(
             tracing::info!(session = %info.id, error = %e, "session ended with an error");
             format!("error: {e}")
         }
-    }
+    };
+    (detail, application_name)
 }
 
 async fn record_connection(
