@@ -12,7 +12,9 @@ pub fn data_row_texts(body: &[u8]) -> Result<Vec<Option<String>>, &'static str> 
             continue;
         }
         let len = usize::try_from(len).map_err(|_| "DataRow column length out of range")?;
-        let value = after.get(..len).ok_or("DataRow column longer than the message")?;
+        let value = after
+            .get(..len)
+            .ok_or("DataRow column longer than the message")?;
         columns.push(Some(String::from_utf8_lossy(value).into_owned()));
         rest = &after[len..];
     }

@@ -51,7 +51,8 @@ fn ensure_self_signed(
     if cert_path.exists() && key_path.exists() {
         return Ok((cert_path, key_path));
     }
-    fs::create_dir_all(&dir).map_err(|e| GatewayError::io(format!("create {}", dir.display()), e))?;
+    fs::create_dir_all(&dir)
+        .map_err(|e| GatewayError::io(format!("create {}", dir.display()), e))?;
     let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])
         .map_err(|e| GatewayError::Tls(format!("generate self-signed certificate: {e}")))?;
     write_private(&key_path, made.key_pair.serialize_pem().as_bytes())?;
@@ -76,17 +77,22 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), GatewayError> {
 }
 
 fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, GatewayError> {
-    let file = fs::File::open(path).map_err(|e| GatewayError::io(format!("open {}", path.display()), e))?;
+    let file = fs::File::open(path)
+        .map_err(|e| GatewayError::io(format!("open {}", path.display()), e))?;
     let certs: Result<Vec<_>, _> = rustls_pemfile::certs(&mut BufReader::new(file)).collect();
     let certs = certs.map_err(|e| GatewayError::io(format!("read {}", path.display()), e))?;
     if certs.is_empty() {
-        return Err(GatewayError::Tls(format!("{}: no certificate found", path.display())));
+        return Err(GatewayError::Tls(format!(
+            "{}: no certificate found",
+            path.display()
+        )));
     }
     Ok(certs)
 }
 
 fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, GatewayError> {
-    let file = fs::File::open(path).map_err(|e| GatewayError::io(format!("open {}", path.display()), e))?;
+    let file = fs::File::open(path)
+        .map_err(|e| GatewayError::io(format!("open {}", path.display()), e))?;
     rustls_pemfile::private_key(&mut BufReader::new(file))
         .map_err(|e| GatewayError::io(format!("read {}", path.display()), e))?
         .ok_or_else(|| GatewayError::Tls(format!("{}: no private key found", path.display())))

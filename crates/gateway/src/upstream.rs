@@ -92,7 +92,9 @@ pub async fn connect(
     let mut cancel_key = None;
     loop {
         let Some((tag, body)) = read_frame(&mut stream, &mut buf, MAX_LOGIN_MESSAGE).await? else {
-            return Err(GatewayError::Upstream("server closed the connection during login".into()));
+            return Err(GatewayError::Upstream(
+                "server closed the connection during login".into(),
+            ));
         };
         out.clear();
         match decode_backend(tag, &body)? {
@@ -222,10 +224,16 @@ pub async fn simple_query_rows(
     let mut rows = Vec::new();
     let mut failure = None;
     loop {
-        let Some((tag, body)) =
-            read_frame(&mut upstream.stream, &mut upstream.buffered, MAX_UPSTREAM_MESSAGE).await?
+        let Some((tag, body)) = read_frame(
+            &mut upstream.stream,
+            &mut upstream.buffered,
+            MAX_UPSTREAM_MESSAGE,
+        )
+        .await?
         else {
-            return Err(GatewayError::Upstream("server closed the connection".into()));
+            return Err(GatewayError::Upstream(
+                "server closed the connection".into(),
+            ));
         };
         match decode_backend(tag, &body)? {
             BackendMessage::DataRow => rows.push(

@@ -69,7 +69,8 @@ impl Settings {
         };
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
-        serde_yaml_ng::from_str(&text).with_context(|| format!("{}: invalid configuration", path.display()))
+        serde_yaml_ng::from_str(&text)
+            .with_context(|| format!("{}: invalid configuration", path.display()))
     }
 
     /// The data directory: `--data-dir`, then the file, then `./.portcullis`.
@@ -84,7 +85,8 @@ impl Settings {
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
         let key = match std::env::var("PORTCULLIS_MASTER_KEY") {
-            Ok(encoded) => MasterKey::from_base64(&encoded).context("PORTCULLIS_MASTER_KEY is not a valid key")?,
+            Ok(encoded) => MasterKey::from_base64(&encoded)
+                .context("PORTCULLIS_MASTER_KEY is not a valid key")?,
             Err(_) => MasterKey::load_or_create(&data_dir.join("master.key"))
                 .context("cannot load or create the master key")?,
         };
@@ -98,7 +100,11 @@ impl Settings {
     }
 
     /// The gateway's runtime configuration.
-    pub fn gateway_config(&self, listen: Option<SocketAddr>, data_dir: &Path) -> Result<GatewayConfig> {
+    pub fn gateway_config(
+        &self,
+        listen: Option<SocketAddr>,
+        data_dir: &Path,
+    ) -> Result<GatewayConfig> {
         let listen = match listen.or(self.listen) {
             Some(addr) => addr,
             None => DEFAULT_LISTEN.parse().context("default listen address")?,

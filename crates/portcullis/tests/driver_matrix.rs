@@ -31,10 +31,15 @@ fn run_driver(name: &str) {
     let events = gw.statements(&["--object", &table]);
     let kinds: Vec<&str> = events.iter().filter_map(|e| e["kind"].as_str()).collect();
     for kind in ["CREATE TABLE", "INSERT", "SELECT"] {
-        assert!(kinds.contains(&kind), "{name}: no {kind} on {table} in the audit log: {kinds:?}");
+        assert!(
+            kinds.contains(&kind),
+            "{name}: no {kind} on {table} in the audit log: {kinds:?}"
+        );
     }
     assert!(
-        events.iter().any(|e| e["outcome"] == "ok" && e["param_count"].as_u64() > Some(0))
+        events
+            .iter()
+            .any(|e| e["outcome"] == "ok" && e["param_count"].as_u64() > Some(0))
             || name == "psql",
         "{name}: no parameterised statement audited"
     );
@@ -99,11 +104,16 @@ fn pgbench_all_query_modes() {
     pgbench(&["-i", "-s", "1", "-q"]);
     for mode in ["simple", "extended", "prepared"] {
         let out = pgbench(&["-M", mode, "-c", "4", "-j", "2", "-t", "25", "-n"]);
-        assert!(out.contains("number of failed transactions: 0"), "{mode}: {out}");
+        assert!(
+            out.contains("number of failed transactions: 0"),
+            "{mode}: {out}"
+        );
     }
     let updates = gw.statements(&["--text", "UPDATE pgbench_accounts"]);
     assert_eq!(updates.len(), 3 * 4 * 25);
-    assert!(updates.iter().all(|e| e["outcome"] == "ok" && e["rows"] == 1));
+    assert!(updates
+        .iter()
+        .all(|e| e["outcome"] == "ok" && e["rows"] == 1));
     let copies = gw.statements(&["--object", "pgbench_accounts", "--text", "copy"]);
     assert!(!copies.is_empty(), "pgbench -i's COPY is audited");
 }

@@ -6,7 +6,9 @@ use common::{fresh_database, Gateway, ALICE_PASSWORD};
 use serde_json::Value;
 
 fn db_message(err: &tokio_postgres::Error) -> String {
-    err.as_db_error().map(|e| e.message().to_string()).unwrap_or_default()
+    err.as_db_error()
+        .map(|e| e.message().to_string())
+        .unwrap_or_default()
 }
 
 fn objects(event: &Value) -> Vec<String> {
@@ -14,7 +16,13 @@ fn objects(event: &Value) -> Vec<String> {
         .as_array()
         .map(|a| {
             a.iter()
-                .map(|o| format!("{}:{}", o["operation"].as_str().unwrap_or(""), o["name"].as_str().unwrap_or("")))
+                .map(|o| {
+                    format!(
+                        "{}:{}",
+                        o["operation"].as_str().unwrap_or(""),
+                        o["name"].as_str().unwrap_or("")
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default()
@@ -50,16 +58,36 @@ async fn simple_and_extended_queries_pass_through_and_are_audited() {
     });
     assert_eq!(count.as_deref(), Some("2"));
     // The gateway learnt the new path: the next statement's object resolves to hr.employees.
-    client.simple_query("SELECT name FROM employees").await.unwrap();
+    client
+        .simple_query("SELECT name FROM employees")
+        .await
+        .unwrap();
 
     // An error from the upstream passes through, and the session recovers.
-    let err = client.simple_query("SELECT * FROM no_such_table").await.unwrap_err();
+    let err = client
+        .simple_query("SELECT * FROM no_such_table")
+        .await
+        .unwrap_err();
     assert_eq!(err.code().map(|c| c.code()), Some("42P01"));
-    assert_eq!(client.query_one("SELECT 1 + 1", &[]).await.unwrap().get::<_, i32>(0), 2);
+    assert_eq!(
+        client
+            .query_one("SELECT 1 + 1", &[])
+            .await
+            .unwrap()
+            .get::<_, i32>(0),
+        2
+    );
 
     // A transaction rolled back leaves nothing behind.
-    client.batch_execute("BEGIN; INSERT INTO hr.employees VALUES (3, 'x'); ROLLBACK").await.unwrap();
-    let n: i64 = client.query_one("SELECT count(*) FROM hr.employees", &[]).await.unwrap().get(0);
+    client
+        .batch_execute("BEGIN; INSERT INTO hr.employees VALUES (3, 'x'); ROLLBACK")
+        .await
+        .unwrap();
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM hr.employees", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(n, 2);
     drop(client);
 
@@ -73,7 +101,11 @@ async fn simple_and_extended_queries_pass_through_and_are_audited() {
     assert_eq!(select["outcome"], "ok");
     let param = events
         .iter()
-        .find(|e| e["text"].as_str().is_some_and(|t| t.contains("WHERE id = $1")))
+        .find(|e| {
+            e["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("WHERE id = $1"))
+        })
         .expect("the parameterised select is audited");
     assert_eq!(param["param_count"], 1);
     assert_eq!(objects(param), vec!["read:hr.employees"]);
@@ -84,7 +116,10 @@ async fn simple_and_extended_queries_pass_through_and_are_audited() {
     assert_eq!(failed["outcome"], "error");
     assert_eq!(failed["sqlstate"], "42P01");
     let connections = gw.audit(&["--kind", "connections", "--user", "alice"]);
-    assert!(connections.len() >= 2, "open and close are recorded: {connections:?}");
+    assert!(
+        connections.len() >= 2,
+        "open and close are recorded: {connections:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -108,9 +143,19 @@ async fn statements_that_cannot_be_analysed_are_refused_and_recorded() {
         assert!(db_message(&err).contains("portcullis"), "{sql}: {err:?}");
         // Also through the extended protocol (Parse is refused).
         let err = client.query(sql, &[]).await.unwrap_err();
-        assert!(db_message(&err).contains("portcullis"), "{sql} (extended): {err:?}");
+        assert!(
+            db_message(&err).contains("portcullis"),
+            "{sql} (extended): {err:?}"
+        );
         // The connection stays usable.
-        assert_eq!(client.query_one("SELECT 7", &[]).await.unwrap().get::<_, i32>(0), 7);
+        assert_eq!(
+            client
+                .query_one("SELECT 7", &[])
+                .await
+                .unwrap()
+                .get::<_, i32>(0),
+            7
+        );
     }
 
     // A refusal inside a transaction aborts it, as any error would.
@@ -126,12 +171,18 @@ async fn statements_that_cannot_be_analysed_are_refused_and_recorded() {
         .simple_query("INSERT INTO t VALUES (1); DO $$ BEGIN END $$")
         .await
         .is_err());
-    let n: i64 = client.query_one("SELECT count(*) FROM t", &[]).await.unwrap().get(0);
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM t", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(n, 0);
     drop(client);
 
     let denied = gw.statements(&["--decision", "deny"]);
-    assert!(denied.iter().any(|e| e["text"].as_str().unwrap_or("").contains("PERFORM 1")));
+    assert!(denied
+        .iter()
+        .any(|e| e["text"].as_str().unwrap_or("").contains("PERFORM 1")));
     assert!(denied.iter().any(|e| e["text"] == "SELEC 1"));
     assert!(denied.iter().all(|e| e["outcome"] == "denied"));
     // The stand-in the gateway sends upstream never shows up as the client's statement.
@@ -153,7 +204,10 @@ async fn login_failures_do_not_reveal_which_part_was_wrong() {
         "host=127.0.0.1 port={} dbname=nosuch user=alice password={ALICE_PASSWORD}",
         gw.port
     );
-    let err = tokio_postgres::connect(&unknown, tokio_postgres::NoTls).await.err().unwrap();
+    let err = tokio_postgres::connect(&unknown, tokio_postgres::NoTls)
+        .await
+        .err()
+        .unwrap();
     assert_eq!(err.code().map(|c| c.code()), Some("3D000"));
     let rejected = gw.audit(&["--kind", "connections"]);
     assert!(rejected.len() >= 3, "{rejected:?}");
@@ -167,19 +221,29 @@ async fn startup_parameters_reach_the_upstream_and_credentials_stay_hidden() {
         "{} application_name=report-tool options='-c intervalstyle=iso_8601 -c TimeZone=Asia/Tokyo'",
         gw.conn_str("alice", ALICE_PASSWORD)
     );
-    let (client, connection) = tokio_postgres::connect(&conn, tokio_postgres::NoTls).await.unwrap();
+    let (client, connection) = tokio_postgres::connect(&conn, tokio_postgres::NoTls)
+        .await
+        .unwrap();
     tokio::spawn(connection);
     let show = |name: &'static str| {
         let client = &client;
         async move {
-            client.query_one(&format!("SHOW {name}"), &[]).await.unwrap().get::<_, String>(0)
+            client
+                .query_one(&format!("SHOW {name}"), &[])
+                .await
+                .unwrap()
+                .get::<_, String>(0)
         }
     };
     assert_eq!(show("application_name").await, "report-tool");
     assert_eq!(show("intervalstyle").await, "iso_8601");
     assert_eq!(show("timezone").await, "Asia/Tokyo");
     // The session runs as the stored credential upstream, but the client is never told its name or secret.
-    let who: String = client.query_one("SELECT current_user::text", &[]).await.unwrap().get(0);
+    let who: String = client
+        .query_one("SELECT current_user::text", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(who, "app");
 }
 
@@ -189,7 +253,8 @@ async fn cancel_requests_reach_the_right_upstream_session() {
     let gw = Gateway::start(pg, "session_cancel");
     let client = gw.connect("alice", ALICE_PASSWORD).await;
     let token = client.cancel_token();
-    let sleeper = tokio::spawn(async move { client.simple_query("SELECT pg_sleep(20)").await.map(|_| ()) });
+    let sleeper =
+        tokio::spawn(async move { client.simple_query("SELECT pg_sleep(20)").await.map(|_| ()) });
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let started = std::time::Instant::now();
     token.cancel_query(tokio_postgres::NoTls).await.unwrap();
@@ -205,19 +270,32 @@ async fn prepared_statements_and_notifications_work() {
     let pg = fresh_database("session_prepared");
     let gw = Gateway::start(pg, "session_prepared");
     let client = gw.connect("alice", ALICE_PASSWORD).await;
-    client.batch_execute("CREATE TABLE kv(k int primary key, v text)").await.unwrap();
-    let insert = client.prepare("INSERT INTO kv VALUES ($1, $2)").await.unwrap();
+    client
+        .batch_execute("CREATE TABLE kv(k int primary key, v text)")
+        .await
+        .unwrap();
+    let insert = client
+        .prepare("INSERT INTO kv VALUES ($1, $2)")
+        .await
+        .unwrap();
     for i in 0..5i32 {
-        client.execute(&insert, &[&i, &format!("v{i}")]).await.unwrap();
+        client
+            .execute(&insert, &[&i, &format!("v{i}")])
+            .await
+            .unwrap();
     }
     // SQL-level PREPARE/EXECUTE is attributed to the prepared statement's objects.
     client
-        .batch_execute("PREPARE q(int) AS SELECT v FROM kv WHERE k = $1; EXECUTE q(3); DEALLOCATE q")
+        .batch_execute(
+            "PREPARE q(int) AS SELECT v FROM kv WHERE k = $1; EXECUTE q(3); DEALLOCATE q",
+        )
         .await
         .unwrap();
     let events = gw.statements(&["--text", "EXECUTE q"]);
     assert_eq!(objects(&events[0]), vec!["read:public.kv"]);
     let inserts = gw.statements(&["--text", "INSERT INTO kv"]);
     assert_eq!(inserts.len(), 5);
-    assert!(inserts.iter().all(|e| e["rows"] == 1 && e["param_count"] == 2));
+    assert!(inserts
+        .iter()
+        .all(|e| e["rows"] == 1 && e["param_count"] == 2));
 }

@@ -23,8 +23,12 @@ struct Raw {
 impl Raw {
     fn connect(port: u16) -> Raw {
         let sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        sock.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
-        Raw { sock, buf: BytesMut::new() }
+        sock.set_read_timeout(Some(Duration::from_secs(15)))
+            .unwrap();
+        Raw {
+            sock,
+            buf: BytesMut::new(),
+        }
     }
 
     /// Reads one backend frame; None when the gateway closed the connection.
@@ -51,7 +55,10 @@ impl Raw {
         encode_startup(
             &StartupMessage {
                 protocol_version: PROTOCOL_3_0,
-                params: vec![("user".into(), "alice".into()), ("database".into(), RESOURCE.into())],
+                params: vec![
+                    ("user".into(), "alice".into()),
+                    ("database".into(), RESOURCE.into()),
+                ],
             },
             &mut out,
         );
@@ -91,7 +98,14 @@ impl Raw {
 
 async fn still_serves(gw: &Gateway) {
     let client = gw.connect("alice", ALICE_PASSWORD).await;
-    assert_eq!(client.query_one("SELECT 41 + 1", &[]).await.unwrap().get::<_, i32>(0), 42);
+    assert_eq!(
+        client
+            .query_one("SELECT 41 + 1", &[])
+            .await
+            .unwrap()
+            .get::<_, i32>(0),
+        42
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -117,10 +131,19 @@ async fn garbage_before_startup_closes_only_that_connection() {
     }
     // A startup packet announcing a huge length is refused before anything is buffered.
     let mut raw = Raw::connect(gw.port);
-    raw.sock.write_all(&[0x7f, 0xff, 0xff, 0xff, 0, 3, 0, 0]).unwrap();
+    raw.sock
+        .write_all(&[0x7f, 0xff, 0xff, 0xff, 0, 3, 0, 0])
+        .unwrap();
     raw.errors_until_closed();
     still_serves(&gw).await;
-    assert_eq!(bystander.query_one("SELECT 1", &[]).await.unwrap().get::<_, i32>(0), 1);
+    assert_eq!(
+        bystander
+            .query_one("SELECT 1", &[])
+            .await
+            .unwrap()
+            .get::<_, i32>(0),
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -141,12 +164,16 @@ async fn bad_messages_after_login_end_that_session_with_a_protocol_error() {
 
     // An oversized message is refused from its header, before its body is read.
     let mut raw = Raw::login(gw.port);
-    raw.sock.write_all(&[b'Q', 0x7f, 0xff, 0xff, 0xff, b'S']).unwrap();
+    raw.sock
+        .write_all(&[b'Q', 0x7f, 0xff, 0xff, 0xff, b'S'])
+        .unwrap();
     assert_eq!(raw.errors_until_closed(), vec!["08P01"]);
 
     // A Query whose text is not NUL-terminated / not UTF-8.
     let mut raw = Raw::login(gw.port);
-    raw.sock.write_all(&[b'Q', 0, 0, 0, 7, 0xff, 0xfe, 0xfd]).unwrap();
+    raw.sock
+        .write_all(&[b'Q', 0, 0, 0, 7, 0xff, 0xfe, 0xfd])
+        .unwrap();
     assert_eq!(raw.errors_until_closed(), vec!["08P01"]);
 
     // A password message in the middle of a session.
@@ -156,9 +183,19 @@ async fn bad_messages_after_login_end_that_session_with_a_protocol_error() {
 
     // A client that stalls half-way through a message harms nobody else.
     let mut stalled = Raw::login(gw.port);
-    stalled.sock.write_all(&[b'Q', 0, 0, 0, 100, b'S', b'E']).unwrap();
+    stalled
+        .sock
+        .write_all(&[b'Q', 0, 0, 0, 100, b'S', b'E'])
+        .unwrap();
     still_serves(&gw).await;
-    assert_eq!(bystander.query_one("SELECT 2", &[]).await.unwrap().get::<_, i32>(0), 2);
+    assert_eq!(
+        bystander
+            .query_one("SELECT 2", &[])
+            .await
+            .unwrap()
+            .get::<_, i32>(0),
+        2
+    );
     drop(stalled);
 }
 
@@ -171,6 +208,9 @@ async fn a_client_that_stalls_during_login_is_disconnected() {
     raw.sock.write_all(&[0, 0, 0, 40, 0, 3]).unwrap();
     let started = std::time::Instant::now();
     raw.errors_until_closed();
-    assert!(started.elapsed() < Duration::from_secs(10), "stalled login was not cut off");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "stalled login was not cut off"
+    );
     still_serves(&gw).await;
 }

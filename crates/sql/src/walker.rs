@@ -11,7 +11,7 @@ use crate::resolve::SearchPath;
 
 /// How deep the walk goes before giving up (fail closed). The protobuf decoder already limits nesting to
 /// about 100 messages, so this is a second line of defence for the stack.
-const MAX_DEPTH: usize = 100_000;
+const MAX_DEPTH: usize = 400;
 
 /// Collects the object components of one statement.
 #[derive(Debug, Default)]

@@ -986,6 +986,12 @@ fn hostile_inputs_do_not_panic() {
     for sql in &inputs {
         let _ = analyze_uncached(sql);
     }
+    // Nesting beyond the decoder's limit (~100 protobuf levels) fails closed with an error.
+    let unions = vec!["SELECT 1"; 200].join(" UNION ALL ");
+    assert_eq!(
+        analyze_uncached(&unions).unwrap_err(),
+        portcullis_sql::AnalysisError::TooDeep
+    );
     let s = one("SELECT $99999999");
     assert_eq!(s.param_refs, u16::MAX);
     assert_eq!(components(&one("SELECT 'ü' FROM \"表\"")), ["\"表\":read"]);

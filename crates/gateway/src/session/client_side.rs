@@ -186,7 +186,12 @@ impl<'a> ClientSide<'a> {
             FrontendMessage::FunctionCall => {
                 // A fast-path call names a function by OID with binary arguments: nothing to analyse.
                 let refusal = Refusal::unsupported("the fast-path function call protocol");
-                self.refuse(Run::opaque("<fast-path function call>", "FUNCTION CALL"), refusal, false, out);
+                self.refuse(
+                    Run::opaque("<fast-path function call>", "FUNCTION CALL"),
+                    refusal,
+                    false,
+                    out,
+                );
             }
             FrontendMessage::AuthResponse(_) => {
                 return Err(WireError::Malformed("password message outside authentication").into())
@@ -208,7 +213,12 @@ impl<'a> ClientSide<'a> {
         let analysis = match self.shared.analyzer.analyze(sql) {
             Ok(analysis) => analysis,
             Err(e) => {
-                return self.refuse(Run::opaque(sql, "UNKNOWN"), Refusal::unanalysable(e), false, out)
+                return self.refuse(
+                    Run::opaque(sql, "UNKNOWN"),
+                    Refusal::unanalysable(e),
+                    false,
+                    out,
+                )
             }
         };
         if let Some((statement, why)) = first_opaque(&analysis) {
@@ -232,7 +242,12 @@ impl<'a> ClientSide<'a> {
         let analysis = match self.shared.analyzer.analyze(sql) {
             Ok(analysis) => analysis,
             Err(e) => {
-                return self.refuse(Run::opaque(sql, "UNKNOWN"), Refusal::unanalysable(e), true, out)
+                return self.refuse(
+                    Run::opaque(sql, "UNKNOWN"),
+                    Refusal::unanalysable(e),
+                    true,
+                    out,
+                )
             }
         };
         if let Some((statement, why)) = first_opaque(&analysis) {
@@ -317,7 +332,8 @@ impl<'a> ClientSide<'a> {
                 self.refresh_path = true;
             }
             Some(SessionEffect::Prepare { name, statement }) => {
-                self.sql_prepared.insert(name.clone(), (**statement).clone());
+                self.sql_prepared
+                    .insert(name.clone(), (**statement).clone());
             }
             Some(SessionEffect::Deallocate { name: Some(name) }) => {
                 self.sql_prepared.remove(name);

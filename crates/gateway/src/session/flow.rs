@@ -120,10 +120,10 @@ impl Flow {
             tag::COMMAND_COMPLETE => self.on_command_complete(body, info, events)?,
             tag::EMPTY_QUERY_RESPONSE => self.on_empty_query(),
             tag::PORTAL_SUSPENDED => {
-                if let Some(Pending::Execute(run)) = self.pop_if(|p| matches!(p, Pending::Execute(_))) {
-                    if let Some(run) = run {
-                        events.push(run.into_event(info, Outcome::Suspended));
-                    }
+                if let Some(Pending::Execute(Some(run))) =
+                    self.pop_if(|p| matches!(p, Pending::Execute(_)))
+                {
+                    events.push(run.into_event(info, Outcome::Suspended));
                 }
                 true
             }
@@ -150,7 +150,9 @@ impl Flow {
             tag::ERROR_RESPONSE => return self.on_error(frame, info, out, events),
             tag::READY_FOR_QUERY => self.on_ready(body, info, out, events)?,
             tag::PARAMETER_STATUS => {
-                if let BackendMessage::ParameterStatus { name, value } = decode_backend(msg_tag, body)? {
+                if let BackendMessage::ParameterStatus { name, value } =
+                    decode_backend(msg_tag, body)?
+                {
                     if name == "application_name" {
                         self.application_name = Some(value.to_string());
                     }
@@ -163,8 +165,10 @@ impl Flow {
                 true
             }
             tag::BACKEND_KEY_DATA => false,
-            _ => !matches!(self.queue.front(), Some(Pending::Internal(_)))
-                || matches!(msg_tag, tag::NOTICE_RESPONSE | tag::NOTIFICATION_RESPONSE),
+            _ => {
+                !matches!(self.queue.front(), Some(Pending::Internal(_)))
+                    || matches!(msg_tag, tag::NOTICE_RESPONSE | tag::NOTIFICATION_RESPONSE)
+            }
         };
         if forward {
             out.extend_from_slice(frame);
@@ -264,7 +268,10 @@ impl Flow {
         let (code, message) = (fields.sqlstate(), fields.message());
         match self.queue.front_mut() {
             Some(Pending::Refused {
-                refusal, reported, extended: false, ..
+                refusal,
+                reported,
+                extended: false,
+                ..
             }) => {
                 // Simple protocol: the entry lives on until ReadyForQuery.
                 encode_refusal(refusal, out);
@@ -310,7 +317,11 @@ impl Flow {
 
     /// Drops the entries the server skips after an error; refusals among them are still recorded.
     fn skip_to_sync(&mut self, info: &Arc<SessionInfo>, events: &mut Vec<AuditEvent>) {
-        while self.queue.front().is_some_and(|p| !matches!(p, Pending::Sync)) {
+        while self
+            .queue
+            .front()
+            .is_some_and(|p| !matches!(p, Pending::Sync))
+        {
             if let Some(Pending::Refused { refusal, run, .. }) = self.queue.pop_front() {
                 events.push(run.into_event(info, Outcome::Refused(&refusal)));
             }
@@ -324,7 +335,8 @@ impl Flow {
         out: &mut BytesMut,
         events: &mut Vec<AuditEvent>,
     ) -> Result<bool, WireError> {
-        let BackendMessage::ReadyForQuery(status) = decode_backend(tag::READY_FOR_QUERY, body)? else {
+        let BackendMessage::ReadyForQuery(status) = decode_backend(tag::READY_FOR_QUERY, body)?
+        else {
             return Err(WireError::Malformed("ReadyForQuery"));
         };
         self.txn = status;
@@ -341,7 +353,10 @@ impl Flow {
             }
             Some(Pending::Refused { .. }) => {
                 if let Some(Pending::Refused {
-                    refusal, run, reported, ..
+                    refusal,
+                    run,
+                    reported,
+                    ..
                 }) = self.queue.pop_front()
                 {
                     if !reported {

@@ -4,7 +4,7 @@ use bytes::BytesMut;
 use portcullis_store::UserLogin;
 use portcullis_wire::{
     decode_sasl_initial_response, encode_auth_sasl, encode_auth_sasl_continue,
-    encode_auth_sasl_final, ScramSecret, ScramServer, WireError, tag,
+    encode_auth_sasl_final, tag, ScramSecret, ScramServer, WireError,
 };
 use tokio::io::AsyncWriteExt;
 
@@ -95,7 +95,9 @@ async fn read_password_message(
         Ok(Some((_, _))) => Err(broken(WireError::Malformed(
             "expected a SASL response during authentication",
         ))),
-        Ok(None) => Err(broken(WireError::Malformed("connection closed during authentication"))),
+        Ok(None) => Err(broken(WireError::Malformed(
+            "connection closed during authentication",
+        ))),
         Err(e) => Err(LoginFailure::Broken(e)),
     }
 }

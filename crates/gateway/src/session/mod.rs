@@ -89,7 +89,15 @@ pub async fn run(shared: Arc<Shared>, socket: TcpStream, peer: SocketAddr) {
     .await;
     let (client, upstream, key, catalog) = match opened {
         Err(_) => {
-            record_connection(&shared, &info, ConnectionPhase::Rejected, "startup timed out", 0, 0).await;
+            record_connection(
+                &shared,
+                &info,
+                ConnectionPhase::Rejected,
+                "startup timed out",
+                0,
+                0,
+            )
+            .await;
             return;
         }
         Ok(Err(Some((mut stream, refused)))) => {
@@ -106,7 +114,15 @@ pub async fn run(shared: Arc<Shared>, socket: TcpStream, peer: SocketAddr) {
             );
             let _ = stream.write_all(&out).await;
             let _ = stream.shutdown().await;
-            record_connection(&shared, &info, ConnectionPhase::Rejected, &refused.reason, 0, 0).await;
+            record_connection(
+                &shared,
+                &info,
+                ConnectionPhase::Rejected,
+                &refused.reason,
+                0,
+                0,
+            )
+            .await;
             return;
         }
         Ok(Err(None)) => return,
@@ -116,8 +132,10 @@ pub async fn run(shared: Arc<Shared>, socket: TcpStream, peer: SocketAddr) {
     record_connection(&shared, &info, ConnectionPhase::Open, "ok", 0, 0).await;
     let bytes_in = AtomicU64::new(0);
     let bytes_out = AtomicU64::new(0);
-    let (detail, application_name) =
-        relay(&shared, &info, client, upstream, catalog, &bytes_in, &bytes_out).await;
+    let (detail, application_name) = relay(
+        &shared, &info, client, upstream, catalog, &bytes_in, &bytes_out,
+    )
+    .await;
     shared.cancels.remove(&key);
     let mut info = Arc::unwrap_or_clone(info);
     if application_name.is_some() {
@@ -165,18 +183,36 @@ async fn open(
         .to_string();
     info.application_name = startup.get("application_name").map(str::to_string);
     if shared.config.client_tls == ClientTls::Required && !tls {
-        let refused = Refused::new("28000", "this gateway accepts TLS connections only", "TLS required");
+        let refused = Refused::new(
+            "28000",
+            "this gateway accepts TLS connections only",
+            "TLS required",
+        );
         return Err(Some((stream, refused)));
     }
     if startup.protocol_version >> 16 != 3 {
-        let refused = Refused::new("0A000", "unsupported frontend protocol", "unsupported protocol");
+        let refused = Refused::new(
+            "0A000",
+            "unsupported frontend protocol",
+            "unsupported protocol",
+        );
         return Err(Some((stream, refused)));
     }
     if info.user.is_empty() {
-        return Err(Some((stream, Refused::new("28000", "no user name given", "no user"))));
+        return Err(Some((
+            stream,
+            Refused::new("28000", "no user name given", "no user"),
+        )));
     }
-    if startup.get("replication").is_some_and(|v| v != "false" && v != "0" && v != "off") {
-        let refused = Refused::new("0A000", "replication connections are not supported through the gateway", "replication refused");
+    if startup
+        .get("replication")
+        .is_some_and(|v| v != "false" && v != "0" && v != "off")
+    {
+        let refused = Refused::new(
+            "0A000",
+            "replication connections are not supported through the gateway",
+            "replication refused",
+        );
         return Err(Some((stream, refused)));
     }
     // Newer minor protocol versions and protocol options are answered with what we speak: 3.0, none.
@@ -210,11 +246,17 @@ async fn open(
         Ok(Some(resource)) => resource,
         Ok(None) => {
             let message = format!("database \"{}\" does not exist", info.resource);
-            return Err(Some((stream, Refused::new("3D000", message, "unknown resource"))));
+            return Err(Some((
+                stream,
+                Refused::new("3D000", message, "unknown resource"),
+            )));
         }
         Err(e) => {
             tracing::error!(error = %e, "store failed while looking up a resource");
-            return Err(Some((stream, Refused::new("58000", "the gateway's store is unavailable", "store error"))));
+            return Err(Some((
+                stream,
+                Refused::new("58000", "the gateway's store is unavailable", "store error"),
+            )));
         }
     };
     info.upstream_user = resource.username.clone();
@@ -222,8 +264,14 @@ async fn open(
         Ok(upstream) => upstream,
         Err(e) => {
             tracing::warn!(error = %e, resource = %info.resource, "upstream connection failed");
-            let message = format!("the gateway could not connect to \"{}\": {e}", info.resource);
-            return Err(Some((stream, Refused::new("08006", message, "upstream unavailable"))));
+            let message = format!(
+                "the gateway could not connect to \"{}\": {e}",
+                info.resource
+            );
+            return Err(Some((
+                stream,
+                Refused::new("08006", message, "upstream unavailable"),
+            )));
         }
     };
     let catalog = match shared.catalogs.fresh(&info.resource) {
@@ -234,20 +282,39 @@ async fn open(
                 catalog
             }
             Err(e) => {
-                let message = format!("the gateway could not read the catalog of \"{}\": {e}", info.resource);
-                return Err(Some((stream, Refused::new("08006", message, "catalog unavailable"))));
+                let message = format!(
+                    "the gateway could not read the catalog of \"{}\": {e}",
+                    info.resource
+                );
+                return Err(Some((
+                    stream,
+                    Refused::new("08006", message, "catalog unavailable"),
+                )));
             }
         },
     };
     let Some(upstream_key) = upstream.cancel_key else {
-        return Err(Some((stream, Refused::new("08006", "the upstream sent no cancel key", "upstream protocol"))));
+        return Err(Some((
+            stream,
+            Refused::new(
+                "08006",
+                "the upstream sent no cancel key",
+                "upstream protocol",
+            ),
+        )));
     };
-    let key = shared.cancels.register(upstream.target.clone(), upstream_key);
+    let key = shared
+        .cancels
+        .register(upstream.target.clone(), upstream_key);
 
     let mut out = BytesMut::with_capacity(1024);
     encode_auth_ok(&mut out);
     for (name, value) in &upstream.parameters {
-        let value = if name == "session_authorization" { info.user.as_str() } else { value.as_str() };
+        let value = if name == "session_authorization" {
+            info.user.as_str()
+        } else {
+            value.as_str()
+        };
         encode_parameter_status(name, value, &mut out);
     }
     encode_backend_key_data(key, &mut out);
@@ -311,11 +378,23 @@ async fn relay(
             // Tell the client why, if it is still listening: protocol violations end the session.
             let (code, message) = match &e {
                 GatewayError::Protocol(w) => ("08P01", format!("protocol violation: {w}")),
-                GatewayError::Store(_) => ("58000", "the audit log is unavailable; the session is closed".to_string()),
+                GatewayError::Store(_) => (
+                    "58000",
+                    "the audit log is unavailable; the session is closed".to_string(),
+                ),
                 _ => ("08006", format!("session ended: {e}")),
             };
             let mut out = BytesMut::new();
-            encode_error(&ErrorInfo { severity: "FATAL", code, message: &message, detail: None, hint: None }, &mut out);
+            encode_error(
+                &ErrorInfo {
+                    severity: "FATAL",
+                    code,
+                    message: &message,
+                    detail: None,
+                    hint: None,
+                },
+                &mut out,
+            );
             let _ = client_wr.write_all(&out).await;
             let _ = client_wr.shutdown().await;
             tracing::info!(session = %info.id, error = %e, "session ended with an error");

@@ -20,7 +20,10 @@ pub struct Started {
 }
 
 /// Reads the startup phase. `Ok(None)` means the connection was a cancel request (handled) or closed.
-pub async fn negotiate(shared: &Shared, socket: TcpStream) -> Result<Option<Started>, GatewayError> {
+pub async fn negotiate(
+    shared: &Shared,
+    socket: TcpStream,
+) -> Result<Option<Started>, GatewayError> {
     let limits = portcullis_wire::Limits::default();
     let mut stream: BoxStream = Box::new(socket);
     let mut tls = false;
@@ -48,7 +51,10 @@ pub async fn negotiate(shared: &Shared, socket: TcpStream) -> Result<Option<Star
                 // Bytes sent after the SSLRequest but before the handshake were not protected by TLS:
                 // accepting them would let a man in the middle inject commands (CVE-2021-23214).
                 if !buf.is_empty() {
-                    return Err(WireError::Malformed("data after SSLRequest before the TLS handshake").into());
+                    return Err(WireError::Malformed(
+                        "data after SSLRequest before the TLS handshake",
+                    )
+                    .into());
                 }
                 write(&mut stream, b"S").await?;
                 let secured = acceptor
@@ -65,9 +71,16 @@ pub async fn negotiate(shared: &Shared, socket: TcpStream) -> Result<Option<Star
             }
             StartupRequest::Startup(startup) => {
                 if !buf.is_empty() {
-                    return Err(WireError::Malformed("data after the startup message before authentication").into());
+                    return Err(WireError::Malformed(
+                        "data after the startup message before authentication",
+                    )
+                    .into());
                 }
-                return Ok(Some(Started { stream, startup, tls }));
+                return Ok(Some(Started {
+                    stream,
+                    startup,
+                    tls,
+                }));
             }
         }
     }

@@ -58,7 +58,9 @@ impl Refusal {
     pub fn unsupported(what: &str) -> Self {
         Refusal {
             code: "0A000",
-            message: format!("portcullis refused the request: {what} is not supported through the gateway"),
+            message: format!(
+                "portcullis refused the request: {what} is not supported through the gateway"
+            ),
         }
     }
 }
@@ -96,7 +98,10 @@ impl Run {
                 Operation::Create | Operation::Alter | Operation::Drop
             ) && matches!(
                 access.kind,
-                ObjectKind::Relation | ObjectKind::Schema | ObjectKind::Function | ObjectKind::Sequence
+                ObjectKind::Relation
+                    | ObjectKind::Schema
+                    | ObjectKind::Function
+                    | ObjectKind::Sequence
             )
         });
         Run {
@@ -144,7 +149,11 @@ impl Run {
             Outcome::Suspended => ("allow", "ok", Some(self.rows_seen), None, None),
             Outcome::Failed(code, message) => (
                 "allow",
-                if code == Some("57014") { "cancelled" } else { "error" },
+                if code == Some("57014") {
+                    "cancelled"
+                } else {
+                    "error"
+                },
                 None,
                 code.map(str::to_string),
                 message.map(str::to_string),

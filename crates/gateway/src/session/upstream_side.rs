@@ -44,7 +44,10 @@ where
                 consumed = end;
             }
             buf.advance(consumed);
-            (flow.catalog_loaded.take(), std::mem::take(&mut flow.catalog_changed))
+            (
+                flow.catalog_loaded.take(),
+                std::mem::take(&mut flow.catalog_changed),
+            )
         };
         if changed {
             shared.catalogs.invalidate(&info.resource);

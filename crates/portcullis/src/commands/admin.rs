@@ -19,9 +19,9 @@ pub fn resource(store: &Store, command: ResourceCommand) -> Result<()> {
             tls,
             password,
         } => {
-            let tls: TlsMode = tls
-                .parse()
-                .with_context(|| format!("--tls {tls}: expected disable, prefer, require or verify-full"))?;
+            let tls: TlsMode = tls.parse().with_context(|| {
+                format!("--tls {tls}: expected disable, prefer, require or verify-full")
+            })?;
             let secret = Secret::new(password::read(&password)?);
             store.add_resource(&ResourceSpec {
                 name: name.clone(),

@@ -14,8 +14,16 @@ pub fn run(store: &Store, args: &AuditArgs) -> Result<()> {
     let filter = AuditFilter {
         user: args.user.clone(),
         resource: args.resource.clone(),
-        since: args.since.as_deref().map(|t| parse_time(t, now)).transpose()?,
-        until: args.until.as_deref().map(|t| parse_time(t, now)).transpose()?,
+        since: args
+            .since
+            .as_deref()
+            .map(|t| parse_time(t, now))
+            .transpose()?,
+        until: args
+            .until
+            .as_deref()
+            .map(|t| parse_time(t, now))
+            .transpose()?,
         text_contains: args.text.clone(),
         object: args.object.clone(),
         kind: match args.kind.as_deref() {
@@ -54,13 +62,19 @@ pub fn run(store: &Store, args: &AuditArgs) -> Result<()> {
                 format!(
                     "{}{}",
                     s.outcome,
-                    s.sqlstate.as_deref().map(|c| format!(" {c}")).unwrap_or_default()
+                    s.sqlstate
+                        .as_deref()
+                        .map(|c| format!(" {c}"))
+                        .unwrap_or_default()
                 ),
                 one_line(&s.text, 80),
             ],
         })
         .collect();
-    table::print(&["ID", "TIME", "USER", "RESOURCE", "WHAT", "RESULT", "DETAIL"], &rows);
+    table::print(
+        &["ID", "TIME", "USER", "RESOURCE", "WHAT", "RESULT", "DETAIL"],
+        &rows,
+    );
     Ok(())
 }
 
@@ -70,9 +84,9 @@ fn parse_time(text: &str, now: OffsetDateTime) -> Result<i64> {
         at
     } else {
         let (number, unit) = text.split_at(text.len().saturating_sub(1));
-        let n: i64 = number
-            .parse()
-            .with_context(|| format!("{text:?}: expected RFC 3339 (2026-11-23T10:00:00Z) or a duration like 15m"))?;
+        let n: i64 = number.parse().with_context(|| {
+            format!("{text:?}: expected RFC 3339 (2026-11-23T10:00:00Z) or a duration like 15m")
+        })?;
         let ago = match unit {
             "s" => Duration::seconds(n),
             "m" => Duration::minutes(n),

@@ -39,8 +39,10 @@ pub fn run(settings: &Settings, data_dir: Option<&Path>, listen: SocketAddr) -> 
         .context("cannot make a temporary folder")?;
     let data_dir = data_dir.unwrap_or(scratch.path()).to_path_buf();
     eprintln!("starting a throwaway PostgreSQL from the installed server binaries…");
-    let pg = PgServer::start().context("cannot start a throwaway PostgreSQL (is the postgresql package installed?)")?;
-    pg.psql("appdb", SAMPLE_SQL).context("cannot load the sample data")?;
+    let pg = PgServer::start()
+        .context("cannot start a throwaway PostgreSQL (is the postgresql package installed?)")?;
+    pg.psql("appdb", SAMPLE_SQL)
+        .context("cannot load the sample data")?;
 
     let store = settings.open_store(&data_dir)?;
     let resource = ResourceSpec {

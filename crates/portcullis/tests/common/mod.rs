@@ -48,12 +48,27 @@ impl Gateway {
         std::fs::write(gw.config_path(), format!("{extra_config}\n")).expect("write config");
         gw.cli_with_password(
             &[
-                "resource", "add", RESOURCE, "--host", pg.host(), "--port", &pg.port().to_string(),
-                "--database", database, "--db-user", "app", "--tls", "disable", "--password-stdin",
+                "resource",
+                "add",
+                RESOURCE,
+                "--host",
+                pg.host(),
+                "--port",
+                &pg.port().to_string(),
+                "--database",
+                database,
+                "--db-user",
+                "app",
+                "--tls",
+                "disable",
+                "--password-stdin",
             ],
             "app-secret",
         );
-        gw.cli_with_password(&["user", "add", "alice", "--password-stdin"], ALICE_PASSWORD);
+        gw.cli_with_password(
+            &["user", "add", "alice", "--password-stdin"],
+            ALICE_PASSWORD,
+        );
         gw.cli_with_password(&["user", "add", "bob", "--password-stdin"], BOB_PASSWORD);
         gw.spawn();
         gw
@@ -201,13 +216,19 @@ impl Drop for Gateway {
 /// The statement object inside an audit record, whatever the record's envelope looks like.
 pub fn statement_of(record: &Value) -> &Value {
     let event = record.get("event").unwrap_or(record);
-    event.get("Statement").or_else(|| event.get("statement")).unwrap_or(event)
+    event
+        .get("Statement")
+        .or_else(|| event.get("statement"))
+        .unwrap_or(event)
 }
 
 /// The connection object inside an audit record.
 pub fn connection_of(record: &Value) -> &Value {
     let event = record.get("event").unwrap_or(record);
-    event.get("Connection").or_else(|| event.get("connection")).unwrap_or(event)
+    event
+        .get("Connection")
+        .or_else(|| event.get("connection"))
+        .unwrap_or(event)
 }
 
 /// Runs psql as a gateway user and returns its output (stdout, stderr, success).
