@@ -299,3 +299,63 @@ async fn prepared_statements_and_notifications_work() {
         .iter()
         .all(|e| e["rows"] == 1 && e["param_count"] == 2));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refusal_in_a_pipeline_leaves_the_requests_around_it_intact() {
+    let pg = fresh_database("session_pipeline");
+    let gw = Gateway::start(pg, "session_pipeline");
+    let client = gw.connect("alice", ALICE_PASSWORD).await;
+    // tokio-postgres pipelines concurrent requests on one connection: Parse/Bind/Execute/Sync for each,
+    // written back to back before any reply is read.
+    let (a, refused, b, c) = tokio::join!(
+        client.query_one("SELECT 1::int", &[]),
+        client.query("DO $$ BEGIN END $$", &[]),
+        client.query_one("SELECT $1::int + 1", &[&41i32]),
+        client.simple_query("SELECT 'simple' AS s"),
+    );
+    assert_eq!(a.unwrap().get::<_, i32>(0), 1);
+    assert!(db_message(&refused.unwrap_err()).contains("portcullis"));
+    assert_eq!(b.unwrap().get::<_, i32>(0), 42);
+    assert!(c.is_ok());
+    for round in 0..20i32 {
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&round];
+        let (x, y) = tokio::join!(
+            client.query_one("SELECT $1::int", &params),
+            client.query("SELEC broken", &[]),
+        );
+        assert_eq!(x.unwrap().get::<_, i32>(0), round);
+        assert!(y.is_err());
+    }
+}
+
+#[test]
+fn tls_is_offered_and_can_be_required() {
+    let pg = fresh_database("session_tls");
+    let gw = Gateway::start_with_config(pg, "session_tls", "tls:\n  mode: required");
+    let env = gw.pg_env("alice", ALICE_PASSWORD);
+    let run = |sslmode: &str| {
+        std::process::Command::new("psql")
+            .args(["-X", "-At", "-c", "SELECT 'over tls'"])
+            .envs(env.iter().filter(|(k, _)| k != "PGSSLMODE").cloned())
+            .env("PGSSLMODE", sslmode)
+            .output()
+            .unwrap()
+    };
+    let secure = run("require");
+    assert!(
+        secure.status.success(),
+        "{}",
+        String::from_utf8_lossy(&secure.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&secure.stdout).trim(), "over tls");
+    let plain = run("disable");
+    assert!(!plain.status.success());
+    assert!(String::from_utf8_lossy(&plain.stderr).contains("TLS"));
+    let connections = gw.audit(&["--kind", "connections"]);
+    assert!(connections
+        .iter()
+        .any(|c| common::connection_of(c)["tls"] == true));
+    assert!(connections
+        .iter()
+        .any(|c| common::connection_of(c)["auth_result"] == "TLS required"));
+}

@@ -101,18 +101,9 @@ pub async fn run(shared: Arc<Shared>, socket: TcpStream, peer: SocketAddr) {
             return;
         }
         Ok(Err(Some((mut stream, refused)))) => {
-            let mut out = BytesMut::new();
-            encode_error(
-                &ErrorInfo {
-                    severity: "FATAL",
-                    code: refused.code,
-                    message: &refused.message,
-                    detail: None,
-                    hint: None,
-                },
-                &mut out,
-            );
-            let _ = stream.write_all(&out).await;
+            let _ = stream
+                .write_all(&fatal(refused.code, &refused.message))
+                .await;
             let _ = stream.shutdown().await;
             record_connection(
                 &shared,
@@ -129,7 +120,15 @@ pub async fn run(shared: Arc<Shared>, socket: TcpStream, peer: SocketAddr) {
         Ok(Ok(opened)) => opened,
     };
     let info = Arc::new(info);
-    record_connection(&shared, &info, ConnectionPhase::Open, "ok", 0, 0).await;
+    if !record_connection(&shared, &info, ConnectionPhase::Open, "ok", 0, 0).await {
+        // Nothing unrecorded may happen: without an audit log there is no session.
+        shared.cancels.remove(&key);
+        let mut client = client;
+        let _ = client
+            .write_all(&fatal("58000", "the audit log is unavailable"))
+            .await;
+        return;
+    }
     let bytes_in = AtomicU64::new(0);
     let bytes_out = AtomicU64::new(0);
     let (detail, application_name) = relay(
@@ -404,6 +403,23 @@ async fn relay(
     (detail, application_name)
 }
 
+/// A FATAL ErrorResponse, the last thing a client hears before the gateway closes its connection.
+fn fatal(code: &str, message: &str) -> BytesMut {
+    let mut out = BytesMut::new();
+    encode_error(
+        &ErrorInfo {
+            severity: "FATAL",
+            code,
+            message,
+            detail: None,
+            hint: None,
+        },
+        &mut out,
+    );
+    out
+}
+
+/// Records a connection event durably; false when the audit log could not take it.
 async fn record_connection(
     shared: &Shared,
     info: &SessionInfo,
@@ -411,7 +427,7 @@ async fn record_connection(
     result: &str,
     bytes_in: u64,
     bytes_out: u64,
-) {
+) -> bool {
     let event = AuditEvent::Connection(ConnectionEvent {
         session_id: info.id.clone(),
         phase,
@@ -426,7 +442,11 @@ async fn record_connection(
         bytes_out,
         detail: None,
     });
-    if let Err(e) = shared.audit.record(event).durable().await {
-        tracing::error!(error = %e, "could not record a connection event");
+    match shared.audit.record(event).durable().await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::error!(error = %e, "could not record a connection event");
+            false
+        }
     }
 }

@@ -49,6 +49,7 @@ impl Drop for SinkInner {
         // Closing the channel lets the writer drain the queue and exit; joining makes "dropped" mean
         // "written".
         drop(self.tx.take());
+        dbg_log(&format!("sinkinner drop, thread={}", self.thread.is_some()));
         if let Some(handle) = self.thread.take() {
             if handle.join().is_err() {
                 tracing::error!("audit writer thread panicked");
@@ -178,9 +179,11 @@ fn run(mut conn: Connection, rx: Receiver<Msg>) {
             Msg::Record { event, .. } => Some(&**event),
             Msg::Flush(_) => None,
         });
+        let n = events.clone().count();
         let result = write_batch(&mut conn, events).map_err(|e| e.to_string());
+        dbg_log(&format!("{:?} wrote {n} events: {result:?}", conn.path()));
         if let Err(e) = &result {
-            tracing::error!(error = %e, events = batch.len(), "audit write failed");
+            tracing::error!(error = %e, events = batch.len(), "audit write failed"); { use std::io::Write; if let Ok(mut f) = std::fs::OpenOptions::new().append(true).create(true).open("/tmp/auditdbg.log") { let _ = writeln!(f, "DEBUG audit write failed: {e} ({} msgs)", batch.len()); } }
         }
         let outcome = || result.clone().map_err(StoreError::AuditWrite);
         for msg in batch {
@@ -195,6 +198,7 @@ fn run(mut conn: Connection, rx: Receiver<Msg>) {
         }
     }
     tracing::debug!("audit writer stopped");
+    dbg_log(&format!("{:?} writer stopped", conn.path()));
 }
 
 fn write_batch<'a>(
@@ -299,3 +303,5 @@ fn insert_event(
     }
     Ok(())
 }
+
+pub(crate) fn dbg_log(m: &str) { use std::io::Write; if let Ok(mut f) = std::fs::OpenOptions::new().append(true).create(true).open("/tmp/auditdbg.log") { let _ = writeln!(f, "{:?} {m}", std::thread::current().id()); } }
