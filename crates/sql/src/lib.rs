@@ -28,9 +28,11 @@ mod error;
 mod kind;
 mod parse;
 mod resolve;
+mod shape;
 mod statements;
 mod walker;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 pub use analysis::{Analysis, ObjectAccess, ObjectName, SessionEffect, Statement};
@@ -47,6 +49,8 @@ const MAX_CACHED_QUERY_BYTES: usize = 64 * 1024;
 /// Analyses query texts, caching the result per distinct text. Cheap to share across sessions (`Send + Sync`).
 pub struct Analyzer {
     cache: cache::AnalysisCache,
+    shapes: cache::AnalysisCache,
+    parses: AtomicU64,
     max_query_bytes: usize,
 }
 
@@ -55,6 +59,8 @@ impl Analyzer {
     pub fn new(cache_capacity: usize) -> Self {
         Self {
             cache: cache::AnalysisCache::new(cache_capacity),
+            shapes: cache::AnalysisCache::new(cache_capacity),
+            parses: AtomicU64::new(0),
             max_query_bytes: DEFAULT_MAX_QUERY_BYTES,
         }
     }
@@ -65,7 +71,8 @@ impl Analyzer {
         self
     }
 
-    /// Analyses `sql`. The text is parsed once; repeated calls with the same text are a hash lookup.
+    /// Analyses `sql`. The text is parsed once; repeated calls with the same text are a hash lookup, and
+    /// plain DML that differs only in its constants shares one analysis (see the `shape` module).
     pub fn analyze(&self, sql: &str) -> Result<Arc<Analysis>, AnalysisError> {
         if sql.len() > self.max_query_bytes {
             return Err(AnalysisError::TooLarge);
@@ -73,11 +80,25 @@ impl Analyzer {
         if let Some(hit) = self.cache.get(sql) {
             return Ok(hit);
         }
+        let cacheable = sql.len() <= MAX_CACHED_QUERY_BYTES;
+        let shape = cacheable.then(|| shape::shape_key(sql)).flatten();
+        if let Some(template) = shape.as_deref().and_then(|key| self.shapes.get(key)) {
+            return Ok(Arc::new(shape::with_text(&template, sql)));
+        }
+        self.parses.fetch_add(1, Ordering::Relaxed);
         let analysis = Arc::new(analyze_uncached(sql)?);
-        if sql.len() <= MAX_CACHED_QUERY_BYTES {
+        if cacheable {
             self.cache.insert(sql, Arc::clone(&analysis));
         }
+        if let Some(key) = shape.filter(|_| shape::shareable(&analysis, sql)) {
+            self.shapes.insert(&key, Arc::clone(&analysis));
+        }
         Ok(analysis)
+    }
+
+    /// How many texts this analyser has parsed (cache misses), for metrics and tests.
+    pub fn parse_count(&self) -> u64 {
+        self.parses.load(Ordering::Relaxed)
     }
 }
 

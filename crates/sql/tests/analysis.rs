@@ -1048,3 +1048,36 @@ fn serialises_to_json() {
     assert_eq!(json["objects"][0]["kind"], "relation");
     assert_eq!(json["objects"][0]["object"]["schema"], "hr");
 }
+
+/// Statements that differ only in constants share one parse; anything whose analysis could depend on a
+/// constant is parsed every time.
+#[test]
+fn constants_share_an_analysis_only_where_they_cannot_change_it() {
+    let analyzer = portcullis_sql::Analyzer::new(100);
+    let first = analyzer
+        .analyze("SELECT abalance FROM pgbench_accounts WHERE aid = 17;")
+        .unwrap();
+    let second = analyzer
+        .analyze("SELECT abalance FROM pgbench_accounts WHERE aid = 4242")
+        .unwrap();
+    assert_eq!(analyzer.parse_count(), 1);
+    assert_eq!(
+        second.statements[0].text,
+        "SELECT abalance FROM pgbench_accounts WHERE aid = 4242"
+    );
+    assert_eq!(first.statements[0].objects, second.statements[0].objects);
+
+    // set_config's arguments decide whether a statement is allowed at all: never shared.
+    let benign = analyzer
+        .analyze("SELECT set_config('application_name', 'x', false)")
+        .unwrap();
+    assert!(benign.statements[0].opaque.is_none());
+    let role = analyzer
+        .analyze("SELECT set_config('role', 'postgres', false)")
+        .unwrap();
+    assert!(role.statements[0].opaque.is_some(), "{role:?}");
+    // Nor SET, whose value is an effect.
+    analyzer.analyze("SET search_path = 'a'").unwrap();
+    let other = analyzer.analyze("SET search_path = 'b'").unwrap();
+    assert!(format!("{:?}", other.statements[0].effect).contains("\"b\""));
+}
