@@ -214,3 +214,21 @@ async fn a_client_that_stalls_during_login_is_disconnected() {
     );
     still_serves(&gw).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deeply_nested_statements_are_refused_without_harm() {
+    let pg = fresh_database("hostile_nested");
+    let gw = Gateway::start(pg, "hostile_nested");
+    let client = gw.connect("alice", ALICE_PASSWORD).await;
+    for depth in [200, 5_000, 100_000] {
+        let parens = format!("SELECT {}1{}", "(".repeat(depth), ")".repeat(depth));
+        let unions = vec!["SELECT 1"; depth].join(" UNION ALL ");
+        let concat = format!("SELECT {}", vec!["'a'"; depth].join(" || "));
+        for sql in [parens, unions, concat] {
+            // Refused or answered, the session and the gateway stay up.
+            let _ = client.simple_query(&sql).await;
+            assert_eq!(client.query_one("SELECT 3", &[]).await.unwrap().get::<_, i32>(0), 3);
+        }
+    }
+    still_serves(&gw).await;
+}
