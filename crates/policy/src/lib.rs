@@ -1,0 +1,84 @@
+//! The Portcullis policy engine: a pure library (no I/O, no async, no clock — the caller passes `now`).
+//!
+//! A [`Policy`] is loaded from YAML ([`Policy::from_yaml`]), compiled ([`CompiledPolicy::compile`]) and
+//! asked three questions: may this client connect ([`CompiledPolicy::evaluate_connection`]), may this
+//! statement run ([`CompiledPolicy::evaluate_statement`]), and — for row-count rules — may its outcome
+//! stand ([`CompiledPolicy::evaluate_outcome`]).
+//!
+//! # Decision order for a statement (ARCHITECTURE §3)
+//! 1. **Forbid statements**: statement-stage `block`/`logout` rules whose filter only looks at who/what/
+//!    when (users, roles, resources, client_cidrs, time, locations, device_trust) deny whatever their rank.
+//!    This is how "an unconditional block blocks whatever its rank" (seed 004) holds.
+//! 2. **Global Access**: every object component must be covered by an active grant (the user's or one of
+//!    the user's roles', for the resource or `*`, an object pattern matching it, a privilege for its
+//!    operation); otherwise deny naming it: `alice lacks SELECT on hr.employees in prod`. Column grants
+//!    (`hr.employees.salary`) cover an access only when its columns are known and all covered. Statement
+//!    components (SET, BEGIN, SHOW, ...) need no grant. Executing functions in `pg_catalog` is implicitly
+//!    granted ([`IMPLICIT_EXECUTE_SCHEMA`]); other functions need `execute`.
+//! 3. (Permit statements with requirements — not in this crate yet.)
+//! 4. **Priority rules, per component**: each component fires only the first rule, in file order, whose
+//!    filter matches it. Object rules (with `objects` or `operations`) match object components;
+//!    other rules (with `statement_kinds`, `statement_kinds_not`, or only context/`text_regex` filters)
+//!    match the statement component, so they fire at most once per statement. A rule fired by several
+//!    components is reported once per statement, listing the components (one audit event per rule per
+//!    statement).
+//!
+//! # Object creation (seed 004's CTAS)
+//! An object rule **without** an `operations` filter matches every operation **except `create`**: a
+//! pattern names objects that exist, and the creation of a new one is what the statement component (its
+//! kind) describes. To fire on creation, list `create` in `operations`. Creating still needs a `create`
+//! grant. So with rules 1 `objects: [hr.employees]`, 2 `objects: ["hr.*"]`, 3 `objects: ["*.*"]`,
+//! 4 `statement_kinds_not: [SELECT]` (all audit), `SELECT * FROM hr.employees` fires [1] and
+//! `CREATE TABLE x AS SELECT … FROM hr.employees e JOIN hr.departments d …` fires [1 (employees),
+//! 2 (departments), 4 (the CREATE TABLE AS)] — the new `public.x` fires nothing, as in the seed.
+//!
+//! # Row-count rules
+//! Rules with `rows_above` need the outcome. While walking a component's candidates in order, a matching
+//! row rule is set aside as pending and the walk continues to the first matching rule without one. If that
+//! rule denies (block, logout) or holds (require-approval) it acts before execution, whatever the rank.
+//! Otherwise the component's result waits for [`CompiledPolicy::evaluate_outcome`]: the first pending
+//! rule whose threshold the row count exceeds fires, else the passive rule found below them. So "allow
+//! rows > 1" ranked above "block rows > 10" lets 40 rows through, and swapped blocks them.
+//!
+//! # Unknown values and failing closed
+//! Location and device trust are [`Observed`]: `unknown` is a value rules match. A condition that cannot
+//! be evaluated at all (no client address for `client_cidrs`, no user for `users`, no statement component
+//! for `statement_kinds`) makes the rule *indeterminate*: if it would be the deciding rule it is applied as
+//! a denial (reported with [`FiredRule::indeterminate`]), so it never silently fails to block.
+//!
+//! # Connection stages
+//! `pre-connection` and `post-connection` rules are evaluated in order, first match wins (`logout` denies
+//! and disconnects). After authentication the user must also hold at least one active grant on the
+//! resource.
+//!
+//! Names are matched case-sensitively against names the SQL analyser already folded ([`pattern`]).
+
+mod compiled;
+mod components;
+mod context;
+mod decision;
+mod error;
+mod index;
+mod model;
+pub mod pattern;
+mod validate;
+mod yaml;
+
+pub use compiled::{CompiledPolicy, ConnectionStage, IMPLICIT_EXECUTE_SCHEMA};
+pub use components::{
+    components, components_with, Component, ObjectComponent, ResolvedAccess, StatementComponent,
+};
+pub use context::{Context, DeviceTrust, Observed};
+pub use decision::{
+    ConnectionDecision, FiredRule, MissingGrant, OutcomeDecision, PendingComponent, PendingOutcome,
+    StatementDecision, Verdict,
+};
+pub use error::{PolicyError, PolicyErrors};
+pub use model::{
+    privilege_name, Action, Cidr, Grant, Policy, Principal, Rule, Severity, Stage, TextRegex,
+    TimeWindow, When,
+};
+pub use pattern::ObjectPattern;
+
+#[cfg(test)]
+mod tests;
