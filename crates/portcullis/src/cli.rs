@@ -47,6 +47,9 @@ pub enum Command {
     Role(RoleCommand),
     /// Query the audit log.
     Audit(AuditArgs),
+    /// Check a policy file, or explain what it decides for a statement (preview: not enforced yet).
+    #[command(subcommand)]
+    Policy(crate::commands::policy::PolicyCommand),
 }
 
 /// How a command gets a password without it appearing in the process list or shell history.

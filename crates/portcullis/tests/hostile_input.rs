@@ -227,7 +227,14 @@ async fn deeply_nested_statements_are_refused_without_harm() {
         for sql in [parens, unions, concat] {
             // Refused or answered, the session and the gateway stay up.
             let _ = client.simple_query(&sql).await;
-            assert_eq!(client.query_one("SELECT 3", &[]).await.unwrap().get::<_, i32>(0), 3);
+            assert_eq!(
+                client
+                    .query_one("SELECT 3", &[])
+                    .await
+                    .unwrap()
+                    .get::<_, i32>(0),
+                3
+            );
         }
     }
     still_serves(&gw).await;

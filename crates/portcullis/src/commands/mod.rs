@@ -3,6 +3,8 @@
 mod admin;
 mod audit;
 mod demo;
+mod explain;
+pub mod policy;
 mod serve;
 
 use anyhow::Result;
@@ -21,5 +23,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::User(command) => admin::user(&settings.open_store(&data_dir)?, command),
         Command::Role(command) => admin::role(&settings.open_store(&data_dir)?, command),
         Command::Audit(args) => audit::run(&settings.open_store(&data_dir)?, &args),
+        Command::Policy(command) => policy::run(command),
     }
 }

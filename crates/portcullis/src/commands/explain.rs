@@ -1,0 +1,440 @@
+//! The explanation behind `policy explain`: the same analysis, name resolution and engine calls the
+//! gateway makes, collected into a report printed as text or JSON.
+
+use portcullis_policy::{
+    components_with, CompiledPolicy, Component, Context, FiredRule, Observed, Verdict,
+};
+use portcullis_sql::{resolve, Analyzer, Catalog, SearchPath, Statement};
+use serde::Serialize;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::table;
+
+/// What to explain.
+pub struct Request<'a> {
+    /// The policy file's name, for the report.
+    pub policy_file: String,
+    /// Who, where from, on what.
+    pub ctx: &'a Context,
+    /// The session's search_path setting.
+    pub search_path: &'a str,
+    /// The statement's time.
+    pub now: OffsetDateTime,
+    /// Rows fetched or affected, to decide row-count rules.
+    pub rows: Option<u64>,
+    /// The SQL text.
+    pub sql: &'a str,
+}
+
+/// Everything `policy explain` shows.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    policy: String,
+    user: String,
+    roles: Vec<String>,
+    resource: String,
+    client_addr: Option<String>,
+    location: String,
+    device_trust: String,
+    search_path: String,
+    at: String,
+    rows: Option<u64>,
+    statements: Vec<StatementReport>,
+}
+
+#[derive(Debug, Serialize)]
+struct StatementReport {
+    text: String,
+    /// The statement kind; `None` when the text did not parse.
+    kind: Option<String>,
+    /// Why the statement cannot be fully analysed.
+    opaque: Option<String>,
+    /// Why the text could not be analysed at all.
+    error: Option<String>,
+    components: Vec<ComponentReport>,
+    fired: Vec<FiredReport>,
+    missing_grants: Vec<MissingReport>,
+    verdict: &'static str,
+    logout: bool,
+    reason: String,
+    /// Row-count rules are left to decide after execution (pass `--rows`).
+    rows_rules_pending: bool,
+    outcome: Option<OutcomeReport>,
+}
+
+#[derive(Debug, Serialize)]
+struct ComponentReport {
+    index: usize,
+    /// `object` or `statement`.
+    component: &'static str,
+    /// The object kind (`relation`, `function`, ...) or the statement kind.
+    kind: String,
+    object: Option<String>,
+    operation: Option<String>,
+    columns: Vec<String>,
+    /// The rule this component fired before execution.
+    rule: Option<RuleRef>,
+    /// The rule this component fired once the row count was known.
+    outcome_rule: Option<RuleRef>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct RuleRef {
+    id: String,
+    name: Option<String>,
+    action: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+struct FiredReport {
+    position: usize,
+    id: String,
+    name: Option<String>,
+    action: &'static str,
+    severity: &'static str,
+    message: Option<String>,
+    /// Indices of the components that fired it; empty when it applies to the whole statement.
+    components: Vec<usize>,
+    indeterminate: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct MissingReport {
+    object: String,
+    operation: String,
+    message: String,
+}
+
+#[derive(Debug, Serialize)]
+struct OutcomeReport {
+    rows: u64,
+    verdict: &'static str,
+    fired: Vec<FiredReport>,
+    reason: String,
+}
+
+/// The catalog `policy explain` assumes, having no database to ask: every schema on the search path
+/// exists, every relation lives in the first one, and functions are built-ins in `pg_catalog`.
+struct AssumedCatalog {
+    schemas: Vec<String>,
+}
+
+impl Catalog for AssumedCatalog {
+    fn has_relation(&self, schema: &str, _name: &str) -> bool {
+        self.schemas.first().is_some_and(|s| s == schema)
+    }
+    fn has_schema(&self, schema: &str) -> bool {
+        self.schemas.iter().any(|s| s == schema)
+    }
+    fn has_function(&self, schema: &str, _name: &str) -> bool {
+        schema == "pg_catalog"
+    }
+}
+
+/// Explains `request.sql` under `policy`.
+pub fn explain(policy: &CompiledPolicy, request: &Request<'_>) -> Report {
+    let ctx = request.ctx;
+    let user = ctx.user_label().to_owned();
+    let path = SearchPath::from_setting(request.search_path);
+    let catalog = AssumedCatalog {
+        schemas: path
+            .entries()
+            .iter()
+            .map(|e| {
+                if e == "$user" {
+                    user.clone()
+                } else {
+                    e.clone()
+                }
+            })
+            .collect(),
+    };
+    // Cache disabled: one text, analysed once, with the gateway's size limit.
+    let statements = match Analyzer::new(0).analyze(request.sql) {
+        Ok(analysis) => analysis
+            .statements
+            .iter()
+            .map(|stmt| {
+                explain_statement(policy, request, stmt, |o| {
+                    resolve(&o.object, o.kind, &path, &user, &catalog)
+                })
+            })
+            .collect(),
+        Err(e) => vec![StatementReport {
+            text: request.sql.trim().to_owned(),
+            kind: None,
+            opaque: None,
+            error: Some(e.to_string()),
+            components: Vec::new(),
+            fired: Vec::new(),
+            missing_grants: Vec::new(),
+            verdict: verdict_name(Verdict::Deny),
+            logout: false,
+            reason: format!("the text cannot be analysed: {e}"),
+            rows_rules_pending: false,
+            outcome: None,
+        }],
+    };
+    Report {
+        policy: request.policy_file.clone(),
+        user,
+        roles: ctx.roles.clone(),
+        resource: ctx.resource.clone(),
+        client_addr: ctx.client_addr.map(|a| a.to_string()),
+        location: match &ctx.location {
+            Observed::Known(c) => c.clone(),
+            Observed::Unknown => "unknown".into(),
+        },
+        device_trust: match &ctx.device_trust {
+            Observed::Known(t) => t.to_string(),
+            Observed::Unknown => "unknown".into(),
+        },
+        search_path: path.to_setting(),
+        at: request
+            .now
+            .format(&Rfc3339)
+            .unwrap_or_else(|_| request.now.to_string()),
+        rows: request.rows,
+        statements,
+    }
+}
+
+fn explain_statement(
+    policy: &CompiledPolicy,
+    request: &Request<'_>,
+    stmt: &Statement,
+    resolve: impl FnMut(&portcullis_sql::ObjectAccess) -> portcullis_sql::QualifiedName,
+) -> StatementReport {
+    let components = components_with(stmt, resolve);
+    let decision = policy.evaluate_statement(request.ctx, &components, request.now);
+    let pending = !decision.post_execution.is_empty();
+    let outcome = match request.rows {
+        Some(rows) if pending => Some((
+            rows,
+            policy.evaluate_outcome(&decision.post_execution, rows),
+        )),
+        _ => None,
+    };
+    let rule_for = |fired: &[FiredRule], i: usize| {
+        fired
+            .iter()
+            .find(|f| f.components.contains(&i))
+            .map(rule_ref)
+    };
+    let component_reports = components
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let (component, kind, object, operation, columns) = match c {
+                Component::Object(o) => (
+                    "object",
+                    o.kind.to_string(),
+                    Some(o.display_name()),
+                    Some(o.operation.to_string()),
+                    o.columns.clone(),
+                ),
+                Component::Statement(s) => {
+                    ("statement", s.kind.to_string(), None, None, Vec::new())
+                }
+            };
+            ComponentReport {
+                index: i,
+                component,
+                kind,
+                object,
+                operation,
+                columns,
+                rule: rule_for(&decision.fired, i),
+                outcome_rule: outcome.as_ref().and_then(|(_, o)| rule_for(&o.fired, i)),
+            }
+        })
+        .collect();
+    StatementReport {
+        text: stmt.text.clone(),
+        kind: Some(stmt.kind.to_string()),
+        opaque: stmt.opaque.clone(),
+        error: None,
+        components: component_reports,
+        fired: decision.fired.iter().map(fired_report).collect(),
+        missing_grants: decision
+            .missing_grants
+            .iter()
+            .map(|m| MissingReport {
+                object: m.object.clone(),
+                operation: m.operation.to_string(),
+                message: m.message.clone(),
+            })
+            .collect(),
+        verdict: verdict_name(decision.verdict),
+        logout: decision.logout,
+        reason: decision.reason,
+        rows_rules_pending: pending && outcome.is_none(),
+        outcome: outcome.map(|(rows, o)| OutcomeReport {
+            rows,
+            verdict: verdict_name(o.verdict),
+            fired: o.fired.iter().map(fired_report).collect(),
+            reason: o.reason,
+        }),
+    }
+}
+
+fn verdict_name(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Allow => "allow",
+        Verdict::Deny => "deny",
+        Verdict::RequireApproval => "require-approval",
+    }
+}
+
+fn rule_ref(f: &FiredRule) -> RuleRef {
+    RuleRef {
+        id: f.id.clone(),
+        name: f.name.clone(),
+        action: f.action.as_str(),
+    }
+}
+
+fn fired_report(f: &FiredRule) -> FiredReport {
+    FiredReport {
+        position: f.position,
+        id: f.id.clone(),
+        name: f.name.clone(),
+        action: f.action.as_str(),
+        severity: f.severity.as_str(),
+        message: f.message.clone(),
+        components: f.components.clone(),
+        indeterminate: f.indeterminate.clone(),
+    }
+}
+
+fn describe_rule(r: &RuleRef) -> String {
+    match &r.name {
+        Some(name) => format!("{} \"{name}\" ({})", r.id, r.action),
+        None => format!("{} ({})", r.id, r.action),
+    }
+}
+
+/// Prints the report for a terminal.
+pub fn print_text(report: &Report) {
+    let roles = if report.roles.is_empty() {
+        "none".to_owned()
+    } else {
+        report.roles.join(", ")
+    };
+    println!(
+        "policy {}; user {} (roles: {roles}); resource {}; at {}",
+        report.policy, report.user, report.resource, report.at
+    );
+    println!(
+        "search_path {}; client {}; location {}; device trust {}",
+        report.search_path,
+        report.client_addr.as_deref().unwrap_or("none"),
+        report.location,
+        report.device_trust
+    );
+    if report.statements.is_empty() {
+        println!("\nno statements");
+    }
+    for (n, s) in report.statements.iter().enumerate() {
+        println!("\nstatement {}: {}", n + 1, s.text);
+        if let Some(error) = &s.error {
+            println!("error: {error}");
+        }
+        if let Some(why) = &s.opaque {
+            println!("opaque: {why}");
+        }
+        if !s.components.is_empty() {
+            let rows: Vec<Vec<String>> = s
+                .components
+                .iter()
+                .map(|c| {
+                    let mut rule = c.rule.as_ref().map_or("none".to_owned(), describe_rule);
+                    if let Some(after) = &c.outcome_rule {
+                        rule = format!("{} after rows", describe_rule(after));
+                    }
+                    vec![
+                        c.index.to_string(),
+                        c.component.to_owned(),
+                        c.kind.clone(),
+                        c.object.clone().unwrap_or_else(|| "-".into()),
+                        c.operation.clone().unwrap_or_else(|| "-".into()),
+                        rule,
+                    ]
+                })
+                .collect();
+            table::print(
+                &[
+                    "#",
+                    "component",
+                    "kind",
+                    "object",
+                    "operation",
+                    "rule fired",
+                ],
+                &rows,
+            );
+        }
+        print_fired("fired rules", &s.fired);
+        if s.missing_grants.is_empty() {
+            println!("missing grants: none");
+        } else {
+            println!("missing grants:");
+            for m in &s.missing_grants {
+                println!("  {}", m.message);
+            }
+        }
+        println!("verdict: {} ({})", s.verdict, s.reason);
+        if s.logout {
+            println!("the session would be ended (logout)");
+        }
+        if s.rows_rules_pending {
+            println!("row-count rules decide after execution; pass --rows N to see the outcome");
+        }
+        if let Some(o) = &s.outcome {
+            print_fired(&format!("after {} rows, fired rules", o.rows), &o.fired);
+            println!(
+                "verdict after {} rows: {} ({})",
+                o.rows, o.verdict, o.reason
+            );
+        }
+    }
+}
+
+fn print_fired(title: &str, fired: &[FiredReport]) {
+    if fired.is_empty() {
+        println!("{title}: none");
+        return;
+    }
+    println!("{title}: {} (one event per rule)", fired.len());
+    for f in fired {
+        let on = if f.components.is_empty() {
+            "the whole statement".to_owned()
+        } else {
+            f.components
+                .iter()
+                .map(|c| format!("#{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let name = f
+            .name
+            .as_ref()
+            .map(|n| format!(" \"{n}\""))
+            .unwrap_or_default();
+        let mut line = format!(
+            "  [{}] {}{name}: {} (severity {}) on {on}",
+            f.position + 1,
+            f.id,
+            f.action,
+            f.severity
+        );
+        if let Some(m) = &f.message {
+            line.push_str(&format!("; message: {m}"));
+        }
+        if let Some(why) = &f.indeterminate {
+            line.push_str(&format!("; applied as a denial: {why}"));
+        }
+        println!("{line}");
+    }
+}
