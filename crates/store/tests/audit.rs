@@ -333,16 +333,18 @@ fn buffered_mode_resolves_at_once_and_writes() {
     t.store.shutdown().unwrap();
     assert_eq!(t.store.query_audit(&all()).unwrap().len(), 50);
 
-    // Dropping everything drains the queue before the writer exits.
+    // Dropping everything drains the queue before the writer exits. The first handle goes too, so
+    // that `drop(late)` below is the last drop, the one that must wait.
+    drop(sink);
     let TestStore { dir, key, store } = t;
-    let sink = store.audit();
+    let late = store.audit();
     drop(store);
     for i in 0..20 {
-        sink.record(statement("bob", "prod", i, "SELECT 2", &[]))
+        late.record(statement("bob", "prod", i, "SELECT 2", &[]))
             .wait_blocking()
             .unwrap();
     }
-    drop(sink);
+    drop(late);
     let again = Store::open(&common::db_path(dir.path()), key, Durability::Buffered).unwrap();
     assert_eq!(again.query_audit(&all()).unwrap().len(), 70);
 }
@@ -431,4 +433,47 @@ fn write_failure_reaches_the_ticket() {
         matches!(err, portcullis_store::StoreError::AuditWrite(_)),
         "{err:?}"
     );
+}
+
+#[test]
+fn buffered_failure_keeps_events_and_is_reported_until_written() {
+    let t = TestStore::new(Durability::Buffered);
+    let sink = t.store.audit();
+    // Hide the table from another connection: the writer's batches fail (not a transient error).
+    let raw = rusqlite::Connection::open(t.path()).unwrap();
+    raw.execute_batch("ALTER TABLE audit_events RENAME TO audit_hidden")
+        .unwrap();
+    sink.record(statement("alice", "prod", 1, "SELECT 1", &[]))
+        .wait_blocking()
+        .unwrap();
+    assert!(matches!(
+        sink.flush(),
+        Err(portcullis_store::StoreError::AuditWrite(_))
+    ));
+    // The log is behind: new records say so (and are kept too).
+    let err = sink
+        .record(statement("alice", "prod", 2, "SELECT 2", &[]))
+        .wait_blocking()
+        .unwrap_err();
+    assert!(
+        matches!(err, portcullis_store::StoreError::AuditWrite(_)),
+        "{err:?}"
+    );
+
+    raw.execute_batch("ALTER TABLE audit_hidden RENAME TO audit_events")
+        .unwrap();
+    sink.flush().unwrap();
+    sink.record(statement("alice", "prod", 3, "SELECT 3", &[]))
+        .wait_blocking()
+        .unwrap();
+    t.store.shutdown().unwrap();
+    let mut ats: Vec<i64> = t
+        .store
+        .query_audit(&all())
+        .unwrap()
+        .iter()
+        .map(|r| r.event.at())
+        .collect();
+    ats.sort();
+    assert_eq!(ats, vec![1, 2, 3]);
 }

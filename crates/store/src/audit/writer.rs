@@ -3,22 +3,54 @@
 //! Sessions hand events to [`AuditSink::record`]. The writer thread takes everything queued (up to
 //! [`MAX_BATCH`]), inserts it in one transaction, commits (one fsync in strict mode) and only then
 //! completes the tickets, so concurrent sessions share fsyncs and nobody is told "durable" early.
+//!
+//! Failures:
+//! - A batch that fails with a transient SQLite error (busy, locked, I/O, disk full) is retried as a
+//!   whole with a bounded backoff ([`RETRY_DELAYS`], at most [`RETRY_BUDGET`] in all) before it counts
+//!   as failed. The busy timeout of the connection applies to every attempt.
+//! - Strict mode: a batch that finally fails completes its tickets with the error (the events are NOT
+//!   recorded and must not be acknowledged).
+//! - Buffered mode: the tickets have already resolved, so a failed batch is not dropped. Its events are
+//!   kept in memory (at most [`MAX_CARRIED`]) and written ahead of the next batch, or retried every
+//!   [`CARRY_RETRY_INTERVAL`] while the queue is idle. Until they are written, every `record` returns a
+//!   ticket that fails with [`StoreError::AuditWrite`] (the event itself is still queued) and `flush`
+//!   fails, so callers learn that the log is behind instead of losing records silently. Only if more
+//!   than [`MAX_CARRIED`] events pile up are the oldest dropped, and only if the final attempt when the
+//!   writer stops fails are the kept events lost; both are logged as errors with the count.
 
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
-use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 use super::event::AuditEvent;
-use crate::error::StoreError;
+use crate::error::{is_transient, StoreError};
 use crate::Durability;
 
 /// Most events written in one transaction.
 const MAX_BATCH: usize = 1024;
 /// Queue capacity; when full, `record` blocks (backpressure rather than unbounded memory or lost events).
 const QUEUE_CAPACITY: usize = 16 * 1024;
+/// Pauses between attempts at a batch that failed with a transient error.
+const RETRY_DELAYS: [Duration; 8] = [
+    Duration::from_millis(10),
+    Duration::from_millis(25),
+    Duration::from_millis(50),
+    Duration::from_millis(100),
+    Duration::from_millis(250),
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+    Duration::from_secs(1),
+];
+/// No new attempt at a batch starts once this much time has passed since its first attempt.
+const RETRY_BUDGET: Duration = Duration::from_secs(30);
+/// Most buffered events kept for a later attempt after their batch failed.
+const MAX_CARRIED: usize = QUEUE_CAPACITY;
+/// How often kept buffered events are retried while nothing new arrives.
+const CARRY_RETRY_INTERVAL: Duration = Duration::from_secs(1);
 
 type Done = oneshot::Sender<Result<(), StoreError>>;
 
@@ -31,6 +63,9 @@ enum Msg {
     Flush(mpsc::Sender<Result<(), StoreError>>),
 }
 
+/// Why buffered events are waiting in the writer; `None` when nothing is waiting.
+type Backlog = Arc<Mutex<Option<String>>>;
+
 /// Records audit events. Cheap to clone, `Send + Sync`. The writer thread stops (after writing what is
 /// queued) when the last `AuditSink` and [`crate::Store`] are dropped; the last drop waits for that.
 #[derive(Clone)]
@@ -41,6 +76,7 @@ pub struct AuditSink {
 struct SinkInner {
     tx: Option<SyncSender<Msg>>,
     durability: Durability,
+    backlog: Backlog,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -49,7 +85,6 @@ impl Drop for SinkInner {
         // Closing the channel lets the writer drain the queue and exit; joining makes "dropped" mean
         // "written".
         drop(self.tx.take());
-        dbg_log(&format!("sinkinner drop, thread={}", self.thread.is_some()));
         if let Some(handle) = self.thread.take() {
             if handle.join().is_err() {
                 tracing::error!("audit writer thread panicked");
@@ -103,7 +138,9 @@ impl AuditTicket {
 
 impl AuditSink {
     /// Hands the event to the writer thread. The ticket completes when the record is durable
-    /// ([`Durability::Strict`]) or at once ([`Durability::Buffered`]; write errors are then only logged).
+    /// ([`Durability::Strict`]) or at once ([`Durability::Buffered`]). In buffered mode the ticket fails
+    /// while earlier events are kept unwritten after a write failure (see the module documentation);
+    /// the event is queued all the same and will be written with them.
     /// Blocks only if the writer is more than a full queue behind.
     pub fn record(&self, event: AuditEvent) -> AuditTicket {
         let (done, state) = match self.inner.durability {
@@ -111,7 +148,7 @@ impl AuditSink {
                 let (tx, rx) = oneshot::channel();
                 (Some(tx), TicketState::Pending(rx))
             }
-            Durability::Buffered => (None, TicketState::Ready(Ok(()))),
+            Durability::Buffered => (None, TicketState::Ready(self.backlog_status())),
         };
         match self.send(Msg::Record {
             event: Box::new(event),
@@ -125,11 +162,22 @@ impl AuditSink {
     }
 
     /// Blocks until every event recorded before this call is committed (also in buffered mode).
-    /// Returns the commit result of the batch the flush rode with. Not for async runtime threads.
+    /// Returns the commit result of the batch the flush rode with, which in buffered mode includes
+    /// any events kept from an earlier failed batch. Not for async runtime threads.
     pub fn flush(&self) -> Result<(), StoreError> {
         let (tx, rx) = mpsc::channel();
         self.send(Msg::Flush(tx))?;
         rx.recv().unwrap_or(Err(StoreError::AuditWriterGone))
+    }
+
+    fn backlog_status(&self) -> Result<(), StoreError> {
+        let backlog = self.inner.backlog.lock().unwrap_or_else(|p| p.into_inner());
+        match backlog.as_deref() {
+            None => Ok(()),
+            Some(why) => Err(StoreError::AuditWrite(format!(
+                "earlier buffered audit events are not written yet ({why}); they are kept and retried"
+            ))),
+        }
     }
 
     fn send(&self, msg: Msg) -> Result<(), StoreError> {
@@ -148,9 +196,15 @@ impl AuditSink {
 /// Starts the writer thread on `conn` (which must already have the schema).
 pub(crate) fn spawn(conn: Connection, durability: Durability) -> Result<AuditSink, StoreError> {
     let (tx, rx) = mpsc::sync_channel(QUEUE_CAPACITY);
+    let backlog = Backlog::default();
+    let writer = Writer {
+        conn,
+        carried: Vec::new(),
+        backlog: Arc::clone(&backlog),
+    };
     let thread = std::thread::Builder::new()
         .name("portcullis-audit".into())
-        .spawn(move || run(conn, rx))
+        .spawn(move || writer.run(rx))
         .map_err(|source| StoreError::Io {
             path: "audit writer thread".into(),
             source,
@@ -159,46 +213,135 @@ pub(crate) fn spawn(conn: Connection, durability: Durability) -> Result<AuditSin
         inner: Arc::new(SinkInner {
             tx: Some(tx),
             durability,
+            backlog,
             thread: Some(thread),
         }),
     })
 }
 
-fn run(mut conn: Connection, rx: Receiver<Msg>) {
-    tracing::debug!("audit writer started");
-    while let Ok(first) = rx.recv() {
-        let mut batch = Vec::with_capacity(64);
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(m) => batch.push(m),
-                Err(_) => break,
+/// The writer thread's state.
+struct Writer {
+    conn: Connection,
+    /// Buffered events whose batch failed, oldest first; written ahead of the next batch.
+    carried: Vec<AuditEvent>,
+    backlog: Backlog,
+}
+
+impl Writer {
+    fn run(mut self, rx: Receiver<Msg>) {
+        tracing::debug!("audit writer started");
+        loop {
+            let first = if self.carried.is_empty() {
+                match rx.recv() {
+                    Ok(m) => Some(m),
+                    Err(_) => break,
+                }
+            } else {
+                match rx.recv_timeout(CARRY_RETRY_INTERVAL) {
+                    Ok(m) => Some(m),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+            };
+            let mut batch = Vec::with_capacity(64);
+            batch.extend(first);
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(m) => batch.push(m),
+                    Err(_) => break,
+                }
+            }
+            self.write(batch);
+        }
+        if !self.carried.is_empty() {
+            self.write(Vec::new());
+            if !self.carried.is_empty() {
+                tracing::error!(
+                    lost = self.carried.len(),
+                    "audit writer stopping; buffered audit events could not be written and are lost"
+                );
             }
         }
-        let events = batch.iter().filter_map(|m| match m {
-            Msg::Record { event, .. } => Some(&**event),
-            Msg::Flush(_) => None,
-        });
-        let n = events.clone().count();
-        let result = write_batch(&mut conn, events).map_err(|e| e.to_string());
-        dbg_log(&format!("{:?} wrote {n} events: {result:?}", conn.path()));
-        if let Err(e) = &result {
-            tracing::error!(error = %e, events = batch.len(), "audit write failed"); { use std::io::Write; if let Ok(mut f) = std::fs::OpenOptions::new().append(true).create(true).open("/tmp/auditdbg.log") { let _ = writeln!(f, "DEBUG audit write failed: {e} ({} msgs)", batch.len()); } }
+        tracing::debug!("audit writer stopped");
+    }
+
+    /// Writes the carried events and `batch` in one transaction, then completes the batch.
+    fn write(&mut self, batch: Vec<Msg>) {
+        let events: Vec<&AuditEvent> = self
+            .carried
+            .iter()
+            .chain(batch.iter().filter_map(|m| match m {
+                Msg::Record { event, .. } => Some(&**event),
+                Msg::Flush(_) => None,
+            }))
+            .collect();
+        let count = events.len();
+        let result = write_with_retry(&mut self.conn, &events).map_err(|e| e.to_string());
+        drop(events);
+        match &result {
+            Ok(()) if !self.carried.is_empty() => {
+                tracing::info!(
+                    events = self.carried.len(),
+                    "kept buffered audit events are now written"
+                );
+                self.carried.clear();
+            }
+            Ok(()) => {}
+            Err(e) => tracing::error!(error = %e, events = count, "audit write failed"),
         }
         let outcome = || result.clone().map_err(StoreError::AuditWrite);
+        let mut acks = Vec::new();
         for msg in batch {
             match msg {
                 // A dropped ticket is fine: nobody is waiting.
                 Msg::Record {
                     done: Some(done), ..
                 } => drop(done.send(outcome())),
-                Msg::Record { done: None, .. } => {}
-                Msg::Flush(ack) => drop(ack.send(outcome())),
+                // Buffered: the caller was told "ok" already, so keep the event for another attempt.
+                Msg::Record { done: None, event } => {
+                    if result.is_err() {
+                        self.carried.push(*event);
+                    }
+                }
+                Msg::Flush(ack) => acks.push(ack),
             }
         }
+        if self.carried.len() > MAX_CARRIED {
+            let excess = self.carried.len() - MAX_CARRIED;
+            self.carried.drain(..excess);
+            tracing::error!(
+                lost = excess,
+                "too many buffered audit events waiting after write failures; the oldest are lost"
+            );
+        }
+        // Publish the backlog before acknowledging flushes, so a caller that saw a flush fail also
+        // sees later records fail.
+        *self.backlog.lock().unwrap_or_else(|p| p.into_inner()) = match &result {
+            Err(e) if !self.carried.is_empty() => Some(e.clone()),
+            _ => None,
+        };
+        for ack in acks {
+            drop(ack.send(outcome()));
+        }
     }
-    tracing::debug!("audit writer stopped");
-    dbg_log(&format!("{:?} writer stopped", conn.path()));
+}
+
+/// [`write_batch`], retried with a bounded backoff while it fails with a transient error.
+fn write_with_retry(conn: &mut Connection, events: &[&AuditEvent]) -> Result<(), StoreError> {
+    let started = Instant::now();
+    let mut delays = RETRY_DELAYS.iter();
+    loop {
+        match write_batch(conn, events.iter().copied()) {
+            Err(e) if is_transient(&e) => match delays.next() {
+                Some(delay) if started.elapsed() < RETRY_BUDGET => {
+                    tracing::warn!(error = %e, retry_in = ?delay, "audit write failed; retrying");
+                    std::thread::sleep(*delay);
+                }
+                _ => return Err(e),
+            },
+            other => return other,
+        }
+    }
 }
 
 fn write_batch<'a>(
@@ -304,4 +447,70 @@ fn insert_event(
     Ok(())
 }
 
-pub(crate) fn dbg_log(m: &str) { use std::io::Write; if let Ok(mut f) = std::fs::OpenOptions::new().append(true).create(true).open("/tmp/auditdbg.log") { let _ = writeln!(f, "{:?} {m}", std::thread::current().id()); } }
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::audit::StatementEvent;
+    use crate::schema;
+
+    fn event(at: i64) -> AuditEvent {
+        AuditEvent::Statement(StatementEvent {
+            session_id: "s".into(),
+            at,
+            user: "alice".into(),
+            resource: "prod".into(),
+            client_addr: "127.0.0.1:1".into(),
+            text: "SELECT 1".into(),
+            kind: "select".into(),
+            objects: Vec::new(),
+            param_count: 0,
+            rows: None,
+            duration_us: 0,
+            decision: "allow".into(),
+            outcome: "ok".into(),
+            sqlstate: None,
+            message: None,
+        })
+    }
+
+    /// Records 20 events while another connection holds the write lock for longer than the writer's
+    /// busy timeout, drops the sink, and returns how many rows landed.
+    fn rows_after_lock_contention(durability: Durability) -> i64 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.db");
+        let mut admin = schema::open_connection(&path, true).unwrap();
+        schema::migrate(&mut admin).unwrap();
+        let writer_conn = schema::open_connection(&path, false).unwrap();
+        // Far shorter than the lock is held: only retrying gets the batch in.
+        writer_conn.busy_timeout(Duration::from_millis(10)).unwrap();
+        let sink = spawn(writer_conn, durability).unwrap();
+
+        let locker = schema::open_connection(&path, false).unwrap();
+        locker.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let holder = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            locker.execute_batch("COMMIT").unwrap();
+        });
+        let tickets: Vec<_> = (0..20).map(|i| sink.record(event(i))).collect();
+        for ticket in tickets {
+            ticket.wait_blocking().unwrap();
+        }
+        drop(sink);
+        holder.join().unwrap();
+        admin
+            .query_row("SELECT COUNT(*) FROM audit_events", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn buffered_batch_survives_a_held_write_lock() {
+        assert_eq!(rows_after_lock_contention(Durability::Buffered), 20);
+    }
+
+    #[test]
+    fn strict_batch_survives_a_held_write_lock() {
+        assert_eq!(rows_after_lock_contention(Durability::Strict), 20);
+    }
+}
