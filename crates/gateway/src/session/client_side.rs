@@ -210,21 +210,9 @@ impl<'a> ClientSide<'a> {
     }
 
     fn on_query(&mut self, sql: &str, frame: &[u8], out: &mut BytesMut) {
-        let analysis = match self.shared.analyzer.analyze(sql) {
-            Ok(analysis) => analysis,
-            Err(e) => {
-                return self.refuse(
-                    Run::opaque(sql, "UNKNOWN"),
-                    Refusal::unanalysable(e),
-                    false,
-                    out,
-                )
-            }
+        let Some(analysis) = self.analyse_or_refuse(sql, false, out) else {
+            return;
         };
-        if let Some((statement, why)) = first_opaque(&analysis) {
-            let run = self.run_for(statement, 0);
-            return self.refuse(run, Refusal::unanalysable(why), false, out);
-        }
         let runs = analysis
             .statements
             .iter()
@@ -239,21 +227,9 @@ impl<'a> ClientSide<'a> {
     }
 
     fn on_parse(&mut self, name: &str, sql: &str, frame: &[u8], out: &mut BytesMut) {
-        let analysis = match self.shared.analyzer.analyze(sql) {
-            Ok(analysis) => analysis,
-            Err(e) => {
-                return self.refuse(
-                    Run::opaque(sql, "UNKNOWN"),
-                    Refusal::unanalysable(e),
-                    true,
-                    out,
-                )
-            }
+        let Some(analysis) = self.analyse_or_refuse(sql, true, out) else {
+            return;
         };
-        if let Some((statement, why)) = first_opaque(&analysis) {
-            let run = self.run_for(statement, 0);
-            return self.refuse(run, Refusal::unanalysable(why), true, out);
-        }
         // PostgreSQL refuses to redefine a named statement, so only a new name or the unnamed one counts.
         if name.is_empty() || !self.statements.contains_key(name) {
             self.statements.insert(
@@ -269,6 +245,30 @@ impl<'a> ClientSide<'a> {
             self.run_for(s, 0)
         });
         self.forward(Pending::Parse(run), frame, out);
+    }
+
+    /// The analysis of `sql`, or `None` after refusing it (it does not parse, or part of it cannot be
+    /// attributed to objects).
+    fn analyse_or_refuse(
+        &mut self,
+        sql: &str,
+        extended: bool,
+        out: &mut BytesMut,
+    ) -> Option<Arc<Analysis>> {
+        let analysis = match self.shared.analyzer.analyze(sql) {
+            Ok(analysis) => analysis,
+            Err(e) => {
+                let refusal = Refusal::unanalysable(e);
+                self.refuse(Run::opaque(sql, "UNKNOWN"), refusal, extended, out);
+                return None;
+            }
+        };
+        if let Some((statement, why)) = first_opaque(&analysis) {
+            let run = self.run_for(statement, 0);
+            self.refuse(run, Refusal::unanalysable(why), extended, out);
+            return None;
+        }
+        Some(analysis)
     }
 
     /// Replaces a refused request by one that fails upstream; its error will be replaced by `refusal`.
