@@ -44,3 +44,12 @@ pub async fn read_frame<S: AsyncRead + Unpin + ?Sized>(
     let body = frame.split_off(5);
     Ok(Some((header.tag, body)))
 }
+
+/// Makes room for the rest of a partly received frame in one allocation, rather than growing the buffer
+/// read by read. The length was already checked against the limit by `peek_frame`.
+pub fn reserve_partial_frame(buf: &mut BytesMut) {
+    if let Some(header) = buf.get(1..5) {
+        let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        buf.reserve((len + 1).saturating_sub(buf.len()));
+    }
+}

@@ -359,3 +359,20 @@ fn tls_is_offered_and_can_be_required() {
         .iter()
         .any(|c| common::connection_of(c)["auth_result"] == "TLS required"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn large_messages_pass_both_ways() {
+    let pg = fresh_database("session_large");
+    let gw = Gateway::start(pg, "session_large");
+    let client = gw.connect("alice", ALICE_PASSWORD).await;
+    let literal = "x".repeat(5 * 1024 * 1024);
+    let sql = format!("SELECT length('{literal}')");
+    let n: i32 = client.query_one(sql.as_str(), &[]).await.unwrap().get(0);
+    assert_eq!(n, 5 * 1024 * 1024);
+    let big: String = client
+        .query_one("SELECT repeat('y', 20000000)", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(big.len(), 20_000_000);
+}

@@ -18,6 +18,7 @@ use super::statement::{Refusal, Run};
 use super::SessionInfo;
 use crate::catalog::SNAPSHOT_QUERY;
 use crate::error::GatewayError;
+use crate::frames::reserve_partial_frame;
 use crate::listener::Shared;
 
 /// Text of the stand-in for a refused request: it fails in the upstream's parser, touching nothing, so
@@ -105,16 +106,13 @@ impl<'a> ClientSide<'a> {
             bytes_in.fetch_add(n as u64, Ordering::Relaxed);
             let mut terminated = false;
             while let Some(header) = peek_frame(&buf, max)? {
-                if buf.len() < header.total_len {
-                    buf.reserve(header.total_len - buf.len());
-                    break;
-                }
                 terminated = self.on_frame(&buf[..header.total_len], &mut out)?;
                 buf.advance(header.total_len);
                 if terminated {
                     break;
                 }
             }
+            reserve_partial_frame(&mut buf);
             if !out.is_empty() {
                 upstream
                     .write_all(&out)

@@ -11,6 +11,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use super::flow::Flow;
 use super::SessionInfo;
 use crate::error::GatewayError;
+use crate::frames::reserve_partial_frame;
 use crate::listener::Shared;
 use crate::upstream::MAX_UPSTREAM_MESSAGE;
 
@@ -37,9 +38,6 @@ where
             let mut consumed = 0;
             while let Some(header) = peek_frame(&buf[consumed..], MAX_UPSTREAM_MESSAGE)? {
                 let end = consumed + header.total_len;
-                if end > buf.len() {
-                    break;
-                }
                 flow.on_upstream(&buf[consumed..end], info, &mut out, &mut events)?;
                 consumed = end;
             }
@@ -69,9 +67,7 @@ where
             bytes_out.fetch_add(out.len() as u64, Ordering::Relaxed);
             out.clear();
         }
-        if let Ok(Some(header)) = peek_frame(&buf, MAX_UPSTREAM_MESSAGE) {
-            buf.reserve(header.total_len.saturating_sub(buf.len()));
-        }
+        reserve_partial_frame(&mut buf);
         let n = upstream
             .read_buf(&mut buf)
             .await
