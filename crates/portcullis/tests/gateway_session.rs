@@ -376,3 +376,29 @@ async fn large_messages_pass_both_ways() {
         .get(0);
     assert_eq!(big.len(), 20_000_000);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_upstream_is_reached_over_tls_when_the_resource_asks_for_it() {
+    let pg = portcullis_testkit::PgServer::start().unwrap();
+    pg.enable_ssl().unwrap();
+    for (mode, expect_tls) in [("require", true), ("prefer", true), ("disable", false)] {
+        let gw = Gateway::start_with_upstream_tls(&pg, "appdb", mode);
+        let client = gw.connect("alice", ALICE_PASSWORD).await;
+        let ssl: bool = client
+            .query_one(
+                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(ssl, expect_tls, "resource tls mode {mode}");
+    }
+    // verify-full checks the certificate against the system's CAs: a self-signed one is refused.
+    let gw = Gateway::start_with_upstream_tls(&pg, "appdb", "verify-full");
+    let err = tokio_postgres::connect(&gw.conn_str("alice", ALICE_PASSWORD), tokio_postgres::NoTls)
+        .await
+        .err()
+        .expect("an unverifiable upstream certificate must fail the login");
+    assert_eq!(err.code().map(|c| c.code()), Some("08006"), "{err:?}");
+}

@@ -38,6 +38,15 @@ impl Gateway {
 
     /// Like [`Gateway::start`] with extra YAML lines in the configuration file.
     pub fn start_with_config(pg: &PgServer, database: &str, extra_config: &str) -> Gateway {
+        Self::launch(pg, database, extra_config, "disable")
+    }
+
+    /// Like [`Gateway::start`], reaching the upstream with TLS mode `tls` (disable, require, …).
+    pub fn start_with_upstream_tls(pg: &PgServer, database: &str, tls: &str) -> Gateway {
+        Self::launch(pg, database, "", tls)
+    }
+
+    fn launch(pg: &PgServer, database: &str, extra_config: &str, upstream_tls: &str) -> Gateway {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut gw = Gateway {
             port: free_port(),
@@ -60,7 +69,7 @@ impl Gateway {
                 "--db-user",
                 "app",
                 "--tls",
-                "disable",
+                upstream_tls,
                 "--password-stdin",
             ],
             "app-secret",
