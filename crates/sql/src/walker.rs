@@ -259,6 +259,14 @@ impl Walker {
         });
     }
 
+    /// A WHERE clause reads the target's rows (PostgreSQL requires SELECT for it, and the row count tells
+    /// what matched), so a filtered UPDATE or DELETE is also a read of its target.
+    fn filtered_target(&mut self, target: &protobuf::RangeVar, filtered: bool) {
+        if filtered {
+            self.relation(target, Operation::Read, Vec::new());
+        }
+    }
+
     fn update(&mut self, s: &protobuf::UpdateStmt) {
         self.scoped(s.with_clause.as_ref(), |w| {
             let Some(target) = &s.relation else {
@@ -266,6 +274,7 @@ impl Walker {
                 return;
             };
             w.relation(target, Operation::Update, res_target_names(&s.target_list));
+            w.filtered_target(target, s.where_clause.is_some());
             w.walk_res_target_values(&s.target_list);
             w.walk_list(&s.from_clause);
             w.walk_opt(&s.where_clause);
@@ -280,6 +289,7 @@ impl Walker {
                 return;
             };
             w.relation(target, Operation::Delete, Vec::new());
+            w.filtered_target(target, s.where_clause.is_some());
             w.walk_list(&s.using_clause);
             w.walk_opt(&s.where_clause);
             w.returning(target, &s.returning_clause);

@@ -176,12 +176,12 @@ fn dml() {
         ),
         ("INSERT INTO t (a) VALUES (1) RETURNING *", "INSERT", &["t:insert", "t:read"], false),
         ("INSERT INTO t DEFAULT VALUES RETURNING id, (SELECT 1 FROM u)", "INSERT", &["t:insert", "t:read", "u:read"], false),
-        ("UPDATE t SET a = 1, b = 2 WHERE id = 3", "UPDATE", &["t:update"], false),
-        ("UPDATE t SET a = u.a FROM u WHERE t.id = u.id", "UPDATE", &["t:update", "u:read"], false),
-        ("UPDATE t SET a = (SELECT max(a) FROM u) WHERE id IN (SELECT id FROM v)", "UPDATE", &["t:update", "u:read", "v:read", "f:max:execute"], false),
+        ("UPDATE t SET a = 1, b = 2 WHERE id = 3", "UPDATE", &["t:update", "t:read"], false),
+        ("UPDATE t SET a = u.a FROM u WHERE t.id = u.id", "UPDATE", &["t:update", "t:read", "u:read"], false),
+        ("UPDATE t SET a = (SELECT max(a) FROM u) WHERE id IN (SELECT id FROM v)", "UPDATE", &["t:update", "t:read", "u:read", "v:read", "f:max:execute"], false),
         ("UPDATE t SET (a, b) = (SELECT a, b FROM u) RETURNING a", "UPDATE", &["t:update", "u:read", "t:read"], false),
-        ("DELETE FROM t WHERE id = 1", "DELETE", &["t:delete"], false),
-        ("DELETE FROM t USING u WHERE t.id = u.id", "DELETE", &["t:delete", "u:read"], false),
+        ("DELETE FROM t WHERE id = 1", "DELETE", &["t:delete", "t:read"], false),
+        ("DELETE FROM t USING u WHERE t.id = u.id", "DELETE", &["t:delete", "t:read", "u:read"], false),
         ("DELETE FROM t WHERE id IN (SELECT id FROM u) RETURNING *", "DELETE", &["t:delete", "t:read", "u:read"], false),
         (
             "MERGE INTO t USING s ON t.id = s.id WHEN MATCHED AND s.del THEN DELETE WHEN MATCHED THEN UPDATE SET v = s.v WHEN NOT MATCHED THEN INSERT (id, v) VALUES (s.id, s.v)",
@@ -870,7 +870,7 @@ fn session_effects() {
         Some(SessionEffect::Prepare { name, statement }) => {
             assert_eq!(name, "p");
             assert_eq!(statement.kind, StatementKind::Delete);
-            assert_eq!(components(&statement), ["t:delete"]);
+            assert_eq!(components(&statement), ["t:delete", "t:read"]);
             assert_eq!(statement.param_refs, 1);
         }
         other => panic!("{other:?}"),
