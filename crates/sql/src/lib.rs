@@ -21,6 +21,7 @@
 //! ```
 
 mod analysis;
+mod builtins;
 mod cache;
 #[rustfmt::skip]
 mod children;

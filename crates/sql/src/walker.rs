@@ -5,6 +5,7 @@ use pg_query::protobuf::{self, a_const, node::Node as NodeEnum, CmdType, OnConfl
 use pg_query::NodeRef;
 
 use crate::analysis::{ObjectAccess, ObjectName, SessionEffect};
+use crate::builtins;
 use crate::children::{for_each_child, node_name};
 use crate::kind::{ObjectKind, Operation};
 use crate::resolve::SearchPath;
@@ -343,8 +344,14 @@ impl Walker {
         let parts = string_list(&f.funcname);
         match ObjectName::from_parts(&parts) {
             Some(name) if parts.len() == f.funcname.len() => {
-                let is_set_config = name.name == "set_config"
-                    && name.schema.as_deref().is_none_or(|s| s == "pg_catalog");
+                let builtin = name.schema.as_deref().is_none_or(|s| s == "pg_catalog");
+                let is_set_config = builtin && name.name == "set_config";
+                if let Some(why) = builtin
+                    .then(|| builtins::unanalysable(&name.name))
+                    .flatten()
+                {
+                    self.opaque(format!("{}() {why}", name.name));
+                }
                 self.add(name, ObjectKind::Function, Operation::Execute, Vec::new());
                 if is_set_config {
                     self.set_config(&f.args);
