@@ -1,5 +1,5 @@
-//! Portcullis state: users, roles, resources (upstream PostgreSQL servers with vaulted credentials) and
-//! the append-only audit log, all in one SQLite file.
+//! Portcullis state: users, roles, resources (upstream PostgreSQL servers with vaulted credentials), the
+//! applied policy, device trust reports and the append-only audit log, all in one SQLite file.
 //!
 //! [`Store`] is cheap to clone and safe to share between threads. Administrative operations go through
 //! one connection behind a mutex; audit events go to a dedicated writer thread with its own connection
@@ -7,7 +7,9 @@
 
 mod audit;
 mod crypto;
+mod devices;
 mod error;
+mod policies;
 mod resources;
 mod roles;
 mod schema;
@@ -21,10 +23,13 @@ use rusqlite::{Connection, OptionalExtension};
 
 pub use audit::{
     AuditEvent, AuditFilter, AuditKindFilter, AuditObject, AuditRecord, AuditSink, AuditTicket,
-    ConnectionEvent, ConnectionPhase, StatementEvent,
+    ConnectionEvent, ConnectionPhase, DecisionEvent, FiredRuleRecord, PolicyTrail,
+    RequirementRecord, StatementEvent,
 };
 pub use crypto::{MasterKey, Secret};
+pub use devices::DeviceReport;
 pub use error::{BackendError, Result, StoreError};
+pub use policies::StoredPolicy;
 pub use resources::{Resource, ResourceInfo, ResourceSpec, TlsMode};
 pub use roles::Role;
 pub use users::{User, UserLogin};

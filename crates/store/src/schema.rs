@@ -78,6 +78,25 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX audit_events_user ON audit_events(user_name);
     CREATE INDEX audit_events_resource ON audit_events(resource);
     "#,
+    // 2: applied policies (every version kept) and device trust reports.
+    r#"
+    CREATE TABLE policies (
+        version    INTEGER PRIMARY KEY AUTOINCREMENT,
+        source     TEXT NOT NULL,
+        text       TEXT NOT NULL,
+        applied_at BIGINT NOT NULL,
+        applied_by TEXT NOT NULL
+    );
+    CREATE TABLE device_reports (
+        user_name   TEXT NOT NULL,
+        address     TEXT NOT NULL,
+        device      TEXT NOT NULL,
+        trust       TEXT NOT NULL,
+        reported_at BIGINT NOT NULL,
+        expires_at  BIGINT NOT NULL,
+        PRIMARY KEY (user_name, address)
+    );
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -15,6 +15,8 @@ pub enum AuditEvent {
     Connection(ConnectionEvent),
     /// A statement was decided on (and, if allowed, executed).
     Statement(StatementEvent),
+    /// A connection stage was decided on by the policy (the policy monitor's connection records).
+    Decision(DecisionEvent),
 }
 
 impl AuditEvent {
@@ -23,6 +25,7 @@ impl AuditEvent {
         match self {
             AuditEvent::Connection(c) => c.at,
             AuditEvent::Statement(s) => s.at,
+            AuditEvent::Decision(d) => d.at,
         }
     }
 
@@ -31,6 +34,7 @@ impl AuditEvent {
         match self {
             AuditEvent::Connection(c) => &c.session_id,
             AuditEvent::Statement(s) => &s.session_id,
+            AuditEvent::Decision(d) => &d.session_id,
         }
     }
 
@@ -39,6 +43,7 @@ impl AuditEvent {
         match self {
             AuditEvent::Connection(c) => &c.user,
             AuditEvent::Statement(s) => &s.user,
+            AuditEvent::Decision(d) => &d.user,
         }
     }
 
@@ -47,6 +52,7 @@ impl AuditEvent {
         match self {
             AuditEvent::Connection(c) => &c.resource,
             AuditEvent::Statement(s) => &s.resource,
+            AuditEvent::Decision(d) => &d.resource,
         }
     }
 }
@@ -167,6 +173,92 @@ pub struct StatementEvent {
     pub sqlstate: Option<String>,
     /// Error or denial message, if any.
     pub message: Option<String>,
+    /// The policy decision that let the statement run or refused it (its policy monitor record).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PolicyTrail>,
+}
+
+/// A connection stage's policy decision (pre-connection before authentication, post-connection after).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecisionEvent {
+    /// Gateway session id.
+    pub session_id: String,
+    /// Unix microseconds.
+    pub at: i64,
+    /// Gateway user (as claimed, before authentication).
+    pub user: String,
+    /// Requested resource.
+    pub resource: String,
+    /// Client address, `ip:port`.
+    pub client_addr: String,
+    /// What was decided and why.
+    pub policy: PolicyTrail,
+}
+
+/// What the policy monitor records of one decision: the result, the context it was made in, the
+/// requirements and the rules and policies that decided.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyTrail {
+    /// `pre-connection`, `post-connection` or `statement`.
+    pub stage: String,
+    /// `allow`, `deny` or `require-approval`.
+    pub result: String,
+    /// Version of the applied policy that decided; `None` when no policy was applied.
+    pub policy_version: Option<i64>,
+    /// What was evaluated: `connect app`, or each component (`select hr.employees`, `statement SELECT`).
+    pub actions: Vec<String>,
+    /// The client's country, or `unknown`.
+    pub location: String,
+    /// The client device's trust level, or `unknown`.
+    pub device_trust: String,
+    /// Rules and policies that fired, by priority.
+    pub rules: Vec<FiredRuleRecord>,
+    /// Requirements imposed (MFA, justification, approval) and whether each was met.
+    #[serde(default)]
+    pub requirements: Vec<RequirementRecord>,
+    /// Object accesses no grant covers (`alice lacks SELECT on hr.employees in app`).
+    #[serde(default)]
+    pub missing_grants: Vec<String>,
+    /// Whether the decision ends the session.
+    #[serde(default)]
+    pub logout: bool,
+    /// A human explanation.
+    pub reason: String,
+}
+
+/// A rule or policy that took part in a decision.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FiredRuleRecord {
+    /// The rule's or policy's id.
+    pub id: String,
+    /// Its name, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Its action (`allow`, `block`, `audit`, `forbid`, `permit`, ...).
+    pub action: String,
+    /// Its severity.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub severity: String,
+    /// The components that fired it (`select hr.employees`); empty when it applies to the whole request.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub components: Vec<String>,
+    /// Its message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// A requirement a permit imposed on a decision.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequirementRecord {
+    /// `mfa`, `justification` or `approval`.
+    pub kind: String,
+    /// The policy that imposed it.
+    pub policy: String,
+    /// Whether it was met.
+    pub met: bool,
+    /// The justification prompt or the approval workflow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// A stored audit event and its id (ids increase in commit order).

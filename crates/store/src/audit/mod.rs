@@ -5,7 +5,8 @@ mod query;
 pub(crate) mod writer;
 
 pub use event::{
-    AuditEvent, AuditObject, AuditRecord, ConnectionEvent, ConnectionPhase, StatementEvent,
+    AuditEvent, AuditObject, AuditRecord, ConnectionEvent, ConnectionPhase, DecisionEvent,
+    FiredRuleRecord, PolicyTrail, RequirementRecord, StatementEvent,
 };
 pub use query::{AuditFilter, AuditKindFilter};
 pub use writer::{AuditSink, AuditTicket};

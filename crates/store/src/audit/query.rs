@@ -3,7 +3,10 @@
 use rusqlite::types::Value;
 use rusqlite::Row;
 
-use super::event::{AuditEvent, AuditObject, AuditRecord, ConnectionEvent, StatementEvent};
+use super::event::{
+    AuditEvent, AuditObject, AuditRecord, ConnectionEvent, DecisionEvent, PolicyTrail,
+    StatementEvent,
+};
 use crate::error::StoreError;
 use crate::{Result, Store};
 
@@ -14,7 +17,9 @@ pub enum AuditKindFilter {
     Connections,
     /// Statement events only.
     Statements,
-    /// Both.
+    /// Policy monitor records: connection-stage decisions and statement events.
+    Monitor,
+    /// Everything.
     #[default]
     All,
 }
@@ -37,8 +42,10 @@ pub struct AuditFilter {
     pub object: Option<String>,
     /// Event kinds; `None` means all.
     pub kind: Option<AuditKindFilter>,
-    /// Exact statement decision, "allow" or "deny".
+    /// Exact decision, "allow" or "deny" (or "require-approval" for connection-stage decisions).
     pub decision: Option<String>,
+    /// A rule or policy with this exact id decided.
+    pub rule: Option<String>,
     /// At most this many records, the newest ones; 0 means no limit.
     pub limit: usize,
 }
@@ -54,6 +61,7 @@ impl Default for AuditFilter {
             object: None,
             kind: None,
             decision: None,
+            rule: None,
             limit: 100,
         }
     }
@@ -109,11 +117,18 @@ fn build_query(filter: &AuditFilter) -> (String, Vec<Value>) {
     match filter.kind.unwrap_or_default() {
         AuditKindFilter::Connections => conds.push("kind = 'connection'"),
         AuditKindFilter::Statements => conds.push("kind = 'statement'"),
+        AuditKindFilter::Monitor => conds.push("kind IN ('statement', 'decision')"),
         AuditKindFilter::All => {}
     }
     if let Some(decision) = &filter.decision {
         conds.push("decision = ?");
         args.push(Value::Text(decision.clone()));
+    }
+    if let Some(rule) = &filter.rule {
+        // The trail is JSON in `detail`; an id appears there exactly as `"id":"<json string>"`.
+        let quoted = serde_json::to_string(rule).unwrap_or_default();
+        conds.push("detail LIKE ? ESCAPE '\\'");
+        args.push(Value::Text(like_pattern(&format!("\"id\":{quoted}"))));
     }
     let mut sql = format!("SELECT {COLUMNS} FROM audit_events");
     if !conds.is_empty() {
@@ -187,8 +202,17 @@ fn record_from_row(r: &Row<'_>) -> Result<AuditRecord> {
                 outcome: r.get::<_, Option<String>>(21)?.unwrap_or_default(),
                 sqlstate: r.get(22)?,
                 message: r.get(23)?,
+                policy: trail(id, r.get(13)?)?,
             })
         }
+        "decision" => AuditEvent::Decision(DecisionEvent {
+            at: r.get(2)?,
+            session_id: r.get(3)?,
+            user: r.get(4)?,
+            resource: r.get(5)?,
+            client_addr: r.get(6)?,
+            policy: trail(id, r.get(13)?)?.ok_or_else(|| missing("detail"))?,
+        }),
         other => {
             return Err(StoreError::Corrupt(format!(
                 "audit record {id}: unknown kind {other:?}"
@@ -196,6 +220,14 @@ fn record_from_row(r: &Row<'_>) -> Result<AuditRecord> {
         }
     };
     Ok(AuditRecord { id, event })
+}
+
+fn trail(id: i64, json: Option<String>) -> Result<Option<PolicyTrail>> {
+    json.map(|json| {
+        serde_json::from_str(&json)
+            .map_err(|e| StoreError::Corrupt(format!("audit record {id}: policy trail: {e}")))
+    })
+    .transpose()
 }
 
 impl Store {
@@ -210,6 +242,20 @@ impl Store {
             out.push(record_from_row(row)?);
         }
         Ok(out)
+    }
+}
+
+impl Store {
+    /// The audit record with this id.
+    pub fn audit_record(&self, id: i64) -> Result<Option<AuditRecord>> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare(&format!("SELECT {COLUMNS} FROM audit_events WHERE id = ?1"))?;
+        let mut rows = stmt.query([id])?;
+        match rows.next()? {
+            Some(row) => Ok(Some(record_from_row(row)?)),
+            None => Ok(None),
+        }
     }
 }
 

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
-use super::event::AuditEvent;
+use super::event::{AuditEvent, PolicyTrail};
 use crate::error::{is_transient, StoreError};
 use crate::Durability;
 
@@ -449,7 +449,7 @@ fn insert_event(
                 Null,
                 Null,
                 Null,
-                Null,
+                s.policy.as_ref().map(encode_trail).transpose()?,
                 s.text,
                 s.kind,
                 objects,
@@ -463,8 +463,42 @@ fn insert_event(
                 s.message,
             ])?;
         }
+        AuditEvent::Decision(d) => {
+            stmt.execute(rusqlite::params![
+                "decision",
+                d.at,
+                d.session_id,
+                d.user,
+                d.resource,
+                d.client_addr,
+                d.policy.stage,
+                Null,
+                Null,
+                Null,
+                Null,
+                Null,
+                encode_trail(&d.policy)?,
+                Null,
+                Null,
+                Null,
+                Null,
+                Null,
+                Null,
+                Null,
+                d.policy.result,
+                Null,
+                Null,
+                d.policy.reason,
+            ])?;
+        }
     }
     Ok(())
+}
+
+/// The policy trail goes into the `detail` column as JSON: read back whole, searched with LIKE.
+fn encode_trail(trail: &PolicyTrail) -> Result<String, StoreError> {
+    serde_json::to_string(trail)
+        .map_err(|e| StoreError::AuditWrite(format!("cannot encode the policy trail: {e}")))
 }
 
 #[cfg(test)]
@@ -492,6 +526,7 @@ mod tests {
             outcome: "ok".into(),
             sqlstate: None,
             message: None,
+            policy: None,
         })
     }
 

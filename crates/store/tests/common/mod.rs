@@ -59,6 +59,7 @@ pub fn statement(
         outcome: "ok".into(),
         sqlstate: None,
         message: None,
+        policy: None,
     })
 }
 
