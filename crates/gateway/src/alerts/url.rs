@@ -1,0 +1,124 @@
+//! The webhook URL, taken apart once at start-up into what an HTTP/1.1 request needs.
+
+/// A parsed `http://` or `https://` URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct WebhookUrl {
+    /// `https`.
+    pub tls: bool,
+    /// Host name or IP address, without IPv6 brackets.
+    pub host: String,
+    /// Port, the scheme's default when not written.
+    pub port: u16,
+    /// Path and query, starting with `/`: the request target.
+    pub target: String,
+}
+
+impl WebhookUrl {
+    /// Parses `url`, refusing what this small client cannot send safely.
+    pub fn parse(url: &str) -> Result<WebhookUrl, String> {
+        let url = url.trim();
+        let (tls, rest) = if let Some(rest) = strip_prefix_ignore_case(url, "https://") {
+            (true, rest)
+        } else if let Some(rest) = strip_prefix_ignore_case(url, "http://") {
+            (false, rest)
+        } else {
+            return Err(format!("`{url}` must start with http:// or https://"));
+        };
+        // The fragment is never sent to the server.
+        let rest = rest.split('#').next().unwrap_or_default();
+        let split = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (authority, target) = rest.split_at(split);
+        if authority.contains('@') {
+            return Err(
+                "user names and passwords in the URL are not supported; put the token in the path or query"
+                    .into(),
+            );
+        }
+        let default_port = if tls { 443 } else { 80 };
+        let (host, port) = split_host_port(authority, default_port)?;
+        if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(format!("`{url}` has no valid host"));
+        }
+        if !target
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'<' && b != b'>')
+        {
+            return Err(format!(
+                "the path of `{url}` has spaces or characters that must be percent-encoded"
+            ));
+        }
+        let target = match target.as_bytes().first() {
+            None => "/".to_string(),
+            Some(b'?') => format!("/{target}"),
+            Some(_) => target.to_string(),
+        };
+        Ok(WebhookUrl {
+            tls,
+            host,
+            port,
+            target,
+        })
+    }
+
+    /// The `Host` header: the port only when it is not the scheme's default, IPv6 in brackets.
+    pub fn host_header(&self) -> String {
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        match (self.tls, self.port) {
+            (true, 443) | (false, 80) => host,
+            (_, port) => format!("{host}:{port}"),
+        }
+    }
+
+    /// The URL without its path, for logs: webhook tokens often live in the path (Slack's do).
+    pub fn origin(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        format!("{scheme}://{host}:{}", self.port)
+    }
+}
+
+fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = s.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &s[prefix.len()..])
+}
+
+fn split_host_port(authority: &str, default_port: u16) -> Result<(String, u16), String> {
+    let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
+        let (host, after) = bracketed
+            .split_once(']')
+            .ok_or_else(|| format!("`[{bracketed}` lacks the closing `]`"))?;
+        if host.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(format!("`{host}` is not an IPv6 address"));
+        }
+        match after {
+            "" => (host, None),
+            _ => match after.strip_prefix(':') {
+                Some(port) => (host, Some(port)),
+                None => return Err(format!("unexpected `{after}` after `[{host}]`")),
+            },
+        }
+    } else {
+        match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        }
+    };
+    let port = match port {
+        None => default_port,
+        Some(p) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| format!("`{p}` is not a port number"))?,
+    };
+    Ok((host.to_ascii_lowercase(), port))
+}

@@ -1,0 +1,132 @@
+//! The background task that delivers queued alerts to the webhook, one at a time, with retries.
+
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+
+use super::http::Endpoint;
+use super::{payload, Alert, AlertFormat};
+
+/// The first pause after a failed attempt; each further one doubles, up to [`MAX_BACKOFF`].
+pub(super) const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+/// The longest pause between attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Everything the task owns.
+pub(super) struct Worker {
+    pub alerts: mpsc::Receiver<Alert>,
+    pub stop: watch::Receiver<bool>,
+    pub endpoint: Endpoint,
+    pub format: AlertFormat,
+    pub timeout: Duration,
+    pub retries: u32,
+}
+
+/// Why an attempt failed.
+enum Failure {
+    /// Worth another try: connection trouble, a timeout, a 5xx, 408 or 429.
+    Transient(String),
+    /// Another try would fail the same way: a 3xx or 4xx says the request itself is wrong.
+    Permanent(String),
+}
+
+impl Worker {
+    /// Delivers alerts until every handle is gone or a stop is requested; on a stop, the alerts already
+    /// queued get one attempt each.
+    pub async fn run(mut self) {
+        loop {
+            tokio::select! {
+                biased;
+                () = stopping(&mut self.stop) => break,
+                next = self.alerts.recv() => match next {
+                    Some(alert) => self.deliver(&alert, self.retries).await,
+                    None => return,
+                },
+            }
+        }
+        self.alerts.close();
+        while let Some(alert) = self.alerts.recv().await {
+            self.deliver(&alert, 0).await;
+        }
+    }
+
+    async fn deliver(&mut self, alert: &Alert, retries: u32) {
+        let body = match payload::render(alert, self.format) {
+            Ok(body) => body,
+            Err(e) => {
+                tracing::error!(rule = %alert.rule_id, error = %e, "alert not sent: cannot encode it");
+                return;
+            }
+        };
+        let mut attempt = 0u32;
+        loop {
+            let failure = match self.attempt(&body).await {
+                Ok(()) => return,
+                Err(failure) => failure,
+            };
+            let reason = match failure {
+                Failure::Permanent(reason) => {
+                    self.give_up(alert, &reason, attempt + 1);
+                    return;
+                }
+                Failure::Transient(reason) => reason,
+            };
+            if attempt >= retries {
+                self.give_up(alert, &reason, attempt + 1);
+                return;
+            }
+            let pause = backoff(attempt);
+            attempt += 1;
+            tracing::debug!(
+                webhook = %self.endpoint.url.origin(), rule = %alert.rule_id, %reason, ?pause,
+                "alert delivery failed; will retry"
+            );
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                // Shutting down: waiting out the backoff would only delay the exit.
+                () = stopping(&mut self.stop) => {
+                    self.give_up(alert, &reason, attempt);
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn attempt(&self, body: &[u8]) -> Result<(), Failure> {
+        let status = match tokio::time::timeout(self.timeout, self.endpoint.post(body)).await {
+            Err(_) => {
+                return Err(Failure::Transient(format!(
+                    "no answer within {:?}",
+                    self.timeout
+                )))
+            }
+            Ok(Err(e)) => return Err(Failure::Transient(e)),
+            Ok(Ok(status)) => status,
+        };
+        match status {
+            200..=299 => Ok(()),
+            408 | 429 | 500..=599 => Err(Failure::Transient(format!("HTTP status {status}"))),
+            _ => Err(Failure::Permanent(format!("HTTP status {status}"))),
+        }
+    }
+
+    fn give_up(&self, alert: &Alert, reason: &str, attempts: u32) {
+        tracing::error!(
+            webhook = %self.endpoint.url.origin(), rule = %alert.rule_id, session = %alert.session_id,
+            %reason, attempts, "alert not delivered to the webhook"
+        );
+    }
+}
+
+/// Resolves once a stop is requested or every handle is gone.
+async fn stopping(stop: &mut watch::Receiver<bool>) {
+    // An error means the sender is gone, which is as final as a stop.
+    let _ = stop.wait_for(|stop| *stop).await;
+}
+
+/// The pause after failed attempt `n` (from 0).
+pub(super) fn backoff(n: u32) -> Duration {
+    FIRST_BACKOFF
+        .checked_mul(2u32.saturating_pow(n))
+        .map_or(MAX_BACKOFF, |d| d.min(MAX_BACKOFF))
+}
