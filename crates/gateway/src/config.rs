@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::alerts::AlertConfig;
+use crate::location::LocationConfig;
+
 /// How the gateway treats TLS from clients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
@@ -40,6 +43,10 @@ pub struct GatewayConfig {
     pub analysis_cache: usize,
     /// How long a resource's catalog snapshot is trusted before it is read again.
     pub catalog_ttl: Duration,
+    /// Where clients are, from their addresses.
+    pub location: LocationConfig,
+    /// Where `alert` rules notify.
+    pub alerts: AlertConfig,
 }
 
 impl GatewayConfig {
@@ -55,6 +62,8 @@ impl GatewayConfig {
             max_client_message: 64 * 1024 * 1024,
             analysis_cache: 10_000,
             catalog_ttl: Duration::from_secs(60),
+            location: LocationConfig::default(),
+            alerts: AlertConfig::default(),
         }
     }
 }

@@ -23,6 +23,15 @@ pub enum GatewayError {
     /// The store failed.
     #[error("store: {0}")]
     Store(#[from] portcullis_store::StoreError),
+    /// The configuration is invalid.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// The applied policy cannot be loaded.
+    #[error("policy: {0}")]
+    Policy(String),
+    /// A policy ended the session; the reason is told to the client.
+    #[error("{0}")]
+    Logout(String),
     /// The upstream database refused or failed.
     #[error("upstream: {0}")]
     Upstream(String),

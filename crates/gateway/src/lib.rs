@@ -5,12 +5,15 @@
 //! The protocol codec lives in `portcullis-wire`, SQL analysis in `portcullis-sql` and state in
 //! `portcullis-store`; this crate only ties them to sockets.
 
+pub mod alerts;
 mod cancel;
 mod catalog;
 pub mod config;
 mod error;
 mod frames;
 mod listener;
+pub mod location;
+mod policy;
 mod rows;
 mod session;
 mod stream;

@@ -9,10 +9,13 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
+use crate::alerts::Alerter;
 use crate::cancel::CancelRegistry;
 use crate::catalog::CatalogCache;
 use crate::config::{ClientTls, GatewayConfig};
 use crate::error::GatewayError;
+use crate::location::Locator;
+use crate::policy::PolicySource;
 use crate::session;
 use crate::tls;
 
@@ -25,6 +28,9 @@ pub(crate) struct Shared {
     pub tls: Option<TlsAcceptor>,
     pub cancels: CancelRegistry,
     pub catalogs: CatalogCache,
+    pub policy: Arc<PolicySource>,
+    pub locator: Locator,
+    pub alerts: Alerter,
 }
 
 /// A bound gateway, ready to serve.
@@ -43,6 +49,15 @@ impl Gateway {
                 Some(TlsAcceptor::from(tls::server_config(&config)?))
             }
         };
+        let locator =
+            Locator::load(&config.location).map_err(|e| GatewayError::Config(e.to_string()))?;
+        let alerts =
+            Alerter::start(&config.alerts).map_err(|e| GatewayError::Config(e.to_string()))?;
+        let policy = Arc::new(PolicySource::load(&store)?);
+        match policy.current().version {
+            Some(version) => tracing::info!(version, "policy loaded"),
+            None => tracing::warn!("{}", crate::policy::NO_POLICY),
+        }
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| GatewayError::io(format!("listen on {}", config.listen), e))?;
@@ -51,6 +66,9 @@ impl Gateway {
             catalogs: CatalogCache::new(config.catalog_ttl),
             audit: store.audit(),
             cancels: CancelRegistry::default(),
+            policy,
+            locator,
+            alerts,
             tls,
             store,
             config,
@@ -68,6 +86,9 @@ impl Gateway {
     /// Serves clients until `shutdown` turns true; sessions already running are left to finish.
     pub async fn serve(self, mut shutdown: watch::Receiver<bool>) -> Result<(), GatewayError> {
         tracing::info!(addr = %self.local_addr()?, "gateway listening");
+        tokio::spawn(
+            Arc::clone(&self.shared.policy).watch(self.shared.store.clone(), shutdown.clone()),
+        );
         loop {
             tokio::select! {
                 accepted = self.listener.accept() => match accepted {

@@ -47,9 +47,14 @@ pub enum Command {
     Role(RoleCommand),
     /// Query the audit log.
     Audit(AuditArgs),
-    /// Check a policy file, or explain what it decides for a statement (preview: not enforced yet).
+    /// Apply, show, check or explain the policy the gateway enforces.
     #[command(subcommand)]
     Policy(crate::commands::policy::PolicyCommand),
+    /// The policy monitor: every decision (connection stages and statements) and why it was made.
+    Monitor(crate::commands::monitor::MonitorArgs),
+    /// Device trust reported by an endpoint-management integration.
+    #[command(subcommand)]
+    Device(crate::commands::device::DeviceCommand),
 }
 
 /// How a command gets a password without it appearing in the process list or shell history.

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use portcullis_gateway::alerts::AlertConfig;
+use portcullis_gateway::location::LocationConfig;
 use portcullis_gateway::{ClientTls, GatewayConfig};
 use portcullis_store::{Durability, MasterKey, Store};
 use serde::Deserialize;
@@ -25,6 +27,12 @@ pub struct Settings {
     pub audit: AuditSettings,
     /// Seconds a client has to finish logging in.
     pub startup_timeout_secs: Option<u64>,
+    /// Where clients are, for location conditions in the policy.
+    #[serde(default)]
+    pub location: LocationConfig,
+    /// Where `alert` rules notify (they always log at warn level).
+    #[serde(default)]
+    pub alerts: AlertConfig,
 }
 
 /// TLS settings.
@@ -118,6 +126,8 @@ impl Settings {
         if let Some(secs) = self.startup_timeout_secs {
             config.startup_timeout = Duration::from_secs(secs);
         }
+        config.location = self.location.clone();
+        config.alerts = self.alerts.clone();
         Ok(config)
     }
 }

@@ -1,16 +1,18 @@
 //! The client-to-upstream direction of a session: every message is checked, statements are analysed and
 //! either forwarded (with a note of the replies they will produce) or replaced by a refusal.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::{Buf, BytesMut};
+use portcullis_policy::{Component, Verdict};
 use portcullis_sql::{Analysis, SessionEffect, Statement, StatementKind};
 use portcullis_wire::{
     decode_frontend, encode_parse, encode_query, peek_frame, tag, FrontendMessage, Target,
     TransactionStatus, WireError,
 };
+use time::OffsetDateTime;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::flow::{Flow, Internal, Pending};
@@ -20,12 +22,29 @@ use crate::catalog::SNAPSHOT_QUERY;
 use crate::error::GatewayError;
 use crate::frames::reserve_partial_frame;
 use crate::listener::Shared;
+use crate::policy;
 
 /// Text of the stand-in for a refused request: it fails in the upstream's parser, touching nothing, so
 /// the upstream's reply sequence (and transaction state) is what a failing statement gives.
 const REFUSED_SQL: &str = "PORTCULLIS REFUSED";
 /// Name of the stand-in prepared statement; a failed Parse creates nothing, so it never exists.
 const REFUSED_STATEMENT: &str = "portcullis_refused";
+
+/// A statement the policy did not let through.
+struct Decided {
+    refusal: Refusal,
+    /// `Some(reason)` when the session must end too.
+    logout: Option<String>,
+}
+
+impl Decided {
+    fn refuse(refusal: Refusal) -> Self {
+        Decided {
+            refusal,
+            logout: None,
+        }
+    }
+}
 
 /// How the client direction ended.
 pub enum ClientEnd {
@@ -56,6 +75,8 @@ pub struct ClientSide<'a> {
     statements: HashMap<String, Prepared>,
     portals: HashMap<String, Prepared>,
     sql_prepared: HashMap<String, Statement>,
+    /// `PREPARE`s earlier in the simple-query message being decided; tracked for real once it is sent.
+    prepared_in_message: HashMap<String, Statement>,
     /// After a refusal in the extended protocol, messages up to Sync are dropped (the server would skip them).
     skipping: bool,
     refresh_path: bool,
@@ -74,6 +95,7 @@ impl<'a> ClientSide<'a> {
             statements: HashMap::new(),
             portals: HashMap::new(),
             sql_prepared: HashMap::new(),
+            prepared_in_message: HashMap::new(),
             skipping: false,
             refresh_path: false,
             path_changed_in_txn: false,
@@ -133,8 +155,8 @@ impl<'a> ClientSide<'a> {
             return Ok(false);
         }
         match decode_frontend(tag, &frame[5..])? {
-            FrontendMessage::Query { sql } => self.on_query(sql, frame, out),
-            FrontendMessage::Parse { name, sql, .. } => self.on_parse(name, sql, frame, out),
+            FrontendMessage::Query { sql } => self.on_query(sql, frame, out)?,
+            FrontendMessage::Parse { name, sql, .. } => self.on_parse(name, sql, frame, out)?,
             FrontendMessage::Bind {
                 portal,
                 statement,
@@ -153,11 +175,19 @@ impl<'a> ClientSide<'a> {
                 self.forward(Pending::Bind, frame, out);
             }
             FrontendMessage::Execute { portal, .. } => {
-                let run = self
+                let mut run = self
                     .portals
                     .get(portal)
                     .cloned()
                     .and_then(|p| p.statement().map(|s| self.run_for(s, p.params)));
+                // Decided again at each execution: the policy, the time or the context may have
+                // changed since the statement was prepared.
+                if let Some(run) = run.as_mut() {
+                    if let Err(refusal) = self.decide(run) {
+                        let run = std::mem::replace(run, Run::opaque("", ""));
+                        return self.refuse_decided(run, refusal, true, out).map(|()| false);
+                    }
+                }
                 self.forward(Pending::Execute(run), frame, out);
             }
             FrontendMessage::Describe { .. } => self.forward(Pending::Describe, frame, out),
@@ -207,27 +237,59 @@ impl<'a> ClientSide<'a> {
         self.flow.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn on_query(&mut self, sql: &str, frame: &[u8], out: &mut BytesMut) {
+    fn on_query(
+        &mut self,
+        sql: &str,
+        frame: &[u8],
+        out: &mut BytesMut,
+    ) -> Result<(), GatewayError> {
         let Some(analysis) = self.analyse_or_refuse(sql, false, out) else {
-            return;
+            return Ok(());
         };
-        let runs = analysis
-            .statements
-            .iter()
-            .map(|s| {
-                let run = self.run_for(s, 0);
-                self.note_effects(s);
-                run
-            })
-            .collect();
+        // Every statement of the message is decided before any is sent: one denial refuses them all,
+        // so none of them runs.
+        let mut runs = VecDeque::with_capacity(analysis.statements.len());
+        for statement in &analysis.statements {
+            let mut run = self.run_for(statement, 0);
+            if let Err(refusal) = self.decide(&mut run) {
+                self.prepared_in_message.clear();
+                return self.refuse_decided(run, refusal, false, out);
+            }
+            // A later `EXECUTE` in the same message runs what this `PREPARE` defines.
+            if let Some(SessionEffect::Prepare { name, statement }) = &statement.effect {
+                self.prepared_in_message
+                    .insert(name.clone(), (**statement).clone());
+            }
+            runs.push_back(run);
+        }
+        self.prepared_in_message.clear();
+        for statement in &analysis.statements {
+            self.note_effects(statement);
+        }
         self.forward(Pending::Query(runs), frame, out);
         self.end_of_cycle(out);
+        Ok(())
     }
 
-    fn on_parse(&mut self, name: &str, sql: &str, frame: &[u8], out: &mut BytesMut) {
+    fn on_parse(
+        &mut self,
+        name: &str,
+        sql: &str,
+        frame: &[u8],
+        out: &mut BytesMut,
+    ) -> Result<(), GatewayError> {
         let Some(analysis) = self.analyse_or_refuse(sql, true, out) else {
-            return;
+            return Ok(());
         };
+        let mut run = analysis.statements.first().map(|s| self.run_for(s, 0));
+        // Refused at Parse too, so a client learns nothing (not even a Describe's columns) of what
+        // it may not run.
+        if let Some(run) = run.as_mut() {
+            if let Err(refusal) = self.decide(run) {
+                let run = std::mem::replace(run, Run::opaque("", ""));
+                return self.refuse_decided(run, refusal, true, out);
+            }
+        }
         // PostgreSQL refuses to redefine a named statement, so only a new name or the unnamed one counts.
         if name.is_empty() || !self.statements.contains_key(name) {
             self.statements.insert(
@@ -238,11 +300,73 @@ impl<'a> ClientSide<'a> {
                 },
             );
         }
-        let run = analysis.statements.first().map(|s| {
+        if let Some(s) = analysis.statements.first() {
             self.note_effects(s);
-            self.run_for(s, 0)
-        });
+        }
         self.forward(Pending::Parse(run), frame, out);
+        Ok(())
+    }
+
+    /// Decides `run` with the policy in force and records the decision on it.
+    fn decide(&self, run: &mut Run) -> Result<(), Decided> {
+        let active = self.shared.policy.current();
+        let ctx = &self.info.ctx;
+        let actions: Vec<String> = run.components.iter().map(Component::describe).collect();
+        let Some(version) = active.version else {
+            let mut trail = policy::no_policy_trail("statement", ctx);
+            trail.actions = actions;
+            run.policy = Some(trail);
+            return Err(Decided::refuse(Refusal::denied(policy::NO_POLICY)));
+        };
+        let decision =
+            active
+                .compiled
+                .evaluate_statement(ctx, &run.components, OffsetDateTime::now_utc());
+        self.shared
+            .alert_fired(self.info, &decision.fired, &actions, Some(run.text()));
+        run.policy = Some(policy::statement_trail(
+            Some(version),
+            ctx,
+            actions,
+            &decision,
+        ));
+        let refusal = match decision.verdict {
+            Verdict::Allow if decision.post_execution.is_empty() => return Ok(()),
+            Verdict::Allow => {
+                if let Some(why) =
+                    policy::unenforceable_outcome_rule(&active.compiled, &decision.post_execution)
+                {
+                    if let Some(trail) = run.policy.as_mut() {
+                        trail.result = "deny".into();
+                        trail.reason = why.clone();
+                    }
+                    return Err(Decided::refuse(Refusal::unanalysable(why)));
+                }
+                run.outcome_rules = Some((Arc::clone(&active), decision.post_execution));
+                return Ok(());
+            }
+            Verdict::Deny => Refusal::denied(&decision.reason),
+            Verdict::RequireApproval => Refusal::approval_required(&decision.reason),
+        };
+        Err(Decided {
+            refusal,
+            logout: decision.logout.then(|| decision.reason.clone()),
+        })
+    }
+
+    /// Refuses a statement the policy denied; a denial that ends the session ends it here.
+    fn refuse_decided(
+        &mut self,
+        run: Run,
+        decided: Decided,
+        extended: bool,
+        out: &mut BytesMut,
+    ) -> Result<(), GatewayError> {
+        self.refuse(run, decided.refusal, extended, out);
+        match decided.logout {
+            Some(reason) => Err(GatewayError::Logout(reason)),
+            None => Ok(()),
+        }
     }
 
     /// The analysis of `sql`, or `None` after refusing it (it does not parse, or part of it cannot be
@@ -293,9 +417,11 @@ impl<'a> ClientSide<'a> {
             (Arc::clone(&flow.search_path), Arc::clone(&flow.catalog))
         };
         let objects_of = match &statement.effect {
-            Some(SessionEffect::ExecutePrepared { name }) => {
-                self.sql_prepared.get(name).unwrap_or(statement)
-            }
+            Some(SessionEffect::ExecutePrepared { name }) => self
+                .prepared_in_message
+                .get(name)
+                .or_else(|| self.sql_prepared.get(name))
+                .unwrap_or(statement),
             _ => statement,
         };
         Run::analysed(

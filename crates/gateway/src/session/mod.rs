@@ -1,5 +1,6 @@
 //! One client session, from TCP accept to goodbye.
 
+mod alerting;
 mod client_side;
 mod flow;
 mod login;
@@ -12,13 +13,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::BytesMut;
+use portcullis_policy::{ConnectionStage, Context, DeviceTrust, Observed};
 use portcullis_sql::SearchPath;
-use portcullis_store::{AuditEvent, ConnectionEvent, ConnectionPhase};
+use portcullis_store::{AuditEvent, ConnectionEvent, ConnectionPhase, DecisionEvent};
 use portcullis_wire::{
     encode_auth_ok, encode_backend_key_data, encode_error, encode_negotiate_protocol_version,
     encode_parameter_status, encode_ready_for_query, CancelKey, ErrorInfo, TransactionStatus,
     PROTOCOL_3_0,
 };
+use time::OffsetDateTime;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -26,6 +29,7 @@ use crate::catalog::{CatalogSnapshot, SNAPSHOT_QUERY};
 use crate::config::ClientTls;
 use crate::error::GatewayError;
 use crate::listener::Shared;
+use crate::policy;
 use crate::stream::BoxStream;
 use crate::upstream::{self, Upstream};
 use client_side::{ClientEnd, ClientSide};
@@ -50,6 +54,8 @@ pub struct SessionInfo {
     pub tls: bool,
     /// The client's application_name, if it sent one.
     pub application_name: Option<String>,
+    /// What policy decisions are made in: identity, roles, address, location, device trust.
+    pub ctx: Context,
 }
 
 /// A connection refused before it became a session.
@@ -81,10 +87,11 @@ pub async fn run(shared: Arc<Shared>, socket: TcpStream, peer: SocketAddr) {
         upstream_user: String::new(),
         tls: false,
         application_name: None,
+        ctx: unauthenticated_context(&shared, peer, String::new()),
     };
     let opened = tokio::time::timeout(
         shared.config.startup_timeout,
-        open(&shared, socket, &mut info),
+        open(&shared, socket, peer, &mut info),
     )
     .await;
     let (client, upstream, key, catalog) = match opened {
@@ -158,6 +165,7 @@ type Opened = (BoxStream, Upstream, CancelKey, Arc<CatalogSnapshot>);
 async fn open(
     shared: &Shared,
     socket: TcpStream,
+    peer: SocketAddr,
     info: &mut SessionInfo,
 ) -> Result<Opened, Option<(BoxStream, Refused)>> {
     let started = match startup::negotiate(shared, socket).await {
@@ -229,6 +237,11 @@ async fn open(
         }
     }
 
+    info.ctx = unauthenticated_context(shared, peer, info.resource.clone());
+    if let Err(refused) = decide_connection(shared, info, ConnectionStage::Pre).await {
+        return Err(Some((stream, refused)));
+    }
+
     let login = match login::authenticate(shared, &mut stream, &info.user).await {
         Ok(login) => login,
         Err(LoginFailure::BadCredentials(reason)) => {
@@ -258,6 +271,12 @@ async fn open(
             )));
         }
     };
+    info.ctx.user = Some(login.name.clone());
+    info.ctx.roles = login.roles.clone();
+    info.ctx.device_trust = device_trust(shared, &login.name, peer);
+    if let Err(refused) = decide_connection(shared, info, ConnectionStage::Post).await {
+        return Err(Some((stream, refused)));
+    }
     info.upstream_user = resource.username.clone();
     let mut upstream = match upstream::connect(&resource, &startup.params).await {
         Ok(upstream) => upstream,
@@ -377,6 +396,9 @@ async fn relay(
             // Tell the client why, if it is still listening: protocol violations end the session.
             let (code, message) = match &e {
                 GatewayError::Protocol(w) => ("08P01", format!("protocol violation: {w}")),
+                GatewayError::Logout(reason) => {
+                    ("42501", format!("portcullis ended the session: {reason}"))
+                }
                 GatewayError::Store(_) => (
                     "58000",
                     "the audit log is unavailable; the session is closed".to_string(),
@@ -401,6 +423,83 @@ async fn relay(
         }
     };
     (detail, application_name)
+}
+
+/// The context of a client that has not authenticated yet: its address, where that is, the target.
+fn unauthenticated_context(shared: &Shared, peer: SocketAddr, resource: String) -> Context {
+    let mut ctx = Context::new(String::new(), resource)
+        .with_addr(peer.ip())
+        .with_location(shared.locator.locate(Some(peer.ip())));
+    ctx.user = None;
+    ctx
+}
+
+/// The trust of `user`'s device at the client's address, as last reported (see `portcullis device`).
+fn device_trust(shared: &Shared, user: &str, peer: SocketAddr) -> Observed<DeviceTrust> {
+    match shared.store.device_report(user, &peer.ip().to_string()) {
+        Ok(Some(report)) => DeviceTrust::from_tag(&report.trust)
+            .map(Observed::Known)
+            .unwrap_or(Observed::Unknown),
+        Ok(None) => Observed::Unknown,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read device trust; treating it as unknown");
+            Observed::Unknown
+        }
+    }
+}
+
+/// Runs a connection stage of the policy and records the decision; a refusal when it does not allow.
+async fn decide_connection(
+    shared: &Shared,
+    info: &SessionInfo,
+    stage: ConnectionStage,
+) -> Result<(), Refused> {
+    let stage_name = match stage {
+        ConnectionStage::Pre => "pre-connection",
+        ConnectionStage::Post => "post-connection",
+    };
+    let active = shared.policy.current();
+    let trail = match active.version {
+        None => policy::no_policy_trail(stage_name, &info.ctx),
+        Some(version) => {
+            let decision =
+                active
+                    .compiled
+                    .evaluate_connection(stage, &info.ctx, OffsetDateTime::now_utc());
+            shared.alert_fired(info, decision.fired.as_slice(), &[], None);
+            policy::connection_trail(stage_name, Some(version), &info.ctx, &decision)
+        }
+    };
+    let (result, reason) = (trail.result.clone(), trail.reason.clone());
+    let event = AuditEvent::Decision(DecisionEvent {
+        session_id: info.id.clone(),
+        at: now_micros(),
+        user: info.user.clone(),
+        resource: info.resource.clone(),
+        client_addr: info.client_addr.clone(),
+        policy: trail,
+    });
+    if let Err(e) = shared.audit.record(event).durable().await {
+        tracing::error!(error = %e, "could not record a connection decision");
+        return Err(Refused::new(
+            "58000",
+            "the audit log is unavailable",
+            "audit unavailable",
+        ));
+    }
+    match result.as_str() {
+        "allow" => Ok(()),
+        "require-approval" => Err(Refused::new(
+            "28000",
+            format!("portcullis holds the connection: {reason}"),
+            format!("{stage_name} approval required: {reason}"),
+        )),
+        _ => Err(Refused::new(
+            "28000",
+            format!("portcullis denied the connection: {reason}"),
+            format!("{stage_name} denied: {reason}"),
+        )),
+    }
 }
 
 /// A FATAL ErrorResponse, the last thing a client hears before the gateway closes its connection.

@@ -4,10 +4,12 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use portcullis_policy::{Component, PendingOutcome, ResolvedAccess};
 use portcullis_sql::{resolve, Catalog, ObjectKind, Operation, SearchPath, Statement};
-use portcullis_store::{AuditEvent, AuditObject, StatementEvent};
+use portcullis_store::{AuditEvent, AuditObject, PolicyTrail, StatementEvent};
 
 use super::SessionInfo;
+use crate::policy::{self, ActivePolicy};
 
 /// A statement sent upstream (or refused) whose outcome is still to be recorded.
 #[derive(Debug)]
@@ -16,6 +18,12 @@ pub struct Run {
     kind: String,
     objects: Vec<AuditObject>,
     params: u32,
+    /// What the policy decides on: each object access and the statement itself.
+    pub components: Vec<Component>,
+    /// The policy decision, once made.
+    pub policy: Option<PolicyTrail>,
+    /// Row-count rules to decide once the statement's rows are known, with the policy that set them.
+    pub outcome_rules: Option<(Arc<ActivePolicy>, PendingOutcome)>,
     at: i64,
     started: Instant,
     /// DataRows seen so far (for results whose command tag carries no count).
@@ -46,6 +54,22 @@ pub struct Refusal {
 }
 
 impl Refusal {
+    /// A statement the policy denies.
+    pub fn denied(reason: &str) -> Self {
+        Refusal {
+            code: "42501",
+            message: format!("portcullis denied the statement: {reason}"),
+        }
+    }
+
+    /// A statement that waits for an approval.
+    pub fn approval_required(reason: &str) -> Self {
+        Refusal {
+            code: "42501",
+            message: format!("portcullis holds the statement: {reason}"),
+        }
+    }
+
     /// A statement the gateway cannot analyse fully.
     pub fn unanalysable(why: impl std::fmt::Display) -> Self {
         Refusal {
@@ -84,14 +108,23 @@ impl Run {
         session_user: &str,
         catalog: &dyn Catalog,
     ) -> Run {
-        let objects = objects_of
+        let resolved: Vec<ResolvedAccess> = objects_of
             .objects
             .iter()
-            .map(|access| AuditObject {
-                name: resolve(&access.object, access.kind, path, session_user, catalog).to_string(),
-                operation: access.operation.to_string(),
+            .map(|access| {
+                let name = resolve(&access.object, access.kind, path, session_user, catalog);
+                (name, access.kind, access.operation, access.columns.clone())
             })
             .collect();
+        let objects = resolved
+            .iter()
+            .map(|(name, _, operation, _)| AuditObject {
+                name: name.to_string(),
+                operation: operation.to_string(),
+            })
+            .collect();
+        // `EXECUTE name` is decided as the statement it runs: its kind, text and objects.
+        let components = portcullis_policy::components(objects_of, resolved);
         let changes_catalog = objects_of.objects.iter().any(|access| {
             matches!(
                 access.operation,
@@ -109,6 +142,9 @@ impl Run {
             kind: statement.kind.to_string(),
             objects,
             params,
+            components,
+            policy: None,
+            outcome_rules: None,
             at: now_micros(),
             started: Instant::now(),
             rows_seen: 0,
@@ -123,11 +159,19 @@ impl Run {
             kind: kind.to_string(),
             objects: Vec::new(),
             params: 0,
+            components: Vec::new(),
+            policy: None,
+            outcome_rules: None,
             at: now_micros(),
             started: Instant::now(),
             rows_seen: 0,
             changes_catalog: false,
         }
+    }
+
+    /// The statement's text.
+    pub fn text(&self) -> &str {
+        &self.text
     }
 
     /// Restarts the clock, for statements queued behind others in one message.
@@ -166,6 +210,13 @@ impl Run {
                 Some(refusal.message.clone()),
             ),
         };
+        let mut policy = self.policy;
+        if let (Some((active, pending)), Some(trail), Some(rows)) =
+            (&self.outcome_rules, policy.as_mut(), rows)
+        {
+            let outcome = active.compiled.evaluate_outcome(pending, rows);
+            policy::add_outcome(trail, &outcome);
+        }
         AuditEvent::Statement(StatementEvent {
             session_id: info.id.clone(),
             at: self.at,
@@ -182,6 +233,7 @@ impl Run {
             outcome: result.to_string(),
             sqlstate,
             message,
+            policy,
         })
     }
 }

@@ -32,6 +32,7 @@ pub fn run(store: &Store, args: &AuditArgs) -> Result<()> {
             _ => None,
         },
         decision: args.decision.clone(),
+        rule: None,
         limit: args.limit,
     };
     let records = store.query_audit(&filter)?;
@@ -69,6 +70,15 @@ pub fn run(store: &Store, args: &AuditArgs) -> Result<()> {
                 ),
                 one_line(&s.text, 80),
             ],
+            AuditEvent::Decision(d) => vec![
+                record.id.to_string(),
+                format_micros(d.at),
+                d.user.clone(),
+                d.resource.clone(),
+                d.policy.stage.clone(),
+                d.policy.result.clone(),
+                one_line(&d.policy.reason, 80),
+            ],
         })
         .collect();
     table::print(
@@ -79,7 +89,7 @@ pub fn run(store: &Store, args: &AuditArgs) -> Result<()> {
 }
 
 /// RFC 3339 or a relative duration back from now ("90s", "15m", "2h", "7d").
-fn parse_time(text: &str, now: OffsetDateTime) -> Result<i64> {
+pub fn parse_time(text: &str, now: OffsetDateTime) -> Result<i64> {
     let at = if let Ok(at) = OffsetDateTime::parse(text, &Rfc3339) {
         at
     } else {
@@ -99,14 +109,14 @@ fn parse_time(text: &str, now: OffsetDateTime) -> Result<i64> {
     Ok(i64::try_from(at.unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX))
 }
 
-fn format_micros(micros: i64) -> String {
+pub fn format_micros(micros: i64) -> String {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000)
         .ok()
         .and_then(|t| t.format(&Rfc3339).ok())
         .unwrap_or_else(|| micros.to_string())
 }
 
-fn one_line(text: &str, max: usize) -> String {
+pub fn one_line(text: &str, max: usize) -> String {
     let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
     if flat.chars().count() > max {
         format!("{}…", flat.chars().take(max).collect::<String>())

@@ -13,6 +13,11 @@ use crate::settings::Settings;
 const DEMO_RESOURCE: &str = "demo";
 const DEMO_USER: &str = "alice";
 const DEMO_PASSWORD: &str = "alice-demo";
+const ANALYST_USER: &str = "bob";
+const ANALYST_PASSWORD: &str = "bob-demo";
+const ANALYST_ROLE: &str = "analysts";
+/// The example policy: alice may do anything on the demo, analysts may read hr.*.
+const DEMO_POLICY: &str = include_str!("../../../../examples/policy.yaml");
 
 /// Sample data: a small HR schema and a sales table.
 const SAMPLE_SQL: &str = "
@@ -30,6 +35,14 @@ CREATE TABLE public.orders (id serial PRIMARY KEY, customer text, amount numeric
 INSERT INTO public.orders (customer, amount) SELECT 'customer ' || g, g * 10.5 FROM generate_series(1, 50) g;
 GRANT USAGE ON SCHEMA hr TO app;
 ";
+
+/// Re-running the demo on the same data directory finds what it made last time.
+fn existing_is_fine(result: Result<(), StoreError>) -> Result<()> {
+    match result {
+        Ok(()) | Err(StoreError::AlreadyExists { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
 
 /// Starts a throwaway PostgreSQL, loads sample data, registers it and serves until interrupted.
 pub fn run(settings: &Settings, data_dir: Option<&Path>, listen: SocketAddr) -> Result<()> {
@@ -63,10 +76,12 @@ pub fn run(settings: &Settings, data_dir: Option<&Path>, listen: SocketAddr) -> 
         }
         Err(e) => return Err(e.into()),
     }
-    match store.add_user(DEMO_USER, DEMO_PASSWORD) {
-        Ok(()) | Err(StoreError::AlreadyExists { .. }) => {}
-        Err(e) => return Err(e.into()),
+    for (user, password) in [(DEMO_USER, DEMO_PASSWORD), (ANALYST_USER, ANALYST_PASSWORD)] {
+        existing_is_fine(store.add_user(user, password))?;
     }
+    existing_is_fine(store.add_role(ANALYST_ROLE))?;
+    existing_is_fine(store.grant_role(ANALYST_USER, ANALYST_ROLE))?;
+    store.apply_policy("examples/policy.yaml", DEMO_POLICY, "demo")?;
     let config = settings.gateway_config(Some(listen), &data_dir)?;
     let shown_dir = data_dir.display().to_string();
     serve::runtime()?.block_on(serve::serve(config, store, move |addr| {
@@ -75,8 +90,13 @@ pub fn run(settings: &Settings, data_dir: Option<&Path>, listen: SocketAddr) -> 
         println!();
         println!("  connect:   psql \"host={} port={} dbname={DEMO_RESOURCE} user={DEMO_USER} password={DEMO_PASSWORD}\"", addr.ip(), addr.port());
         println!("  then try:  SELECT e.name, d.name FROM hr.employees e JOIN hr.departments d ON d.id = e.department_id;");
+        println!("             DELETE FROM hr.employees;            -- refused by rule no_hr_deletes");
         println!("             DO $$ BEGIN PERFORM 1; END $$;      -- refused: dynamic SQL cannot be analysed");
+        println!("  analyst:   psql \"host={} port={} dbname={DEMO_RESOURCE} user={ANALYST_USER} password={ANALYST_PASSWORD}\"", addr.ip(), addr.port());
+        println!("             may read hr.*, nothing else: SELECT * FROM orders; is refused");
         println!("  audit log: portcullis --data-dir {shown_dir} audit");
+        println!("  decisions: portcullis --data-dir {shown_dir} monitor");
+        println!("  policy:    portcullis --data-dir {shown_dir} policy show   (edit, then policy apply -f FILE)");
         println!();
         println!("Ctrl-C stops the gateway and the throwaway PostgreSQL.");
     }))?;

@@ -1,9 +1,11 @@
 //! One module per command family; each takes parsed arguments and does the work.
 
 mod admin;
-mod audit;
+pub mod audit;
 mod demo;
+pub mod device;
 mod explain;
+pub mod monitor;
 pub mod policy;
 mod serve;
 
@@ -23,6 +25,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::User(command) => admin::user(&settings.open_store(&data_dir)?, command),
         Command::Role(command) => admin::role(&settings.open_store(&data_dir)?, command),
         Command::Audit(args) => audit::run(&settings.open_store(&data_dir)?, &args),
-        Command::Policy(command) => policy::run(command),
+        Command::Policy(command) => policy::run(command, &settings, &data_dir),
+        Command::Monitor(args) => monitor::run(&settings.open_store(&data_dir)?, &args),
+        Command::Device(command) => device::run(&settings.open_store(&data_dir)?, command),
     }
 }

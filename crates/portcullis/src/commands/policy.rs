@@ -1,6 +1,6 @@
-//! `policy check` and `policy explain`: load a policy file and ask it what the gateway would decide,
-//! without touching any database. The gateway does not enforce policies yet; these commands preview the
-//! engine it will use.
+//! `policy apply`, `show`, `check` and `explain`. `apply` validates a policy file and stores it as the
+//! policy in force (running gateways load it within a second, without dropping sessions); `check` and
+//! `explain` run the same loader and engine the gateway uses, without touching any database.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -12,10 +12,24 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::explain;
+use crate::settings::Settings;
 
 /// `policy` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
+    /// Validate a policy file and make it the policy in force. Running gateways pick it up within a
+    /// second; open sessions are decided with it from their next statement.
+    Apply {
+        /// The policy file (YAML).
+        #[arg(long = "file", short = 'f')]
+        file: PathBuf,
+    },
+    /// Print the policy in force, as it was applied.
+    Show {
+        /// One JSON object with the version, source, time and text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Load and validate a policy file; prints `FILE: ok (N grants, M rules)` or every error as
     /// `file:line:column: message` and exits non-zero.
     Check {
@@ -74,8 +88,40 @@ pub struct ExplainArgs {
 }
 
 /// Runs a `policy` subcommand.
-pub fn run(command: PolicyCommand) -> Result<()> {
+pub fn run(command: PolicyCommand, settings: &Settings, data_dir: &Path) -> Result<()> {
     match command {
+        PolicyCommand::Apply { file } => {
+            let text = read(&file)?;
+            let name = file.display().to_string();
+            let policy = Policy::from_yaml(&text, &name).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let store = settings.open_store(data_dir)?;
+            let applied_by = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+            let version = store.apply_policy(&name, &text, &applied_by)?;
+            println!(
+                "{name}: applied as policy version {version} ({} grants, {} rules); running gateways \
+                 load it within a second",
+                policy.grants.len(),
+                policy.rules.len()
+            );
+            Ok(())
+        }
+        PolicyCommand::Show { json } => {
+            let store = settings.open_store(data_dir)?;
+            let Some(active) = store.active_policy()? else {
+                bail!(
+                    "no policy has been applied; apply one with `portcullis policy apply -f FILE`"
+                );
+            };
+            if json {
+                println!("{}", serde_json::to_string(&active)?);
+            } else {
+                print!("{}", active.text);
+                if !active.text.ends_with('\n') {
+                    println!();
+                }
+            }
+            Ok(())
+        }
         PolicyCommand::Check { file } => check(&file),
         PolicyCommand::Explain(args) => {
             let policy = load(&args.file)?;

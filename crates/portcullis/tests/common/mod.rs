@@ -16,6 +16,19 @@ pub const ALICE_PASSWORD: &str = "alice-pw";
 pub const BOB_PASSWORD: &str = "bob-pw";
 /// The resource every test registers.
 pub const RESOURCE: &str = "app";
+/// The policy a gateway starts with unless a test applies its own: alice and bob may do anything on
+/// the test resource.
+pub const ALLOW_ALL_POLICY: &str = "\
+grants:
+  - to: {user: alice}
+    resource: app
+    objects: ['*']
+    privileges: [all]
+  - to: {user: bob}
+    resource: app
+    objects: ['*']
+    privileges: [all]
+";
 
 /// The `portcullis` binary under test.
 pub fn binary() -> &'static str {
@@ -38,15 +51,37 @@ impl Gateway {
 
     /// Like [`Gateway::start`] with extra YAML lines in the configuration file.
     pub fn start_with_config(pg: &PgServer, database: &str, extra_config: &str) -> Gateway {
-        Self::launch(pg, database, extra_config, "disable")
+        Self::launch(
+            pg,
+            database,
+            extra_config,
+            "disable",
+            Some(ALLOW_ALL_POLICY),
+        )
     }
 
     /// Like [`Gateway::start`], reaching the upstream with TLS mode `tls` (disable, require, …).
     pub fn start_with_upstream_tls(pg: &PgServer, database: &str, tls: &str) -> Gateway {
-        Self::launch(pg, database, "", tls)
+        Self::launch(pg, database, "", tls, Some(ALLOW_ALL_POLICY))
     }
 
-    fn launch(pg: &PgServer, database: &str, extra_config: &str, upstream_tls: &str) -> Gateway {
+    /// Like [`Gateway::start_with_config`], starting with `policy` applied (`None`: no policy at all).
+    pub fn start_with_policy(
+        pg: &PgServer,
+        database: &str,
+        extra_config: &str,
+        policy: Option<&str>,
+    ) -> Gateway {
+        Self::launch(pg, database, extra_config, "disable", policy)
+    }
+
+    fn launch(
+        pg: &PgServer,
+        database: &str,
+        extra_config: &str,
+        upstream_tls: &str,
+        policy: Option<&str>,
+    ) -> Gateway {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut gw = Gateway {
             port: free_port(),
@@ -79,8 +114,55 @@ impl Gateway {
             ALICE_PASSWORD,
         );
         gw.cli_with_password(&["user", "add", "bob", "--password-stdin"], BOB_PASSWORD);
+        if let Some(policy) = policy {
+            gw.apply_policy(policy);
+        }
         gw.spawn();
         gw
+    }
+
+    /// Writes `yaml` to a file in the data directory and applies it with `portcullis policy apply`.
+    pub fn apply_policy(&self, yaml: &str) -> Output {
+        let path = self.dir.path().join("policy.yaml");
+        std::fs::write(&path, yaml).expect("write policy");
+        self.cli(&["policy", "apply", "-f", &path.to_string_lossy()])
+    }
+
+    /// Applies `yaml` and waits until the running gateway has loaded it (it polls once a second).
+    pub fn apply_policy_live(&self, yaml: &str) {
+        let before = self.policy_version();
+        self.apply_policy(yaml);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        // The gateway logs nothing a test can see, so wait out its poll interval with a margin.
+        while self.policy_version() == before {
+            assert!(Instant::now() < deadline, "policy version did not change");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(1500));
+    }
+
+    fn policy_version(&self) -> Option<i64> {
+        let out = self
+            .base_command()
+            .args(["policy", "show", "--json"])
+            .output()
+            .expect("run cli");
+        if !out.status.success() {
+            return None;
+        }
+        let v: Value = serde_json::from_slice(&out.stdout).expect("policy show JSON");
+        v["version"].as_i64()
+    }
+
+    /// `portcullis monitor --json` with extra filters, parsed (newest first).
+    pub fn monitor(&self, filters: &[&str]) -> Vec<Value> {
+        let mut args = vec!["monitor", "--json", "--limit", "10000"];
+        args.extend_from_slice(filters);
+        let out = self.cli(&args);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("monitor line is JSON"))
+            .collect()
     }
 
     pub fn config_path(&self) -> PathBuf {

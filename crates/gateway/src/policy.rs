@@ -1,0 +1,240 @@
+//! The policy in force: read from the store, compiled once, and swapped for a newer version when an
+//! admin applies one. Sessions take the current version per decision, so a new policy applies to running
+//! sessions from their next statement without dropping them.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use portcullis_policy::{
+    CompiledPolicy, ConnectionDecision, Context, FiredRule, Observed, OutcomeDecision,
+    PendingOutcome, Policy, StatementDecision, Verdict,
+};
+use portcullis_store::{FiredRuleRecord, PolicyTrail, Store};
+use tokio::sync::watch;
+
+use crate::error::GatewayError;
+
+/// How often the gateway looks for a newly applied policy.
+pub const RELOAD_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What a gateway with no applied policy tells every client: nothing is allowed by default.
+pub const NO_POLICY: &str =
+    "no policy has been applied to this gateway; an administrator must run `portcullis policy apply -f FILE`";
+
+/// One compiled version of the policy.
+#[derive(Debug)]
+pub struct ActivePolicy {
+    /// The store's version number; `None` when no policy was ever applied (everything is denied).
+    pub version: Option<i64>,
+    /// The compiled policy.
+    pub compiled: CompiledPolicy,
+}
+
+/// The policy sessions decide with; cheap to read from every session.
+pub struct PolicySource {
+    current: RwLock<Arc<ActivePolicy>>,
+}
+
+impl PolicySource {
+    /// Loads the policy in force. A stored policy that no longer compiles (written by another version of
+    /// the gateway) stops the start: guessing at a policy is not an option.
+    pub fn load(store: &Store) -> Result<PolicySource, GatewayError> {
+        let active = read_active(store)?;
+        Ok(PolicySource {
+            current: RwLock::new(Arc::new(active)),
+        })
+    }
+
+    /// The policy in force now.
+    pub fn current(&self) -> Arc<ActivePolicy> {
+        Arc::clone(&self.current.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Loads a newer applied version, if there is one. On error the policy in force stays.
+    pub fn refresh(&self, store: &Store) -> Result<bool, GatewayError> {
+        let stored = store.active_policy_version()?;
+        if stored == self.current().version {
+            return Ok(false);
+        }
+        let active = read_active(store)?;
+        tracing::info!(version = ?active.version, "policy reloaded");
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(active);
+        Ok(true)
+    }
+
+    /// Watches the store for newly applied versions until `shutdown` turns true.
+    pub async fn watch(self: Arc<Self>, store: Store, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(RELOAD_INTERVAL) => {}
+                changed = shutdown.changed() => {
+                    if changed.is_err() || *shutdown.borrow() {
+                        return;
+                    }
+                }
+            }
+            let source = Arc::clone(&self);
+            let store = store.clone();
+            match tokio::task::spawn_blocking(move || source.refresh(&store)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "cannot load the applied policy; the previous one stays in force")
+                }
+                Err(e) => tracing::error!(error = %e, "policy reload task failed"),
+            }
+        }
+    }
+}
+
+fn read_active(store: &Store) -> Result<ActivePolicy, GatewayError> {
+    let Some(stored) = store.active_policy()? else {
+        return Ok(ActivePolicy {
+            version: None,
+            compiled: CompiledPolicy::compile(&Policy::default()),
+        });
+    };
+    let source = format!("{} (policy version {})", stored.source, stored.version);
+    let policy = Policy::from_yaml(&stored.text, &source)
+        .map_err(|e| GatewayError::Policy(e.to_string()))?;
+    Ok(ActivePolicy {
+        version: Some(stored.version),
+        compiled: CompiledPolicy::compile(&policy),
+    })
+}
+
+/// `allow`, `deny` or `require-approval`.
+pub fn verdict_name(verdict: Verdict) -> &'static str {
+    match verdict {
+        Verdict::Allow => "allow",
+        Verdict::Deny => "deny",
+        Verdict::RequireApproval => "require-approval",
+    }
+}
+
+/// The monitor record of a statement decision; `actions` describes each component.
+pub fn statement_trail(
+    version: Option<i64>,
+    ctx: &Context,
+    actions: Vec<String>,
+    decision: &StatementDecision,
+) -> PolicyTrail {
+    PolicyTrail {
+        stage: "statement".into(),
+        result: verdict_name(decision.verdict).into(),
+        policy_version: version,
+        rules: decision
+            .fired
+            .iter()
+            .map(|f| fired_record(f, &actions))
+            .collect(),
+        missing_grants: decision
+            .missing_grants
+            .iter()
+            .map(|m| m.message.clone())
+            .collect(),
+        logout: decision.logout,
+        reason: decision.reason.clone(),
+        actions,
+        ..context_trail(ctx)
+    }
+}
+
+/// The monitor record of a connection-stage decision.
+pub fn connection_trail(
+    stage: &str,
+    version: Option<i64>,
+    ctx: &Context,
+    decision: &ConnectionDecision,
+) -> PolicyTrail {
+    PolicyTrail {
+        stage: stage.into(),
+        result: verdict_name(decision.verdict).into(),
+        policy_version: version,
+        actions: vec![format!("connect {}", ctx.resource)],
+        rules: decision
+            .fired
+            .iter()
+            .map(|f| fired_record(f, &[]))
+            .collect(),
+        logout: decision.logout,
+        reason: decision.reason.clone(),
+        ..context_trail(ctx)
+    }
+}
+
+fn context_trail(ctx: &Context) -> PolicyTrail {
+    PolicyTrail {
+        location: match &ctx.location {
+            Observed::Known(country) => country.clone(),
+            Observed::Unknown => "unknown".into(),
+        },
+        device_trust: match &ctx.device_trust {
+            Observed::Known(trust) => trust.to_string(),
+            Observed::Unknown => "unknown".into(),
+        },
+        ..PolicyTrail::default()
+    }
+}
+
+fn fired_record(f: &FiredRule, actions: &[String]) -> FiredRuleRecord {
+    FiredRuleRecord {
+        id: f.id.clone(),
+        name: f.name.clone(),
+        action: f.action.as_str().into(),
+        severity: f.severity.as_str().into(),
+        components: f
+            .components
+            .iter()
+            .filter_map(|i| actions.get(*i).cloned())
+            .collect(),
+        message: match &f.indeterminate {
+            Some(why) => Some(format!("applied as a denial: {why}")),
+            None => f.message.clone(),
+        },
+    }
+}
+
+/// The monitor record of a decision made without any applied policy: a denial.
+pub fn no_policy_trail(stage: &str, ctx: &Context) -> PolicyTrail {
+    PolicyTrail {
+        stage: stage.into(),
+        result: "deny".into(),
+        reason: NO_POLICY.into(),
+        ..context_trail(ctx)
+    }
+}
+
+/// Adds what the row-count rules decided after execution to a statement's trail.
+pub fn add_outcome(trail: &mut PolicyTrail, outcome: &OutcomeDecision) {
+    let actions = trail.actions.clone();
+    trail
+        .rules
+        .extend(outcome.fired.iter().map(|f| fired_record(f, &actions)));
+    if !outcome.fired.is_empty() {
+        trail.reason = format!("{}; after execution: {}", trail.reason, outcome.reason);
+    }
+}
+
+/// A row-count rule that could deny after execution, which the gateway cannot enforce yet: it would
+/// have to cut off a read or roll back a write. Such statements are refused rather than let through.
+pub fn unenforceable_outcome_rule(
+    compiled: &CompiledPolicy,
+    pending: &PendingOutcome,
+) -> Option<String> {
+    let rules = compiled.rules();
+    pending
+        .components
+        .iter()
+        .flat_map(|c| c.rules.iter())
+        .filter_map(|pos| rules.get(*pos))
+        .find(|rule| !rule.action.is_passive())
+        .map(|rule| {
+            format!(
+                "rule `{}` ({} when more than {} rows) needs the row count, and the gateway does not \
+                 yet stop a statement part-way; the statement is refused",
+                rule.id,
+                rule.action,
+                rule.when.rows_above.unwrap_or_default()
+            )
+        })
+}

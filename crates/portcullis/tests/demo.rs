@@ -1,0 +1,80 @@
+//! `portcullis demo` works for a newcomer: a throwaway PostgreSQL with sample data behind the gateway,
+//! the example policy enforced.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use portcullis_testkit::free_port;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_demo_serves_sample_data_under_the_example_policy() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let mut child = Command::new(common::binary())
+        .args(["--data-dir", &dir.path().to_string_lossy()])
+        .args(["demo", "--listen", &format!("127.0.0.1:{port}")])
+        .env("PORTCULLIS_LOG", "warn")
+        .stdout(Stdio::null())
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start the demo");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the demo did not start listening"
+        );
+        assert!(
+            child.try_wait().expect("demo status").is_none(),
+            "the demo exited"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let connect = |user: &str, password: &str| {
+        format!("host=127.0.0.1 port={port} dbname=demo user={user} password={password} sslmode=disable")
+    };
+    let (alice, conn) =
+        tokio_postgres::connect(&connect("alice", "alice-demo"), tokio_postgres::NoTls)
+            .await
+            .expect("alice connects");
+    tokio::spawn(conn);
+    let rows = alice
+        .query(
+            "SELECT count(*) FROM hr.employees e JOIN hr.departments d ON d.id = e.department_id",
+            &[],
+        )
+        .await
+        .expect("alice reads HR");
+    assert_eq!(rows[0].get::<_, i64>(0), 4);
+    let err = alice
+        .simple_query("DELETE FROM hr.employees")
+        .await
+        .expect_err("the example policy blocks HR deletes");
+    assert_eq!(err.code().map(|c| c.code()), Some("42501"));
+
+    let (bob, conn) = tokio_postgres::connect(&connect("bob", "bob-demo"), tokio_postgres::NoTls)
+        .await
+        .expect("bob connects");
+    tokio::spawn(conn);
+    bob.query("SELECT name FROM hr.departments", &[])
+        .await
+        .expect("analysts read hr.*");
+    let err = bob
+        .simple_query("SELECT * FROM orders")
+        .await
+        .expect_err("analysts have no grant on orders");
+    assert_eq!(err.code().map(|c| c.code()), Some("42501"));
+
+    // SIGTERM lets the demo stop its PostgreSQL.
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().expect("demo status").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the demo did not stop on SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
