@@ -477,3 +477,90 @@ fn buffered_failure_keeps_events_and_is_reported_until_written() {
     ats.sort();
     assert_eq!(ats, vec![1, 2, 3]);
 }
+
+#[test]
+fn policy_decisions_round_trip_and_filter_by_rule() {
+    use portcullis_store::{DecisionEvent, FiredRuleRecord, PolicyTrail, RequirementRecord};
+    let t = TestStore::new(Durability::Strict);
+    let sink = t.store.audit();
+    let trail = |stage: &str, result: &str, rule: &str| PolicyTrail {
+        stage: stage.into(),
+        result: result.into(),
+        policy_version: Some(3),
+        actions: vec!["select hr.employees".into()],
+        location: "DE".into(),
+        device_trust: "low".into(),
+        rules: vec![FiredRuleRecord {
+            id: rule.into(),
+            action: "block".into(),
+            components: vec!["select hr.employees".into()],
+            ..FiredRuleRecord::default()
+        }],
+        requirements: vec![RequirementRecord {
+            kind: "mfa".into(),
+            policy: "p1".into(),
+            met: false,
+            detail: None,
+        }],
+        missing_grants: Vec::new(),
+        logout: true,
+        reason: "blocked".into(),
+    };
+    let decision = AuditEvent::Decision(DecisionEvent {
+        session_id: "s1".into(),
+        at: 10,
+        user: "bob".into(),
+        resource: "prod".into(),
+        client_addr: "10.0.0.1:5000".into(),
+        policy: trail("post-connection", "deny", "no_bob"),
+    });
+    let AuditEvent::Statement(mut stmt) = statement("alice", "prod", 20, "SELECT 1", &[]) else {
+        unreachable!()
+    };
+    stmt.policy = Some(trail("statement", "allow", "quoted\"id%"));
+    let stmt = AuditEvent::Statement(stmt);
+    sink.record(decision.clone()).wait_blocking().unwrap();
+    sink.record(stmt.clone()).wait_blocking().unwrap();
+    sink.record(connection("alice", "prod", 30, ConnectionPhase::Open))
+        .wait_blocking()
+        .unwrap();
+
+    let monitor = t
+        .store
+        .query_audit(&AuditFilter {
+            kind: Some(AuditKindFilter::Monitor),
+            ..all()
+        })
+        .unwrap();
+    assert_eq!(monitor.len(), 2, "connection events are not decisions");
+    assert_eq!(monitor[1].event, decision);
+    assert_eq!(monitor[0].event, stmt);
+    assert_eq!(
+        t.store.audit_record(monitor[1].id).unwrap().unwrap().event,
+        decision
+    );
+
+    let by_rule = |rule: &str| {
+        t.store
+            .query_audit(&AuditFilter {
+                rule: Some(rule.into()),
+                ..all()
+            })
+            .unwrap()
+    };
+    assert_eq!(by_rule("no_bob").len(), 1);
+    assert_eq!(
+        by_rule("quoted\"id%").len(),
+        1,
+        "ids are matched exactly, quotes and all"
+    );
+    assert!(by_rule("no_").is_empty(), "not a prefix match");
+    let denied = t
+        .store
+        .query_audit(&AuditFilter {
+            decision: Some("deny".into()),
+            ..all()
+        })
+        .unwrap();
+    assert_eq!(denied.len(), 1);
+}
