@@ -1,8 +1,12 @@
 //! The compiled policy and its decisions (ARCHITECTURE §2, §3).
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use portcullis_sql::{ObjectKind, Operation, StatementKind};
 use time::OffsetDateTime;
 
+use crate::cedar::decide::{CedarCall, CedarOutcome};
+use crate::cedar::{CedarPolicies, SessionCache};
 use crate::components::{Component, ObjectComponent, StatementComponent};
 use crate::context::{Context, Observed};
 use crate::decision::{
@@ -31,7 +35,13 @@ pub struct CompiledPolicy {
     grants: Vec<Grant>,
     rule_index: RuleIndex,
     grant_index: GrantIndex,
+    cedar: CedarPolicies,
+    /// Unique per compilation, so a [`SessionCache`] never serves answers from another policy.
+    generation: u64,
 }
+
+/// Source of [`CompiledPolicy::generation`]; 0 is never handed out (an empty cache's value).
+static GENERATION: AtomicU64 = AtomicU64::new(1);
 
 /// Three-valued filter result: a condition that cannot be evaluated is `Indeterminate`, never a silent miss.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,7 +65,14 @@ impl CompiledPolicy {
             grant_index: GrantIndex::build(&policy.grants),
             rules: policy.rules.clone(),
             grants: policy.grants.clone(),
+            cedar: policy.cedar.clone(),
+            generation: GENERATION.fetch_add(1, Ordering::Relaxed),
         }
+    }
+
+    /// The Cedar permit and forbid statements, in file order.
+    pub fn cedar(&self) -> &CedarPolicies {
+        &self.cedar
     }
 
     /// The rules, in priority order.
@@ -70,6 +87,36 @@ impl CompiledPolicy {
         ctx: &Context,
         components: &[Component],
         now: OffsetDateTime,
+    ) -> StatementDecision {
+        self.evaluate_statement_with(ctx, components, now, None)
+    }
+
+    /// [`evaluate_statement`](Self::evaluate_statement), reusing the session's cached Cedar answers.
+    pub fn evaluate_statement_cached(
+        &self,
+        ctx: &Context,
+        components: &[Component],
+        now: OffsetDateTime,
+        cache: &mut SessionCache,
+    ) -> StatementDecision {
+        self.evaluate_statement_with(ctx, components, now, Some(cache))
+    }
+
+    fn cedar_call<'a>(&'a self, ctx: &'a Context, now: OffsetDateTime) -> CedarCall<'a> {
+        CedarCall {
+            policies: &self.cedar,
+            generation: self.generation,
+            ctx,
+            now,
+        }
+    }
+
+    fn evaluate_statement_with(
+        &self,
+        ctx: &Context,
+        components: &[Component],
+        now: OffsetDateTime,
+        cache: Option<&mut SessionCache>,
     ) -> StatementDecision {
         let stmt = components.iter().find_map(Component::as_statement);
         let mut fired = Fired::default();
@@ -90,8 +137,11 @@ impl CompiledPolicy {
             }
         }
 
-        // 2. Global Access: every object component needs a grant.
-        let missing = self.missing_grants(ctx, components, now);
+        // 1. and 3. Cedar: forbids that apply, and the matching permits' requirements and coverage.
+        let cedar = self.cedar_call(ctx, now).statement(components, cache);
+
+        // 2. Global Access: every object component needs a grant, unless a permit covers it.
+        let missing = self.missing_grants(ctx, components, now, &cedar.covered);
 
         // 4. Priority rules, per component: the first matching rule fires. Outcome (rows) rules ranked
         // above it stay pending until the row count is known.
@@ -152,26 +202,31 @@ impl CompiledPolicy {
 
         let fired = fired.finish();
         pending.fired_before = fired.iter().map(|f| f.position).collect();
-        let logout = fired.iter().any(|f| f.action == Action::Logout);
+        let logout = cedar.logout || fired.iter().any(|f| f.action == Action::Logout);
+        reasons.extend(cedar.forbidden.iter().cloned());
         for f in fired.iter().filter(|f| f.denies()) {
             reasons.push(describe_denial(f));
         }
         reasons.extend(missing.iter().map(|m| m.message.clone()));
+        reasons.extend(cedar.unmet_denying());
+        let mut approvals = cedar.unmet_approvals();
+        approvals.extend(
+            fired
+                .iter()
+                .filter(|f| f.action == Action::RequireApproval)
+                .map(|f| format!("approval required by rule `{}`{}", f.id, suffix(&f.message))),
+        );
         let verdict = if !reasons.is_empty() {
             Verdict::Deny
-        } else if fired.iter().any(|f| f.action == Action::RequireApproval) {
+        } else if !approvals.is_empty() {
             Verdict::RequireApproval
         } else {
             Verdict::Allow
         };
         let reason = match verdict {
             Verdict::Deny => reasons.join("; "),
-            Verdict::RequireApproval => fired
-                .iter()
-                .find(|f| f.action == Action::RequireApproval)
-                .map(|f| format!("approval required by rule `{}`{}", f.id, suffix(&f.message)))
-                .unwrap_or_default(),
-            Verdict::Allow => allowed_reason(&fired, !pending.is_empty()),
+            Verdict::RequireApproval => approvals.join("; "),
+            Verdict::Allow => with_permits(allowed_reason(&fired, !pending.is_empty()), &cedar),
         };
         if verdict == Verdict::Deny {
             // The statement will not run: nothing is left to decide after execution.
@@ -183,6 +238,8 @@ impl CompiledPolicy {
             fired,
             missing_grants: missing,
             post_execution: pending,
+            policies: cedar.policies,
+            requirements: cedar.requirements,
             reason,
         }
     }
@@ -231,14 +288,40 @@ impl CompiledPolicy {
         }
     }
 
-    /// Decides a connection stage: the first matching rule of that stage decides. After authentication
-    /// the user must also hold at least one active grant on the resource.
+    /// Decides a connection stage: the first matching rule of that stage decides, and Cedar forbids on
+    /// `connect` deny (before authentication only those that do not depend on the user). After
+    /// authentication the matching permits impose their requirements, and the user must hold at least
+    /// one active grant on the resource or be covered by a matching permit.
     pub fn evaluate_connection(
         &self,
         stage: ConnectionStage,
         ctx: &Context,
         now: OffsetDateTime,
     ) -> ConnectionDecision {
+        self.evaluate_connection_with(stage, ctx, now, None)
+    }
+
+    /// [`evaluate_connection`](Self::evaluate_connection), reusing the session's cached Cedar answers.
+    pub fn evaluate_connection_cached(
+        &self,
+        stage: ConnectionStage,
+        ctx: &Context,
+        now: OffsetDateTime,
+        cache: &mut SessionCache,
+    ) -> ConnectionDecision {
+        self.evaluate_connection_with(stage, ctx, now, Some(cache))
+    }
+
+    fn evaluate_connection_with(
+        &self,
+        stage: ConnectionStage,
+        ctx: &Context,
+        now: OffsetDateTime,
+        cache: Option<&mut SessionCache>,
+    ) -> ConnectionDecision {
+        let cedar = self
+            .cedar_call(ctx, now)
+            .connection(stage == ConnectionStage::Pre, cache);
         let stage = match stage {
             ConnectionStage::Pre => Stage::PreConnection,
             ConnectionStage::Post => Stage::PostConnection,
@@ -263,12 +346,13 @@ impl CompiledPolicy {
             break;
         }
         let no_grant = stage == Stage::PostConnection
+            && !cedar.covered.contains(&None)
             && !self
                 .grant_index
                 .for_context(ctx)
                 .iter()
                 .any(|g| self.grants.get(*g).is_some_and(|g| g.is_active(now)));
-        let mut reasons = Vec::new();
+        let mut reasons = cedar.forbidden.clone();
         if let Some(f) = fired.as_ref().filter(|f| f.denies()) {
             reasons.push(describe_denial(f));
         }
@@ -279,24 +363,35 @@ impl CompiledPolicy {
                 ctx.resource
             ));
         }
-        let logout = fired.as_ref().is_some_and(|f| f.action == Action::Logout);
-        let (verdict, reason) = if !reasons.is_empty() {
-            (Verdict::Deny, reasons.join("; "))
-        } else if let Some(f) = fired
+        reasons.extend(cedar.unmet_denying());
+        let mut approvals = cedar.unmet_approvals();
+        if let Some(f) = fired
             .as_ref()
             .filter(|f| f.action == Action::RequireApproval)
         {
-            (
-                Verdict::RequireApproval,
-                format!("approval required by rule `{}`{}", f.id, suffix(&f.message)),
-            )
+            approvals.push(format!(
+                "approval required by rule `{}`{}",
+                f.id,
+                suffix(&f.message)
+            ));
+        }
+        let logout = cedar.logout || fired.as_ref().is_some_and(|f| f.action == Action::Logout);
+        let (verdict, reason) = if !reasons.is_empty() {
+            (Verdict::Deny, reasons.join("; "))
+        } else if !approvals.is_empty() {
+            (Verdict::RequireApproval, approvals.join("; "))
         } else {
-            (Verdict::Allow, allowed_reason(fired.as_slice(), false))
+            (
+                Verdict::Allow,
+                with_permits(allowed_reason(fired.as_slice(), false), &cedar),
+            )
         };
         ConnectionDecision {
             verdict,
             logout,
             fired,
+            policies: cedar.policies,
+            requirements: cedar.requirements,
             reason,
         }
     }
@@ -306,10 +401,12 @@ impl CompiledPolicy {
         ctx: &Context,
         components: &[Component],
         now: OffsetDateTime,
+        covered: &[Option<usize>],
     ) -> Vec<MissingGrant> {
         let objects: Vec<(usize, &ObjectComponent)> = components
             .iter()
             .enumerate()
+            .filter(|(i, _)| !covered.contains(&Some(*i)))
             .filter_map(|(i, c)| c.as_object().map(|o| (i, o)))
             .collect();
         if objects.is_empty() {
@@ -544,6 +641,16 @@ fn describe_denial(f: &FiredRule) -> String {
         }
         None => format!("blocked by rule `{}`{}", f.id, suffix(&f.message)),
     }
+}
+
+/// `reason` plus the permits whose requirements were met, which the monitor records as deciding.
+fn with_permits(mut reason: String, cedar: &CedarOutcome) -> String {
+    let met = cedar.satisfied_permits();
+    if !met.is_empty() {
+        let ids: Vec<String> = met.iter().map(|id| format!("`{id}`")).collect();
+        reason.push_str(&format!("; permit requirements met: {}", ids.join(", ")));
+    }
+    reason
 }
 
 fn allowed_reason(fired: &[FiredRule], pending: bool) -> String {

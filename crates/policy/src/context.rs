@@ -6,6 +6,8 @@
 use std::fmt;
 use std::net::IpAddr;
 
+use crate::cedar::Requirement;
+
 /// A context value that may not be known.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Observed<T> {
@@ -72,6 +74,16 @@ pub struct Context {
     pub location: Observed<String>,
     /// The client device's trust level.
     pub device_trust: Observed<DeviceTrust>,
+    /// Whether the user completed an MFA verification that is still valid for this action (the caller
+    /// applies ARCHITECTURE §4's rules: valid 5 minutes, re-prompted after a minute without activity on
+    /// the resource). Meets `@mfa` requirements.
+    pub mfa_verified: bool,
+    /// The justification the user gave for this statement or session. Meets `@justification`
+    /// requirements when not blank.
+    pub justification: Option<String>,
+    /// Approval workflows whose approval of this action is still valid. Meets `@approval("workflow")`
+    /// requirements naming one of them.
+    pub approvals: Vec<String>,
 }
 
 impl Context {
@@ -84,6 +96,9 @@ impl Context {
             client_addr: None,
             location: Observed::Unknown,
             device_trust: Observed::Unknown,
+            mfa_verified: false,
+            justification: None,
+            approvals: Vec::new(),
         }
     }
 
@@ -109,6 +124,36 @@ impl Context {
     pub fn with_device_trust(mut self, trust: Observed<DeviceTrust>) -> Self {
         self.device_trust = trust;
         self
+    }
+
+    /// Records whether a valid MFA verification covers this action.
+    pub fn with_mfa_verified(mut self, verified: bool) -> Self {
+        self.mfa_verified = verified;
+        self
+    }
+
+    /// Records the user's justification.
+    pub fn with_justification(mut self, justification: impl Into<String>) -> Self {
+        self.justification = Some(justification.into());
+        self
+    }
+
+    /// Records a valid approval of this action via `workflow`.
+    pub fn with_approval(mut self, workflow: impl Into<String>) -> Self {
+        self.approvals.push(workflow.into());
+        self
+    }
+
+    /// Whether the context meets `requirement`.
+    pub fn meets(&self, requirement: &Requirement) -> bool {
+        match requirement {
+            Requirement::Mfa { .. } => self.mfa_verified,
+            Requirement::Justification { .. } => self
+                .justification
+                .as_ref()
+                .is_some_and(|j| !j.trim().is_empty()),
+            Requirement::Approval { workflow } => self.approvals.iter().any(|a| a == workflow),
+        }
     }
 
     /// The user's name for messages.

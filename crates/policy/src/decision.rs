@@ -2,6 +2,7 @@
 
 use portcullis_sql::Operation;
 
+use crate::cedar::{CedarEffect, Requirement};
 use crate::model::{Action, Severity};
 
 /// The result of a decision.
@@ -101,6 +102,11 @@ pub struct StatementDecision {
     /// Outcome rules to decide after execution (call `evaluate_outcome` with the row count when not
     /// empty and the statement ran).
     pub post_execution: PendingOutcome,
+    /// Cedar policies that decided: forbids that applied and permits that matched, in file order.
+    pub policies: Vec<DecidingPolicy>,
+    /// Every requirement of the matching permits, met or not (an unmet one makes the verdict Deny, or
+    /// RequireApproval when only approvals are missing).
+    pub requirements: Vec<RequirementStatus>,
     /// A human explanation.
     pub reason: String,
 }
@@ -125,6 +131,61 @@ pub struct ConnectionDecision {
     pub logout: bool,
     /// The rule that decided (first match), if any.
     pub fired: Option<FiredRule>,
+    /// Cedar policies that decided the `connect` action: forbids that applied, permits that matched.
+    pub policies: Vec<DecidingPolicy>,
+    /// Every requirement of the matching permits, met or not.
+    pub requirements: Vec<RequirementStatus>,
     /// A human explanation.
     pub reason: String,
+}
+
+/// A Cedar policy that took part in a decision (for the policy monitor's "policies that decided").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecidingPolicy {
+    /// The policy's `@id`.
+    pub id: String,
+    /// A forbid that applied or a permit that matched.
+    pub effect: CedarEffect,
+    /// Indices of the components whose request it matched (the statement component stands for the
+    /// `statement` action); empty for a connection.
+    pub components: Vec<usize>,
+    /// `Some(why)` when its evaluation failed: a forbid then applied to fail closed, and a permit imposed
+    /// its requirements without authorising anything.
+    pub error: Option<String>,
+}
+
+/// One requirement of a matching permit, and whether the context meets it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequirementStatus {
+    /// The permit's `@id`.
+    pub policy: String,
+    /// What it requires.
+    pub requirement: Requirement,
+    /// Whether [`Context`](crate::Context) says it is met.
+    pub met: bool,
+}
+
+impl RequirementStatus {
+    /// What is required, as said to the user: ``MFA required by permit `x` ``,
+    /// ``justification required by permit `y`: <prompt>``, ``approval via workflow `z` required by
+    /// permit `w` ``.
+    pub fn describe(&self) -> String {
+        let prompt = |p: &Option<String>| p.as_ref().map(|p| format!(": {p}")).unwrap_or_default();
+        match &self.requirement {
+            Requirement::Mfa { prompt: p } => {
+                format!("MFA required by permit `{}`{}", self.policy, prompt(p))
+            }
+            Requirement::Justification { prompt: p } => {
+                format!(
+                    "justification required by permit `{}`{}",
+                    self.policy,
+                    prompt(p)
+                )
+            }
+            Requirement::Approval { workflow } => format!(
+                "approval via workflow `{workflow}` required by permit `{}`",
+                self.policy
+            ),
+        }
+    }
 }

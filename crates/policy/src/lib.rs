@@ -15,7 +15,15 @@
 //!    (`hr.employees.salary`) cover an access only when its columns are known and all covered. Statement
 //!    components (SET, BEGIN, SHOW, ...) need no grant. Executing functions in `pg_catalog` is implicitly
 //!    granted ([`IMPLICIT_EXECUTE_SCHEMA`]); other functions need `execute`.
-//! 3. (Permit statements with requirements — not in this crate yet.)
+//! 3. **Permit statements with requirements** ([`cedar`], seed 002): Cedar `permit`/`forbid` policies
+//!    under the file's `cedar:` key, validated against the Portcullis schema at load. A matching Cedar
+//!    forbid denies in step 1 (with logout when it has `@logout`; one whose evaluation fails applies, to
+//!    fail closed). Every matching permit imposes its requirements (`@mfa`, `@justification`,
+//!    `@approval`), checked against the [`Context`]: unmet MFA or justification denies, an unmet
+//!    approval alone makes the verdict RequireApproval, and [`StatementDecision::requirements`] lists
+//!    each one met or not. A permit also covers the objects it matched: they need no grant. The
+//!    policies that decided are in [`StatementDecision::policies`]. A [`SessionCache`] keeps Cedar's
+//!    answers for a session (`*_cached` methods). See `crates/policy/CEDAR.md`.
 //! 4. **Priority rules, per component**: each component fires only the first rule, in file order, whose
 //!    filter matches it. Object rules (with `objects` or `operations`) match object components;
 //!    other rules (with `statement_kinds`, `statement_kinds_not`, or only context/`text_regex` filters)
@@ -28,7 +36,7 @@
 //! pattern names objects that exist, and the creation of a new one is what the statement component (its
 //! kind) describes. To fire on creation, list `create` in `operations`. Creating still needs a `create`
 //! grant. So with rules 1 `objects: [hr.employees]`, 2 `objects: ["hr.*"]`, 3 `objects: ["*.*"]`,
-//! 4 `statement_kinds_not: [SELECT]` (all audit), `SELECT * FROM hr.employees` fires [1] and
+//! 4 `statement_kinds_not: [SELECT]` (all audit), `SELECT * FROM hr.employees` fires \[1\] and
 //! `CREATE TABLE x AS SELECT … FROM hr.employees e JOIN hr.departments d …` fires [1 (employees),
 //! 2 (departments), 4 (the CREATE TABLE AS)] — the new `public.x` fires nothing, as in the seed.
 //!
@@ -48,11 +56,14 @@
 //!
 //! # Connection stages
 //! `pre-connection` and `post-connection` rules are evaluated in order, first match wins (`logout` denies
-//! and disconnects). After authentication the user must also hold at least one active grant on the
-//! resource.
+//! and disconnects). Cedar forbids on `connect` deny too; before authentication only those that depend
+//! neither on the user nor on the device trust are evaluated (the rest wait for post-connection). After
+//! authentication the matching Cedar permits impose their requirements, and the user must hold at least
+//! one active grant on the resource or be covered by a matching permit.
 //!
 //! Names are matched case-sensitively against names the SQL analyser already folded ([`pattern`]).
 
+pub mod cedar;
 mod compiled;
 mod components;
 mod context;
@@ -64,14 +75,15 @@ pub mod pattern;
 mod validate;
 mod yaml;
 
+pub use cedar::{CedarEffect, CedarPolicies, CedarStatement, Requirement, SessionCache};
 pub use compiled::{CompiledPolicy, ConnectionStage, IMPLICIT_EXECUTE_SCHEMA};
 pub use components::{
     components, components_with, Component, ObjectComponent, ResolvedAccess, StatementComponent,
 };
 pub use context::{Context, DeviceTrust, Observed};
 pub use decision::{
-    ConnectionDecision, FiredRule, MissingGrant, OutcomeDecision, PendingComponent, PendingOutcome,
-    StatementDecision, Verdict,
+    ConnectionDecision, DecidingPolicy, FiredRule, MissingGrant, OutcomeDecision, PendingComponent,
+    PendingOutcome, RequirementStatus, StatementDecision, Verdict,
 };
 pub use error::{PolicyError, PolicyErrors};
 pub use model::{

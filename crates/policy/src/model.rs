@@ -7,16 +7,19 @@ use std::net::IpAddr;
 use portcullis_sql::{Operation, StatementKind};
 use time::{OffsetDateTime, UtcOffset, Weekday};
 
+use crate::cedar::CedarPolicies;
 use crate::context::DeviceTrust;
 use crate::pattern::ObjectPattern;
 
-/// A whole policy: the Global Access grants and the ordered rules.
+/// A whole policy: the Global Access grants, the ordered rules, and Cedar permit/forbid statements.
 #[derive(Debug, Clone, Default)]
 pub struct Policy {
     /// Grants; order does not matter.
     pub grants: Vec<Grant>,
     /// Rules; earlier rules have higher priority.
     pub rules: Vec<Rule>,
+    /// Cedar permit and forbid statements (the `cedar:` key), validated against the Portcullis schema.
+    pub cedar: CedarPolicies,
 }
 
 /// Who a grant is given to.

@@ -11,14 +11,14 @@ use time::OffsetDateTime;
 use crate::*;
 
 /// Monday 2024-01-01 10:00 UTC.
-const MONDAY_10: OffsetDateTime = datetime!(2024-01-01 10:00 UTC);
+pub(crate) const MONDAY_10: OffsetDateTime = datetime!(2024-01-01 10:00 UTC);
 
-fn load(yaml: &str) -> CompiledPolicy {
+pub(crate) fn load(yaml: &str) -> CompiledPolicy {
     let policy = Policy::from_yaml(yaml, "policy.yaml").unwrap_or_else(|e| panic!("{e}"));
     CompiledPolicy::compile(&policy)
 }
 
-fn load_err(yaml: &str) -> String {
+pub(crate) fn load_err(yaml: &str) -> String {
     Policy::from_yaml(yaml, "policy.yaml")
         .map(|_| ())
         .unwrap_err()
@@ -26,7 +26,7 @@ fn load_err(yaml: &str) -> String {
 }
 
 /// Components of the first statement of `sql`, resolved against the default search path.
-fn comps(sql: &str) -> Vec<Component> {
+pub(crate) fn comps(sql: &str) -> Vec<Component> {
     let analysis = analyze_uncached(sql).unwrap();
     let stmt = &analysis.statements[0];
     let catalog = MemoryCatalog::new()

@@ -12,6 +12,7 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use time::{UtcOffset, Weekday};
 
+use crate::cedar::{self, CedarPolicies};
 use crate::error::{PolicyError, PolicyErrors};
 use crate::model::{Action, Cidr, Grant, Policy, Principal, Rule, Severity, Stage, TextRegex};
 use crate::pattern::ObjectPattern;
@@ -192,6 +193,8 @@ struct RawPolicy {
     grants: Vec<Grant>,
     #[serde(default)]
     rules: Vec<Rule>,
+    /// Cedar policy text, usually a block scalar (`cedar: |`).
+    cedar: Option<String>,
 }
 
 impl Policy {
@@ -202,15 +205,22 @@ impl Policy {
             return Ok(Policy::default());
         }
         let _guard = SeenIdsGuard::start();
-        match serde_yaml_ng::from_str::<RawPolicy>(text) {
-            Ok(raw) => Ok(Policy {
-                grants: raw.grants,
-                rules: raw.rules,
-            }),
-            Err(e) => Err(PolicyErrors {
-                errors: vec![convert(&e, file_name)],
-            }),
-        }
+        let raw = serde_yaml_ng::from_str::<RawPolicy>(text).map_err(|e| PolicyErrors {
+            errors: vec![convert(&e, file_name)],
+        })?;
+        let cedar = match raw.cedar.as_deref() {
+            None => CedarPolicies::default(),
+            Some(cedar_text) => {
+                let rule_ids: HashSet<&str> = raw.rules.iter().map(|r| r.id.as_str()).collect();
+                cedar::load(cedar_text, text, file_name, &rule_ids)
+                    .map_err(|errors| PolicyErrors { errors })?
+            }
+        };
+        Ok(Policy {
+            grants: raw.grants,
+            rules: raw.rules,
+            cedar,
+        })
     }
 }
 
