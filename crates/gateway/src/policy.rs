@@ -6,10 +6,11 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use portcullis_policy::{
-    CompiledPolicy, ConnectionDecision, Context, FiredRule, Observed, OutcomeDecision,
-    PendingOutcome, Policy, StatementDecision, Verdict,
+    CompiledPolicy, ConnectionDecision, Context, DecidingPolicy, FiredRule, Observed,
+    OutcomeDecision, PendingOutcome, Policy, Requirement, RequirementStatus, StatementDecision,
+    Verdict,
 };
-use portcullis_store::{FiredRuleRecord, PolicyTrail, Store};
+use portcullis_store::{FiredRuleRecord, PolicyTrail, RequirementRecord, Store};
 use tokio::sync::watch;
 
 use crate::error::GatewayError;
@@ -123,9 +124,15 @@ pub fn statement_trail(
         result: verdict_name(decision.verdict).into(),
         policy_version: version,
         rules: decision
-            .fired
+            .policies
             .iter()
-            .map(|f| fired_record(f, &actions))
+            .map(|p| policy_record(p, &actions))
+            .chain(decision.fired.iter().map(|f| fired_record(f, &actions)))
+            .collect(),
+        requirements: decision
+            .requirements
+            .iter()
+            .map(requirement_record)
             .collect(),
         missing_grants: decision
             .missing_grants
@@ -152,9 +159,15 @@ pub fn connection_trail(
         policy_version: version,
         actions: vec![format!("connect {}", ctx.resource)],
         rules: decision
-            .fired
+            .policies
             .iter()
-            .map(|f| fired_record(f, &[]))
+            .map(|p| policy_record(p, &[]))
+            .chain(decision.fired.iter().map(|f| fired_record(f, &[])))
+            .collect(),
+        requirements: decision
+            .requirements
+            .iter()
+            .map(requirement_record)
             .collect(),
         logout: decision.logout,
         reason: decision.reason.clone(),
@@ -173,6 +186,37 @@ fn context_trail(ctx: &Context) -> PolicyTrail {
             Observed::Unknown => "unknown".into(),
         },
         ..PolicyTrail::default()
+    }
+}
+
+/// A Cedar permit or forbid as the monitor shows it next to the rules.
+fn policy_record(p: &DecidingPolicy, actions: &[String]) -> FiredRuleRecord {
+    FiredRuleRecord {
+        id: p.id.clone(),
+        name: None,
+        action: p.effect.as_str().into(),
+        severity: String::new(),
+        components: p
+            .components
+            .iter()
+            .filter_map(|i| actions.get(*i).cloned())
+            .collect(),
+        message: p
+            .error
+            .as_ref()
+            .map(|why| format!("evaluation failed: {why}")),
+    }
+}
+
+fn requirement_record(r: &RequirementStatus) -> RequirementRecord {
+    RequirementRecord {
+        kind: r.requirement.kind().into(),
+        policy: r.policy.clone(),
+        met: r.met,
+        detail: match &r.requirement {
+            Requirement::Mfa { prompt } | Requirement::Justification { prompt } => prompt.clone(),
+            Requirement::Approval { workflow } => Some(workflow.clone()),
+        },
     }
 }
 

@@ -45,7 +45,7 @@ fn check_accepts_the_example_policy() {
     let out = portcullis(&["policy", "check", "-f", policy.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
-        stdout(&out).ends_with(": ok (2 grants, 4 rules)\n"),
+        stdout(&out).ends_with(": ok (2 grants, 6 rules, 1 Cedar policies)\n"),
         "{}",
         stdout(&out)
     );

@@ -29,6 +29,19 @@ async fn hr_fixtures(gw: &Gateway) {
         .expect("fixtures");
 }
 
+/// A policy in which alice may do anything on the test resource, followed by `rules` (a YAML list).
+fn alice_may_do_anything(rules: &str) -> String {
+    format!(
+        "grants:
+  - to: {{user: alice}}
+    resource: app
+    objects: ['*']
+    privileges: [all]
+rules:
+{rules}"
+    )
+}
+
 /// The monitor record of the newest statement whose text contains `text`.
 fn monitor_of(gw: &Gateway, text: &str) -> Value {
     let records = gw.monitor(&["--stage", "statement"]);
@@ -66,13 +79,8 @@ async fn seed_004_rules_fire_once_per_component() {
     let pg = fresh_database("policy_seed004");
     let gw = Gateway::start(pg, "policy_seed004");
     hr_fixtures(&gw).await;
-    gw.apply_policy_live(
-        "grants:
-  - to: {user: alice}
-    resource: app
-    objects: ['*']
-    privileges: [all]
-rules:
+    gw.apply_policy_live(&alice_may_do_anything(
+        "
   - id: 1st_EmployeesTable
     when: {objects: [hr.employees]}
     action: audit
@@ -86,7 +94,7 @@ rules:
     when: {statement_kinds_not: [SELECT]}
     action: audit
 ",
-    );
+    ));
     let alice = gw.connect("alice", ALICE_PASSWORD).await;
     alice
         .simple_query("SELECT * FROM hr.employees")
@@ -186,19 +194,14 @@ async fn an_applied_policy_reaches_open_sessions_without_dropping_them() {
         .simple_query("SELECT * FROM hr.employees")
         .await
         .unwrap();
-    gw.apply_policy_live(
-        "grants:
-  - to: {user: alice}
-    resource: app
-    objects: ['*']
-    privileges: [all]
-rules:
+    gw.apply_policy_live(&alice_may_do_anything(
+        "
   - id: no_salaries
     when: {objects: [hr.employees]}
     action: block
     message: HR data is closed today
 ",
-    );
+    ));
     let (code, message) = denial(alice.simple_query("SELECT * FROM hr.employees").await);
     assert_eq!(code, "42501");
     assert!(
@@ -222,20 +225,15 @@ async fn connection_stages_decide_before_and_after_login() {
         pg,
         "policy_stages",
         "",
-        Some(
-            "grants:
-  - to: {user: alice}
-    resource: app
-    objects: ['*']
-    privileges: [all]
-rules:
+        Some(&alice_may_do_anything(
+            "
   - id: no_bob
     stage: post-connection
     when: {users: [bob]}
     action: block
     message: bob is on leave
 ",
-        ),
+        )),
     );
     gw.connect("alice", ALICE_PASSWORD).await;
     let err = tokio_postgres::connect(&gw.conn_str("bob", BOB_PASSWORD), tokio_postgres::NoTls)
@@ -250,20 +248,15 @@ rules:
     assert_eq!(fired_ids(&post[0]), vec!["no_bob"]);
 
     // Pre-connection: decided on the address before any password is checked.
-    gw.apply_policy_live(
-        "grants:
-  - to: {user: alice}
-    resource: app
-    objects: ['*']
-    privileges: [all]
-rules:
+    gw.apply_policy_live(&alice_may_do_anything(
+        "
   - id: no_loopback
     stage: pre-connection
     when: {client_cidrs: [127.0.0.0/8]}
     action: block
     message: connect from the office network
 ",
-    );
+    ));
     let err = tokio_postgres::connect(
         &gw.conn_str("alice", "wrong-password"),
         tokio_postgres::NoTls,
@@ -304,19 +297,14 @@ async fn a_logout_rule_ends_the_session_with_its_reason() {
     let pg = fresh_database("policy_logout");
     let gw = Gateway::start(pg, "policy_logout");
     hr_fixtures(&gw).await;
-    gw.apply_policy_live(
-        "grants:
-  - to: {user: alice}
-    resource: app
-    objects: ['*']
-    privileges: [all]
-rules:
+    gw.apply_policy_live(&alice_may_do_anything(
+        "
   - id: salary_probe
     when: {objects: [hr.employees], operations: [update]}
     action: logout
     message: salary changes are reviewed in person
 ",
-    );
+    ));
     let alice = gw.connect("alice", ALICE_PASSWORD).await;
     let (code, message) = denial(
         alice
@@ -348,20 +336,15 @@ async fn device_trust_and_location_are_part_of_the_context() {
         pg,
         "policy_context",
         "location:\n  networks:\n    - {cidr: 127.0.0.0/8, country: de}\n",
-        Some(
-            "grants:
-  - to: {user: alice}
-    resource: app
-    objects: ['*']
-    privileges: [all]
-rules:
+        Some(&alice_may_do_anything(
+            "
   - id: low_trust_out
     stage: post-connection
     when: {device_trust: [low]}
     action: logout
     message: your device is not trusted
 ",
-        ),
+        )),
     );
     // No report yet: trust is unknown, which this policy does not block.
     gw.connect("alice", ALICE_PASSWORD).await;
@@ -512,13 +495,8 @@ async fn alert_rules_reach_the_webhook() {
         &format!("alerts:\n  webhook: http://127.0.0.1:{port}/hooks/portcullis\n"),
     );
     hr_fixtures(&gw).await;
-    gw.apply_policy_live(
-        "grants:
-  - to: {user: alice}
-    resource: app
-    objects: ['*']
-    privileges: [all]
-rules:
+    gw.apply_policy_live(&alice_may_do_anything(
+        "
   - id: salary_watch
     name: Salary reads
     when: {objects: [hr.employees]}
@@ -526,7 +504,7 @@ rules:
     severity: high
     message: someone read salaries
 ",
-    );
+    ));
     let alice = gw.connect("alice", ALICE_PASSWORD).await;
     alice
         .simple_query("SELECT salary FROM hr.employees")
@@ -548,13 +526,8 @@ async fn row_count_rules_are_recorded_after_execution_or_refused_when_they_could
     let pg = fresh_database("policy_rows");
     let gw = Gateway::start(pg, "policy_rows");
     hr_fixtures(&gw).await;
-    gw.apply_policy_live(
-        "grants:
-  - to: {user: alice}
-    resource: app
-    objects: ['*']
-    privileges: [all]
-rules:
+    gw.apply_policy_live(&alice_may_do_anything(
+        "
   - id: bulk_read
     when: {objects: [hr.employees], rows_above: 5}
     action: audit
@@ -562,7 +535,7 @@ rules:
     when: {objects: [hr.departments], operations: [delete], rows_above: 1}
     action: block
 ",
-    );
+    ));
     let alice = gw.connect("alice", ALICE_PASSWORD).await;
     alice
         .simple_query("SELECT * FROM hr.employees WHERE id < 3")
@@ -587,4 +560,93 @@ rules:
         .await
         .unwrap();
     assert_eq!(rows[0].get::<_, i64>(0), 2);
+}
+
+/// Seed 002 through the gateway: permits impose requirements and report what is missing, a forbid ends
+/// the session whatever the grants say.
+#[tokio::test(flavor = "multi_thread")]
+async fn cedar_permits_report_requirements_and_forbids_log_out() {
+    let pg = fresh_database("policy_cedar");
+    let gw = Gateway::start(pg, "policy_cedar");
+    hr_fixtures(&gw).await;
+    gw.apply_policy_live(
+        r#"grants:
+  - to: {user: alice}
+    resource: app
+    objects: ['*']
+    privileges: [all]
+  - to: {user: bob}
+    resource: app
+    objects: [public.open_t]
+    privileges: [select]
+cedar: |
+  @id("no-low-trust")
+  @logout("untrusted device")
+  forbid(principal, action, resource)
+  when { context.device_trust == DeviceTrust::"low" };
+
+  @id("hr-justify")
+  @mfa
+  @justification("Why do you need HR data?")
+  permit(principal == User::"bob", action == Action::"select", resource in Schema::"hr");
+
+  @id("bob-approval")
+  @approval("management")
+  permit(principal == User::"bob", action == Action::"delete", resource == Table::"public.open_t");
+"#,
+    );
+    let bob = gw.connect("bob", BOB_PASSWORD).await;
+    let (code, message) = denial(bob.simple_query("SELECT * FROM hr.employees").await);
+    assert_eq!(code, "42501");
+    assert!(
+        message.contains("MFA required by permit `hr-justify`")
+            && message.contains(
+                "justification required by permit `hr-justify`: Why do you need HR data?"
+            ),
+        "{message}"
+    );
+    let record = monitor_of(&gw, "SELECT * FROM hr.employees");
+    let requirements = record["policy"]["requirements"]
+        .as_array()
+        .expect("requirements");
+    assert_eq!(requirements.len(), 2);
+    assert!(requirements
+        .iter()
+        .all(|r| r["met"] == false && r["policy"] == "hr-justify"));
+    assert!(fired_ids(&record).contains(&"hr-justify".to_string()));
+
+    let (code, message) = denial(bob.simple_query("DELETE FROM open_t").await);
+    assert_eq!(code, "42501");
+    assert!(
+        message.contains("approval via workflow `management`"),
+        "{message}"
+    );
+    assert_eq!(
+        monitor_of(&gw, "DELETE FROM open_t")["policy"]["result"],
+        "require-approval"
+    );
+
+    // A forbid beats alice's grant, at connection, and says why.
+    gw.cli(&[
+        "device",
+        "report",
+        "--user",
+        "alice",
+        "--address",
+        "127.0.0.1",
+        "--trust",
+        "low",
+    ]);
+    let err = tokio_postgres::connect(&gw.conn_str("alice", ALICE_PASSWORD), tokio_postgres::NoTls)
+        .await
+        .err()
+        .expect("refused");
+    let db = err.as_db_error().expect("a database error");
+    assert!(
+        db.message().contains("untrusted device"),
+        "{}",
+        db.message()
+    );
+    let denied = gw.monitor(&["--rule", "no-low-trust", "--result", "deny"]);
+    assert_eq!(denied[0]["policy"]["logout"], true);
 }

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::{Buf, BytesMut};
-use portcullis_policy::{Component, Verdict};
+use portcullis_policy::{Component, SessionCache, Verdict};
 use portcullis_sql::{Analysis, SessionEffect, Statement, StatementKind};
 use portcullis_wire::{
     decode_frontend, encode_parse, encode_query, peek_frame, tag, FrontendMessage, Target,
@@ -77,6 +77,8 @@ pub struct ClientSide<'a> {
     sql_prepared: HashMap<String, Statement>,
     /// `PREPARE`s earlier in the simple-query message being decided; tracked for real once it is sent.
     prepared_in_message: HashMap<String, Statement>,
+    /// This session's Cedar answers; its statements repeat the same few requests.
+    cedar: SessionCache,
     /// After a refusal in the extended protocol, messages up to Sync are dropped (the server would skip them).
     skipping: bool,
     refresh_path: bool,
@@ -96,6 +98,7 @@ impl<'a> ClientSide<'a> {
             portals: HashMap::new(),
             sql_prepared: HashMap::new(),
             prepared_in_message: HashMap::new(),
+            cedar: SessionCache::new(),
             skipping: false,
             refresh_path: false,
             path_changed_in_txn: false,
@@ -308,7 +311,7 @@ impl<'a> ClientSide<'a> {
     }
 
     /// Decides `run` with the policy in force and records the decision on it.
-    fn decide(&self, run: &mut Run) -> Result<(), Decided> {
+    fn decide(&mut self, run: &mut Run) -> Result<(), Decided> {
         let active = self.shared.policy.current();
         let ctx = &self.info.ctx;
         let actions: Vec<String> = run.components.iter().map(Component::describe).collect();
@@ -318,10 +321,12 @@ impl<'a> ClientSide<'a> {
             run.policy = Some(trail);
             return Err(Decided::refuse(Refusal::denied(policy::NO_POLICY)));
         };
-        let decision =
-            active
-                .compiled
-                .evaluate_statement(ctx, &run.components, OffsetDateTime::now_utc());
+        let decision = active.compiled.evaluate_statement_cached(
+            ctx,
+            &run.components,
+            OffsetDateTime::now_utc(),
+            &mut self.cedar,
+        );
         self.shared
             .alert_fired(self.info, &decision.fired, &actions, Some(run.text()));
         run.policy = Some(policy::statement_trail(

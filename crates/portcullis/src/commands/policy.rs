@@ -98,10 +98,11 @@ pub fn run(command: PolicyCommand, settings: &Settings, data_dir: &Path) -> Resu
             let applied_by = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
             let version = store.apply_policy(&name, &text, &applied_by)?;
             println!(
-                "{name}: applied as policy version {version} ({} grants, {} rules); running gateways \
-                 load it within a second",
+                "{name}: applied as policy version {version} ({} grants, {} rules, {} Cedar \
+                 policies); running gateways load it within a second",
                 policy.grants.len(),
-                policy.rules.len()
+                policy.rules.len(),
+                policy.cedar.len()
             );
             Ok(())
         }
@@ -158,9 +159,10 @@ fn check(file: &Path) -> Result<()> {
         Ok(policy) => {
             let compiled = CompiledPolicy::compile(&policy);
             println!(
-                "{name}: ok ({} grants, {} rules)",
+                "{name}: ok ({} grants, {} rules, {} Cedar policies)",
                 policy.grants.len(),
-                compiled.rules().len()
+                compiled.rules().len(),
+                policy.cedar.len()
             );
             Ok(())
         }
