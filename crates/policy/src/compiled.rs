@@ -121,9 +121,9 @@ impl CompiledPolicy {
         let stmt = components.iter().find_map(Component::as_statement);
         let mut fired = Fired::default();
         let mut reasons: Vec<String> = Vec::new();
-        if let Some(why) = stmt.and_then(|s| s.opaque.as_ref()) {
-            reasons.push(format!("the statement cannot be fully analysed ({why})"));
-        }
+        // Decided once the statement component's rule is known: only an explicit allow lifts it.
+        let opaque = stmt.and_then(|s| s.opaque.as_ref().map(|why| (s, why)));
+        let mut statement_rule: Option<usize> = None;
 
         // 1. Forbid statements: context-only blocks, whatever their rank.
         for pos in self.rule_index.forbid(ctx) {
@@ -195,8 +195,20 @@ impl CompiledPolicy {
                 });
             } else if let Some((pos, why)) = first {
                 if let Some(rule) = self.rules.get(pos) {
+                    if why.is_none() && component.as_statement().is_some() {
+                        statement_rule = Some(pos);
+                    }
                     fired.add(rule, pos, Some(i), why);
                 }
+            }
+        }
+
+        if let Some((s, why)) = opaque {
+            let allowed = statement_rule
+                .and_then(|pos| self.rules.get(pos))
+                .is_some_and(|rule| rule.explicitly_allows(&s.kind));
+            if !allowed {
+                reasons.insert(0, format!("the statement cannot be fully analysed ({why})"));
             }
         }
 

@@ -190,6 +190,15 @@ impl Rule {
         !self.when.objects.is_empty() || !self.when.operations.is_empty()
     }
 
+    /// Whether the rule is an `allow` naming `kind` in `statement_kinds` for named users or roles: the
+    /// only thing that lets a statement the analyser cannot fully attribute to objects run (a `DO` block
+    /// for the DBAs, say). Statement kinds given by exclusion or rules for everyone do not count.
+    pub fn explicitly_allows(&self, kind: &StatementKind) -> bool {
+        self.action == Action::Allow
+            && (!self.when.users.is_empty() || !self.when.roles.is_empty())
+            && self.when.statement_kinds.contains(kind)
+    }
+
     /// Whether the rule only looks at who/what/when (no statement, object, text or outcome filter): at the
     /// statement stage a blocking one is a *forbid* statement, decided before grants and priority.
     pub fn is_context_only(&self) -> bool {

@@ -351,6 +351,23 @@ fn opaque_statements_are_denied() {
     );
 }
 
+#[test]
+fn only_an_explicit_allow_for_named_users_lets_an_opaque_statement_run() {
+    let do_block = comps("DO $$ BEGIN PERFORM 1; END $$");
+    for (rule, allowed) in [
+        ("  - id: dba-do\n    when: {users: [alice], statement_kinds: [DO]}\n    action: allow\n", true),
+        // For everyone, by exclusion, or for someone else: still denied.
+        ("  - id: all-do\n    when: {statement_kinds: [DO]}\n    action: allow\n", false),
+        ("  - id: not-select\n    when: {users: [alice], statement_kinds_not: [SELECT]}\n    action: allow\n", false),
+        ("  - id: bob-do\n    when: {users: [bob], statement_kinds: [DO]}\n    action: allow\n", false),
+        ("  - id: audit-do\n    when: {users: [alice], statement_kinds: [DO]}\n    action: audit\n", false),
+    ] {
+        let p = load(&format!("{ALL_GRANT}\nrules:\n{rule}"));
+        let d = p.evaluate_statement(&alice(), &do_block, MONDAY_10);
+        assert_eq!(d.verdict == Verdict::Allow, allowed, "{rule}: {}", d.reason);
+    }
+}
+
 fn rows_policy(first: &str, second: &str) -> CompiledPolicy {
     load(&format!("{ALL_GRANT}\nrules:\n{first}{second}"))
 }

@@ -650,3 +650,35 @@ cedar: |
     let denied = gw.monitor(&["--rule", "no-low-trust", "--result", "deny"]);
     assert_eq!(denied[0]["policy"]["logout"], true);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_explicit_rule_lets_a_named_user_run_what_cannot_be_analysed() {
+    let pg = fresh_database("policy_opaque");
+    let gw = Gateway::start(pg, "policy_opaque");
+    gw.apply_policy_live(
+        "grants:
+  - to: {user: alice}
+    resource: app
+    objects: ['*']
+    privileges: [all]
+  - to: {user: bob}
+    resource: app
+    objects: ['*']
+    privileges: [all]
+rules:
+  - id: dba_do_blocks
+    when: {users: [alice], statement_kinds: [DO]}
+    action: allow
+",
+    );
+    let alice = gw.connect("alice", ALICE_PASSWORD).await;
+    alice
+        .simple_query("DO $$ BEGIN PERFORM 1; END $$")
+        .await
+        .expect("alice may run DO blocks");
+    let bob = gw.connect("bob", BOB_PASSWORD).await;
+    let (code, message) = denial(bob.simple_query("DO $$ BEGIN PERFORM 1; END $$").await);
+    assert_eq!(code, "0A000");
+    assert!(message.contains("DO executes dynamic SQL"), "{message}");
+    assert_eq!(fired_ids(&monitor_of(&gw, "DO $$")), Vec::<String>::new());
+}

@@ -375,7 +375,7 @@ impl<'a> ClientSide<'a> {
     }
 
     /// The analysis of `sql`, or `None` after refusing it (it does not parse, or part of it cannot be
-    /// attributed to objects).
+    /// attributed to objects and no rule explicitly allows that for this user).
     fn analyse_or_refuse(
         &mut self,
         sql: &str,
@@ -390,10 +390,13 @@ impl<'a> ClientSide<'a> {
                 return None;
             }
         };
+        // Only a policy rule that explicitly allows this kind of statement for this user lets it run.
         if let Some((statement, why)) = first_opaque(&analysis) {
-            let run = self.run_for(statement, 0);
-            self.refuse(run, Refusal::unanalysable(why), extended, out);
-            return None;
+            let mut run = self.run_for(statement, 0);
+            if self.decide(&mut run).is_err() {
+                self.refuse(run, Refusal::unanalysable(why), extended, out);
+                return None;
+            }
         }
         Some(analysis)
     }
