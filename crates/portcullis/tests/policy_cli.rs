@@ -214,3 +214,52 @@ fn explain_rejects_bad_flags() {
         assert!(stderr(&out).contains(bad[0]), "{}", stderr(&out));
     }
 }
+
+#[test]
+fn explain_shows_cedar_requirements_and_what_meets_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cedar.yaml");
+    std::fs::write(
+        &file,
+        r#"grants: []
+cedar: |
+  @id("dev-prod")
+  @mfa
+  @justification("Why are you performing this action?")
+  permit(principal in Role::"developers", action, resource in Resource::"prod");
+"#,
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "policy",
+            "explain",
+            "-f",
+            file.to_str().unwrap(),
+            "--user",
+            "dana",
+            "--role",
+            "developers",
+            "--resource",
+            "prod",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        args.push("SELECT * FROM public.orders");
+        let out = portcullis(&args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_str::<serde_json::Value>(&stdout(&out)).unwrap()["statements"][0].clone()
+    };
+    let missing = run(&[]);
+    assert_eq!(missing["verdict"], "deny");
+    assert_eq!(missing["policies"][0]["id"], "dev-prod");
+    let reqs = missing["requirements"].as_array().unwrap();
+    assert_eq!(reqs.len(), 2);
+    assert!(reqs.iter().all(|r| r["met"] == false));
+    assert!(missing["reason"].as_str().unwrap().contains(
+        "justification required by permit `dev-prod`: Why are you performing this action?"
+    ));
+    // Both requirements met: the permit authorises its scope without a grant.
+    let met = run(&["--mfa-verified", "--justification", "quarterly report"]);
+    assert_eq!(met["verdict"], "allow", "{}", met["reason"]);
+}

@@ -54,6 +54,10 @@ struct StatementReport {
     error: Option<String>,
     components: Vec<ComponentReport>,
     fired: Vec<FiredReport>,
+    /// Cedar forbids that applied and permits that matched.
+    policies: Vec<PolicyReport>,
+    /// Requirements of the matching permits.
+    requirements: Vec<RequirementReport>,
     missing_grants: Vec<MissingReport>,
     verdict: &'static str,
     logout: bool,
@@ -61,6 +65,25 @@ struct StatementReport {
     /// Row-count rules are left to decide after execution (pass `--rows`).
     rows_rules_pending: bool,
     outcome: Option<OutcomeReport>,
+}
+
+#[derive(Debug, Serialize)]
+struct PolicyReport {
+    id: String,
+    /// `permit` or `forbid`.
+    effect: &'static str,
+    /// Why its evaluation failed, if it did.
+    error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct RequirementReport {
+    policy: String,
+    /// `mfa`, `justification` or `approval`.
+    kind: &'static str,
+    met: bool,
+    /// What is required, as the user is told.
+    description: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -168,6 +191,8 @@ pub fn explain(policy: &CompiledPolicy, request: &Request<'_>) -> Report {
             error: Some(e.to_string()),
             components: Vec::new(),
             fired: Vec::new(),
+            policies: Vec::new(),
+            requirements: Vec::new(),
             missing_grants: Vec::new(),
             verdict: verdict_name(Verdict::Deny),
             logout: false,
@@ -257,6 +282,25 @@ fn explain_statement(
         error: None,
         components: component_reports,
         fired: decision.fired.iter().map(fired_report).collect(),
+        policies: decision
+            .policies
+            .iter()
+            .map(|p| PolicyReport {
+                id: p.id.clone(),
+                effect: p.effect.as_str(),
+                error: p.error.clone(),
+            })
+            .collect(),
+        requirements: decision
+            .requirements
+            .iter()
+            .map(|r| RequirementReport {
+                policy: r.policy.clone(),
+                kind: r.requirement.kind(),
+                met: r.met,
+                description: r.describe(),
+            })
+            .collect(),
         missing_grants: decision
             .missing_grants
             .iter()
@@ -376,6 +420,18 @@ pub fn print_text(report: &Report) {
             );
         }
         print_fired("fired rules", &s.fired);
+        for p in &s.policies {
+            let error = p
+                .error
+                .as_deref()
+                .map(|e| format!(" (evaluation failed: {e})"))
+                .unwrap_or_default();
+            println!("cedar {} `{}` applies{error}", p.effect, p.id);
+        }
+        for r in &s.requirements {
+            let state = if r.met { "met" } else { "missing" };
+            println!("requirement {state}: {}", r.description);
+        }
         if s.missing_grants.is_empty() {
             println!("missing grants: none");
         } else {

@@ -77,6 +77,15 @@ pub struct ExplainArgs {
     /// The time of the statement, RFC 3339 (default: now).
     #[arg(long)]
     pub at: Option<String>,
+    /// Treat the user as having completed MFA within its validity.
+    #[arg(long)]
+    pub mfa_verified: bool,
+    /// The justification the user gave.
+    #[arg(long)]
+    pub justification: Option<String>,
+    /// An approval workflow that has approved this (repeat for several).
+    #[arg(long = "approval", value_name = "WORKFLOW")]
+    pub approvals: Vec<String>,
     /// Rows the statement fetched or affected: decides row-count rules as after execution.
     #[arg(long)]
     pub rows: Option<u64>,
@@ -214,6 +223,13 @@ fn context(args: &ExplainArgs) -> Result<Context> {
         .with_device_trust(device_trust);
     if let Some(addr) = args.client_addr {
         ctx = ctx.with_addr(addr);
+    }
+    ctx = ctx.with_mfa_verified(args.mfa_verified);
+    if let Some(justification) = &args.justification {
+        ctx = ctx.with_justification(justification.clone());
+    }
+    for workflow in &args.approvals {
+        ctx = ctx.with_approval(workflow.clone());
     }
     Ok(ctx)
 }
