@@ -261,24 +261,29 @@ pub fn add_outcome(trail: &mut PolicyTrail, outcome: &OutcomeDecision) {
 
 /// A row-count rule that could deny after execution, which the gateway cannot enforce yet: it would
 /// have to cut off a read or roll back a write. Such statements are refused rather than let through.
+///
+/// Per component the first pending rule whose threshold the row count exceeds fires, so a denying rule
+/// ranked below a passive one with a threshold no higher can never fire ("allow rows > 1" above "block
+/// rows > 10" lets any count through); only a denying rule that could fire refuses the statement.
 pub fn unenforceable_outcome_rule(
     compiled: &CompiledPolicy,
     pending: &PendingOutcome,
 ) -> Option<String> {
     let rules = compiled.rules();
-    pending
-        .components
-        .iter()
-        .flat_map(|c| c.rules.iter())
-        .filter_map(|pos| rules.get(*pos))
-        .find(|rule| !rule.action.is_passive())
-        .map(|rule| {
-            format!(
-                "rule `{}` ({} when more than {} rows) needs the row count, and the gateway does not \
-                 yet stop a statement part-way; the statement is refused",
-                rule.id,
-                rule.action,
-                rule.when.rows_above.unwrap_or_default()
-            )
-        })
+    pending.components.iter().find_map(|component| {
+        let mut lowest_passive: Option<u64> = None;
+        for rule in component.rules.iter().filter_map(|pos| rules.get(*pos)) {
+            let threshold = rule.when.rows_above.unwrap_or_default();
+            if rule.action.is_passive() {
+                lowest_passive = Some(lowest_passive.map_or(threshold, |t| t.min(threshold)));
+            } else if lowest_passive.is_none_or(|t| threshold < t) {
+                return Some(format!(
+                    "rule `{}` ({} when more than {threshold} rows) needs the row count, and the \
+                     gateway does not yet stop a statement part-way; the statement is refused",
+                    rule.id, rule.action
+                ));
+            }
+        }
+        None
+    })
 }

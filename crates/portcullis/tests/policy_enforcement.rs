@@ -534,6 +534,12 @@ async fn row_count_rules_are_recorded_after_execution_or_refused_when_they_could
   - id: bulk_delete
     when: {objects: [hr.departments], operations: [delete], rows_above: 1}
     action: block
+  - id: allow_above_1
+    when: {objects: [public.open_t], rows_above: 1}
+    action: allow
+  - id: block_above_10
+    when: {objects: [public.open_t], rows_above: 10}
+    action: block
 ",
     ));
     let alice = gw.connect("alice", ALICE_PASSWORD).await;
@@ -560,6 +566,13 @@ async fn row_count_rules_are_recorded_after_execution_or_refused_when_they_could
         .await
         .unwrap();
     assert_eq!(rows[0].get::<_, i64>(0), 2);
+    // Seed 004: "allow rows > 1" ranked above "block rows > 10" can never let the block fire.
+    alice
+        .simple_query("INSERT INTO open_t SELECT g, 'v' FROM generate_series(1, 40) g")
+        .await
+        .unwrap();
+    let rows = alice.query("SELECT * FROM open_t", &[]).await.unwrap();
+    assert_eq!(rows.len(), 41);
 }
 
 /// Seed 002 through the gateway: permits impose requirements and report what is missing, a forbid ends
