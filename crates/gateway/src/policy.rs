@@ -185,6 +185,7 @@ fn context_trail(ctx: &Context) -> PolicyTrail {
             Observed::Known(trust) => trust.to_string(),
             Observed::Unknown => "unknown".into(),
         },
+        justification: ctx.justification.clone(),
         ..PolicyTrail::default()
     }
 }

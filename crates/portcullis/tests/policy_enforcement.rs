@@ -695,3 +695,60 @@ rules:
     assert!(message.contains("DO executes dynamic SQL"), "{message}");
     assert_eq!(fired_ids(&monitor_of(&gw, "DO $$")), Vec::<String>::new());
 }
+
+/// A permit asking for a justification is met by `SET portcullis.justification` for the session or by
+/// a leading comment for one message; the text is recorded with the decision.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_justification_from_a_native_client_meets_a_permit() {
+    let pg = fresh_database("policy_justify");
+    let gw = Gateway::start(pg, "policy_justify");
+    hr_fixtures(&gw).await;
+    gw.apply_policy_live(
+        r#"grants:
+  - to: {user: bob}
+    resource: app
+    objects: [public.open_t]
+    privileges: [select]
+cedar: |
+  @id("hr-why")
+  @justification("Which ticket is this for?")
+  permit(principal == User::"bob", action == Action::"select", resource in Schema::"hr");
+"#,
+    );
+    let bob = gw.connect("bob", BOB_PASSWORD).await;
+    let (code, message) = denial(bob.simple_query("SELECT count(*) FROM hr.employees").await);
+    assert_eq!(code, "42501");
+    assert!(message.contains("Which ticket is this for?"), "{message}");
+
+    bob.simple_query("/* justification: ticket HR-7 */ SELECT count(*) FROM hr.departments")
+        .await
+        .expect("a leading comment justifies its message");
+    let record = monitor_of(&gw, "FROM hr.departments");
+    assert_eq!(record["policy"]["justification"], "ticket HR-7");
+    assert_eq!(record["policy"]["requirements"][0]["met"], true);
+    // Only that message: the next one needs its own.
+    assert!(bob
+        .simple_query("SELECT 1 FROM hr.departments")
+        .await
+        .is_err());
+
+    bob.simple_query("SET portcullis.justification = 'quarterly audit'")
+        .await
+        .unwrap();
+    let rows = bob
+        .query("SELECT count(*) FROM hr.employees", &[])
+        .await
+        .expect("the session's justification holds for prepared statements too");
+    assert_eq!(rows[0].get::<_, i64>(0), 40);
+    assert_eq!(
+        monitor_of(&gw, "SELECT count(*) FROM hr.employees")["policy"]["justification"],
+        "quarterly audit"
+    );
+    bob.simple_query("RESET portcullis.justification")
+        .await
+        .unwrap();
+    assert!(bob
+        .simple_query("SELECT count(*) FROM hr.employees")
+        .await
+        .is_err());
+}

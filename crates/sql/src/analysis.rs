@@ -129,6 +129,10 @@ pub enum SessionEffect {
     SetLocalSearchPath(Vec<String>),
     /// `RESET search_path`, `RESET ALL`, `SET search_path TO DEFAULT`: back to the session default.
     ResetSearchPath,
+    /// `SET portcullis.justification = 'why'` (`Some`) or `RESET portcullis.justification` (`None`): the
+    /// reason the user gives for what they do next, which policies may require. The upstream keeps it as
+    /// a harmless placeholder setting.
+    SetJustification(Option<String>),
     /// `DISCARD ALL`: resets the search path, deallocates every prepared statement, closes every cursor
     /// and unlistens everything.
     DiscardAll,

@@ -40,6 +40,7 @@ pub use analysis::{Analysis, ObjectAccess, ObjectName, SessionEffect, Statement}
 pub use error::AnalysisError;
 pub use kind::{ObjectKind, Operation, StatementKind};
 pub use resolve::{quote_ident, resolve, Catalog, MemoryCatalog, QualifiedName, SearchPath};
+pub use statements::{leading_justification, JUSTIFICATION_SETTING};
 
 /// Default limit on the length of a query text the analyser accepts.
 pub const DEFAULT_MAX_QUERY_BYTES: usize = 16 * 1024 * 1024;

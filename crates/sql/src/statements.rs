@@ -659,6 +659,9 @@ fn is_identity_setting(name: &str) -> bool {
     name.eq_ignore_ascii_case("role") || name.eq_ignore_ascii_case("session_authorization")
 }
 
+/// The setting through which native clients give a justification (`SET portcullis.justification = '…'`).
+pub const JUSTIFICATION_SETTING: &str = "portcullis.justification";
+
 fn variable_set(s: &protobuf::VariableSetStmt, w: &mut Walker) -> StatementKind {
     let kind = VariableSetKind::try_from(s.kind);
     let is_reset = matches!(
@@ -682,6 +685,16 @@ fn variable_set(s: &protobuf::VariableSetStmt, w: &mut Walker) -> StatementKind 
             }
             Ok(VariableSetKind::VarSetCurrent) => {}
             _ => w.opaque("SET LOCAL search_path TO DEFAULT is not supported by the analyser"),
+        }
+    } else if s.name.eq_ignore_ascii_case(JUSTIFICATION_SETTING) {
+        match kind {
+            Ok(VariableSetKind::VarSetValue) => match s.args.first().and_then(const_string) {
+                Some(why) if s.args.len() == 1 => {
+                    w.set_effect(SessionEffect::SetJustification(Some(why)))
+                }
+                _ => w.opaque("SET portcullis.justification takes one string constant"),
+            },
+            _ => w.set_effect(SessionEffect::SetJustification(None)),
         }
     } else if matches!(kind, Ok(VariableSetKind::VarResetAll)) {
         w.set_effect(SessionEffect::ResetSearchPath);
@@ -1023,5 +1036,46 @@ fn object_type_word(objtype: i32) -> &'static str {
         Ok(T::ObjectUserMapping) => "USER MAPPING",
         Ok(T::ObjectView) => "VIEW",
         _ => "OBJECT",
+    }
+}
+
+/// The justification a message gives in a leading comment, `/* justification: why */ SELECT …` or
+/// `-- justification: why` on the first line; it applies to the statements of that message only.
+pub fn leading_justification(sql: &str) -> Option<&str> {
+    let text = sql.trim_start();
+    let comment = if let Some(rest) = text.strip_prefix("/*") {
+        &rest[..rest.find("*/")?]
+    } else if let Some(rest) = text.strip_prefix("--") {
+        rest.lines().next().unwrap_or_default()
+    } else {
+        return None;
+    };
+    let comment = comment.trim();
+    let (label, why) = comment.split_once(':')?;
+    let why = why.trim();
+    (label.trim().eq_ignore_ascii_case("justification") && !why.is_empty()).then_some(why)
+}
+
+#[cfg(test)]
+mod justification_tests {
+    use super::leading_justification;
+
+    #[test]
+    fn reads_a_leading_comment_only() {
+        assert_eq!(
+            leading_justification("/* Justification: ticket 42 */ SELECT 1"),
+            Some("ticket 42")
+        );
+        assert_eq!(
+            leading_justification("  -- justification: audit\nSELECT 1"),
+            Some("audit")
+        );
+        assert_eq!(
+            leading_justification("SELECT 1 /* justification: x */"),
+            None
+        );
+        assert_eq!(leading_justification("/* note: x */ SELECT 1"), None);
+        assert_eq!(leading_justification("/* justification: */ SELECT 1"), None);
+        assert_eq!(leading_justification("/* justification: open"), None);
     }
 }

@@ -490,6 +490,7 @@ fn policy_decisions_round_trip_and_filter_by_rule() {
         actions: vec!["select hr.employees".into()],
         location: "DE".into(),
         device_trust: "low".into(),
+        justification: Some("ticket 42".into()),
         rules: vec![FiredRuleRecord {
             id: rule.into(),
             action: "block".into(),

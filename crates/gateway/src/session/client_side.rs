@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::{Buf, BytesMut};
-use portcullis_policy::{Component, SessionCache, Verdict};
-use portcullis_sql::{Analysis, SessionEffect, Statement, StatementKind};
+use portcullis_policy::{Component, Context, SessionCache, Verdict};
+use portcullis_sql::{leading_justification, Analysis, SessionEffect, Statement, StatementKind};
 use portcullis_wire::{
     decode_frontend, encode_parse, encode_query, peek_frame, tag, FrontendMessage, Target,
     TransactionStatus, WireError,
@@ -59,6 +59,8 @@ pub enum ClientEnd {
 struct Prepared {
     analysis: Arc<Analysis>,
     params: u32,
+    /// The justification its text gave in a leading comment.
+    justification: Option<Arc<str>>,
 }
 
 impl Prepared {
@@ -79,6 +81,10 @@ pub struct ClientSide<'a> {
     prepared_in_message: HashMap<String, Statement>,
     /// This session's Cedar answers; its statements repeat the same few requests.
     cedar: SessionCache,
+    /// The decision context, with the justification the session gave (`SET portcullis.justification`).
+    ctx: Context,
+    /// The justification the message being handled gave in a leading comment; it overrides the session's.
+    message_justification: Option<Arc<str>>,
     /// After a refusal in the extended protocol, messages up to Sync are dropped (the server would skip them).
     skipping: bool,
     refresh_path: bool,
@@ -99,6 +105,8 @@ impl<'a> ClientSide<'a> {
             sql_prepared: HashMap::new(),
             prepared_in_message: HashMap::new(),
             cedar: SessionCache::new(),
+            ctx: info.ctx.clone(),
+            message_justification: None,
             skipping: false,
             refresh_path: false,
             path_changed_in_txn: false,
@@ -178,11 +186,9 @@ impl<'a> ClientSide<'a> {
                 self.forward(Pending::Bind, frame, out);
             }
             FrontendMessage::Execute { portal, .. } => {
-                let mut run = self
-                    .portals
-                    .get(portal)
-                    .cloned()
-                    .and_then(|p| p.statement().map(|s| self.run_for(s, p.params)));
+                let bound = self.portals.get(portal).cloned();
+                self.message_justification = bound.as_ref().and_then(|p| p.justification.clone());
+                let mut run = bound.and_then(|p| p.statement().map(|s| self.run_for(s, p.params)));
                 // Decided again at each execution: the policy, the time or the context may have
                 // changed since the statement was prepared.
                 if let Some(run) = run.as_mut() {
@@ -246,17 +252,24 @@ impl<'a> ClientSide<'a> {
         frame: &[u8],
         out: &mut BytesMut,
     ) -> Result<(), GatewayError> {
+        self.message_justification = leading_justification(sql).map(Arc::from);
         let Some(analysis) = self.analyse_or_refuse(sql, false, out) else {
             return Ok(());
         };
         // Every statement of the message is decided before any is sent: one denial refuses them all,
         // so none of them runs.
         let mut runs = VecDeque::with_capacity(analysis.statements.len());
+        let session_justification = self.ctx.justification.clone();
         for statement in &analysis.statements {
             let mut run = self.run_for(statement, 0);
             if let Err(refusal) = self.decide(&mut run) {
                 self.prepared_in_message.clear();
+                self.ctx.justification = session_justification;
                 return self.refuse_decided(run, refusal, false, out);
+            }
+            // The statements after it in the message are justified by it.
+            if let Some(SessionEffect::SetJustification(why)) = &statement.effect {
+                self.ctx.justification = why.clone();
             }
             // A later `EXECUTE` in the same message runs what this `PREPARE` defines.
             if let Some(SessionEffect::Prepare { name, statement }) = &statement.effect {
@@ -281,6 +294,7 @@ impl<'a> ClientSide<'a> {
         frame: &[u8],
         out: &mut BytesMut,
     ) -> Result<(), GatewayError> {
+        self.message_justification = leading_justification(sql).map(Arc::from);
         let Some(analysis) = self.analyse_or_refuse(sql, true, out) else {
             return Ok(());
         };
@@ -300,6 +314,7 @@ impl<'a> ClientSide<'a> {
                 Prepared {
                     analysis: Arc::clone(&analysis),
                     params: 0,
+                    justification: self.message_justification.clone(),
                 },
             );
         }
@@ -313,7 +328,14 @@ impl<'a> ClientSide<'a> {
     /// Decides `run` with the policy in force and records the decision on it.
     fn decide(&mut self, run: &mut Run) -> Result<(), Decided> {
         let active = self.shared.policy.current();
-        let ctx = &self.info.ctx;
+        let with_comment;
+        let ctx = match &self.message_justification {
+            Some(why) => {
+                with_comment = self.ctx.clone().with_justification(why.to_string());
+                &with_comment
+            }
+            None => &self.ctx,
+        };
         let actions: Vec<String> = run.components.iter().map(Component::describe).collect();
         let Some(version) = active.version else {
             let mut trail = policy::no_policy_trail("statement", ctx);
@@ -457,6 +479,7 @@ impl<'a> ClientSide<'a> {
                 self.refresh_path = true;
                 self.path_changed_in_txn |= in_txn;
             }
+            Some(SessionEffect::SetJustification(why)) => self.ctx.justification = why.clone(),
             Some(SessionEffect::DiscardAll) => {
                 self.sql_prepared.clear();
                 self.statements.clear();

@@ -184,6 +184,9 @@ fn show(store: &Store, id: i64, json: bool) -> Result<()> {
     println!("  client:        {}", d.client_addr);
     println!("  location:      {}", t.location);
     println!("  device trust:  {}", t.device_trust);
+    if let Some(why) = &t.justification {
+        println!("  justification: {why}");
+    }
     match t.policy_version {
         Some(v) => println!("  policy:        version {v}"),
         None => println!("  policy:        none applied"),

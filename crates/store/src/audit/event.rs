@@ -211,6 +211,9 @@ pub struct PolicyTrail {
     pub location: String,
     /// The client device's trust level, or `unknown`.
     pub device_trust: String,
+    /// The justification the user gave, if any (recorded, never judged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub justification: Option<String>,
     /// Rules and policies that fired, by priority.
     pub rules: Vec<FiredRuleRecord>,
     /// Requirements imposed (MFA, justification, approval) and whether each was met.
