@@ -251,10 +251,8 @@ pub fn no_policy_trail(stage: &str, ctx: &Context) -> PolicyTrail {
 
 /// Adds what the row-count rules decided after execution to a statement's trail.
 pub fn add_outcome(trail: &mut PolicyTrail, outcome: &OutcomeDecision) {
-    let actions = trail.actions.clone();
-    trail
-        .rules
-        .extend(outcome.fired.iter().map(|f| fired_record(f, &actions)));
+    let PolicyTrail { rules, actions, .. } = trail;
+    rules.extend(outcome.fired.iter().map(|f| fired_record(f, actions)));
     if !outcome.fired.is_empty() {
         trail.reason = format!("{}; after execution: {}", trail.reason, outcome.reason);
     }

@@ -15,59 +15,11 @@ use portcullis_sql::{ObjectKind, Operation, StatementKind};
 use time::macros::datetime;
 use time::OffsetDateTime;
 
+#[path = "large_policy.rs"]
+mod large_policy;
+
 const NOW: OffsetDateTime = datetime!(2024-01-01 10:00 UTC);
 const SESSIONS: usize = 100;
-
-/// The large policy of the engine's tests: 1,001 grants and 10,000 rules of five shapes.
-fn rules_and_grants() -> String {
-    let mut yaml = String::from("grants:\n");
-    for g in 0..1000 {
-        let _ = write!(
-            yaml,
-            "  - to: {{{}: p{}}}\n    resource: db{}\n    objects: ['s{}.*', s{}.t{}]\n    privileges: [select, insert, update]\n",
-            if g % 2 == 0 { "user" } else { "role" },
-            g % 100,
-            g % 10,
-            g % 50,
-            g % 50,
-            g
-        );
-    }
-    yaml.push_str(
-        "  - to: {role: everyone}\n    resource: '*'\n    objects: ['*']\n    privileges: [select]\n",
-    );
-    yaml.push_str("rules:\n");
-    for r in 0..10_000 {
-        let filter = match r % 5 {
-            0 => format!("{{objects: [s{}.t{}]}}", r % 50, r % 1000),
-            1 => format!(
-                "{{objects: ['s{}.*'], operations: [update, delete]}}",
-                r % 50
-            ),
-            2 => format!("{{statement_kinds: [DELETE], users: [p{}]}}", r % 100),
-            3 => format!(
-                "{{resources: [db{}], objects: [s{}.t{}], rows_above: {}}}",
-                r % 10,
-                r % 50,
-                r % 1000,
-                r
-            ),
-            _ => format!(
-                "{{roles: [r{}], objects: [s{}.t{}.c{}]}}",
-                r % 20,
-                r % 50,
-                r % 1000,
-                r % 7
-            ),
-        };
-        let _ = write!(
-            yaml,
-            "  - id: r{r}\n    when: {filter}\n    action: {}\n",
-            if r % 3 == 0 { "audit" } else { "alert" }
-        );
-    }
-    yaml
-}
 
 /// 50 Cedar statements of the seed 002 shapes: 20 forbids, 30 permits with requirements.
 fn cedar_policies() -> String {
@@ -156,7 +108,7 @@ fn compile(yaml: &str) -> CompiledPolicy {
 }
 
 fn decision(c: &mut Criterion) {
-    let base = rules_and_grants();
+    let base = large_policy::rules_and_grants();
     let plain = compile(&base);
     let with_cedar = compile(&format!("{base}{}", cedar_policies()));
     assert_eq!(with_cedar.cedar().len(), 50);

@@ -699,54 +699,13 @@ fn yaml_errors_name_file_line_column() {
     assert!(Policy::from_yaml("rules:\n  - id: a\n    when: {statement_kinds: [alter system, CREATE ROLE]}\n    action: block\n", "p").is_ok());
 }
 
+#[path = "../benches/large_policy.rs"]
+mod large_policy;
+
 /// Not a benchmark with assertions: prints the cost per statement for a large policy.
 #[test]
 fn large_policy_cost_per_statement() {
-    use std::fmt::Write;
-    let mut yaml = String::from("grants:\n");
-    for g in 0..1000 {
-        let _ = write!(
-            yaml,
-            "  - to: {{{}: p{}}}\n    resource: db{}\n    objects: ['s{}.*', s{}.t{}]\n    privileges: [select, insert, update]\n",
-            if g % 2 == 0 { "user" } else { "role" },
-            g % 100,
-            g % 10,
-            g % 50,
-            g % 50,
-            g
-        );
-    }
-    yaml.push_str("  - to: {role: everyone}\n    resource: '*'\n    objects: ['*']\n    privileges: [select]\n");
-    yaml.push_str("rules:\n");
-    for r in 0..10_000 {
-        let filter = match r % 5 {
-            0 => format!("{{objects: [s{}.t{}]}}", r % 50, r % 1000),
-            1 => format!(
-                "{{objects: ['s{}.*'], operations: [update, delete]}}",
-                r % 50
-            ),
-            2 => format!("{{statement_kinds: [DELETE], users: [p{}]}}", r % 100),
-            3 => format!(
-                "{{resources: [db{}], objects: [s{}.t{}], rows_above: {}}}",
-                r % 10,
-                r % 50,
-                r % 1000,
-                r
-            ),
-            _ => format!(
-                "{{roles: [r{}], objects: [s{}.t{}.c{}]}}",
-                r % 20,
-                r % 50,
-                r % 1000,
-                r % 7
-            ),
-        };
-        let _ = write!(
-            yaml,
-            "  - id: r{r}\n    when: {filter}\n    action: {}\n",
-            if r % 3 == 0 { "audit" } else { "alert" }
-        );
-    }
+    let yaml = large_policy::rules_and_grants();
     let policy = Policy::from_yaml(&yaml, "big.yaml").unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((policy.rules.len(), policy.grants.len()), (10_000, 1001));
     let compiled = CompiledPolicy::compile(&policy);

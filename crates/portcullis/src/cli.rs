@@ -185,9 +185,9 @@ pub enum RoleCommand {
     },
 }
 
-/// `audit` filters.
+/// Filters and output options `audit` and `monitor` share.
 #[derive(Debug, Args)]
-pub struct AuditArgs {
+pub struct RecordArgs {
     /// Only this gateway user.
     #[arg(long)]
     pub user: Option<String>,
@@ -200,6 +200,20 @@ pub struct AuditArgs {
     /// Up to this time (same forms as --since).
     #[arg(long)]
     pub until: Option<String>,
+    /// At most this many records (newest first).
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+    /// JSON lines instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `audit` filters.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Who, where, when, how many, and the output form.
+    #[command(flatten)]
+    pub records: RecordArgs,
     /// Statement text contains this.
     #[arg(long)]
     pub text: Option<String>,
@@ -212,10 +226,4 @@ pub struct AuditArgs {
     /// Only this decision (allow or deny).
     #[arg(long)]
     pub decision: Option<String>,
-    /// At most this many records (newest first).
-    #[arg(long, default_value_t = 100)]
-    pub limit: usize,
-    /// JSON lines instead of a table.
-    #[arg(long)]
-    pub json: bool,
 }

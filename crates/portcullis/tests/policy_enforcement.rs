@@ -63,6 +63,18 @@ fn fired_ids(record: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The SQLSTATE and message with which the gateway refuses a login.
+async fn refused_login(gw: &Gateway, user: &str, password: &str) -> (String, String) {
+    let err = tokio_postgres::connect(&gw.conn_str(user, password), tokio_postgres::NoTls)
+        .await
+        .err()
+        .expect("the login should have been refused");
+    let db = err
+        .as_db_error()
+        .unwrap_or_else(|| panic!("not a database error: {err:?}"));
+    (db.code().code().to_string(), db.message().to_string())
+}
+
 /// The SQLSTATE and message of a failed statement.
 fn denial(
     result: Result<Vec<tokio_postgres::SimpleQueryMessage>, tokio_postgres::Error>,
@@ -236,13 +248,9 @@ async fn connection_stages_decide_before_and_after_login() {
         )),
     );
     gw.connect("alice", ALICE_PASSWORD).await;
-    let err = tokio_postgres::connect(&gw.conn_str("bob", BOB_PASSWORD), tokio_postgres::NoTls)
-        .await
-        .err()
-        .expect("bob is refused");
-    let db = err.as_db_error().expect("a database error");
-    assert_eq!(db.code().code(), "28000");
-    assert!(db.message().contains("bob is on leave"), "{}", db.message());
+    let (code, message) = refused_login(&gw, "bob", BOB_PASSWORD).await;
+    assert_eq!(code, "28000");
+    assert!(message.contains("bob is on leave"), "{message}");
     let post = gw.monitor(&["--stage", "post-connection", "--user", "bob"]);
     assert_eq!(post[0]["policy"]["result"], "deny");
     assert_eq!(fired_ids(&post[0]), vec!["no_bob"]);
@@ -257,18 +265,9 @@ async fn connection_stages_decide_before_and_after_login() {
     message: connect from the office network
 ",
     ));
-    let err = tokio_postgres::connect(
-        &gw.conn_str("alice", "wrong-password"),
-        tokio_postgres::NoTls,
-    )
-    .await
-    .err()
-    .expect("refused");
-    let db = err
-        .as_db_error()
-        .unwrap_or_else(|| panic!("not a database error: {err:?}"));
-    assert_eq!(db.code().code(), "28000");
-    assert!(db.message().contains("office network"), "{}", db.message());
+    let (code, message) = refused_login(&gw, "alice", "wrong-password").await;
+    assert_eq!(code, "28000");
+    assert!(message.contains("office network"), "{message}");
     let pre = gw.monitor(&["--stage", "pre-connection", "--result", "deny"]);
     assert_eq!(fired_ids(&pre[0]), vec!["no_loopback"]);
     let shown = gw.cli(&["monitor", "show", &pre[0]["id"].to_string()]);
@@ -283,13 +282,9 @@ async fn connection_stages_decide_before_and_after_login() {
 async fn a_gateway_without_a_policy_denies_everything() {
     let pg = fresh_database("policy_none");
     let gw = Gateway::start_with_policy(pg, "policy_none", "", None);
-    let err = tokio_postgres::connect(&gw.conn_str("alice", ALICE_PASSWORD), tokio_postgres::NoTls)
-        .await
-        .err()
-        .expect("refused");
-    let db = err.as_db_error().expect("a database error");
-    assert_eq!(db.code().code(), "28000");
-    assert!(db.message().contains("policy apply"), "{}", db.message());
+    let (code, message) = refused_login(&gw, "alice", ALICE_PASSWORD).await;
+    assert_eq!(code, "28000");
+    assert!(message.contains("policy apply"), "{message}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -364,16 +359,8 @@ async fn device_trust_and_location_are_part_of_the_context() {
         "--device",
         "laptop-7",
     ]);
-    let err = tokio_postgres::connect(&gw.conn_str("alice", ALICE_PASSWORD), tokio_postgres::NoTls)
-        .await
-        .err()
-        .expect("refused");
-    let db = err.as_db_error().expect("a database error");
-    assert!(
-        db.message().contains("your device is not trusted"),
-        "{}",
-        db.message()
-    );
+    let (_, message) = refused_login(&gw, "alice", ALICE_PASSWORD).await;
+    assert!(message.contains("your device is not trusted"), "{message}");
     let denied = gw.monitor(&["--stage", "post-connection", "--result", "deny"]);
     assert_eq!(denied[0]["policy"]["device_trust"], "low");
     assert_eq!(denied[0]["policy"]["logout"], true);
@@ -650,16 +637,8 @@ cedar: |
         "--trust",
         "low",
     ]);
-    let err = tokio_postgres::connect(&gw.conn_str("alice", ALICE_PASSWORD), tokio_postgres::NoTls)
-        .await
-        .err()
-        .expect("refused");
-    let db = err.as_db_error().expect("a database error");
-    assert!(
-        db.message().contains("untrusted device"),
-        "{}",
-        db.message()
-    );
+    let (_, message) = refused_login(&gw, "alice", ALICE_PASSWORD).await;
+    assert!(message.contains("untrusted device"), "{message}");
     let denied = gw.monitor(&["--rule", "no-low-trust", "--result", "deny"]);
     assert_eq!(denied[0]["policy"]["logout"], true);
 }

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::{Buf, BytesMut};
-use portcullis_policy::{Component, Context, SessionCache, Verdict};
+use portcullis_policy::{Component, Context, SessionCache, StatementComponent, Verdict};
 use portcullis_sql::{leading_justification, Analysis, SessionEffect, Statement, StatementKind};
 use portcullis_wire::{
     decode_frontend, encode_parse, encode_query, peek_frame, tag, FrontendMessage, Target,
@@ -188,15 +188,12 @@ impl<'a> ClientSide<'a> {
             FrontendMessage::Execute { portal, .. } => {
                 let bound = self.portals.get(portal).cloned();
                 self.message_justification = bound.as_ref().and_then(|p| p.justification.clone());
-                let mut run = bound.and_then(|p| p.statement().map(|s| self.run_for(s, p.params)));
+                let run = bound.and_then(|p| p.statement().map(|s| self.run_for(s, p.params)));
                 // Decided again at each execution: the policy, the time or the context may have
                 // changed since the statement was prepared.
-                if let Some(run) = run.as_mut() {
-                    if let Err(refusal) = self.decide(run) {
-                        let run = std::mem::replace(run, Run::opaque("", ""));
-                        return self.refuse_decided(run, refusal, true, out).map(|()| false);
-                    }
-                }
+                let Some(run) = self.decide_extended(run, out)? else {
+                    return Ok(false);
+                };
                 self.forward(Pending::Execute(run), frame, out);
             }
             FrontendMessage::Describe { .. } => self.forward(Pending::Describe, frame, out),
@@ -298,15 +295,12 @@ impl<'a> ClientSide<'a> {
         let Some(analysis) = self.analyse_or_refuse(sql, true, out) else {
             return Ok(());
         };
-        let mut run = analysis.statements.first().map(|s| self.run_for(s, 0));
+        let run = analysis.statements.first().map(|s| self.run_for(s, 0));
         // Refused at Parse too, so a client learns nothing (not even a Describe's columns) of what
         // it may not run.
-        if let Some(run) = run.as_mut() {
-            if let Err(refusal) = self.decide(run) {
-                let run = std::mem::replace(run, Run::opaque("", ""));
-                return self.refuse_decided(run, refusal, true, out);
-            }
-        }
+        let Some(run) = self.decide_extended(run, out)? else {
+            return Ok(());
+        };
         // PostgreSQL refuses to redefine a named statement, so only a new name or the unnamed one counts.
         if name.is_empty() || !self.statements.contains_key(name) {
             self.statements.insert(
@@ -372,13 +366,34 @@ impl<'a> ClientSide<'a> {
                 run.outcome_rules = Some((Arc::clone(&active), decision.post_execution));
                 return Ok(());
             }
-            Verdict::Deny => Refusal::denied(&decision.reason),
+            // Say first that the statement could not be analysed: no grant or rule change alone fixes it.
+            Verdict::Deny => match run.components.iter().find_map(Component::as_statement) {
+                Some(StatementComponent {
+                    opaque: Some(why), ..
+                }) => Refusal::unanalysable(why),
+                _ => Refusal::denied(&decision.reason),
+            },
             Verdict::RequireApproval => Refusal::approval_required(&decision.reason),
         };
         Err(Decided {
             refusal,
             logout: decision.logout.then(|| decision.reason.clone()),
         })
+    }
+
+    /// Decides an extended-protocol run (an empty statement has none). `None` when it was refused.
+    fn decide_extended(
+        &mut self,
+        run: Option<Run>,
+        out: &mut BytesMut,
+    ) -> Result<Option<Option<Run>>, GatewayError> {
+        let Some(mut run) = run else {
+            return Ok(Some(None));
+        };
+        match self.decide(&mut run) {
+            Ok(()) => Ok(Some(Some(run))),
+            Err(decided) => self.refuse_decided(run, decided, true, out).map(|()| None),
+        }
     }
 
     /// Refuses a statement the policy denied; a denial that ends the session ends it here.
@@ -396,8 +411,9 @@ impl<'a> ClientSide<'a> {
         }
     }
 
-    /// The analysis of `sql`, or `None` after refusing it (it does not parse, or part of it cannot be
-    /// attributed to objects and no rule explicitly allows that for this user).
+    /// The analysis of `sql`, or `None` after refusing it because it does not parse. Statements it
+    /// cannot attribute to objects are left to the policy, which denies them unless a rule explicitly
+    /// allows that kind of statement for this user.
     fn analyse_or_refuse(
         &mut self,
         sql: &str,
@@ -412,14 +428,6 @@ impl<'a> ClientSide<'a> {
                 return None;
             }
         };
-        // Only a policy rule that explicitly allows this kind of statement for this user lets it run.
-        if let Some((statement, why)) = first_opaque(&analysis) {
-            let mut run = self.run_for(statement, 0);
-            if self.decide(&mut run).is_err() {
-                self.refuse(run, Refusal::unanalysable(why), extended, out);
-                return None;
-            }
-        }
         Some(analysis)
     }
 
@@ -521,11 +529,4 @@ impl<'a> ClientSide<'a> {
             encode_query(SNAPSHOT_QUERY, out);
         }
     }
-}
-
-fn first_opaque(analysis: &Analysis) -> Option<(&Statement, &str)> {
-    analysis
-        .statements
-        .iter()
-        .find_map(|s| s.opaque.as_deref().map(|why| (s, why)))
 }

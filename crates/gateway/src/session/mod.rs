@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::BytesMut;
-use portcullis_policy::{ConnectionStage, Context, DeviceTrust, Observed};
+use portcullis_policy::{ConnectionStage, Context, DeviceTrust, Observed, Verdict};
 use portcullis_sql::SearchPath;
 use portcullis_store::{AuditEvent, ConnectionEvent, ConnectionPhase, DecisionEvent};
 use portcullis_wire::{
@@ -459,18 +459,35 @@ async fn decide_connection(
         ConnectionStage::Post => "post-connection",
     };
     let active = shared.policy.current();
-    let trail = match active.version {
-        None => policy::no_policy_trail(stage_name, &info.ctx),
+    let (verdict, trail) = match active.version {
+        None => (
+            Verdict::Deny,
+            policy::no_policy_trail(stage_name, &info.ctx),
+        ),
         Some(version) => {
             let decision =
                 active
                     .compiled
                     .evaluate_connection(stage, &info.ctx, OffsetDateTime::now_utc());
             shared.alert_fired(info, decision.fired.as_slice(), &[], None);
-            policy::connection_trail(stage_name, Some(version), &info.ctx, &decision)
+            let trail = policy::connection_trail(stage_name, Some(version), &info.ctx, &decision);
+            (decision.verdict, trail)
         }
     };
-    let (result, reason) = (trail.result.clone(), trail.reason.clone());
+    let reason = &trail.reason;
+    let refused = match verdict {
+        Verdict::Allow => None,
+        Verdict::RequireApproval => Some(Refused::new(
+            "28000",
+            format!("portcullis holds the connection: {reason}"),
+            format!("{stage_name} approval required: {reason}"),
+        )),
+        Verdict::Deny => Some(Refused::new(
+            "28000",
+            format!("portcullis denied the connection: {reason}"),
+            format!("{stage_name} denied: {reason}"),
+        )),
+    };
     let event = AuditEvent::Decision(DecisionEvent {
         session_id: info.id.clone(),
         at: now_micros(),
@@ -487,19 +504,7 @@ async fn decide_connection(
             "audit unavailable",
         ));
     }
-    match result.as_str() {
-        "allow" => Ok(()),
-        "require-approval" => Err(Refused::new(
-            "28000",
-            format!("portcullis holds the connection: {reason}"),
-            format!("{stage_name} approval required: {reason}"),
-        )),
-        _ => Err(Refused::new(
-            "28000",
-            format!("portcullis denied the connection: {reason}"),
-            format!("{stage_name} denied: {reason}"),
-        )),
-    }
+    refused.map_or(Ok(()), Err)
 }
 
 /// A FATAL ErrorResponse, the last thing a client hears before the gateway closes its connection.

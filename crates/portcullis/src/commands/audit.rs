@@ -5,25 +5,12 @@ use portcullis_store::{AuditEvent, AuditFilter, AuditKindFilter, Store};
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 
-use crate::cli::AuditArgs;
+use crate::cli::{AuditArgs, RecordArgs};
 use crate::table;
 
 /// Prints the audit records that match the filters, newest first.
 pub fn run(store: &Store, args: &AuditArgs) -> Result<()> {
-    let now = OffsetDateTime::now_utc();
     let filter = AuditFilter {
-        user: args.user.clone(),
-        resource: args.resource.clone(),
-        since: args
-            .since
-            .as_deref()
-            .map(|t| parse_time(t, now))
-            .transpose()?,
-        until: args
-            .until
-            .as_deref()
-            .map(|t| parse_time(t, now))
-            .transpose()?,
         text_contains: args.text.clone(),
         object: args.object.clone(),
         kind: match args.kind.as_deref() {
@@ -32,11 +19,10 @@ pub fn run(store: &Store, args: &AuditArgs) -> Result<()> {
             _ => None,
         },
         decision: args.decision.clone(),
-        rule: None,
-        limit: args.limit,
+        ..record_filter(&args.records)?
     };
     let records = store.query_audit(&filter)?;
-    if args.json {
+    if args.records.json {
         for record in &records {
             println!("{}", serde_json::to_string(record)?);
         }
@@ -88,8 +74,22 @@ pub fn run(store: &Store, args: &AuditArgs) -> Result<()> {
     Ok(())
 }
 
+/// The filter for the options `audit` and `monitor` share.
+pub fn record_filter(args: &RecordArgs) -> Result<AuditFilter> {
+    let now = OffsetDateTime::now_utc();
+    let time = |t: &Option<String>| t.as_deref().map(|t| parse_time(t, now)).transpose();
+    Ok(AuditFilter {
+        user: args.user.clone(),
+        resource: args.resource.clone(),
+        since: time(&args.since)?,
+        until: time(&args.until)?,
+        limit: args.limit,
+        ..AuditFilter::default()
+    })
+}
+
 /// RFC 3339 or a relative duration back from now ("90s", "15m", "2h", "7d").
-pub fn parse_time(text: &str, now: OffsetDateTime) -> Result<i64> {
+fn parse_time(text: &str, now: OffsetDateTime) -> Result<i64> {
     let at = if let Ok(at) = OffsetDateTime::parse(text, &Rfc3339) {
         at
     } else {

@@ -5,9 +5,9 @@
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 use portcullis_store::{AuditEvent, AuditFilter, AuditKindFilter, AuditRecord, PolicyTrail, Store};
-use time::OffsetDateTime;
 
-use super::audit::{format_micros, one_line, parse_time};
+use super::audit::{format_micros, one_line, record_filter};
+use crate::cli::RecordArgs;
 use crate::table;
 
 /// `monitor` arguments: list with filters, or `show ID`.
@@ -16,18 +16,9 @@ pub struct MonitorArgs {
     /// Show one record in full.
     #[command(subcommand)]
     pub show: Option<MonitorCommand>,
-    /// Only this gateway user.
-    #[arg(long)]
-    pub user: Option<String>,
-    /// Only this resource.
-    #[arg(long)]
-    pub resource: Option<String>,
-    /// From this time on (RFC 3339 or relative: 15m, 2h, 1d).
-    #[arg(long)]
-    pub since: Option<String>,
-    /// Up to this time (same forms as --since).
-    #[arg(long)]
-    pub until: Option<String>,
+    /// Who, where, when, how many, and the output form.
+    #[command(flatten)]
+    pub records: RecordArgs,
     /// Only this result: allow, deny or require-approval.
     #[arg(long)]
     pub result: Option<String>,
@@ -37,12 +28,6 @@ pub struct MonitorArgs {
     /// Only this stage: pre-connection, post-connection or statement.
     #[arg(long, value_parser = ["pre-connection", "post-connection", "statement"])]
     pub stage: Option<String>,
-    /// At most this many records (newest first).
-    #[arg(long, default_value_t = 100)]
-    pub limit: usize,
-    /// JSON lines instead of a table.
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// `monitor` subcommands.
@@ -98,38 +83,16 @@ pub fn run(store: &Store, args: &MonitorArgs) -> Result<()> {
     if let Some(MonitorCommand::Show { id, json }) = &args.show {
         return show(store, *id, *json);
     }
-    let now = OffsetDateTime::now_utc();
     let filter = AuditFilter {
-        user: args.user.clone(),
-        resource: args.resource.clone(),
-        since: args
-            .since
-            .as_deref()
-            .map(|t| parse_time(t, now))
-            .transpose()?,
-        until: args
-            .until
-            .as_deref()
-            .map(|t| parse_time(t, now))
-            .transpose()?,
         kind: Some(AuditKindFilter::Monitor),
         decision: args.result.clone(),
         rule: args.rule.clone(),
-        // The stage is filtered here, so the limit applies after it.
-        limit: if args.stage.is_some() { 0 } else { args.limit },
-        ..AuditFilter::default()
+        stage: args.stage.clone(),
+        ..record_filter(&args.records)?
     };
     let records = store.query_audit(&filter)?;
-    let decisions = records
-        .iter()
-        .filter_map(decided)
-        .filter(|d| args.stage.as_deref().is_none_or(|s| d.trail.stage == s))
-        .take(if args.limit == 0 {
-            usize::MAX
-        } else {
-            args.limit
-        });
-    if args.json {
+    let decisions = records.iter().filter_map(decided);
+    if args.records.json {
         for d in decisions {
             println!("{}", serde_json::to_string(d.record)?);
         }

@@ -46,6 +46,8 @@ pub struct AuditFilter {
     pub decision: Option<String>,
     /// A rule or policy with this exact id decided.
     pub rule: Option<String>,
+    /// Only policy decisions of this stage: `pre-connection`, `post-connection` or `statement`.
+    pub stage: Option<String>,
     /// At most this many records, the newest ones; 0 means no limit.
     pub limit: usize,
 }
@@ -62,6 +64,7 @@ impl Default for AuditFilter {
             kind: None,
             decision: None,
             rule: None,
+            stage: None,
             limit: 100,
         }
     }
@@ -117,12 +120,24 @@ fn build_query(filter: &AuditFilter) -> (String, Vec<Value>) {
     match filter.kind.unwrap_or_default() {
         AuditKindFilter::Connections => conds.push("kind = 'connection'"),
         AuditKindFilter::Statements => conds.push("kind = 'statement'"),
-        AuditKindFilter::Monitor => conds.push("kind IN ('statement', 'decision')"),
+        // A statement's decision is its trail in `detail`; one refused before analysis has none.
+        AuditKindFilter::Monitor => {
+            conds.push("(kind = 'decision' OR (kind = 'statement' AND detail IS NOT NULL))")
+        }
         AuditKindFilter::All => {}
     }
     if let Some(decision) = &filter.decision {
         conds.push("decision = ?");
         args.push(Value::Text(decision.clone()));
+    }
+    match filter.stage.as_deref() {
+        None => {}
+        Some("statement") => conds.push("kind = 'statement' AND detail IS NOT NULL"),
+        // Connection-stage decisions keep their stage in `phase`.
+        Some(stage) => {
+            conds.push("kind = 'decision' AND phase = ?");
+            args.push(Value::Text(stage.to_owned()));
+        }
     }
     if let Some(rule) = &filter.rule {
         // The trail is JSON in `detail`; an id appears there exactly as `"id":"<json string>"`.
