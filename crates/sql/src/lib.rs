@@ -27,6 +27,7 @@ mod cache;
 mod children;
 mod error;
 mod kind;
+pub mod mask;
 mod parse;
 mod resolve;
 mod shape;

@@ -1,0 +1,106 @@
+//! Data masking and row filters by statement rewriting: the types the policy engine hands the rewriter.
+//!
+//! The policy decides, per session and resource, which relations are protected and how
+//! ([`RelationProtection`]); the rewriter replaces every reference to such a relation with a projection of it in
+//! which protected columns are masked and rows filtered, so nothing downstream of the reference (expressions,
+//! joins, predicates, error messages) ever sees a raw value.
+
+use serde::{Deserialize, Serialize};
+
+use crate::resolve::QualifiedName;
+
+/// How a protected column's values are replaced. Every kind maps NULL to NULL.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum MaskKind {
+    /// Every character replaced by `X` (the length stays visible).
+    Full,
+    /// Keeps the first `keep_first` and last `keep_last` characters, the rest replaced by `X`; a value not longer
+    /// than `keep_first + keep_last` is masked whole, so a short value is never shown in full.
+    Partial {
+        /// Characters kept at the start.
+        #[serde(default)]
+        keep_first: u32,
+        /// Characters kept at the end.
+        #[serde(default)]
+        keep_last: u32,
+    },
+    /// Hex SHA-256 of `salt` followed by the value: equal values still join and group, but cannot be read.
+    Hash {
+        /// Prepended to the value before hashing, so a dictionary of common values cannot be precomputed.
+        salt: String,
+    },
+    /// Always NULL.
+    Null,
+    /// An e-mail address with its local part masked after the first character: `a***@example.com`.
+    Email,
+    /// `regexp_replace(value, pattern, replacement, 'g')`.
+    Regex {
+        /// A POSIX regular expression as PostgreSQL understands it.
+        pattern: String,
+        /// The replacement, with `\1`-style back-references.
+        replacement: String,
+    },
+    /// A constant text in place of every non-NULL value.
+    Constant {
+        /// The text shown.
+        value: String,
+    },
+    /// A number rounded to `digits` decimal places (negative rounds to tens, hundreds, …).
+    Round {
+        /// Decimal places kept.
+        #[serde(default)]
+        digits: i32,
+    },
+}
+
+/// One masked column of a relation and the policy rule that masks it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnMask {
+    /// The column's name as stored in the catalog (case kept).
+    pub column: String,
+    /// How its values are replaced.
+    pub mask: MaskKind,
+    /// The id of the masking rule, for the audit log.
+    pub rule: String,
+}
+
+/// A row filter: only rows for which the predicate is true are visible.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowFilter {
+    /// A boolean SQL expression over the relation's columns, in which `$1`, `$2`, … stand for `values[0]`,
+    /// `values[1]`, … (the session variables the policy substituted; `None` is NULL). The rewriter parses it
+    /// and puts the values in as text literals in the parse tree, never by pasting strings.
+    pub predicate: String,
+    /// The values of the predicate's parameters.
+    pub values: Vec<Option<String>>,
+    /// The id of the row-filter rule, for the audit log.
+    pub rule: String,
+}
+
+/// How one relation is protected for one session.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RelationProtection {
+    /// Masked columns.
+    pub masks: Vec<ColumnMask>,
+    /// Row filters; a row is visible only when all of them hold.
+    pub row_filters: Vec<RowFilter>,
+    /// Columns that may not be referenced at all, each with the rule that denies it.
+    pub denied_columns: Vec<(String, String)>,
+}
+
+impl RelationProtection {
+    /// Whether nothing is protected.
+    pub fn is_empty(&self) -> bool {
+        self.masks.is_empty() && self.row_filters.is_empty() && self.denied_columns.is_empty()
+    }
+}
+
+/// What the rewriter asks about relations: their protection for this session, and their columns.
+pub trait Protections {
+    /// The protection of `relation` for this session, if any.
+    fn protection(&self, relation: &QualifiedName) -> Option<&RelationProtection>;
+    /// The relation's columns in order (attnum order, dropped ones left out), if known. A protected relation
+    /// whose columns are unknown cannot be rewritten, so statements reading it are refused.
+    fn columns(&self, relation: &QualifiedName) -> Option<&[String]>;
+}
