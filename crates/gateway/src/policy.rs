@@ -258,31 +258,39 @@ pub fn add_outcome(trail: &mut PolicyTrail, outcome: &OutcomeDecision) {
     }
 }
 
-/// A row-count rule that could deny after execution, which the gateway cannot enforce yet: it would
-/// have to cut off a read or roll back a write. Such statements are refused rather than let through.
-///
-/// Per component the first pending rule whose threshold the row count exceeds fires, so a denying rule
-/// ranked below a passive one with a threshold no higher can never fire ("allow rows > 1" above "block
-/// rows > 10" lets any count through); only a denying rule that could fire refuses the statement.
-pub fn unenforceable_outcome_rule(
-    compiled: &CompiledPolicy,
-    pending: &PendingOutcome,
-) -> Option<String> {
+/// Where the row-count rules pending for a statement can deny it: the gateway guards such a statement,
+/// cutting a read off and rolling a write back once the rows cross `deny_from`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowLimits {
+    /// The smallest row count the rules deny.
+    pub deny_from: u64,
+    /// From this count on the verdict no longer changes (one past the highest threshold). Between
+    /// `deny_from` and here a read's rows are held back until the count settles the verdict.
+    pub settle_at: u64,
+}
+
+/// The row counts at which `pending` denies, if any does. Per component the first pending rule whose
+/// threshold the count exceeds fires, so a block ranked below a passive rule with no higher threshold can
+/// never fire ("allow rows > 1" above "block rows > 10" lets any count through). The verdict changes only
+/// where a threshold is crossed, so the counts just past each threshold are the only ones to try.
+pub fn row_limits(compiled: &CompiledPolicy, pending: &PendingOutcome) -> Option<RowLimits> {
     let rules = compiled.rules();
-    pending.components.iter().find_map(|component| {
-        let mut lowest_passive: Option<u64> = None;
-        for rule in component.rules.iter().filter_map(|pos| rules.get(*pos)) {
-            let threshold = rule.when.rows_above.unwrap_or_default();
-            if rule.action.is_passive() {
-                lowest_passive = Some(lowest_passive.map_or(threshold, |t| t.min(threshold)));
-            } else if lowest_passive.is_none_or(|t| threshold < t) {
-                return Some(format!(
-                    "rule `{}` ({} when more than {threshold} rows) needs the row count, and the \
-                     gateway does not yet stop a statement part-way; the statement is refused",
-                    rule.id, rule.action
-                ));
-            }
-        }
-        None
-    })
+    let mut counts: Vec<u64> = pending
+        .components
+        .iter()
+        .flat_map(|c| c.rules.iter())
+        .filter_map(|pos| rules.get(*pos)?.when.rows_above)
+        .map(|threshold| threshold.saturating_add(1))
+        .collect();
+    counts.push(0);
+    counts.sort_unstable();
+    counts.dedup();
+    let settle_at = counts.last().copied().unwrap_or_default();
+    counts
+        .into_iter()
+        .find(|rows| compiled.evaluate_outcome(pending, *rows).verdict == Verdict::Deny)
+        .map(|deny_from| RowLimits {
+            deny_from,
+            settle_at,
+        })
 }

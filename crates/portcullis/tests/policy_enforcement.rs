@@ -509,7 +509,7 @@ async fn alert_rules_reach_the_webhook() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn row_count_rules_are_recorded_after_execution_or_refused_when_they_could_block() {
+async fn row_count_rules_are_recorded_after_execution_and_roll_back_writes() {
     let pg = fresh_database("policy_rows");
     let gw = Gateway::start(pg, "policy_rows");
     hr_fixtures(&gw).await;
@@ -544,15 +544,20 @@ async fn row_count_rules_are_recorded_after_execution_or_refused_when_they_could
         vec!["bulk_read"],
         "40 rows exceed the threshold"
     );
-    // A blocking row-count rule cannot be enforced part-way yet, so the statement is refused whole.
+    // A write past a blocking threshold runs, is stopped, and is rolled back.
     let (code, message) = denial(alice.simple_query("DELETE FROM hr.departments").await);
-    assert_eq!(code, "0A000");
+    assert_eq!(code, "42501");
     assert!(message.contains("bulk_delete"), "{message}");
+    assert!(message.contains("(2 rows)"), "{message}");
     let rows = alice
         .query("SELECT count(*) FROM hr.departments", &[])
         .await
         .unwrap();
-    assert_eq!(rows[0].get::<_, i64>(0), 2);
+    assert_eq!(rows[0].get::<_, i64>(0), 2, "the DELETE was rolled back");
+    let stopped = monitor_of(&gw, "DELETE FROM hr.departments");
+    assert_eq!(stopped["policy"]["result"], "deny");
+    assert_eq!(stopped["rows"], 2);
+    assert_eq!(fired_ids(&stopped), vec!["bulk_delete"]);
     // Seed 004: "allow rows > 1" ranked above "block rows > 10" can never let the block fire.
     alice
         .simple_query("INSERT INTO open_t SELECT g, 'v' FROM generate_series(1, 40) g")
@@ -560,6 +565,143 @@ async fn row_count_rules_are_recorded_after_execution_or_refused_when_they_could
         .unwrap();
     let rows = alice.query("SELECT * FROM open_t", &[]).await.unwrap();
     assert_eq!(rows.len(), 41);
+}
+
+/// Seed 004 swapped: "block rows > 10" ranked above "allow rows > 1" cuts a 40-row read off with an
+/// error, whatever the protocol, and a fetch size does not get round it; a write past the threshold in a
+/// transaction aborts that transaction like a failing statement would.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_blocking_row_count_rule_stops_reads_and_writes_part_way() {
+    let pg = fresh_database("policy_rows_stop");
+    let gw = Gateway::start(pg, "policy_rows_stop");
+    hr_fixtures(&gw).await;
+    gw.apply_policy_live(&alice_may_do_anything(
+        "
+  - id: block_above_10
+    when: {objects: [hr.employees], rows_above: 10}
+    action: block
+    message: bulk export of employees
+  - id: allow_above_1
+    when: {objects: [hr.employees], rows_above: 1}
+    action: allow
+  - id: allow_above_20
+    when: {objects: [public.open_t], rows_above: 20}
+    action: allow
+  - id: block_open_above_10
+    when: {objects: [public.open_t], rows_above: 10}
+    action: block
+",
+    ));
+    let alice = gw.connect("alice", ALICE_PASSWORD).await;
+
+    // Simple protocol: within the limit the rows come back; past it, an error naming the rule.
+    let small = alice
+        .simple_query("SELECT id FROM hr.employees WHERE id <= 10")
+        .await
+        .unwrap();
+    assert_eq!(rows_of(&small), 10);
+    let (code, message) = denial(alice.simple_query("SELECT * FROM hr.employees").await);
+    assert_eq!(code, "42501");
+    assert!(message.contains("block_above_10"), "{message}");
+    assert!(message.contains("bulk export of employees"), "{message}");
+    let stopped = monitor_of(&gw, "SELECT * FROM hr.employees");
+    assert_eq!(stopped["policy"]["result"], "deny");
+    assert_eq!(fired_ids(&stopped), vec!["block_above_10"]);
+
+    // Extended protocol, and a portal fetched ten rows at a time.
+    let err = alice
+        .query("SELECT * FROM hr.employees WHERE id > $1", &[&0i32])
+        .await
+        .expect_err("40 rows are past the limit");
+    assert_eq!(err.code().map(|c| c.code()), Some("42501"));
+    let few = alice
+        .query("SELECT * FROM hr.employees WHERE id > $1", &[&35i32])
+        .await
+        .unwrap();
+    assert_eq!(few.len(), 5);
+    let mut client = gw.connect("alice", ALICE_PASSWORD).await;
+    let txn = client.transaction().await.unwrap();
+    let portal = txn
+        .bind("SELECT * FROM hr.employees ORDER BY id", &[])
+        .await
+        .unwrap();
+    assert_eq!(txn.query_portal(&portal, 10).await.unwrap().len(), 10);
+    let err = txn
+        .query_portal(&portal, 10)
+        .await
+        .expect_err("the 11th row is past the limit");
+    assert_eq!(err.code().map(|c| c.code()), Some("42501"));
+    drop(txn);
+
+    // A passive rule ranked above decides once the count passes it: 15 rows are blocked, 25 allowed
+    // (the rows from the 11th on are held until the count settles the verdict).
+    alice
+        .simple_query("INSERT INTO open_t SELECT g, 'v' FROM generate_series(2, 40) g")
+        .await
+        .expect("39 rows pass `allow_above_20` before the block is reached");
+    let (code, message) = denial(
+        alice
+            .simple_query("SELECT * FROM open_t WHERE id <= 15")
+            .await,
+    );
+    assert_eq!(code, "42501");
+    assert!(message.contains("block_open_above_10"), "{message}");
+    let many = alice
+        .simple_query("SELECT * FROM open_t WHERE id <= 25")
+        .await
+        .unwrap();
+    assert_eq!(rows_of(&many), 25);
+
+    // In a transaction a stopped write aborts it, as a failing statement would; nothing is kept.
+    let mut client = gw.connect("alice", ALICE_PASSWORD).await;
+    let txn = client.transaction().await.unwrap();
+    txn.execute("DELETE FROM open_t WHERE id = 1", &[])
+        .await
+        .unwrap();
+    let err = txn
+        .execute("UPDATE hr.employees SET salary = 0", &[])
+        .await
+        .expect_err("40 rows updated are past the limit");
+    assert_eq!(err.code().map(|c| c.code()), Some("42501"));
+    let err = txn
+        .execute("SELECT 1", &[])
+        .await
+        .expect_err("the transaction is aborted");
+    assert_eq!(err.code().map(|c| c.code()), Some("25P02"));
+    drop(txn);
+    let intact = alice
+        .query(
+            "SELECT count(*) FILTER (WHERE salary = 0), (SELECT count(*) FROM open_t) FROM hr.employees",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(intact[0].get::<_, i64>(0), 0, "no salary was changed");
+    assert_eq!(
+        intact[0].get::<_, i64>(1),
+        40,
+        "the DELETE before it was rolled back too"
+    );
+
+    // What the gateway cannot count is refused whole, with why.
+    let (code, message) = denial(alice.simple_query("COPY hr.employees TO STDOUT").await);
+    assert_eq!(code, "0A000");
+    assert!(message.contains("COPY"), "{message}");
+    let (code, message) = denial(
+        alice
+            .simple_query("SELECT 1; SELECT * FROM hr.employees")
+            .await,
+    );
+    assert_eq!(code, "0A000");
+    assert!(message.contains("on its own"), "{message}");
+}
+
+/// The DataRows of a simple-query reply.
+fn rows_of(messages: &[tokio_postgres::SimpleQueryMessage]) -> usize {
+    messages
+        .iter()
+        .filter(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(_)))
+        .count()
 }
 
 /// Seed 002 through the gateway: permits impose requirements and report what is missing, a forbid ends

@@ -207,6 +207,33 @@ pub fn encode_parse(name: &str, sql: &str, out: &mut BytesMut) {
     finish(out, start);
 }
 
+/// Appends Bind of `statement` into `portal` with no parameters and every result column in text format.
+pub fn encode_bind_without_params(portal: &str, statement: &str, out: &mut BytesMut) {
+    let start = begin(out, f::BIND);
+    put_cstr(out, portal);
+    put_cstr(out, statement);
+    out.put_u16(0);
+    out.put_u16(0);
+    out.put_u16(0);
+    finish(out, start);
+}
+
+/// Appends Describe of a portal.
+pub fn encode_describe_portal(portal: &str, out: &mut BytesMut) {
+    let start = begin(out, f::DESCRIBE);
+    out.put_u8(b'P');
+    put_cstr(out, portal);
+    finish(out, start);
+}
+
+/// Appends Execute of `portal`, returning at most `max_rows` rows (0 = all).
+pub fn encode_execute(portal: &str, max_rows: i32, out: &mut BytesMut) {
+    let start = begin(out, f::EXECUTE);
+    put_cstr(out, portal);
+    out.put_i32(max_rows);
+    finish(out, start);
+}
+
 /// Appends Sync.
 pub fn encode_sync(out: &mut BytesMut) {
     empty(out, f::SYNC);
@@ -243,4 +270,49 @@ pub fn encode_sasl_response(data: &[u8], out: &mut BytesMut) {
     let start = begin(out, f::AUTH_RESPONSE);
     out.put_slice(data);
     finish(out, start);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{decode_frontend, FrontendMessage, Target};
+
+    fn decoded(frame: &BytesMut) -> FrontendMessage<'_> {
+        match decode_frontend(frame[0], &frame[5..]) {
+            Ok(msg) => msg,
+            Err(e) => panic!("undecodable frame: {e}"),
+        }
+    }
+
+    #[test]
+    fn extended_messages_decode_as_sent() {
+        let mut out = BytesMut::new();
+        encode_bind_without_params("p", "s", &mut out);
+        assert!(matches!(
+            decoded(&out),
+            FrontendMessage::Bind {
+                portal: "p",
+                statement: "s",
+                param_count: 0
+            }
+        ));
+        out.clear();
+        encode_describe_portal("p", &mut out);
+        assert!(matches!(
+            decoded(&out),
+            FrontendMessage::Describe {
+                target: Target::Portal,
+                name: "p"
+            }
+        ));
+        out.clear();
+        encode_execute("", 11, &mut out);
+        assert!(matches!(
+            decoded(&out),
+            FrontendMessage::Execute {
+                portal: "",
+                max_rows: 11
+            }
+        ));
+    }
 }

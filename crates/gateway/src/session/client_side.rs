@@ -9,13 +9,16 @@ use bytes::{Buf, BytesMut};
 use portcullis_policy::{Component, Context, SessionCache, StatementComponent, Verdict};
 use portcullis_sql::{leading_justification, Analysis, SessionEffect, Statement, StatementKind};
 use portcullis_wire::{
-    decode_frontend, encode_parse, encode_query, peek_frame, tag, FrontendMessage, Target,
-    TransactionStatus, WireError,
+    decode_frontend, encode_bind_without_params, encode_describe_portal, encode_execute,
+    encode_flush, encode_parse, encode_query, encode_sync, peek_frame, tag, FrontendMessage,
+    Target, TransactionStatus, WireError,
 };
 use time::OffsetDateTime;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::oneshot;
 
 use super::flow::{Flow, Internal, Pending};
+use super::row_guard::{self, GuardVerdict, Guarded};
 use super::statement::{Refusal, Run};
 use super::SessionInfo;
 use crate::catalog::SNAPSHOT_QUERY;
@@ -44,6 +47,16 @@ impl Decided {
             logout: None,
         }
     }
+}
+
+/// What the relay loop does after a client frame.
+enum Step {
+    /// Go on with the next frame.
+    Continue,
+    /// The client sent Terminate.
+    Terminate,
+    /// A guarded statement was sent: send nothing more upstream until its verdict.
+    AwaitGuard(oneshot::Receiver<GuardVerdict>),
 }
 
 /// How the client direction ended.
@@ -91,6 +104,11 @@ pub struct ClientSide<'a> {
     path_changed_in_txn: bool,
     /// A COPY may be in progress: injecting a query now would break its data stream.
     copy_in_cycle: bool,
+    /// The guarded statement awaiting its verdict: the portal it runs in, `None` for a simple Query the
+    /// gateway converted.
+    guarded_portal: Option<Option<String>>,
+    /// Rows each portal has returned under a guard so far (a fetch size runs a portal in pieces).
+    portal_rows: HashMap<String, u64>,
 }
 
 impl<'a> ClientSide<'a> {
@@ -111,6 +129,8 @@ impl<'a> ClientSide<'a> {
             refresh_path: false,
             path_changed_in_txn: false,
             copy_in_cycle: false,
+            guarded_portal: None,
+            portal_rows: HashMap::new(),
         }
     }
 
@@ -139,10 +159,24 @@ impl<'a> ClientSide<'a> {
             bytes_in.fetch_add(n as u64, Ordering::Relaxed);
             let mut terminated = false;
             while let Some(header) = peek_frame(&buf, max)? {
-                terminated = self.on_frame(&buf[..header.total_len], &mut out)?;
+                let step = self.on_frame(&buf[..header.total_len], &mut out)?;
                 buf.advance(header.total_len);
-                if terminated {
-                    break;
+                match step {
+                    Step::Continue => {}
+                    Step::Terminate => {
+                        terminated = true;
+                        break;
+                    }
+                    Step::AwaitGuard(verdict) => {
+                        upstream
+                            .write_all(&out)
+                            .await
+                            .map_err(|e| GatewayError::io("write to upstream", e))?;
+                        out.clear();
+                        // The upstream side drops the sender only when the session is ending.
+                        let verdict = verdict.await.unwrap_or(GuardVerdict::Failed);
+                        self.after_guard(verdict, &mut out);
+                    }
                 }
             }
             reserve_partial_frame(&mut buf);
@@ -159,20 +193,21 @@ impl<'a> ClientSide<'a> {
         }
     }
 
-    /// Handles one whole client frame; returns true on Terminate.
-    fn on_frame(&mut self, frame: &[u8], out: &mut BytesMut) -> Result<bool, GatewayError> {
+    /// Handles one whole client frame.
+    fn on_frame(&mut self, frame: &[u8], out: &mut BytesMut) -> Result<Step, GatewayError> {
         let tag = frame[0];
         if self.skipping && tag != tag::frontend::SYNC && tag != tag::frontend::TERMINATE {
-            return Ok(false);
+            return Ok(Step::Continue);
         }
         match decode_frontend(tag, &frame[5..])? {
-            FrontendMessage::Query { sql } => self.on_query(sql, frame, out)?,
+            FrontendMessage::Query { sql } => return self.on_query(sql, frame, out),
             FrontendMessage::Parse { name, sql, .. } => self.on_parse(name, sql, frame, out)?,
             FrontendMessage::Bind {
                 portal,
                 statement,
                 param_count,
             } => {
+                self.portal_rows.remove(portal);
                 match self.statements.get(statement) {
                     Some(prepared) => {
                         let mut bound = prepared.clone();
@@ -192,15 +227,23 @@ impl<'a> ClientSide<'a> {
                 // Decided again at each execution: the policy, the time or the context may have
                 // changed since the statement was prepared.
                 let Some(run) = self.decide_extended(run, out)? else {
-                    return Ok(false);
+                    return Ok(Step::Continue);
                 };
-                self.forward(Pending::Execute(run), frame, out);
+                match run {
+                    Some(run) if run.row_limits.is_some() => {
+                        return Ok(self.send_guarded(run, Some(portal), frame, out));
+                    }
+                    run => self.forward(Pending::Execute(run), frame, out),
+                }
             }
             FrontendMessage::Describe { .. } => self.forward(Pending::Describe, frame, out),
             FrontendMessage::Close { target, name } => {
                 match target {
                     Target::Statement => self.statements.remove(name),
-                    Target::Portal => self.portals.remove(name),
+                    Target::Portal => {
+                        self.portal_rows.remove(name);
+                        self.portals.remove(name)
+                    }
                 };
                 self.forward(Pending::Close, frame, out);
             }
@@ -215,7 +258,7 @@ impl<'a> ClientSide<'a> {
             | FrontendMessage::CopyFail { .. } => out.extend_from_slice(frame),
             FrontendMessage::Terminate => {
                 out.extend_from_slice(frame);
-                return Ok(true);
+                return Ok(Step::Terminate);
             }
             FrontendMessage::FunctionCall => {
                 // A fast-path call names a function by OID with binary arguments: nothing to analyse.
@@ -231,7 +274,73 @@ impl<'a> ClientSide<'a> {
                 return Err(WireError::Malformed("password message outside authentication").into())
             }
         }
-        Ok(false)
+        Ok(Step::Continue)
+    }
+
+    /// Sends a statement a row-count rule may deny, under a guard: an Execute as it is, a simple Query
+    /// as its extended-protocol steps, each followed by Flush so its result comes before any Sync.
+    fn send_guarded(
+        &mut self,
+        run: Run,
+        portal: Option<&str>,
+        frame: &[u8],
+        out: &mut BytesMut,
+    ) -> Step {
+        let Some(limits) = run.row_limits else {
+            return Step::Continue;
+        };
+        let rows_before = portal
+            .and_then(|p| self.portal_rows.get(p))
+            .copied()
+            .unwrap_or_default();
+        let converted = portal.is_none();
+        let text = converted.then(|| run.text().to_string());
+        let (guarded, verdict) = Guarded::new(run, limits, rows_before, converted);
+        self.lock().push(Pending::Guarded(Box::new(guarded)));
+        match text {
+            // A simple Query drops the unnamed statement and portal too, so using them changes nothing
+            // the client relies on.
+            Some(sql) => {
+                encode_parse("", &sql, out);
+                encode_bind_without_params("", "", out);
+                encode_describe_portal("", out);
+                encode_execute("", 0, out);
+            }
+            None => out.extend_from_slice(frame),
+        }
+        encode_flush(out);
+        self.guarded_portal = Some(portal.map(str::to_string));
+        Step::AwaitGuard(verdict)
+    }
+
+    /// Finishes the request cycle of a guarded statement once its verdict is in.
+    fn after_guard(&mut self, verdict: GuardVerdict, out: &mut BytesMut) {
+        let Some(portal) = self.guarded_portal.take() else {
+            return;
+        };
+        match verdict {
+            GuardVerdict::Denied => {
+                // A failing Parse aborts the upstream transaction, undoing what the statement wrote.
+                self.lock().push(Pending::GuardRefusal);
+                encode_parse(REFUSED_STATEMENT, REFUSED_SQL, out);
+                self.skipping = portal.is_some();
+            }
+            // The upstream skips to Sync after an error; the client's messages up to it are dropped here.
+            GuardVerdict::Failed => self.skipping = portal.is_some(),
+            GuardVerdict::Allowed { suspended_at } => {
+                if let Some(portal) = &portal {
+                    match suspended_at {
+                        Some(rows) => self.portal_rows.insert(portal.clone(), rows),
+                        None => self.portal_rows.remove(portal),
+                    };
+                }
+            }
+        }
+        if portal.is_none() {
+            self.lock().push(Pending::Sync);
+            encode_sync(out);
+            self.end_of_cycle(out);
+        }
     }
 
     fn forward(&mut self, pending: Pending, frame: &[u8], out: &mut BytesMut) {
@@ -248,10 +357,10 @@ impl<'a> ClientSide<'a> {
         sql: &str,
         frame: &[u8],
         out: &mut BytesMut,
-    ) -> Result<(), GatewayError> {
+    ) -> Result<Step, GatewayError> {
         self.message_justification = leading_justification(sql).map(Arc::from);
         let Some(analysis) = self.analyse_or_refuse(sql, false, out) else {
-            return Ok(());
+            return Ok(Step::Continue);
         };
         // Every statement of the message is decided before any is sent: one denial refuses them all,
         // so none of them runs.
@@ -259,10 +368,19 @@ impl<'a> ClientSide<'a> {
         let session_justification = self.ctx.justification.clone();
         for statement in &analysis.statements {
             let mut run = self.run_for(statement, 0);
-            if let Err(refusal) = self.decide(&mut run) {
+            let mut decided = self.decide(&mut run);
+            if decided.is_ok() && run.row_limits.is_some() && analysis.statements.len() > 1 {
+                decided = Err(Decided::refuse(Refusal::unanalysable(
+                    "a row-count rule may stop this statement part-way, which the gateway can do only \
+                     for a statement sent in a query of its own; send it on its own",
+                )));
+            }
+            if let Err(refusal) = decided {
                 self.prepared_in_message.clear();
                 self.ctx.justification = session_justification;
-                return self.refuse_decided(run, refusal, false, out);
+                return self
+                    .refuse_decided(run, refusal, false, out)
+                    .map(|()| Step::Continue);
             }
             // The statements after it in the message are justified by it.
             if let Some(SessionEffect::SetJustification(why)) = &statement.effect {
@@ -279,9 +397,15 @@ impl<'a> ClientSide<'a> {
         for statement in &analysis.statements {
             self.note_effects(statement);
         }
+        // A guarded statement is alone in its message (see above).
+        if runs.front().is_some_and(|r| r.row_limits.is_some()) {
+            if let Some(run) = runs.pop_front() {
+                return Ok(self.send_guarded(run, None, frame, out));
+            }
+        }
         self.forward(Pending::Query(runs), frame, out);
         self.end_of_cycle(out);
-        Ok(())
+        Ok(Step::Continue)
     }
 
     fn on_parse(
@@ -354,15 +478,25 @@ impl<'a> ClientSide<'a> {
         let refusal = match decision.verdict {
             Verdict::Allow if decision.post_execution.is_empty() => return Ok(()),
             Verdict::Allow => {
-                if let Some(why) =
-                    policy::unenforceable_outcome_rule(&active.compiled, &decision.post_execution)
-                {
-                    if let Some(trail) = run.policy.as_mut() {
-                        trail.result = "deny".into();
-                        trail.reason = why.clone();
+                let limits = policy::row_limits(&active.compiled, &decision.post_execution);
+                if let Some(limits) = limits {
+                    if let Some(why) = row_guard::unguardable(&run.components) {
+                        let rule = active
+                            .compiled
+                            .evaluate_outcome(&decision.post_execution, limits.deny_from)
+                            .reason;
+                        let why = format!(
+                            "a row-count rule may deny this statement ({rule}), and the gateway cannot \
+                             count its rows: {why}"
+                        );
+                        if let Some(trail) = run.policy.as_mut() {
+                            trail.result = "deny".into();
+                            trail.reason = why.clone();
+                        }
+                        return Err(Decided::refuse(Refusal::unanalysable(why)));
                     }
-                    return Err(Decided::refuse(Refusal::unanalysable(why)));
                 }
+                run.row_limits = limits;
                 run.outcome_rules = Some((Arc::clone(&active), decision.post_execution));
                 return Ok(());
             }

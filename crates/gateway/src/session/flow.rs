@@ -17,6 +17,7 @@ use portcullis_wire::{
     ErrorInfo, TransactionStatus, WireError,
 };
 
+use super::row_guard::Guarded;
 use super::statement::{Outcome, Refusal, Run};
 use super::SessionInfo;
 use crate::catalog::CatalogSnapshot;
@@ -52,6 +53,11 @@ pub enum Pending {
     },
     /// A query of the gateway's own; none of its replies reach the client.
     Internal(Internal),
+    /// A statement running under a row-count guard, up to its completion or error.
+    Guarded(Box<Guarded>),
+    /// The failing Parse sent after a guarded statement was denied: its error aborts the upstream
+    /// transaction and is not shown (the client already has the gateway's).
+    GuardRefusal,
 }
 
 /// The gateway's own queries.
@@ -115,6 +121,21 @@ impl Flow {
     ) -> Result<(), WireError> {
         let msg_tag = frame[0];
         let body = &frame[5..];
+        if let Some(Pending::Guarded(guarded)) = self.queue.front_mut() {
+            if is_conversion_reply(guarded, msg_tag) {
+                return Ok(());
+            }
+            match msg_tag {
+                tag::DATA_ROW => {
+                    guarded.on_data_row(frame, out);
+                    return Ok(());
+                }
+                tag::COMMAND_COMPLETE | tag::PORTAL_SUSPENDED => {
+                    return self.finish_guarded(frame, info, out, events);
+                }
+                _ => {}
+            }
+        }
         let forward = match msg_tag {
             tag::DATA_ROW => self.on_data_row(body),
             tag::COMMAND_COMPLETE => self.on_command_complete(body, info, events)?,
@@ -173,6 +194,49 @@ impl Flow {
         if forward {
             out.extend_from_slice(frame);
         }
+        Ok(())
+    }
+
+    /// A guarded statement completed or its portal was suspended: lets its completion through, or
+    /// replaces it by the gateway's refusal.
+    fn finish_guarded(
+        &mut self,
+        frame: &[u8],
+        info: &Arc<SessionInfo>,
+        out: &mut BytesMut,
+        events: &mut Vec<AuditEvent>,
+    ) -> Result<(), WireError> {
+        let Some(Pending::Guarded(mut guarded)) = self.queue.pop_front() else {
+            return Ok(());
+        };
+        let suspended = frame[0] == tag::PORTAL_SUSPENDED;
+        let command = if suspended {
+            None
+        } else {
+            match decode_backend(frame[0], &frame[5..])? {
+                BackendMessage::CommandComplete { tag } => Some(tag),
+                _ => return Err(WireError::Malformed("CommandComplete")),
+            }
+        };
+        let tag_rows = command.and_then(portcullis_wire::command_tag_rows);
+        if let Some(refusal) = guarded.finish(tag_rows, suspended, out) {
+            encode_refusal(&refusal, out);
+            let rows = guarded.stopped_rows(tag_rows);
+            events.push(
+                guarded
+                    .run
+                    .into_event(info, Outcome::Stopped(&refusal, rows)),
+            );
+            return Ok(());
+        }
+        out.extend_from_slice(frame);
+        let run = guarded.run;
+        self.note_done(&run);
+        let outcome = match command {
+            Some(command) => Outcome::Done(command),
+            None => Outcome::Suspended,
+        };
+        events.push(run.into_event(info, outcome));
         Ok(())
     }
 
@@ -289,6 +353,11 @@ impl Flow {
                 *internal = Internal::Failed;
                 return Ok(());
             }
+            Some(Pending::GuardRefusal) => {
+                self.queue.pop_front();
+                self.skip_to_sync(info, events);
+                return Ok(());
+            }
             Some(Pending::Sync) | None => {}
             Some(_) => {
                 // Extended protocol: the front message failed, and the server now skips everything up to
@@ -302,6 +371,10 @@ impl Flow {
                     }
                     Some(Pending::Execute(Some(run)) | Pending::Parse(Some(run))) => {
                         events.push(run.into_event(info, Outcome::Failed(code, message)));
+                    }
+                    Some(Pending::Guarded(mut guarded)) => {
+                        guarded.fail();
+                        events.push(guarded.run.into_event(info, Outcome::Failed(code, message)));
                     }
                     _ => {}
                 }
@@ -392,6 +465,16 @@ impl Flow {
             }
         }
     }
+}
+
+/// Whether a reply is one of the steps the gateway added in place of a simple Query, whose replies are
+/// the gateway's own and not shown (the RowDescription its Describe brings is what the Query would give).
+fn is_conversion_reply(guarded: &Guarded, msg_tag: u8) -> bool {
+    guarded.converted
+        && matches!(
+            msg_tag,
+            tag::PARSE_COMPLETE | tag::BIND_COMPLETE | tag::NO_DATA
+        )
 }
 
 fn collect_internal_row(internal: &mut Internal, body: &[u8]) {

@@ -4,6 +4,7 @@ mod alerting;
 mod client_side;
 mod flow;
 mod login;
+mod row_guard;
 mod startup;
 mod statement;
 mod upstream_side;

@@ -9,7 +9,7 @@ use portcullis_sql::{resolve, Catalog, ObjectKind, Operation, SearchPath, Statem
 use portcullis_store::{AuditEvent, AuditObject, PolicyTrail, StatementEvent};
 
 use super::SessionInfo;
-use crate::policy::{self, ActivePolicy};
+use crate::policy::{self, ActivePolicy, RowLimits};
 
 /// A statement sent upstream (or refused) whose outcome is still to be recorded.
 #[derive(Debug)]
@@ -24,6 +24,8 @@ pub struct Run {
     pub policy: Option<PolicyTrail>,
     /// Row-count rules to decide once the statement's rows are known, with the policy that set them.
     pub outcome_rules: Option<(Arc<ActivePolicy>, PendingOutcome)>,
+    /// Where those rules deny: the statement must then run guarded (see `row_guard`).
+    pub row_limits: Option<RowLimits>,
     at: i64,
     started: Instant,
     /// DataRows seen so far (for results whose command tag carries no count).
@@ -42,6 +44,8 @@ pub enum Outcome<'a> {
     Failed(Option<&'a str>, Option<&'a str>),
     /// The gateway refused it.
     Refused(&'a Refusal),
+    /// It ran, and the gateway stopped it once a row-count rule denied this many rows.
+    Stopped(&'a Refusal, u64),
 }
 
 /// Why the gateway refuses a statement, as the client will read it.
@@ -59,6 +63,16 @@ impl Refusal {
         Refusal {
             code: "42501",
             message: format!("portcullis denied the statement: {reason}"),
+        }
+    }
+
+    /// A statement a row-count rule denied while it ran: cut off, and its changes rolled back.
+    pub fn stopped(reason: &str) -> Self {
+        Refusal {
+            code: "42501",
+            message: format!(
+                "portcullis stopped the statement: {reason}; nothing it changed was kept"
+            ),
         }
     }
 
@@ -145,6 +159,7 @@ impl Run {
             components,
             policy: None,
             outcome_rules: None,
+            row_limits: None,
             at: now_micros(),
             started: Instant::now(),
             rows_seen: 0,
@@ -162,6 +177,7 @@ impl Run {
             components: Vec::new(),
             policy: None,
             outcome_rules: None,
+            row_limits: None,
             at: now_micros(),
             started: Instant::now(),
             rows_seen: 0,
@@ -182,6 +198,7 @@ impl Run {
 
     /// The audit event for this run's end.
     pub fn into_event(self, info: &Arc<SessionInfo>, outcome: Outcome<'_>) -> AuditEvent {
+        let stopped = matches!(outcome, Outcome::Stopped(..));
         let (decision, result, rows, sqlstate, message) = match outcome {
             Outcome::Done(tag) => (
                 "allow",
@@ -209,6 +226,13 @@ impl Run {
                 Some(refusal.code.to_string()),
                 Some(refusal.message.clone()),
             ),
+            Outcome::Stopped(refusal, rows) => (
+                "deny",
+                "denied",
+                Some(rows),
+                Some(refusal.code.to_string()),
+                Some(refusal.message.clone()),
+            ),
         };
         let mut policy = self.policy;
         if let (Some((active, pending)), Some(trail), Some(rows)) =
@@ -216,6 +240,9 @@ impl Run {
         {
             let outcome = active.compiled.evaluate_outcome(pending, rows);
             policy::add_outcome(trail, &outcome);
+            if stopped {
+                trail.result = "deny".into();
+            }
         }
         AuditEvent::Statement(StatementEvent {
             session_id: info.id.clone(),
