@@ -5,6 +5,7 @@
 //! apply to a session ([`SessionProtections`]); [`SessionProtections::protection_for`] turns them into the
 //! rewriter's [`RelationProtection`](portcullis_sql::mask::RelationProtection) for one relation.
 
+mod index;
 mod load;
 mod model;
 mod predicate;

@@ -6,6 +6,7 @@ use portcullis_sql::mask::{ColumnMask, RelationProtection, RowFilter};
 use portcullis_sql::QualifiedName;
 use time::{Duration, OffsetDateTime};
 
+use super::index::SchemaIndex;
 use super::model::{
     selects_relation, ColumnDenyRule, Conditions, Exemption, MaskRule, RowFilterRule,
 };
@@ -86,6 +87,11 @@ pub struct SessionProtections {
     row_filters: Vec<(Arc<RowFilterRule>, Vec<Option<String>>)>,
     column_denies: Vec<Arc<ColumnDenyRule>>,
     valid_until: Option<OffsetDateTime>,
+    /// Positions in `masks`, `column_denies` and `row_filters` by schema, so a relation's lookup visits
+    /// only the rules that may select it.
+    mask_index: SchemaIndex,
+    deny_index: SchemaIndex,
+    filter_index: SchemaIndex,
 }
 
 impl ProtectionRules {
@@ -129,6 +135,15 @@ impl ProtectionRules {
             }
         }
         out.valid_until = until.0;
+        for (i, m) in out.masks.iter().enumerate() {
+            out.mask_index.add(i, &m.columns);
+        }
+        for (i, c) in out.column_denies.iter().enumerate() {
+            out.deny_index.add(i, &c.columns);
+        }
+        for (i, (r, _)) in out.row_filters.iter().enumerate() {
+            out.filter_index.add(i, [&r.table]);
+        }
         out
     }
 
@@ -292,11 +307,10 @@ impl SessionProtections {
         let (schema, name) = (relation.schema.as_str(), relation.name.as_str());
         let selects =
             |patterns: &[ObjectPattern]| patterns.iter().any(|p| selects_relation(p, schema, name));
-        self.masks.iter().any(|m| selects(&m.columns))
-            || self.column_denies.iter().any(|c| selects(&c.columns))
+        self.mask_candidates(schema).any(|m| selects(&m.columns))
+            || self.deny_candidates(schema).any(|c| selects(&c.columns))
             || self
-                .row_filters
-                .iter()
+                .filter_candidates(schema)
                 .any(|(r, _)| selects_relation(&r.table, schema, name))
     }
 
@@ -319,20 +333,20 @@ impl SessionProtections {
                     .iter()
                     .any(|p| selects_relation(p, schema, name) && p.matches_column(column))
             };
-            if let Some(m) = self.masks.iter().find(|m| selects(&m.columns)) {
+            if let Some(m) = self.mask_candidates(schema).find(|m| selects(&m.columns)) {
                 protection.masks.push(ColumnMask {
                     column: column.clone(),
                     mask: m.mask.clone(),
                     rule: m.id.clone(),
                 });
             }
-            if let Some(c) = self.column_denies.iter().find(|c| selects(&c.columns)) {
+            if let Some(c) = self.deny_candidates(schema).find(|c| selects(&c.columns)) {
                 protection
                     .denied_columns
                     .push((column.clone(), c.id.clone()));
             }
         }
-        for (r, values) in &self.row_filters {
+        for (r, values) in self.filter_candidates(schema) {
             if selects_relation(&r.table, schema, name) {
                 protection.row_filters.push(RowFilter {
                     predicate: r.predicate.parameterised.clone(),
@@ -342,6 +356,30 @@ impl SessionProtections {
             }
         }
         (!protection.is_empty()).then_some(protection)
+    }
+
+    fn mask_candidates<'a>(&'a self, schema: &str) -> impl Iterator<Item = &'a Arc<MaskRule>> {
+        self.mask_index
+            .candidates(schema)
+            .filter_map(|i| self.masks.get(i))
+    }
+
+    fn deny_candidates<'a>(
+        &'a self,
+        schema: &str,
+    ) -> impl Iterator<Item = &'a Arc<ColumnDenyRule>> {
+        self.deny_index
+            .candidates(schema)
+            .filter_map(|i| self.column_denies.get(i))
+    }
+
+    fn filter_candidates<'a>(
+        &'a self,
+        schema: &str,
+    ) -> impl Iterator<Item = &'a (Arc<RowFilterRule>, Vec<Option<String>>)> {
+        self.filter_index
+            .candidates(schema)
+            .filter_map(|i| self.row_filters.get(i))
     }
 
     /// The mask rules that apply, in file order.

@@ -431,3 +431,76 @@ fn compiled_policy_lists_its_rules() {
     assert_eq!(p.column_denies().count(), 1);
     assert_eq!(p.protection_status(&bob(), MONDAY_10).len(), 7);
 }
+
+#[test]
+fn the_example_in_masking_md_loads() {
+    let doc = include_str!("../../MASKING.md");
+    let example = doc
+        .split("```yaml\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .unwrap_or("");
+    let policy = Policy::from_yaml(example, "MASKING.md").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        (
+            policy.masks.len(),
+            policy.row_filters.len(),
+            policy.column_denies.len()
+        ),
+        (1, 1, 1)
+    );
+    assert!(policy.masks[0].when.time.is_some());
+    assert_eq!(policy.masks[0].when.client_cidrs.len(), 1);
+}
+
+/// Not a benchmark with assertions: prints what the gateway pays per session and per relation with 1,000
+/// masks, 100 row filters and 100 column denies.
+#[test]
+fn protection_cost_with_many_rules() {
+    let mut yaml = String::from("masks:\n");
+    for i in 0..1000 {
+        yaml.push_str(&format!(
+            "  - {{id: m{i}, resource: '*', columns: ['s{}.t{i}.c*', 's{}.*.secret{i}'], mask: {{kind: full}}, exempt: {{roles: [r{}]}}}}\n",
+            i % 50,
+            i % 50,
+            i % 20
+        ));
+    }
+    yaml.push_str("row_filters:\n");
+    for i in 0..100 {
+        yaml.push_str(&format!(
+            "  - {{id: f{i}, resource: db{}, table: s{i}.t{i}, predicate: 'region = :user.attributes.region'}}\n",
+            i % 10
+        ));
+    }
+    yaml.push_str("column_denies:\n");
+    for i in 0..100 {
+        yaml.push_str(&format!(
+            "  - {{id: d{i}, resource: '*', columns: ['s{i}.t{i}.card'], exempt: {{users: [p{i}]}}}}\n"
+        ));
+    }
+    let p = load(&yaml);
+    let ctx = Context::new("p1", "db1")
+        .with_roles(["r1", "everyone"])
+        .with_attribute("region", "emea");
+    let columns = cols(&["id", "c1", "name", "card", "secret7", "region"]);
+    let start = std::time::Instant::now();
+    let mut sessions = 0usize;
+    for _ in 0..100 {
+        sessions += usize::from(!p.protections(&ctx, MONDAY_10).is_empty());
+    }
+    let per_session = start.elapsed().as_nanos() / 100;
+    let s = p.protections(&ctx, MONDAY_10);
+    let start = std::time::Instant::now();
+    let mut protected = 0usize;
+    for i in 0..1000 {
+        let relation = rel(&format!("s{}", i % 60), &format!("t{i}"));
+        if s.may_protect(&relation) {
+            protected += usize::from(s.protection_for(&relation, &columns).is_some());
+        }
+    }
+    let per_relation = start.elapsed().as_nanos() / 1000;
+    println!("1200 protection rules: {per_session} ns per session, {per_relation} ns per relation ({protected} of 1000 protected)");
+    assert_eq!(sessions, 100);
+    assert!(protected > 0);
+}
