@@ -15,6 +15,9 @@ use crate::decision::{
 };
 use crate::index::{GrantIndex, RuleIndex};
 use crate::model::{privilege_name, Action, Grant, Policy, Rule, Stage};
+use crate::protection::{
+    ColumnDenyRule, MaskRule, ProtectionRules, ProtectionStatus, RowFilterRule, SessionProtections,
+};
 
 /// Schema whose functions every user may execute without a grant (`now()`, `lower()`, `count()`, ...).
 pub const IMPLICIT_EXECUTE_SCHEMA: &str = "pg_catalog";
@@ -36,6 +39,7 @@ pub struct CompiledPolicy {
     rule_index: RuleIndex,
     grant_index: GrantIndex,
     cedar: CedarPolicies,
+    protection: ProtectionRules,
     /// Unique per compilation, so a [`SessionCache`] never serves answers from another policy.
     generation: u64,
 }
@@ -66,6 +70,7 @@ impl CompiledPolicy {
             rules: policy.rules.clone(),
             grants: policy.grants.clone(),
             cedar: policy.cedar.clone(),
+            protection: ProtectionRules::build(policy),
             generation: GENERATION.fetch_add(1, Ordering::Relaxed),
         }
     }
@@ -78,6 +83,36 @@ impl CompiledPolicy {
     /// The rules, in priority order.
     pub fn rules(&self) -> &[Rule] {
         &self.rules
+    }
+
+    /// The masking, row-filter and column-deny rules that apply to `ctx` at `now`: resource matched,
+    /// exemptions applied, conditions (time window, location, device trust, client address) checked, and
+    /// row-filter parameters filled from the context. Cheap when the policy has no protection rules (no
+    /// allocation). Call it once per session and policy version, and again after
+    /// [`SessionProtections::valid_until`].
+    pub fn protections(&self, ctx: &Context, now: OffsetDateTime) -> SessionProtections {
+        self.protection.session(ctx, now)
+    }
+
+    /// Every protection rule (masks, then row filters, then column denies, each in file order) and whether
+    /// it applies to `ctx` at `now`, and why not: what `policy explain` shows.
+    pub fn protection_status(&self, ctx: &Context, now: OffsetDateTime) -> Vec<ProtectionStatus> {
+        self.protection.status(ctx, now)
+    }
+
+    /// The masking rules, in file order.
+    pub fn masks(&self) -> impl Iterator<Item = &MaskRule> {
+        self.protection.masks()
+    }
+
+    /// The row-filter rules, in file order.
+    pub fn row_filters(&self) -> impl Iterator<Item = &RowFilterRule> {
+        self.protection.row_filters()
+    }
+
+    /// The column-deny rules, in file order.
+    pub fn column_denies(&self) -> impl Iterator<Item = &ColumnDenyRule> {
+        self.protection.column_denies()
     }
 
     /// Decides one statement before it runs. `components` come from

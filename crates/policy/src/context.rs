@@ -3,6 +3,7 @@
 //! Values the gateway may not know are [`Observed`]: `Unknown` is a value in its own right that a policy
 //! matches with `unknown` (seed 002: a location that cannot be determined "will be treated as unknown").
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 
@@ -84,6 +85,9 @@ pub struct Context {
     /// Approval workflows whose approval of this action is still valid. Meets `@approval("workflow")`
     /// requirements naming one of them.
     pub approvals: Vec<String>,
+    /// Attributes of the user from the identity provider (`region`, `department`, ...), which row filters
+    /// read as `:user.attributes.<key>`; a missing key is NULL.
+    pub attributes: BTreeMap<String, String>,
 }
 
 impl Context {
@@ -99,6 +103,7 @@ impl Context {
             mfa_verified: false,
             justification: None,
             approvals: Vec::new(),
+            attributes: BTreeMap::new(),
         }
     }
 
@@ -141,6 +146,24 @@ impl Context {
     /// Records a valid approval of this action via `workflow`.
     pub fn with_approval(mut self, workflow: impl Into<String>) -> Self {
         self.approvals.push(workflow.into());
+        self
+    }
+
+    /// Sets the user attribute `key` (replacing an earlier value).
+    pub fn with_attribute(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.attributes.insert(key.into(), value.into());
+        self
+    }
+
+    /// Sets several user attributes.
+    pub fn with_attributes<I, K, V>(mut self, attributes: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        self.attributes
+            .extend(attributes.into_iter().map(|(k, v)| (k.into(), v.into())));
         self
     }
 

@@ -3,7 +3,8 @@
 //! A [`Policy`] is loaded from YAML ([`Policy::from_yaml`]), compiled ([`CompiledPolicy::compile`]) and
 //! asked three questions: may this client connect ([`CompiledPolicy::evaluate_connection`]), may this
 //! statement run ([`CompiledPolicy::evaluate_statement`]), and — for row-count rules — may its outcome
-//! stand ([`CompiledPolicy::evaluate_outcome`]).
+//! stand ([`CompiledPolicy::evaluate_outcome`]); and one about data: what must this session not see in
+//! clear ([`CompiledPolicy::protections`]).
 //!
 //! # Decision order for a statement (ARCHITECTURE §3)
 //! 1. **Forbid statements**: statement-stage `block`/`logout` rules whose filter only looks at who/what/
@@ -61,6 +62,17 @@
 //! authentication the matching Cedar permits impose their requirements, and the user must hold at least
 //! one active grant on the resource or be covered by a matching permit.
 //!
+//! # Masks, row filters and column denies (ARCHITECTURE §5, `crates/policy/MASKING.md`)
+//! Three more top-level keys protect data by statement rewriting: `masks` (columns shown through a
+//! [`MaskKind`](portcullis_sql::mask::MaskKind)), `row_filters` (a predicate over a table's rows, with
+//! session variables `:user.name`, `:user.roles`, `:resource`, `:user.attributes.<key>`) and
+//! `column_denies` (columns that may not be referenced). Each names a `resource` (or `*`), may exempt
+//! `users`/`roles` and may have `when` conditions (time window, locations, device trust, client
+//! addresses). [`CompiledPolicy::protections`] picks the rules that apply to a session;
+//! [`SessionProtections::protection_for`] turns them into the rewriter's
+//! [`RelationProtection`](portcullis_sql::mask::RelationProtection) for one relation. Per column the
+//! first mask (and the first deny) in file order wins; every row filter selecting a table applies.
+//!
 //! Names are matched case-sensitively against names the SQL analyser already folded ([`pattern`]).
 
 pub mod cedar;
@@ -72,6 +84,7 @@ mod error;
 mod index;
 mod model;
 pub mod pattern;
+mod protection;
 mod validate;
 mod yaml;
 
@@ -91,6 +104,10 @@ pub use model::{
     TimeWindow, When,
 };
 pub use pattern::ObjectPattern;
+pub use protection::{
+    Applicability, ColumnDenyRule, Conditions, Exemption, MaskRule, Predicate, ProtectionKind,
+    ProtectionStatus, RowFilterRule, SessionProtections, SessionVariable,
+};
 
 #[cfg(test)]
 mod tests;

@@ -10,8 +10,10 @@ use time::{OffsetDateTime, UtcOffset, Weekday};
 use crate::cedar::CedarPolicies;
 use crate::context::DeviceTrust;
 use crate::pattern::ObjectPattern;
+use crate::protection::{ColumnDenyRule, MaskRule, RowFilterRule};
 
-/// A whole policy: the Global Access grants, the ordered rules, and Cedar permit/forbid statements.
+/// A whole policy: the Global Access grants, the ordered rules, Cedar permit/forbid statements, and the
+/// data protection rules (masks, row filters, column denies).
 #[derive(Debug, Clone, Default)]
 pub struct Policy {
     /// Grants; order does not matter.
@@ -20,6 +22,12 @@ pub struct Policy {
     pub rules: Vec<Rule>,
     /// Cedar permit and forbid statements (the `cedar:` key), validated against the Portcullis schema.
     pub cedar: CedarPolicies,
+    /// Masking rules (`masks:`); per column the first one in this order wins.
+    pub masks: Vec<MaskRule>,
+    /// Row filters (`row_filters:`); all that select a table apply.
+    pub row_filters: Vec<RowFilterRule>,
+    /// Column denies (`column_denies:`).
+    pub column_denies: Vec<ColumnDenyRule>,
 }
 
 /// Who a grant is given to.

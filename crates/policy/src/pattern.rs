@@ -38,16 +38,17 @@ impl Glob {
         if self.exact {
             return self.text == value;
         }
-        let mut pieces = self.text.split('*');
+        // Split off the last piece instead of collecting the pieces: masking checks every column of every
+        // relation a session reads, so matching must not allocate.
+        let Some((head, last)) = self.text.rsplit_once('*') else {
+            return self.text == value;
+        };
+        let mut pieces = head.split('*');
         let first = pieces.next().unwrap_or("");
         let Some(mut rest) = value.strip_prefix(first) else {
             return false;
         };
-        let pieces: Vec<&str> = pieces.collect();
-        let Some((last, middle)) = pieces.split_last() else {
-            return rest.is_empty();
-        };
-        for piece in middle {
+        for piece in pieces {
             match rest.find(piece) {
                 Some(at) => rest = rest.get(at + piece.len()..).unwrap_or(""),
                 None => return false,

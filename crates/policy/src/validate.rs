@@ -10,7 +10,7 @@ use time::{OffsetDateTime, UtcOffset, Weekday};
 use crate::context::DeviceTrust;
 use crate::model::{Action, Cidr, Grant, Rule, Severity, Stage, TextRegex, TimeWindow, When};
 use crate::pattern::ObjectPattern;
-use crate::yaml::{RawGrant, RawRule, RawWhen};
+use crate::yaml::{RawGrant, RawRule, RawTime, RawWhen};
 
 /// Upper bound on a compiled `text_regex`, so a policy cannot make the engine allocate without bound.
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
@@ -327,7 +327,7 @@ impl FromScalar for Severity {
 }
 
 /// `Some(list)` must not be empty: an empty list would silently mean "any" or "none".
-fn list<T>(key: &str, v: Option<Vec<T>>) -> Result<Vec<T>, String> {
+pub(crate) fn list<T>(key: &str, v: Option<Vec<T>>) -> Result<Vec<T>, String> {
     match v {
         Some(l) if l.is_empty() => Err(format!(
             "`{key}` is an empty list; list at least one value or remove the key to match any"
@@ -337,7 +337,7 @@ fn list<T>(key: &str, v: Option<Vec<T>>) -> Result<Vec<T>, String> {
     }
 }
 
-fn nonempty(key: &str, s: &str) -> Result<(), String> {
+pub(crate) fn nonempty(key: &str, s: &str) -> Result<(), String> {
     if s.trim().is_empty() {
         Err(format!("`{key}` must not be empty"))
     } else {
@@ -436,33 +436,35 @@ pub(crate) fn rule(raw: RawRule) -> Result<Rule, String> {
     })
 }
 
+/// Checks a weekly time window.
+pub(crate) fn time_window(t: RawTime) -> Result<TimeWindow, String> {
+    let days = list(
+        "time.days",
+        t.days.map(|d| d.into_iter().map(|p| p.0).collect()),
+    )?;
+    let from = t.from.map(|c| c.0 .0).unwrap_or(0);
+    let to = t.to.map(|c| c.0 .0).unwrap_or(24 * 60);
+    if from == to {
+        return Err(
+            "`time.from` equals `time.to`, an empty window; remove `time` to match any time".into(),
+        );
+    }
+    if from == 24 * 60 {
+        return Err("`time.from` cannot be 24:00; use 00:00".into());
+    }
+    Ok(TimeWindow {
+        days,
+        from,
+        to,
+        zone: t.zone.map(|z| z.0).unwrap_or(UtcOffset::UTC),
+    })
+}
+
 fn when(w: RawWhen) -> Result<When, String> {
     let unwrap = |v: Option<Vec<crate::yaml::Parsed<StatementKind>>>| {
         v.map(|l| l.into_iter().map(|p| p.0).collect())
     };
-    let time = match w.time {
-        None => None,
-        Some(t) => {
-            let days = list(
-                "time.days",
-                t.days.map(|d| d.into_iter().map(|p| p.0).collect()),
-            )?;
-            let from = t.from.map(|c| c.0 .0).unwrap_or(0);
-            let to = t.to.map(|c| c.0 .0).unwrap_or(24 * 60);
-            if from == to {
-                return Err("`time.from` equals `time.to`, an empty window; remove `time` to match any time".into());
-            }
-            if from == 24 * 60 {
-                return Err("`time.from` cannot be 24:00; use 00:00".into());
-            }
-            Some(TimeWindow {
-                days,
-                from,
-                to,
-                zone: t.zone.map(|z| z.0).unwrap_or(UtcOffset::UTC),
-            })
-        }
-    };
+    let time = w.time.map(time_window).transpose()?;
     Ok(When {
         users: list("users", w.users)?,
         roles: list("roles", w.roles)?,

@@ -16,6 +16,7 @@ use crate::cedar::{self, CedarPolicies};
 use crate::error::{PolicyError, PolicyErrors};
 use crate::model::{Action, Cidr, Grant, Policy, Principal, Rule, Severity, Stage, TextRegex};
 use crate::pattern::ObjectPattern;
+use crate::protection::{ColumnDenyRule, MaskRule, RowFilterRule};
 use crate::validate::{self, Clock, FromScalar, Instant, Location, Privileges, Trust};
 
 thread_local! {
@@ -124,7 +125,10 @@ pub(crate) struct RawTime {
 
 /// Deserialises a mapping as `R`, then checks it with `check`; an error from either gets the mapping's
 /// position because it is returned from inside the deserialiser's `visit_map`.
-fn checked_map<'de, D, R, T>(d: D, check: fn(R) -> Result<T, String>) -> Result<T, D::Error>
+pub(crate) fn checked_map<'de, D, R, T>(
+    d: D,
+    check: fn(R) -> Result<T, String>,
+) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
     R: Deserialize<'de>,
@@ -149,18 +153,24 @@ impl<'de> Deserialize<'de> for Grant {
     }
 }
 
-fn check_rule(raw: RawRule) -> Result<Rule, String> {
-    let rule = validate::rule(raw)?;
+/// Records `id` as used in the document being loaded; a second use is an error naming `what` it is on.
+/// Rules, masks, row filters and column denies share one namespace: audit records name them by id alone.
+pub(crate) fn claim_id(id: &str, what: &str) -> Result<(), String> {
     let duplicate = SEEN_IDS.with(|s| match s.borrow_mut().as_mut() {
-        Some(seen) => !seen.insert(rule.id.clone()),
+        Some(seen) => !seen.insert(id.to_owned()),
         None => false,
     });
     if duplicate {
         return Err(format!(
-            "duplicate rule id `{}`; every rule needs its own id",
-            rule.id
+            "duplicate {what} id `{id}`; every rule, mask, row filter and column deny needs its own id"
         ));
     }
+    Ok(())
+}
+
+fn check_rule(raw: RawRule) -> Result<Rule, String> {
+    let rule = validate::rule(raw)?;
+    claim_id(&rule.id, "rule")?;
     Ok(rule)
 }
 
@@ -195,6 +205,12 @@ struct RawPolicy {
     rules: Vec<Rule>,
     /// Cedar policy text, usually a block scalar (`cedar: |`).
     cedar: Option<String>,
+    #[serde(default)]
+    masks: Vec<MaskRule>,
+    #[serde(default)]
+    row_filters: Vec<RowFilterRule>,
+    #[serde(default)]
+    column_denies: Vec<ColumnDenyRule>,
 }
 
 impl Policy {
@@ -211,7 +227,15 @@ impl Policy {
         let cedar = match raw.cedar.as_deref() {
             None => CedarPolicies::default(),
             Some(cedar_text) => {
-                let rule_ids: HashSet<&str> = raw.rules.iter().map(|r| r.id.as_str()).collect();
+                // Protection rules share the rules' id namespace (audit records name them by id).
+                let rule_ids: HashSet<&str> = raw
+                    .rules
+                    .iter()
+                    .map(|r| r.id.as_str())
+                    .chain(raw.masks.iter().map(|m| m.id.as_str()))
+                    .chain(raw.row_filters.iter().map(|r| r.id.as_str()))
+                    .chain(raw.column_denies.iter().map(|c| c.id.as_str()))
+                    .collect();
                 cedar::load(cedar_text, text, file_name, &rule_ids)
                     .map_err(|errors| PolicyErrors { errors })?
             }
@@ -220,6 +244,9 @@ impl Policy {
             grants: raw.grants,
             rules: raw.rules,
             cedar,
+            masks: raw.masks,
+            row_filters: raw.row_filters,
+            column_denies: raw.column_denies,
         })
     }
 }
