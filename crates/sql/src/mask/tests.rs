@@ -405,6 +405,8 @@ fn update_delete_targets() {
     );
     // filters only: ANDed into WHERE even without one
     let out = rewritten("UPDATE salaries SET region = 'us'");
+    // the target is named by the schema its protection was found in
+    assert!(out.starts_with("UPDATE hr.salaries SET"), "{out}");
     assert!(
         out.ends_with("WHERE salaries.region OPERATOR(pg_catalog.=) 'eu' AND NOT salaries.secret"),
         "{out}"

@@ -455,7 +455,7 @@ impl<'a> Rewriter<'a> {
     }
 
     /// The protected write target `rv`, if it is protected.
-    fn write_target(&mut self, rv: &protobuf::RangeVar) -> Option<Target> {
+    fn write_target(&mut self, rv: &mut protobuf::RangeVar) -> Option<Target> {
         // A write target is always a table: PostgreSQL does not look it up among the CTEs.
         let (relation, protection) = self.ctx.protection_of(rv, &[])?;
         self.record(&relation, protection);
@@ -472,6 +472,12 @@ impl<'a> Rewriter<'a> {
             .alias
             .as_ref()
             .map_or_else(|| rv.relname.clone(), |a| a.aliasname.clone());
+        // Name the target by its schema, so the upstream writes exactly the relation whose protection was
+        // applied, whatever it makes of the session's search_path.
+        if rv.schemaname != relation.schema {
+            rv.schemaname = relation.schema.clone();
+            self.changed = true;
+        }
         Some(Target {
             relation,
             refnames: vec![refname],
@@ -693,13 +699,13 @@ impl<'a> Rewriter<'a> {
         if let Some(w) = with.as_mut() {
             self.with_ctes(w);
         }
-        let Some(relation) = s.relation.take() else {
+        let Some(mut relation) = s.relation.take() else {
             self.fail(RewriteError::unsupported(
                 "INSERT without a target relation",
             ));
             return;
         };
-        let mut target = self.write_target(&relation);
+        let mut target = self.write_target(&mut relation);
         self.target_names(&s.cols);
         self.expr_list(&mut s.cols);
         // The source query cannot see the target.
@@ -744,13 +750,13 @@ impl<'a> Rewriter<'a> {
         if let Some(w) = with.as_mut() {
             self.with_ctes(w);
         }
-        let Some(relation) = s.relation.take() else {
+        let Some(mut relation) = s.relation.take() else {
             self.fail(RewriteError::unsupported(
                 "UPDATE without a target relation",
             ));
             return;
         };
-        let target = self.write_target(&relation);
+        let target = self.write_target(&mut relation);
         let mut from = std::mem::take(&mut s.from_clause);
         self.range_list(&mut from);
         self.target_names(&s.target_list);
@@ -789,13 +795,13 @@ impl<'a> Rewriter<'a> {
         if let Some(w) = with.as_mut() {
             self.with_ctes(w);
         }
-        let Some(relation) = s.relation.take() else {
+        let Some(mut relation) = s.relation.take() else {
             self.fail(RewriteError::unsupported(
                 "DELETE without a target relation",
             ));
             return;
         };
-        let target = self.write_target(&relation);
+        let target = self.write_target(&mut relation);
         let mut using = std::mem::take(&mut s.using_clause);
         self.range_list(&mut using);
         let mut returning = s.returning_clause.take();
