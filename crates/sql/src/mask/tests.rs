@@ -726,3 +726,25 @@ fn mutable_visitor_covers_the_tree() {
         assert_eq!(a, b, "{sql}");
     }
 }
+
+#[test]
+fn cheap_check_on_resolved_names() {
+    let f = fixture();
+    assert!(touches_protected(
+        &[q("public", "orders"), q("hr", "employees")],
+        &f
+    ));
+    // listed with an empty protection, or not listed
+    assert!(!touches_protected(
+        &[q("hr", "departments"), q("public", "orders")],
+        &f
+    ));
+    assert!(!touches_protected(&[], &f));
+}
+
+#[test]
+fn write_target_is_never_a_cte() {
+    // PostgreSQL looks write targets up among tables only, whatever CTEs are in scope
+    let out = rewritten("WITH employees AS (SELECT 1) UPDATE employees SET name = ssn");
+    assert!(out.contains("UPDATE hr.employees SET name = CASE"), "{out}");
+}
