@@ -1,6 +1,9 @@
 //! Row filters: a policy predicate parsed into an expression tree, with its `$n` parameters replaced by text
 //! literals and its bare column names qualified with the protected relation's name.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use pg_query::protobuf::{AExprKind, LimitOption, Node, SetOperation, SubLinkType};
 use pg_query::NodeEnum;
 
@@ -22,12 +25,45 @@ pub(crate) fn filter_expression(
         rule: filter.rule.clone(),
         reason: reason.to_owned(),
     };
-    let tree = crate::parse::parse(&format!("SELECT 1 WHERE {}", filter.predicate))
-        .map_err(|e| invalid(&format!("it does not parse: {e}")))?;
+    let mut expr = parsed_predicate(&filter.predicate).map_err(|reason| invalid(&reason))?;
+    let mut outcome = Ok(());
+    if let Some(inner) = expr.node.as_mut() {
+        prepare(inner, &filter.values, Some(qualifier), &mut outcome);
+    }
+    outcome.map_err(|reason| invalid(&reason))?;
+    Ok(expr)
+}
+
+/// Parsed predicates by text: the same few policy predicates come with every statement, and parsing is the
+/// larger part of building a filter. Bounded by clearing when full.
+static PARSED: Mutex<Option<HashMap<String, Result<Node, String>>>> = Mutex::new(None);
+const MAX_PARSED: usize = 1024;
+
+/// The predicate's expression tree as parsed (before parameters are substituted), cached.
+fn parsed_predicate(predicate: &str) -> Result<Node, String> {
+    if let Ok(mut guard) = PARSED.lock() {
+        let cache = guard.get_or_insert_with(HashMap::new);
+        if let Some(hit) = cache.get(predicate) {
+            return hit.clone();
+        }
+        let parsed = parse_predicate(predicate);
+        if cache.len() >= MAX_PARSED {
+            cache.clear();
+        }
+        cache.insert(predicate.to_owned(), parsed.clone());
+        return parsed;
+    }
+    parse_predicate(predicate)
+}
+
+/// Parses `SELECT 1 WHERE <predicate>` and checks nothing but the WHERE clause came of it.
+fn parse_predicate(predicate: &str) -> Result<Node, String> {
+    let tree = crate::parse::parse(&format!("SELECT 1 WHERE {predicate}"))
+        .map_err(|e| format!("it does not parse: {e}"))?;
     let mut stmts = tree.stmts.into_iter();
     let stmt = stmts.next().and_then(|s| s.stmt).and_then(|s| s.node);
     let Some(NodeEnum::SelectStmt(select)) = stmt else {
-        return Err(invalid("it is not a single expression"));
+        return Err("it is not a single expression".into());
     };
     // Anything beyond `SELECT 1 WHERE expr` means the predicate text escaped its place.
     let plain = stmts.next().is_none()
@@ -48,15 +84,11 @@ pub(crate) fn filter_expression(
         && select.op == SetOperation::SetopNone as i32
         && select.larg.is_none()
         && select.rarg.is_none();
-    let Some(mut expr) = select.where_clause.filter(|_| plain).map(|w| *w) else {
-        return Err(invalid("it is not a single expression"));
-    };
-    let mut outcome = Ok(());
-    if let Some(inner) = expr.node.as_mut() {
-        prepare(inner, &filter.values, Some(qualifier), &mut outcome);
-    }
-    outcome.map_err(|reason| invalid(&reason))?;
-    Ok(expr)
+    select
+        .where_clause
+        .filter(|_| plain)
+        .map(|w| *w)
+        .ok_or_else(|| "it is not a single expression".into())
 }
 
 /// Substitutes parameters, pins operators, functions and types to pg_catalog, and qualifies bare column
