@@ -138,6 +138,13 @@ fn prepare(
                     .into(),
             );
         }
+        NodeEnum::CaseExpr(c) if c.arg.is_some() => {
+            *outcome = Err(
+                "CASE x WHEN ... compares with an operator found through the session's search_path; \
+                 write CASE WHEN x OPERATOR(pg_catalog.=) ... instead"
+                    .into(),
+            );
+        }
         NodeEnum::SubLink(s) => {
             if let Some(inner) = s.subselect.as_mut().and_then(|t| t.node.as_mut()) {
                 prepare(inner, values, None, outcome);
@@ -225,6 +232,7 @@ fn pin_to_catalog(node: &mut NodeEnum) {
             pin(&mut e.name);
         }
         NodeEnum::FuncCall(f) => pin(&mut f.funcname),
+        NodeEnum::CollateClause(c) => pin(&mut c.collname),
         NodeEnum::TypeCast(t) => {
             if let Some(tn) = t.type_name.as_mut() {
                 pin(&mut tn.names);
