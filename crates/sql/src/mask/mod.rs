@@ -5,9 +5,42 @@
 //! which protected columns are masked and rows filtered, so nothing downstream of the reference (expressions,
 //! joins, predicates, error messages) ever sees a raw value.
 
+//!
+//! [`rewrite`] does the rewriting; [`touches_protected`] is the cheap check whether a statement needs it.
+//!
+//! What the rewrite does, in short:
+//! - **Reads** (FROM, JOIN, subqueries, CTE bodies, LATERAL, set operations, `TABLE t`, the sources of
+//!   INSERT/UPDATE/DELETE/MERGE, `COPY (query) TO`, `DECLARE CURSOR`, `PREPARE`, `EXPLAIN`, `CREATE TABLE AS`,
+//!   `SELECT INTO`, `CREATE [MATERIALIZED] VIEW`): a protected relation becomes
+//!   `(SELECT c1, <mask>(c2) AS c2, ... FROM [ONLY] schema.rel [TABLESAMPLE ...] WHERE <filters> [OFFSET 0]) AS alias`,
+//!   keeping the alias (and column aliases), so `e.col`, `e.*`, `row_to_json(e)` and `SELECT e` all see the
+//!   projection. Denied columns are left out of it.
+//! - **`COPY rel [(cols)] TO`** becomes `COPY (SELECT cols FROM <projection>) TO`; `COPY ... FROM` is untouched.
+//! - **Write targets** (UPDATE, DELETE, INSERT's ON CONFLICT and RETURNING): references to masked columns
+//!   are replaced by the mask over them, row filters are ANDed into WHERE (and ON CONFLICT DO UPDATE's
+//!   WHERE), `RETURNING *` / `t.*` expand to the masked columns; other whole-row references are refused.
+//! - **Refused** ([`RewriteError`]): MERGE into a protected relation, any other statement type touching one
+//!   (DDL, TRUNCATE, LOCK, ...), a protected relation in a position that is not a FROM item, a reference to
+//!   a denied column, a protected relation whose columns are unknown, EXPLAIN or `current_query()` where a
+//!   hash mask's salt would show.
+
 use serde::{Deserialize, Serialize};
 
 use crate::resolve::QualifiedName;
+
+#[rustfmt::skip]
+mod children_mut;
+mod error;
+mod expr;
+mod filter;
+mod nodes;
+mod projection;
+mod rewrite;
+mod walk;
+
+pub use error::RewriteError;
+pub use expr::mask_expression_sql;
+pub use rewrite::{rewrite, touches_protected, Applied, Rewrite};
 
 /// How a protected column's values are replaced. Every kind maps NULL to NULL.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -104,3 +137,6 @@ pub trait Protections {
     /// whose columns are unknown cannot be rewritten, so statements reading it are refused.
     fn columns(&self, relation: &QualifiedName) -> Option<&[String]>;
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,897 @@
+//! The tree rewrite of one statement: every reference to a protected relation in a reading position becomes a
+//! masked, filtered projection of it; references to the columns of a protected write target are masked in
+//! place. Tracks CTE scopes so a CTE that shadows a table name is left alone.
+
+use std::collections::HashSet;
+
+use pg_query::protobuf::{self, Node, OnConflictAction};
+use pg_query::NodeEnum;
+
+use super::children_mut::{
+    children_of_RangeVar, children_of_SelectStmt, for_each_child_mut, ChildMut,
+};
+use super::error::RewriteError;
+use super::expr::mask_expression;
+use super::filter::filter_expression;
+use super::nodes::{and_all, column_ref, node, res_target};
+use super::projection::{projection, Sample};
+use super::rewrite::Applied;
+use super::{MaskKind, Protections, RelationProtection};
+use crate::kind::ObjectKind;
+use crate::resolve::{resolve, Catalog, QualifiedName, SearchPath};
+use crate::walker::range_var_name;
+
+/// How deep the rewrite recurses before refusing (the protobuf decoder already limits nesting to about 100).
+const MAX_DEPTH: usize = 1000;
+
+/// What the rewriter needs to resolve names and find protections.
+pub(crate) struct Context<'a> {
+    pub(crate) path: &'a SearchPath,
+    pub(crate) session_user: &'a str,
+    pub(crate) catalog: &'a dyn Catalog,
+    pub(crate) protections: &'a dyn Protections,
+}
+
+impl<'a> Context<'a> {
+    /// The protection of the relation `rv` names, when it is not empty. `ctes` are the CTE names in scope,
+    /// which shadow unqualified relation names.
+    pub(crate) fn protection_of(
+        &self,
+        rv: &protobuf::RangeVar,
+        ctes: &[String],
+    ) -> Option<(QualifiedName, &'a RelationProtection)> {
+        if rv.schemaname.is_empty() && rv.catalogname.is_empty() && ctes.contains(&rv.relname) {
+            return None;
+        }
+        let name = resolve(
+            &range_var_name(rv),
+            ObjectKind::Relation,
+            self.path,
+            self.session_user,
+            self.catalog,
+        );
+        let protection = self.protections.protection(&name)?;
+        (!protection.is_empty()).then_some((name, protection))
+    }
+}
+
+/// A protected write target (UPDATE, DELETE, INSERT) whose column references are masked in place.
+struct Target {
+    relation: QualifiedName,
+    /// The names the target's columns can be qualified with (its alias or name; in RETURNING also `old`/`new`).
+    refnames: Vec<String>,
+    masks: Vec<(String, MaskKind)>,
+    /// Known columns, required when anything is masked or denied.
+    columns: Vec<String>,
+    /// Whether a whole-row reference would show something the protection hides.
+    sensitive: bool,
+}
+
+/// The rewrite of one statement.
+pub(crate) struct Rewriter<'a> {
+    ctx: &'a Context<'a>,
+    ctes: Vec<String>,
+    targets: Vec<Target>,
+    depth: usize,
+    error: Option<RewriteError>,
+    /// Whether the tree was changed.
+    pub(crate) changed: bool,
+    /// Protections put in place.
+    pub(crate) applied: Vec<Applied>,
+    /// Denied columns of every protected relation the statement touches: (relation, column, rule).
+    denied: Vec<(QualifiedName, String, String)>,
+    /// Column names the statement references (last field of column references, SET and INSERT targets, ...).
+    referenced: HashSet<String>,
+    hashed: Option<QualifiedName>,
+    explains: bool,
+    current_query: bool,
+}
+
+impl<'a> Rewriter<'a> {
+    pub(crate) fn new(ctx: &'a Context<'a>) -> Self {
+        Self {
+            ctx,
+            ctes: Vec::new(),
+            targets: Vec::new(),
+            depth: 0,
+            error: None,
+            changed: false,
+            applied: Vec::new(),
+            denied: Vec::new(),
+            referenced: HashSet::new(),
+            hashed: None,
+            explains: false,
+            current_query: false,
+        }
+    }
+
+    fn fail(&mut self, error: RewriteError) {
+        if self.error.is_none() {
+            self.error = Some(error);
+        }
+    }
+
+    /// Rewrites a top-level statement. `protected` names a protected relation the statement references,
+    /// for messages about statements that cannot be rewritten at all.
+    pub(crate) fn statement(&mut self, stmt: &mut NodeEnum, protected: &QualifiedName) {
+        self.top(stmt, protected);
+        if self.error.is_none() {
+            self.final_checks();
+        }
+    }
+
+    /// The outcome: an error, or whether anything changed.
+    pub(crate) fn finish(self) -> Result<(bool, Vec<Applied>), RewriteError> {
+        match self.error {
+            Some(e) => Err(e),
+            None => Ok((self.changed, self.applied)),
+        }
+    }
+
+    fn top(&mut self, stmt: &mut NodeEnum, protected: &QualifiedName) {
+        match stmt {
+            NodeEnum::SelectStmt(_)
+            | NodeEnum::InsertStmt(_)
+            | NodeEnum::UpdateStmt(_)
+            | NodeEnum::DeleteStmt(_)
+            | NodeEnum::MergeStmt(_) => self.expr(stmt),
+            NodeEnum::ExplainStmt(e) => {
+                self.explains = true;
+                self.top_opt(&mut e.query, protected);
+            }
+            NodeEnum::DeclareCursorStmt(d) => self.top_opt(&mut d.query, protected),
+            NodeEnum::PrepareStmt(p) => self.top_opt(&mut p.query, protected),
+            NodeEnum::CreateTableAsStmt(c) => {
+                if let Some(rel) = c.into.as_ref().and_then(|i| i.rel.as_ref()) {
+                    self.not_a_target(rel, "created by CREATE TABLE AS");
+                }
+                self.top_opt(&mut c.query, protected);
+            }
+            NodeEnum::ViewStmt(v) => {
+                if let Some(rel) = &v.view {
+                    self.not_a_target(rel, "created by CREATE VIEW");
+                }
+                self.top_opt(&mut v.query, protected);
+            }
+            NodeEnum::CopyStmt(c) => self.copy(c, protected),
+            other => {
+                let name = crate::children::node_name(other.to_ref());
+                self.fail(RewriteError::unsupported(format!(
+                    "{} on protected relation {protected} cannot be masked",
+                    statement_name(name)
+                )));
+            }
+        }
+    }
+
+    fn top_opt(&mut self, query: &mut Option<Box<Node>>, protected: &QualifiedName) {
+        match query.as_mut().and_then(|q| q.node.as_mut()) {
+            Some(q) => self.top(q, protected),
+            None => self.fail(RewriteError::unsupported("a statement without its query")),
+        }
+    }
+
+    /// Checks made once the whole statement was walked.
+    fn final_checks(&mut self) {
+        if let Some((relation, column, rule)) = self
+            .denied
+            .iter()
+            .find(|(_, column, _)| self.referenced.contains(column))
+        {
+            let error = RewriteError::DeniedColumn {
+                relation: relation.clone(),
+                column: column.clone(),
+                rule: rule.clone(),
+            };
+            self.fail(error);
+            return;
+        }
+        if let Some(relation) = self.hashed.clone() {
+            if self.explains {
+                self.fail(RewriteError::unsupported(format!(
+                    "EXPLAIN would show the secret salt of the hash mask on {relation}"
+                )));
+            } else if self.current_query {
+                self.fail(RewriteError::unsupported(format!(
+                    "current_query() would show the secret salt of the hash mask on {relation}"
+                )));
+            }
+        }
+    }
+
+    /// Records a protected relation's protection as applied, and its denied columns for the final check.
+    fn record(&mut self, relation: &QualifiedName, protection: &RelationProtection) {
+        for (column, rule) in &protection.denied_columns {
+            if !self
+                .denied
+                .iter()
+                .any(|(r, c, _)| r == relation && c == column)
+            {
+                self.denied
+                    .push((relation.clone(), column.clone(), rule.clone()));
+            }
+        }
+        if protection
+            .masks
+            .iter()
+            .any(|m| matches!(m.mask, MaskKind::Hash { .. }))
+        {
+            self.hashed = Some(relation.clone());
+        }
+        if self.applied.iter().any(|a| &a.relation == relation) {
+            return;
+        }
+        self.applied.push(Applied {
+            statement: 0,
+            relation: relation.clone(),
+            masked: protection
+                .masks
+                .iter()
+                .map(|m| (m.column.clone(), m.rule.clone()))
+                .collect(),
+            row_filters: protection
+                .row_filters
+                .iter()
+                .map(|f| f.rule.clone())
+                .collect(),
+        });
+    }
+
+    /// A relation named where a statement creates one: a protected name there cannot be rewritten.
+    fn not_a_target(&mut self, rv: &protobuf::RangeVar, role: &str) {
+        if let Some((name, _)) = self.ctx.protection_of(rv, &self.ctes) {
+            self.fail(RewriteError::unsupported(format!(
+                "protected relation {name} is {role}"
+            )));
+        }
+    }
+
+    /// Any node: statements that nest get their own handling, everything else is descended into.
+    fn expr(&mut self, n: &mut NodeEnum) {
+        if self.error.is_some() {
+            return;
+        }
+        if self.depth >= MAX_DEPTH {
+            self.fail(RewriteError::unsupported(
+                "the statement is nested too deeply to rewrite",
+            ));
+            return;
+        }
+        self.depth += 1;
+        match n {
+            NodeEnum::SelectStmt(s) => self.select(s),
+            NodeEnum::InsertStmt(_) => self.insert(n),
+            NodeEnum::UpdateStmt(_) => self.update(n),
+            NodeEnum::DeleteStmt(_) => self.delete(n),
+            NodeEnum::MergeStmt(_) => self.merge(n),
+            NodeEnum::RangeVar(rv) => self.stray_range_var(rv),
+            NodeEnum::JoinExpr(_) | NodeEnum::RangeSubselect(_) | NodeEnum::RangeTableSample(_) => {
+                self.range_item(n)
+            }
+            NodeEnum::ColumnRef(_) => self.column_ref(n),
+            NodeEnum::IndexElem(ie) => {
+                if !ie.name.is_empty() {
+                    self.referenced.insert(ie.name.clone());
+                }
+                self.generic(n);
+            }
+            NodeEnum::FuncCall(f) => {
+                if let Some(Some(NodeEnum::String(s))) = f.funcname.last().map(|p| &p.node) {
+                    if s.sval == "current_query" {
+                        self.current_query = true;
+                    }
+                }
+                self.generic(n);
+            }
+            _ => {
+                let name = crate::children::node_name(n.to_ref());
+                if name.ends_with("Stmt") {
+                    self.fail(RewriteError::unsupported(format!(
+                        "a nested {} cannot be rewritten",
+                        statement_name(name)
+                    )));
+                } else {
+                    self.generic(n);
+                }
+            }
+        }
+        self.depth -= 1;
+    }
+
+    fn expr_opt(&mut self, n: &mut Option<Box<Node>>) {
+        if let Some(inner) = n.as_mut().and_then(|b| b.node.as_mut()) {
+            self.expr(inner);
+        }
+    }
+
+    fn expr_list(&mut self, list: &mut [Node]) {
+        for item in list {
+            if let Some(inner) = item.node.as_mut() {
+                self.expr(inner);
+            }
+        }
+    }
+
+    /// Descends into every child of `n`.
+    fn generic(&mut self, n: &mut NodeEnum) {
+        for_each_child_mut(n, &mut |child| self.child(child));
+    }
+
+    fn child(&mut self, child: ChildMut<'_>) {
+        match child {
+            ChildMut::Node(n) => self.expr(n),
+            ChildMut::RangeVar(rv) => self.stray_range_var(rv),
+            ChildMut::Select(s) => self.select(s),
+            // Only reached when an enclosing node does not scope its WITH itself: keep the names visible
+            // to the rest of that node.
+            ChildMut::With(w) => self.with_ctes(w),
+        }
+    }
+
+    /// A relation reference outside a FROM list (or a typed one the statement handler did not take).
+    fn stray_range_var(&mut self, rv: &mut protobuf::RangeVar) {
+        if let Some((name, _)) = self.ctx.protection_of(rv, &self.ctes) {
+            self.fail(RewriteError::unsupported(format!(
+                "protected relation {name} is referenced where it cannot be replaced by a masked projection"
+            )));
+        } else {
+            children_of_RangeVar(rv, &mut |child| self.child(child));
+        }
+    }
+
+    /// Puts the CTEs of `with` in scope, rewriting their queries (with no write target in scope: a CTE
+    /// cannot see the enclosing statement's target).
+    fn with_ctes(&mut self, with: &mut protobuf::WithClause) {
+        let names: Vec<String> = with
+            .ctes
+            .iter()
+            .filter_map(|c| match &c.node {
+                Some(NodeEnum::CommonTableExpr(cte)) => Some(cte.ctename.clone()),
+                _ => None,
+            })
+            .collect();
+        if names.len() != with.ctes.len() {
+            self.fail(RewriteError::unsupported("unexpected node in WITH clause"));
+            return;
+        }
+        let targets = std::mem::take(&mut self.targets);
+        if with.recursive {
+            self.ctes.extend(names);
+        }
+        for cte in &mut with.ctes {
+            if let Some(NodeEnum::CommonTableExpr(c)) = cte.node.as_mut() {
+                self.expr_opt(&mut c.ctequery);
+                if !with.recursive {
+                    self.ctes.push(c.ctename.clone());
+                }
+            }
+        }
+        self.targets = targets;
+    }
+
+    fn select(&mut self, s: &mut protobuf::SelectStmt) {
+        let mark = self.ctes.len();
+        let mut with = s.with_clause.take();
+        if let Some(w) = with.as_mut() {
+            self.with_ctes(w);
+        }
+        let into = s.into_clause.take();
+        if let Some(rel) = into.as_ref().and_then(|i| i.rel.as_ref()) {
+            self.not_a_target(rel, "created by SELECT INTO");
+        }
+        let mut from = std::mem::take(&mut s.from_clause);
+        self.range_list(&mut from);
+        children_of_SelectStmt(s, &mut |child| self.child(child));
+        s.from_clause = from;
+        s.with_clause = with;
+        s.into_clause = into;
+        self.ctes.truncate(mark);
+    }
+
+    fn range_list(&mut self, items: &mut [Node]) {
+        for item in items {
+            if let Some(inner) = item.node.as_mut() {
+                self.range_item(inner);
+            }
+        }
+    }
+
+    /// An item of a FROM list (or of a join): protected relations become masked projections.
+    fn range_item(&mut self, n: &mut NodeEnum) {
+        if self.error.is_some() {
+            return;
+        }
+        match n {
+            NodeEnum::RangeVar(rv) => {
+                if let Some((name, protection)) = self.ctx.protection_of(rv, &self.ctes) {
+                    self.record(&name, protection);
+                    match projection(self.ctx, rv, &name, protection, None) {
+                        Ok(sub) => {
+                            *n = sub;
+                            self.changed = true;
+                        }
+                        Err(e) => self.fail(e),
+                    }
+                }
+            }
+            NodeEnum::JoinExpr(j) => {
+                if let Some(l) = j.larg.as_mut().and_then(|b| b.node.as_mut()) {
+                    self.range_item(l);
+                }
+                if let Some(r) = j.rarg.as_mut().and_then(|b| b.node.as_mut()) {
+                    self.range_item(r);
+                }
+                self.expr_opt(&mut j.quals);
+            }
+            NodeEnum::RangeSubselect(rs) => self.expr_opt(&mut rs.subquery),
+            NodeEnum::RangeTableSample(ts) => {
+                self.expr_list(&mut ts.args);
+                self.expr_opt(&mut ts.repeatable);
+                let protected = match ts.relation.as_ref().and_then(|r| r.node.as_ref()) {
+                    Some(NodeEnum::RangeVar(rv)) => self
+                        .ctx
+                        .protection_of(rv, &self.ctes)
+                        .map(|(name, p)| (rv.clone(), name, p)),
+                    _ => None,
+                };
+                if let Some((rv, name, protection)) = protected {
+                    self.record(&name, protection);
+                    let sample = Sample {
+                        method: ts.method.clone(),
+                        args: ts.args.clone(),
+                        repeatable: ts.repeatable.clone(),
+                    };
+                    match projection(self.ctx, &rv, &name, protection, Some(sample)) {
+                        Ok(sub) => {
+                            *n = sub;
+                            self.changed = true;
+                        }
+                        Err(e) => self.fail(e),
+                    }
+                }
+            }
+            _ => self.expr(n),
+        }
+    }
+
+    /// The protected write target `rv`, if it is protected.
+    fn write_target(&mut self, rv: &mut protobuf::RangeVar) -> Option<Target> {
+        // A write target is always a table: PostgreSQL does not look it up among the CTEs.
+        let (relation, protection) = self.ctx.protection_of(rv, &[])?;
+        self.record(&relation, protection);
+        let sensitive = !protection.masks.is_empty() || !protection.denied_columns.is_empty();
+        let columns = match self.ctx.protections.columns(&relation) {
+            Some(c) => c.to_vec(),
+            None if sensitive => {
+                self.fail(RewriteError::UnknownColumns { relation });
+                return None;
+            }
+            None => Vec::new(),
+        };
+        let refname = rv
+            .alias
+            .as_ref()
+            .map_or_else(|| rv.relname.clone(), |a| a.aliasname.clone());
+        // Name the target by its schema, so the upstream writes exactly the relation whose protection was
+        // applied, whatever it makes of the session's search_path.
+        if rv.schemaname != relation.schema {
+            rv.schemaname = relation.schema.clone();
+            self.changed = true;
+        }
+        Some(Target {
+            relation,
+            refnames: vec![refname],
+            masks: protection
+                .masks
+                .iter()
+                .map(|m| (m.column.clone(), m.mask.clone()))
+                .collect(),
+            columns,
+            sensitive,
+        })
+    }
+
+    /// The row filters of a protected write target, over its reference name.
+    fn target_filters(&mut self, rv: &protobuf::RangeVar) -> Vec<Node> {
+        let Some((relation, protection)) = self.ctx.protection_of(rv, &[]) else {
+            return Vec::new();
+        };
+        let refname = rv
+            .alias
+            .as_ref()
+            .map_or(rv.relname.as_str(), |a| a.aliasname.as_str());
+        let mut filters = Vec::new();
+        for f in &protection.row_filters {
+            match filter_expression(f, &relation, refname) {
+                Ok(e) => filters.push(e),
+                Err(e) => self.fail(e),
+            }
+        }
+        filters
+    }
+
+    /// ANDs `filters` into `clause`.
+    fn add_filters(&mut self, clause: &mut Option<Box<Node>>, filters: Vec<Node>) {
+        if filters.is_empty() {
+            return;
+        }
+        let mut operands: Vec<Node> = clause.take().map(|b| *b).into_iter().collect();
+        operands.extend(filters);
+        *clause = and_all(operands).map(Box::new);
+        self.changed = true;
+    }
+
+    /// A column reference: remembered for the denied-column check, and masked when it names a masked column
+    /// of a write target in scope. A whole-row reference to a sensitive write target is refused.
+    fn column_ref(&mut self, n: &mut NodeEnum) {
+        let NodeEnum::ColumnRef(c) = n else { return };
+        let parts: Vec<Option<&str>> = c
+            .fields
+            .iter()
+            .map(|f| match &f.node {
+                Some(NodeEnum::String(s)) => Some(s.sval.as_str()),
+                _ => None,
+            })
+            .collect();
+        if let Some(Some(last)) = parts.last() {
+            self.referenced.insert((*last).to_owned());
+        }
+        let mut replacement = None;
+        let mut refusal = None;
+        for t in self.targets.iter().rev() {
+            let qualified_by_target = parts.len() >= 2
+                && parts[parts.len() - 2].is_some_and(|q| t.refnames.iter().any(|r| r == q));
+            match parts.as_slice() {
+                [Some(col)] => {
+                    if let Some((_, mask)) = t.masks.iter().find(|(c, _)| c == col) {
+                        replacement = Some(mask.clone());
+                    } else if t.sensitive
+                        && t.refnames.iter().any(|r| r == col)
+                        && !t.columns.iter().any(|c| c == col)
+                    {
+                        refusal = Some(format!(
+                            "a whole-row reference to protected write target {} ({col})",
+                            t.relation
+                        ));
+                    }
+                }
+                [.., None] if qualified_by_target && t.sensitive => {
+                    refusal = Some(format!(
+                        "a whole-row reference to protected write target {} (.*)",
+                        t.relation
+                    ));
+                }
+                [.., Some(col)] if qualified_by_target => {
+                    if let Some((_, mask)) = t.masks.iter().find(|(c, _)| c == col) {
+                        replacement = Some(mask.clone());
+                    } else if t.sensitive && !t.columns.iter().any(|c| c == col) {
+                        refusal = Some(format!(
+                            "{col} is not a column of protected write target {} (a function called on the whole row?)",
+                            t.relation
+                        ));
+                    }
+                }
+                _ => {}
+            }
+            if replacement.is_some() || refusal.is_some() {
+                break;
+            }
+        }
+        if let Some(reason) = refusal {
+            self.fail(RewriteError::unsupported(reason));
+        } else if let Some(mask) = replacement {
+            match mask_expression(&mask, &node(n.clone())) {
+                Ok(Node { node: Some(masked) }) => {
+                    *n = masked;
+                    self.changed = true;
+                }
+                Ok(_) => self.fail(RewriteError::Internal("empty mask expression".into())),
+                Err(e) => self.fail(e),
+            }
+        }
+    }
+
+    /// Remembers the column names of SET / INSERT target lists (writing a denied column is a reference).
+    fn target_names(&mut self, list: &[Node]) {
+        for item in list {
+            if let Some(NodeEnum::ResTarget(rt)) = &item.node {
+                if !rt.name.is_empty() {
+                    self.referenced.insert(rt.name.clone());
+                }
+            }
+        }
+    }
+
+    /// RETURNING of a write, with the target in scope: `*` and `target.*` expand to the target's columns
+    /// (then masked like any column reference), and `old`/`new` (or their renamed aliases) name the target too.
+    fn returning(
+        &mut self,
+        clause: &mut Option<protobuf::ReturningClause>,
+        target: Option<Target>,
+        other_from_items: bool,
+    ) {
+        let Some(rc) = clause.as_mut() else { return };
+        let Some(mut target) = target else {
+            self.expr_list(&mut rc.exprs);
+            return;
+        };
+        target.refnames.extend(["old".to_owned(), "new".to_owned()]);
+        for o in &rc.options {
+            if let Some(NodeEnum::ReturningOption(opt)) = &o.node {
+                if !opt.value.is_empty() {
+                    target.refnames.push(opt.value.clone());
+                }
+            }
+        }
+        if target.sensitive {
+            let exprs = std::mem::take(&mut rc.exprs);
+            rc.exprs = self.expand_stars(exprs, &target, other_from_items);
+        }
+        self.targets.push(target);
+        self.expr_list(&mut rc.exprs);
+        self.targets.pop();
+    }
+
+    /// Replaces `*` and `target.*` entries of a RETURNING list by the target's (not denied) columns.
+    fn expand_stars(
+        &mut self,
+        exprs: Vec<Node>,
+        target: &Target,
+        other_from_items: bool,
+    ) -> Vec<Node> {
+        let denied: Vec<&String> = self
+            .denied
+            .iter()
+            .filter(|(r, _, _)| r == &target.relation)
+            .map(|(_, c, _)| c)
+            .collect();
+        let mut out = Vec::with_capacity(exprs.len());
+        let mut refusal = None;
+        for e in exprs {
+            let star = match &e.node {
+                Some(NodeEnum::ResTarget(rt)) => {
+                    match rt.val.as_ref().and_then(|v| v.node.as_ref()) {
+                        Some(NodeEnum::ColumnRef(c)) => match c.fields.as_slice() {
+                            [Node {
+                                node: Some(NodeEnum::AStar(_)),
+                            }] => Some(None),
+                            [.., Node {
+                                node: Some(NodeEnum::String(q)),
+                            }, Node {
+                                node: Some(NodeEnum::AStar(_)),
+                            }] if target.refnames.contains(&q.sval) => Some(Some(q.sval.clone())),
+                            _ => None,
+                        },
+                        _ => None,
+                    }
+                }
+                _ => None,
+            };
+            match star {
+                Some(None) if other_from_items => {
+                    refusal = Some(format!(
+                        "RETURNING * with other FROM/USING items on protected write target {}; list the columns instead",
+                        target.relation
+                    ));
+                }
+                Some(qualifier) => {
+                    let q = qualifier
+                        .or_else(|| target.refnames.first().cloned())
+                        .unwrap_or_default();
+                    for col in target.columns.iter().filter(|c| !denied.contains(c)) {
+                        out.push(res_target(col, column_ref(&[&q, col])));
+                    }
+                    self.changed = true;
+                }
+                None => out.push(e),
+            }
+        }
+        if let Some(reason) = refusal {
+            self.fail(RewriteError::unsupported(reason));
+        }
+        out
+    }
+
+    fn insert(&mut self, n: &mut NodeEnum) {
+        let NodeEnum::InsertStmt(s) = n else { return };
+        let mark = self.ctes.len();
+        let mut with = s.with_clause.take();
+        if let Some(w) = with.as_mut() {
+            self.with_ctes(w);
+        }
+        let Some(mut relation) = s.relation.take() else {
+            self.fail(RewriteError::unsupported(
+                "INSERT without a target relation",
+            ));
+            return;
+        };
+        let mut target = self.write_target(&mut relation);
+        self.target_names(&s.cols);
+        self.expr_list(&mut s.cols);
+        // The source query cannot see the target.
+        self.expr_opt(&mut s.select_stmt);
+        let mut returning = s.returning_clause.take();
+        if let Some(mut oc) = s.on_conflict_clause.take() {
+            self.target_names(&oc.target_list);
+            let pushed = match target.take() {
+                Some(t) => {
+                    self.targets.push(t);
+                    true
+                }
+                None => false,
+            };
+            let mut oc_node = NodeEnum::OnConflictClause(oc);
+            self.generic(&mut oc_node);
+            if let NodeEnum::OnConflictClause(back) = oc_node {
+                oc = back;
+            } else {
+                return;
+            }
+            if pushed {
+                target = self.targets.pop();
+            }
+            if oc.action == OnConflictAction::OnconflictUpdate as i32 {
+                let filters = self.target_filters(&relation);
+                self.add_filters(&mut oc.where_clause, filters);
+            }
+            s.on_conflict_clause = Some(oc);
+        }
+        self.returning(&mut returning, target, false);
+        s.returning_clause = returning;
+        s.relation = Some(relation);
+        s.with_clause = with;
+        self.ctes.truncate(mark);
+    }
+
+    fn update(&mut self, n: &mut NodeEnum) {
+        let NodeEnum::UpdateStmt(s) = n else { return };
+        let mark = self.ctes.len();
+        let mut with = s.with_clause.take();
+        if let Some(w) = with.as_mut() {
+            self.with_ctes(w);
+        }
+        let Some(mut relation) = s.relation.take() else {
+            self.fail(RewriteError::unsupported(
+                "UPDATE without a target relation",
+            ));
+            return;
+        };
+        let target = self.write_target(&mut relation);
+        let mut from = std::mem::take(&mut s.from_clause);
+        self.range_list(&mut from);
+        self.target_names(&s.target_list);
+        let mut returning = s.returning_clause.take();
+        let pushed = match target {
+            Some(t) => {
+                self.targets.push(t);
+                true
+            }
+            None => false,
+        };
+        for item in &mut s.target_list {
+            if let Some(NodeEnum::ResTarget(rt)) = item.node.as_mut() {
+                self.expr_opt(&mut rt.val);
+                self.expr_list(&mut rt.indirection);
+            } else if let Some(other) = item.node.as_mut() {
+                self.expr(other);
+            }
+        }
+        self.expr_opt(&mut s.where_clause);
+        let target = if pushed { self.targets.pop() } else { None };
+        let filters = self.target_filters(&relation);
+        self.add_filters(&mut s.where_clause, filters);
+        self.returning(&mut returning, target, !from.is_empty());
+        s.returning_clause = returning;
+        s.from_clause = from;
+        s.relation = Some(relation);
+        s.with_clause = with;
+        self.ctes.truncate(mark);
+    }
+
+    fn delete(&mut self, n: &mut NodeEnum) {
+        let NodeEnum::DeleteStmt(s) = n else { return };
+        let mark = self.ctes.len();
+        let mut with = s.with_clause.take();
+        if let Some(w) = with.as_mut() {
+            self.with_ctes(w);
+        }
+        let Some(mut relation) = s.relation.take() else {
+            self.fail(RewriteError::unsupported(
+                "DELETE without a target relation",
+            ));
+            return;
+        };
+        let target = self.write_target(&mut relation);
+        let mut using = std::mem::take(&mut s.using_clause);
+        self.range_list(&mut using);
+        let mut returning = s.returning_clause.take();
+        let pushed = match target {
+            Some(t) => {
+                self.targets.push(t);
+                true
+            }
+            None => false,
+        };
+        self.expr_opt(&mut s.where_clause);
+        let target = if pushed { self.targets.pop() } else { None };
+        let filters = self.target_filters(&relation);
+        self.add_filters(&mut s.where_clause, filters);
+        self.returning(&mut returning, target, !using.is_empty());
+        s.returning_clause = returning;
+        s.using_clause = using;
+        s.relation = Some(relation);
+        s.with_clause = with;
+        self.ctes.truncate(mark);
+    }
+
+    fn merge(&mut self, n: &mut NodeEnum) {
+        let NodeEnum::MergeStmt(s) = n else { return };
+        let mark = self.ctes.len();
+        let mut with = s.with_clause.take();
+        if let Some(w) = with.as_mut() {
+            self.with_ctes(w);
+        }
+        let relation = s.relation.take();
+        if let Some(rv) = &relation {
+            if let Some((name, _)) = self.ctx.protection_of(rv, &[]) {
+                self.fail(RewriteError::unsupported(format!(
+                    "MERGE into protected relation {name} cannot be masked; use UPDATE, INSERT or DELETE"
+                )));
+            }
+        }
+        if let Some(src) = s.source_relation.as_mut().and_then(|b| b.node.as_mut()) {
+            self.range_item(src);
+        }
+        let source = s.source_relation.take();
+        self.generic(n);
+        if let NodeEnum::MergeStmt(s) = n {
+            s.source_relation = source;
+            s.relation = relation;
+            s.with_clause = with;
+        }
+        self.ctes.truncate(mark);
+    }
+
+    /// `COPY protected [(cols)] TO ...` becomes `COPY (SELECT cols FROM <projection>) TO ...`; `COPY (query)
+    /// TO` rewrites the query; `COPY ... FROM` writes and is left alone.
+    fn copy(&mut self, c: &mut protobuf::CopyStmt, protected: &QualifiedName) {
+        if let Some(q) = c.query.as_mut().and_then(|b| b.node.as_mut()) {
+            self.top(q, protected);
+            return;
+        }
+        if c.is_from {
+            return;
+        }
+        let Some(rv) = c.relation.clone() else {
+            return;
+        };
+        let Some((name, protection)) = self.ctx.protection_of(&rv, &self.ctes) else {
+            return;
+        };
+        self.record(&name, protection);
+        let columns = crate::mask::nodes::strings(&c.attlist);
+        self.referenced.extend(columns.iter().cloned());
+        match super::projection::copy_query(self.ctx, &rv, &name, protection, &columns) {
+            Ok(query) => {
+                c.relation = None;
+                c.attlist.clear();
+                c.query = Some(Box::new(node(query)));
+                self.changed = true;
+            }
+            Err(e) => self.fail(e),
+        }
+    }
+}
+
+/// `SelectStmt` → `SELECT`, for messages.
+fn statement_name(node_name: &str) -> String {
+    let base = node_name.strip_suffix("Stmt").unwrap_or(node_name);
+    let mut out = String::new();
+    for (i, ch) in base.chars().enumerate() {
+        if ch.is_ascii_uppercase() && i > 0 {
+            out.push(' ');
+        }
+        out.push(ch.to_ascii_uppercase());
+    }
+    out
+}
