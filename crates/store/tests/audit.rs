@@ -505,6 +505,7 @@ fn policy_decisions_round_trip_and_filter_by_rule() {
         }],
         missing_grants: Vec::new(),
         logout: true,
+        protections: vec!["hr.employees.ssn masked by mask-ssn".into()],
         reason: "blocked".into(),
     };
     let decision = AuditEvent::Decision(DecisionEvent {

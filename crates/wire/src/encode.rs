@@ -207,6 +207,18 @@ pub fn encode_parse(name: &str, sql: &str, out: &mut BytesMut) {
     finish(out, start);
 }
 
+/// Appends Parse with parameter type OIDs (0 leaves a parameter's type to the server).
+pub fn encode_parse_with_types(name: &str, sql: &str, param_types: &[u32], out: &mut BytesMut) {
+    let start = begin(out, f::PARSE);
+    put_cstr(out, name);
+    put_cstr(out, sql);
+    out.put_u16(u16::try_from(param_types.len()).unwrap_or(u16::MAX));
+    for oid in param_types.iter().take(usize::from(u16::MAX)) {
+        out.put_u32(*oid);
+    }
+    finish(out, start);
+}
+
 /// Appends Bind of `statement` into `portal` with no parameters and every result column in text format.
 pub fn encode_bind_without_params(portal: &str, statement: &str, out: &mut BytesMut) {
     let start = begin(out, f::BIND);

@@ -7,17 +7,20 @@ use std::sync::{Arc, Mutex};
 
 use bytes::{Buf, BytesMut};
 use portcullis_policy::{Component, Context, SessionCache, StatementComponent, Verdict};
-use portcullis_sql::{leading_justification, Analysis, SessionEffect, Statement, StatementKind};
+use portcullis_sql::{
+    leading_justification, Analysis, SearchPath, SessionEffect, Statement, StatementKind,
+};
 use portcullis_wire::{
     decode_frontend, encode_bind_without_params, encode_describe_portal, encode_execute,
-    encode_flush, encode_parse, encode_query, encode_sync, peek_frame, tag, FrontendMessage,
-    Target, TransactionStatus, WireError,
+    encode_flush, encode_parse, encode_parse_with_types, encode_query, encode_sync, peek_frame,
+    tag, FrontendMessage, Target, TransactionStatus, WireError,
 };
 use time::OffsetDateTime;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::oneshot;
 
 use super::flow::{Flow, Internal, Pending};
+use super::masking::SessionMasking;
 use super::row_guard::{self, GuardVerdict, Guarded};
 use super::statement::{Refusal, Run};
 use super::SessionInfo;
@@ -74,6 +77,8 @@ struct Prepared {
     params: u32,
     /// The justification its text gave in a leading comment.
     justification: Option<Arc<str>>,
+    /// The masks and row filters its text was rewritten with (as the monitor records them).
+    protections: Vec<String>,
 }
 
 impl Prepared {
@@ -109,6 +114,10 @@ pub struct ClientSide<'a> {
     guarded_portal: Option<Option<String>>,
     /// Rows each portal has returned under a guard so far (a fetch size runs a portal in pieces).
     portal_rows: HashMap<String, u64>,
+    /// The search path a statement of the message being decided sets, for the statements after it.
+    path_in_message: Option<Arc<SearchPath>>,
+    /// This session's masks and row filters.
+    masking: SessionMasking,
 }
 
 impl<'a> ClientSide<'a> {
@@ -131,6 +140,8 @@ impl<'a> ClientSide<'a> {
             copy_in_cycle: false,
             guarded_portal: None,
             portal_rows: HashMap::new(),
+            path_in_message: None,
+            masking: SessionMasking::default(),
         }
     }
 
@@ -201,7 +212,11 @@ impl<'a> ClientSide<'a> {
         }
         match decode_frontend(tag, &frame[5..])? {
             FrontendMessage::Query { sql } => return self.on_query(sql, frame, out),
-            FrontendMessage::Parse { name, sql, .. } => self.on_parse(name, sql, frame, out)?,
+            FrontendMessage::Parse {
+                name,
+                sql,
+                param_types,
+            } => self.on_parse(name, sql, param_types, frame, out)?,
             FrontendMessage::Bind {
                 portal,
                 statement,
@@ -223,15 +238,25 @@ impl<'a> ClientSide<'a> {
             FrontendMessage::Execute { portal, .. } => {
                 let bound = self.portals.get(portal).cloned();
                 self.message_justification = bound.as_ref().and_then(|p| p.justification.clone());
-                let run = bound.and_then(|p| p.statement().map(|s| self.run_for(s, p.params)));
+                let run = bound
+                    .as_ref()
+                    .and_then(|p| Some(self.run_for(p.statement()?, p.params)));
                 // Decided again at each execution: the policy, the time or the context may have
                 // changed since the statement was prepared.
-                let Some(run) = self.decide_extended(run, out)? else {
+                let Some(mut run) = self.decide_extended(run, out)? else {
                     return Ok(Step::Continue);
                 };
+                if let (Some(r), Some(p)) = (run.as_mut(), &bound) {
+                    if let Err(refusal) = self.masks_unchanged(r, p) {
+                        if let Some(r) = run {
+                            self.refuse_rewrite(r, refusal, true, out);
+                        }
+                        return Ok(Step::Continue);
+                    }
+                }
                 match run {
                     Some(run) if run.row_limits.is_some() => {
-                        return Ok(self.send_guarded(run, Some(portal), frame, out));
+                        return Ok(self.send_guarded(run, Some(portal), None, frame, out));
                     }
                     run => self.forward(Pending::Execute(run), frame, out),
                 }
@@ -283,6 +308,7 @@ impl<'a> ClientSide<'a> {
         &mut self,
         run: Run,
         portal: Option<&str>,
+        sql: Option<&str>,
         frame: &[u8],
         out: &mut BytesMut,
     ) -> Step {
@@ -294,14 +320,14 @@ impl<'a> ClientSide<'a> {
             .copied()
             .unwrap_or_default();
         let converted = portal.is_none();
-        let text = converted.then(|| run.text().to_string());
+        let text = sql.filter(|_| converted);
         let (guarded, verdict) = Guarded::new(run, limits, rows_before, converted);
         self.lock().push(Pending::Guarded(Box::new(guarded)));
         match text {
             // A simple Query drops the unnamed statement and portal too, so using them changes nothing
             // the client relies on.
             Some(sql) => {
-                encode_parse("", &sql, out);
+                encode_parse("", sql, out);
                 encode_bind_without_params("", "", out);
                 encode_describe_portal("", out);
                 encode_execute("", 0, out);
@@ -359,6 +385,7 @@ impl<'a> ClientSide<'a> {
         out: &mut BytesMut,
     ) -> Result<Step, GatewayError> {
         self.message_justification = leading_justification(sql).map(Arc::from);
+        self.path_in_message = None;
         let Some(analysis) = self.analyse_or_refuse(sql, false, out) else {
             return Ok(Step::Continue);
         };
@@ -391,19 +418,47 @@ impl<'a> ClientSide<'a> {
                 self.prepared_in_message
                     .insert(name.clone(), (**statement).clone());
             }
+            // The statements after it resolve names through the path it sets.
+            match &statement.effect {
+                Some(
+                    SessionEffect::SetSearchPath(path) | SessionEffect::SetLocalSearchPath(path),
+                ) => self.path_in_message = Some(Arc::new(SearchPath::from_list(path.clone()))),
+                Some(SessionEffect::ResetSearchPath | SessionEffect::DiscardAll) => {
+                    self.path_in_message = Some(Arc::new(SearchPath::default_path()))
+                }
+                _ => {}
+            }
             runs.push_back(run);
         }
         self.prepared_in_message.clear();
+        let path_changed = self.path_in_message.take().is_some();
+        let masked = match self.mask(sql, runs.make_contiguous(), path_changed) {
+            Ok(masked) => masked,
+            Err(refusal) => {
+                self.ctx.justification = session_justification;
+                if let Some(run) = runs.pop_front() {
+                    self.refuse_rewrite(run, refusal, false, out);
+                }
+                return Ok(Step::Continue);
+            }
+        };
         for statement in &analysis.statements {
             self.note_effects(statement);
         }
         // A guarded statement is alone in its message (see above).
         if runs.front().is_some_and(|r| r.row_limits.is_some()) {
             if let Some(run) = runs.pop_front() {
-                return Ok(self.send_guarded(run, None, frame, out));
+                let text = masked.as_deref().unwrap_or(sql);
+                return Ok(self.send_guarded(run, None, Some(text), frame, out));
             }
         }
-        self.forward(Pending::Query(runs), frame, out);
+        match masked {
+            Some(text) => {
+                self.lock().push(Pending::Query(runs));
+                encode_query(&text, out);
+            }
+            None => self.forward(Pending::Query(runs), frame, out),
+        }
         self.end_of_cycle(out);
         Ok(Step::Continue)
     }
@@ -412,6 +467,7 @@ impl<'a> ClientSide<'a> {
         &mut self,
         name: &str,
         sql: &str,
+        param_types: u16,
         frame: &[u8],
         out: &mut BytesMut,
     ) -> Result<(), GatewayError> {
@@ -422,9 +478,26 @@ impl<'a> ClientSide<'a> {
         let run = analysis.statements.first().map(|s| self.run_for(s, 0));
         // Refused at Parse too, so a client learns nothing (not even a Describe's columns) of what
         // it may not run.
-        let Some(run) = self.decide_extended(run, out)? else {
+        let Some(mut run) = self.decide_extended(run, out)? else {
             return Ok(());
         };
+        let rewritten = match run.as_mut() {
+            Some(r) => match self.mask(sql, std::slice::from_mut(r), false) {
+                Ok(rewritten) => rewritten,
+                Err(refusal) => {
+                    if let Some(r) = run {
+                        self.refuse_rewrite(r, refusal, true, out);
+                    }
+                    return Ok(());
+                }
+            },
+            None => None,
+        };
+        let protections = run
+            .as_ref()
+            .and_then(|r| r.policy.as_ref())
+            .map(|t| t.protections.clone())
+            .unwrap_or_default();
         // PostgreSQL refuses to redefine a named statement, so only a new name or the unnamed one counts.
         if name.is_empty() || !self.statements.contains_key(name) {
             self.statements.insert(
@@ -433,14 +506,97 @@ impl<'a> ClientSide<'a> {
                     analysis: Arc::clone(&analysis),
                     params: 0,
                     justification: self.message_justification.clone(),
+                    protections,
                 },
             );
         }
         if let Some(s) = analysis.statements.first() {
             self.note_effects(s);
         }
-        self.forward(Pending::Parse(run), frame, out);
+        match rewritten {
+            Some(text) => {
+                self.lock().push(Pending::Parse(run));
+                encode_parse_with_types(name, &text, &parse_param_types(frame, param_types), out);
+            }
+            None => self.forward(Pending::Parse(run), frame, out),
+        }
         Ok(())
+    }
+
+    /// Checks that the masks and row filters a prepared statement was rewritten with are still the ones
+    /// that apply: the upstream runs the text rewritten at Parse, so a mask added since must not be missed.
+    fn masks_unchanged(&mut self, run: &mut Run, prepared: &Prepared) -> Result<(), Refusal> {
+        let text = prepared.statement().map_or("", |s| s.text.as_str());
+        self.mask(text, std::slice::from_mut(run), false)?;
+        let now = run
+            .policy
+            .as_ref()
+            .map(|t| t.protections.as_slice())
+            .unwrap_or_default();
+        if now != prepared.protections.as_slice() {
+            return Err(Refusal::denied(
+                "the masks or row filters that apply to this prepared statement changed since it was \
+                 prepared; prepare it again",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Refuses a statement the policy allowed but whose masks or row filters cannot be applied.
+    fn refuse_rewrite(
+        &mut self,
+        mut run: Run,
+        refusal: Refusal,
+        extended: bool,
+        out: &mut BytesMut,
+    ) {
+        if let Some(trail) = run.policy.as_mut() {
+            trail.result = "deny".into();
+            trail.reason = refusal.message.clone();
+        }
+        self.refuse(run, refusal, extended, out);
+    }
+
+    /// Applies the session's masks and row filters to `sql`, whose statements are `runs`: the text to send
+    /// instead, `None` to send it as written, or why it is refused. `path_changed`: a statement of the text
+    /// changes the search path, so one path cannot resolve all of its names.
+    fn mask(
+        &mut self,
+        sql: &str,
+        runs: &mut [Run],
+        path_changed: bool,
+    ) -> Result<Option<String>, Refusal> {
+        let active = self.shared.policy.current();
+        let (path, catalog) = {
+            let flow = self.lock();
+            (Arc::clone(&flow.search_path), Arc::clone(&flow.catalog))
+        };
+        let components: Vec<&[Component]> = runs.iter().map(|r| r.components.as_slice()).collect();
+        let masked = self.masking.apply(
+            &active.compiled,
+            active.version,
+            &self.ctx,
+            &catalog,
+            &path,
+            &self.info.upstream_user,
+            sql,
+            &components,
+        )?;
+        if masked.touched && path_changed && runs.len() > 1 {
+            return Err(Refusal::unanalysable(
+                "masks or row filters apply, and this query changes the search path before other \
+                 statements; send SET search_path in a query of its own",
+            ));
+        }
+        for (statement, applied) in masked.applied {
+            if let Some(trail) = runs.get_mut(statement).and_then(|r| r.policy.as_mut()) {
+                trail.protections.push(applied);
+            }
+        }
+        if masked.touched {
+            runs.iter_mut().for_each(|r| r.masked = true);
+        }
+        Ok(masked.sql)
     }
 
     /// Decides `run` with the policy in force and records the decision on it.
@@ -586,7 +742,8 @@ impl<'a> ClientSide<'a> {
     fn run_for(&self, statement: &Statement, params: u32) -> Run {
         let (path, catalog) = {
             let flow = self.lock();
-            (Arc::clone(&flow.search_path), Arc::clone(&flow.catalog))
+            let path = self.path_in_message.as_ref().unwrap_or(&flow.search_path);
+            (Arc::clone(path), Arc::clone(&flow.catalog))
         };
         let objects_of = match &statement.effect {
             Some(SessionEffect::ExecutePrepared { name }) => self
@@ -663,4 +820,15 @@ impl<'a> ClientSide<'a> {
             encode_query(SNAPSHOT_QUERY, out);
         }
     }
+}
+
+/// The parameter type OIDs at the end of a Parse frame that declares `count` of them.
+fn parse_param_types(frame: &[u8], count: u16) -> Vec<u32> {
+    let len = 4 * usize::from(count);
+    frame
+        .get(frame.len().saturating_sub(len)..)
+        .unwrap_or_default()
+        .chunks_exact(4)
+        .map(|oid| u32::from_be_bytes([oid[0], oid[1], oid[2], oid[3]]))
+        .collect()
 }

@@ -20,7 +20,7 @@ use portcullis_wire::{
 use super::row_guard::Guarded;
 use super::statement::{Outcome, Refusal, Run};
 use super::SessionInfo;
-use crate::catalog::CatalogSnapshot;
+use crate::catalog::{catalog_row, CatalogRow, CatalogSnapshot};
 use crate::rows::data_row_texts;
 
 /// A request forwarded upstream whose replies are still to come.
@@ -66,7 +66,7 @@ pub enum Internal {
     /// `SHOW search_path`, after the client changed it.
     SearchPath(Option<String>),
     /// The catalog snapshot query, after DDL.
-    Catalog(Vec<[String; 3]>),
+    Catalog(Vec<CatalogRow>),
     /// The query failed (e.g. in an aborted transaction); its result is ignored.
     Failed,
 }
@@ -330,6 +330,7 @@ impl Flow {
             return Err(WireError::Malformed("ErrorResponse"));
         };
         let (code, message) = (fields.sqlstate(), fields.message());
+        let mut masked = false;
         match self.queue.front_mut() {
             Some(Pending::Refused {
                 refusal,
@@ -344,6 +345,7 @@ impl Flow {
             }
             Some(Pending::Query(runs)) => {
                 if let Some(run) = runs.pop_front() {
+                    masked = run.masked;
                     events.push(run.into_event(info, Outcome::Failed(code, message)));
                 }
                 // The statements after the failing one never ran.
@@ -370,10 +372,12 @@ impl Flow {
                         replaced = true;
                     }
                     Some(Pending::Execute(Some(run)) | Pending::Parse(Some(run))) => {
+                        masked = run.masked;
                         events.push(run.into_event(info, Outcome::Failed(code, message)));
                     }
                     Some(Pending::Guarded(mut guarded)) => {
                         guarded.fail();
+                        masked = guarded.run.masked;
                         events.push(guarded.run.into_event(info, Outcome::Failed(code, message)));
                     }
                     _ => {}
@@ -383,6 +387,21 @@ impl Flow {
                     return Ok(());
                 }
             }
+        }
+        if masked {
+            // The detail, hint and context of an error may quote a row's raw values ("Failing row
+            // contains …", "Key (ssn)=(…) already exists"); the message and code are what clients act on.
+            encode_error(
+                &ErrorInfo {
+                    severity: fields.severity().unwrap_or("ERROR"),
+                    code: code.unwrap_or("XX000"),
+                    message: message.unwrap_or("the statement failed"),
+                    detail: None,
+                    hint: None,
+                },
+                out,
+            );
+            return Ok(());
         }
         out.extend_from_slice(frame);
         Ok(())
@@ -484,12 +503,7 @@ fn collect_internal_row(internal: &mut Internal, body: &[u8]) {
     };
     match internal {
         Internal::SearchPath(value) => *value = columns.into_iter().next().flatten(),
-        Internal::Catalog(rows) => {
-            let mut it = columns.into_iter().map(Option::unwrap_or_default);
-            if let (Some(kind), Some(schema), Some(name)) = (it.next(), it.next(), it.next()) {
-                rows.push([kind, schema, name]);
-            }
-        }
+        Internal::Catalog(rows) => rows.extend(catalog_row(columns)),
         Internal::Failed => {}
     }
 }

@@ -4,6 +4,7 @@ mod alerting;
 mod client_side;
 mod flow;
 mod login;
+mod masking;
 mod row_guard;
 mod startup;
 mod statement;
@@ -26,7 +27,7 @@ use time::OffsetDateTime;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use crate::catalog::{CatalogSnapshot, SNAPSHOT_QUERY};
+use crate::catalog::{catalog_row, CatalogSnapshot, SNAPSHOT_QUERY};
 use crate::config::ClientTls;
 use crate::error::GatewayError;
 use crate::listener::Shared;
@@ -348,11 +349,9 @@ async fn open(
 /// Reads a catalog snapshot over a freshly logged-in upstream connection.
 async fn read_catalog(upstream: &mut Upstream) -> Result<Arc<CatalogSnapshot>, GatewayError> {
     let rows = upstream::simple_query_rows(upstream, SNAPSHOT_QUERY).await?;
-    let rows = rows.into_iter().filter_map(|row| {
-        let mut it = row.into_iter().map(Option::unwrap_or_default);
-        Some([it.next()?, it.next()?, it.next()?])
-    });
-    Ok(Arc::new(CatalogSnapshot::from_rows(rows)))
+    Ok(Arc::new(CatalogSnapshot::from_rows(
+        rows.into_iter().filter_map(catalog_row),
+    )))
 }
 
 /// Runs both directions until either ends; returns what the audit log says about the end and the

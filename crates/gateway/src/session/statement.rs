@@ -32,6 +32,9 @@ pub struct Run {
     pub rows_seen: u64,
     /// The statement changes the catalog, so resolution data must be read again when it succeeds.
     pub changes_catalog: bool,
+    /// Its text was rewritten for masks or row filters, so its errors' details (which may quote a row's
+    /// raw values, e.g. "Failing row contains …") are not shown.
+    pub masked: bool,
 }
 
 /// How a statement ended.
@@ -164,6 +167,7 @@ impl Run {
             started: Instant::now(),
             rows_seen: 0,
             changes_catalog,
+            masked: false,
         }
     }
 
@@ -182,6 +186,7 @@ impl Run {
             started: Instant::now(),
             rows_seen: 0,
             changes_catalog: false,
+            masked: false,
         }
     }
 

@@ -225,6 +225,9 @@ pub struct PolicyTrail {
     /// Whether the decision ends the session.
     #[serde(default)]
     pub logout: bool,
+    /// Masks and row filters the statement was rewritten with (`hr.people.ssn masked by mask-ssn`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub protections: Vec<String>,
     /// A human explanation.
     pub reason: String,
 }

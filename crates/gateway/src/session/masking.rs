@@ -1,0 +1,263 @@
+//! Data masking and row filters for one session: the protections the policy gives this session, resolved
+//! against the resource's catalog into what the statement rewriter asks (`portcullis_sql::mask`).
+//!
+//! Besides the rewrite itself, a session with protections may not read what the rewriter cannot see into:
+//! views over a protected relation, functions outside `pg_catalog` (their bodies may read protected data),
+//! and the catalog views that show column values or other sessions' statement texts.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use portcullis_policy::{CompiledPolicy, Component, Context, SessionProtections};
+use portcullis_sql::mask::{rewrite, touches_protected, Protections, RelationProtection};
+use portcullis_sql::{ObjectKind, QualifiedName, SearchPath};
+use time::OffsetDateTime;
+
+use super::statement::Refusal;
+use crate::catalog::CatalogSnapshot;
+
+/// `pg_catalog` views that expose column values (statistics) or statement texts, which carry a hash mask's
+/// salt and other sessions' literals.
+const REVEALING_VIEWS: &[&str] = &[
+    "pg_stats",
+    "pg_stats_ext",
+    "pg_stats_ext_exprs",
+    "pg_statistic",
+    "pg_stat_activity",
+    "pg_prepared_statements",
+    "pg_stat_statements",
+];
+
+/// Schemas whose functions are PostgreSQL's own: their bodies read no user table.
+const TRUSTED_FUNCTION_SCHEMAS: &[&str] = &["pg_catalog", "information_schema"];
+
+/// What one statement text becomes.
+pub struct Masked {
+    /// The text to send instead, when something was rewritten.
+    pub sql: Option<String>,
+    /// For the audit log: each protection applied (`hr.employees.ssn masked by mask-ssn`), with the index
+    /// of the statement it applied in.
+    pub applied: Vec<(usize, String)>,
+    /// Whether the statements touch a protected relation at all.
+    pub touched: bool,
+}
+
+/// A session's protections resolved for one policy version and one catalog snapshot.
+struct Resolved {
+    version: Option<i64>,
+    catalog: Arc<CatalogSnapshot>,
+    valid_until: Option<OffsetDateTime>,
+    protections: SessionProtections,
+    relations: HashMap<QualifiedName, RelationProtection>,
+    /// Views and materialised views that read a protected relation, with the relation.
+    views: HashMap<QualifiedName, QualifiedName>,
+}
+
+impl Protections for Resolved {
+    fn protection(&self, relation: &QualifiedName) -> Option<&RelationProtection> {
+        self.relations.get(relation)
+    }
+
+    fn columns(&self, relation: &QualifiedName) -> Option<&[String]> {
+        self.catalog.columns(relation)
+    }
+}
+
+/// The masking state of one session.
+#[derive(Default)]
+pub struct SessionMasking {
+    resolved: Option<Resolved>,
+}
+
+impl SessionMasking {
+    /// Rewrites `sql` (whose statements' components are `components`) for this session, or refuses it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn apply(
+        &mut self,
+        policy: &CompiledPolicy,
+        version: Option<i64>,
+        ctx: &Context,
+        catalog: &Arc<CatalogSnapshot>,
+        path: &SearchPath,
+        session_user: &str,
+        sql: &str,
+        components: &[&[Component]],
+    ) -> Result<Masked, Refusal> {
+        let now = OffsetDateTime::now_utc();
+        let resolved = self.resolved(policy, version, ctx, catalog, now);
+        let untouched = Masked {
+            sql: None,
+            applied: Vec::new(),
+            touched: false,
+        };
+        if resolved.protections.is_empty() {
+            return Ok(untouched);
+        }
+        let objects = || {
+            components
+                .iter()
+                .flat_map(|c| c.iter())
+                .filter_map(Component::as_object)
+        };
+        for object in objects() {
+            let name = QualifiedName {
+                schema: object.schema.clone(),
+                name: object.name.clone(),
+            };
+            match object.kind {
+                ObjectKind::Function
+                    if !TRUSTED_FUNCTION_SCHEMAS.contains(&object.schema.as_str()) =>
+                {
+                    return Err(Refusal::denied(&format!(
+                        "function {name} may read protected data the gateway cannot mask, and masks or \
+                         row filters apply to this session"
+                    )));
+                }
+                ObjectKind::Relation
+                    if object.schema == "pg_catalog"
+                        && REVEALING_VIEWS.contains(&object.name.as_str()) =>
+                {
+                    return Err(Refusal::denied(&format!(
+                        "{name} shows column values or statement texts, and masks or row filters apply \
+                         to this session"
+                    )));
+                }
+                ObjectKind::Relation => {
+                    // Created since the catalog was read (not through the gateway): its columns are
+                    // unknown, so it cannot be masked yet.
+                    if !catalog.knows(&name) && resolved.protections.may_protect(&name) {
+                        return Err(Refusal::denied(&format!(
+                            "{name} may be protected, and the gateway has not read its columns yet; try \
+                             again in a minute"
+                        )));
+                    }
+                    if let Some(base) = resolved.views.get(&name) {
+                        return Err(Refusal::denied(&format!(
+                            "view {name} reads protected relation {base}, which the gateway can mask only \
+                             when it is queried directly"
+                        )));
+                    }
+                }
+                _ => {}
+            }
+        }
+        let relations: Vec<QualifiedName> = objects()
+            .filter(|o| o.kind == ObjectKind::Relation)
+            .map(|o| QualifiedName {
+                schema: o.schema.clone(),
+                name: o.name.clone(),
+            })
+            .collect();
+        if !touches_protected(relations.iter(), resolved) {
+            return Ok(untouched);
+        }
+        let rewritten = rewrite(sql, path, session_user, catalog.as_ref(), resolved)
+            .map_err(|e| Refusal::denied(&e.to_string()))?;
+        let applied = rewritten
+            .applied
+            .iter()
+            .flat_map(|a| {
+                let masks = a.masked.iter().map(move |(column, rule)| {
+                    (
+                        a.statement,
+                        format!("{}.{column} masked by {rule}", a.relation),
+                    )
+                });
+                let filters = a
+                    .row_filters
+                    .iter()
+                    .map(move |rule| (a.statement, format!("{} filtered by {rule}", a.relation)));
+                masks.chain(filters)
+            })
+            .collect();
+        Ok(Masked {
+            sql: rewritten.sql,
+            applied,
+            touched: true,
+        })
+    }
+
+    /// The protections for now, resolved again when the policy, the catalog or a time window changed.
+    fn resolved(
+        &mut self,
+        policy: &CompiledPolicy,
+        version: Option<i64>,
+        ctx: &Context,
+        catalog: &Arc<CatalogSnapshot>,
+        now: OffsetDateTime,
+    ) -> &Resolved {
+        let stale = self.resolved.as_ref().is_none_or(|r| {
+            r.version != version
+                || !Arc::ptr_eq(&r.catalog, catalog)
+                || r.valid_until.is_some_and(|until| now >= until)
+        });
+        if stale {
+            self.resolved = None;
+        }
+        self.resolved
+            .get_or_insert_with(|| resolve(policy.protections(ctx, now), version, catalog))
+    }
+}
+
+/// Resolves the protections against every relation of the catalog: each protected relation, each
+/// inheritance child or partition of one (protected like its parent), and each view reading one.
+fn resolve(
+    protections: SessionProtections,
+    version: Option<i64>,
+    catalog: &Arc<CatalogSnapshot>,
+) -> Resolved {
+    let mut relations = HashMap::new();
+    let mut views = HashMap::new();
+    if !protections.is_empty() {
+        for relation in catalog.relations_with_columns() {
+            let columns = catalog.columns(relation).unwrap_or_default();
+            // A child or partition is protected by its own rules and by every ancestor's: the parent's
+            // rules are meant for its rows, wherever they are stored.
+            let mut merged = RelationProtection::default();
+            for named in std::iter::once(relation).chain(catalog.ancestors(relation)) {
+                if let Some(protection) = protections
+                    .may_protect(named)
+                    .then(|| protections.protection_for(named, columns))
+                    .flatten()
+                {
+                    merge(&mut merged, protection);
+                }
+            }
+            if !merged.is_empty() {
+                relations.insert(relation.clone(), merged);
+            }
+        }
+        for (view, bases) in catalog.view_bases() {
+            if let Some(base) = bases.into_iter().find(|b| relations.contains_key(*b)) {
+                views.insert(view.clone(), base.clone());
+            }
+        }
+    }
+    Resolved {
+        version,
+        catalog: Arc::clone(catalog),
+        valid_until: protections.valid_until(),
+        protections,
+        relations,
+        views,
+    }
+}
+
+/// Adds `more` to `into`: a column already masked keeps its mask; filters and denied columns add up.
+fn merge(into: &mut RelationProtection, more: RelationProtection) {
+    for mask in more.masks {
+        if !into.masks.iter().any(|m| m.column == mask.column) {
+            into.masks.push(mask);
+        }
+    }
+    for filter in more.row_filters {
+        if !into.row_filters.contains(&filter) {
+            into.row_filters.push(filter);
+        }
+    }
+    for denied in more.denied_columns {
+        if !into.denied_columns.contains(&denied) {
+            into.denied_columns.push(denied);
+        }
+    }
+}

@@ -1,0 +1,457 @@
+//! Data masking, row filters and column denies through the real gateway on a real PostgreSQL: an analyst
+//! tries every way we know of to read a masked column or a filtered row, and no raw value may appear
+//! anywhere in what comes back — rows, COPY data, errors (with their details) or notices.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use common::{fresh_database, Gateway, ALICE_PASSWORD, ALLOW_ALL_POLICY, BOB_PASSWORD};
+use futures_util::{StreamExt, TryStreamExt};
+use serde_json::Value;
+use tokio_postgres::{AsyncMessage, SimpleQueryMessage};
+
+/// Values that must never reach bob: raw protected values, and every value of the row his filter hides.
+const RAW: &[&str] = &[
+    "111-22-3333",
+    "444-55-6666",
+    "777-88-9999",
+    "CHILD-SSN-7",
+    "ann.lee@corp.example",
+    "bob.ray@corp.example",
+    "cat.kim@corp.example",
+    "51234.56",
+    "62345.67",
+    "73456.78",
+    "RAWNOTE",
+    "4111-1111-1111-1111",
+    "5500-0000-0000-0004",
+    "ANN-HIDDEN-ROW",
+    "protect-salt",
+];
+
+/// Added to the harness's policy in which alice and bob may do anything.
+const PROTECTIONS: &str = "
+masks:
+  - id: mask-ssn
+    resource: app
+    columns: ['hr.*.ssn']
+    mask: {kind: partial, keep_last: 4}
+    exempt: {users: [alice]}
+  - id: mask-email
+    resource: app
+    columns: [hr.people.email]
+    mask: {kind: email}
+    exempt: {users: [alice]}
+  - id: round-salary
+    resource: app
+    columns: [hr.people.salary]
+    mask: {kind: round, digits: -3}
+    exempt: {users: [alice]}
+  - id: hash-note
+    resource: app
+    columns: [hr.people.note]
+    mask: {kind: hash, salt: protect-salt}
+    exempt: {users: [alice]}
+row_filters:
+  - id: south-only
+    resource: app
+    table: hr.people
+    predicate: \"region = 'south'\"
+    exempt: {users: [alice]}
+column_denies:
+  - id: no-cards
+    resource: app
+    columns: [hr.people.card]
+    exempt: {users: [alice]}
+";
+
+async fn fixtures(gw: &Gateway) {
+    let alice = gw.connect("alice", ALICE_PASSWORD).await;
+    alice
+        .batch_execute(
+            "CREATE SCHEMA hr;
+             CREATE TABLE hr.people(id int primary key, name text, ssn text unique, email text,
+                                    salary numeric, region text, card text, note text);
+             INSERT INTO hr.people VALUES
+               (1, 'ANN-HIDDEN-ROW', '111-22-3333', 'ann.lee@corp.example', 51234.56, 'north',
+                '4111-1111-1111-1111', 'RAWNOTE-1'),
+               (2, 'Bob', '444-55-6666', 'bob.ray@corp.example', 62345.67, 'south',
+                '5500-0000-0000-0004', 'RAWNOTE-2'),
+               (3, 'Cat', '777-88-9999', 'cat.kim@corp.example', 73456.78, 'south', NULL, 'RAWNOTE-3');
+             CREATE TABLE hr.people_child () INHERITS (hr.people);
+             INSERT INTO hr.people_child VALUES
+               (7, 'Kid', 'CHILD-SSN-7', 'kid@corp.example', 1, 'south', NULL, 'RAWNOTE-7');
+             CREATE VIEW hr.people_v AS SELECT * FROM hr.people;
+             CREATE MATERIALIZED VIEW hr.people_mv AS SELECT ssn FROM hr.people;
+             CREATE FUNCTION hr.leak() RETURNS SETOF text LANGUAGE sql AS 'SELECT ssn FROM hr.people';
+             ANALYZE hr.people;",
+        )
+        .await
+        .expect("fixtures");
+}
+
+/// A client whose notices are kept, so they can be searched for leaks too.
+async fn connect_keeping_notices(
+    gw: &Gateway,
+    user: &str,
+    password: &str,
+) -> (tokio_postgres::Client, Arc<Mutex<Vec<String>>>) {
+    let (client, mut connection) =
+        tokio_postgres::connect(&gw.conn_str(user, password), tokio_postgres::NoTls)
+            .await
+            .expect("connect through the gateway");
+    let notices = Arc::new(Mutex::new(Vec::new()));
+    let kept = Arc::clone(&notices);
+    let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+    tokio::spawn(async move {
+        while let Some(Ok(message)) = messages.next().await {
+            if let AsyncMessage::Notice(notice) = message {
+                let text = format!(
+                    "{} {:?} {:?}",
+                    notice.message(),
+                    notice.detail(),
+                    notice.hint()
+                );
+                kept.lock().unwrap().push(text);
+            }
+        }
+    });
+    (client, notices)
+}
+
+/// Everything a client can read from an error.
+fn error_text(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!(
+            "{} {} {:?} {:?} {:?}",
+            db.code().code(),
+            db.message(),
+            db.detail(),
+            db.hint(),
+            db.where_()
+        ),
+        None => e.to_string(),
+    }
+}
+
+fn simple_text(result: &Result<Vec<SimpleQueryMessage>, tokio_postgres::Error>) -> String {
+    match result {
+        Ok(messages) => messages
+            .iter()
+            .filter_map(|m| match m {
+                SimpleQueryMessage::Row(row) => Some(
+                    (0..row.len())
+                        .map(|i| row.get(i).unwrap_or("NULL").to_string())
+                        .collect::<Vec<_>>()
+                        .join("|"),
+                ),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+        Err(e) => error_text(e),
+    }
+}
+
+fn assert_no_raw(what: &str, output: &str) {
+    for raw in RAW {
+        assert!(
+            !output.contains(raw),
+            "{what} leaked {raw:?}; everything it returned:\n{output}"
+        );
+    }
+}
+
+/// Runs `sql` as a simple query and, when it is one statement, through the extended protocol too (every
+/// column cast to text there, so any type can be read back).
+async fn attempt(client: &tokio_postgres::Client, sql: &str) -> String {
+    let simple = client.simple_query(sql).await;
+    let mut output = simple_text(&simple);
+    if !sql.contains(';') {
+        match client.query(sql, &[]).await {
+            Ok(rows) => {
+                for row in rows {
+                    for i in 0..row.len() {
+                        let cell: Option<String> =
+                            row.try_get::<_, Option<String>>(i).ok().flatten();
+                        output.push('\n');
+                        output.push_str(&cell.unwrap_or_default());
+                    }
+                }
+            }
+            Err(e) => {
+                output.push('\n');
+                output.push_str(&error_text(&e));
+            }
+        }
+    }
+    output
+}
+
+/// Ways of reaching a masked column or a filtered row. Each runs as bob; none may show a raw value.
+const ATTEMPTS: &[&str] = &[
+    "SELECT * FROM hr.people",
+    "SELECT ssn FROM hr.people",
+    "SELECT upper(ssn), lower(email) FROM hr.people",
+    "SELECT ssn || '' FROM hr.people",
+    "SELECT substr(ssn, 1, 3), split_part(email, '@', 1) FROM hr.people",
+    "SELECT string_agg(ssn, ',') FROM hr.people",
+    "SELECT array_agg(ssn)::text FROM hr.people",
+    "SELECT max(ssn), min(email), sum(salary)::text FROM hr.people",
+    "SELECT row_to_json(p)::text FROM hr.people p",
+    "SELECT p::text FROM hr.people p",
+    "SELECT p.* FROM hr.people p",
+    "SELECT to_json(p.*)::text FROM hr.people p",
+    "SELECT json_agg(p)::text FROM hr.people p",
+    "WITH x AS (SELECT * FROM hr.people) SELECT * FROM x",
+    "WITH RECURSIVE r AS (SELECT ssn, 1 AS n FROM hr.people UNION ALL SELECT ssn, n + 1 FROM r WHERE n < 2) SELECT * FROM r",
+    "SELECT * FROM (SELECT ssn, email FROM hr.people) s",
+    "SELECT * FROM hr.people ORDER BY ssn",
+    "SELECT ssn::int FROM hr.people",
+    "SELECT CAST(email AS int) FROM hr.people",
+    "SELECT salary::text::int FROM hr.people",
+    "SELECT * FROM hr.people p JOIN hr.people q ON p.id = q.id",
+    "SELECT * FROM hr.people p, LATERAL (SELECT p.ssn AS s2) l",
+    "SELECT ssn FROM hr.people UNION SELECT email FROM hr.people",
+    "SELECT ssn FROM hr.people INTERSECT SELECT ssn FROM hr.people",
+    "SELECT ssn FROM hr.people EXCEPT SELECT 'x'",
+    "TABLE hr.people",
+    "SELECT (SELECT ssn FROM hr.people WHERE id = 2)",
+    "VALUES ((SELECT max(ssn) FROM hr.people))",
+    "SELECT * FROM HR.PEOPLE",
+    "SELECT \"ssn\", \"email\" FROM \"hr\".\"people\"",
+    "SET search_path = hr; SELECT ssn, email FROM people",
+    "SELECT 1; SELECT ssn FROM hr.people",
+    "PREPARE q AS SELECT ssn FROM hr.people; EXECUTE q",
+    "BEGIN; DECLARE c CURSOR FOR SELECT * FROM hr.people; FETCH ALL FROM c; COMMIT",
+    "SELECT * FROM hr.people WHERE region = 'north'",
+    "SELECT * FROM hr.people WHERE id = 1",
+    "SELECT * FROM ONLY hr.people",
+    "SELECT * FROM hr.people_child",
+    "SELECT ssn FROM hr.people_child UNION ALL SELECT ssn FROM hr.people",
+    "CREATE TEMP TABLE copied AS SELECT * FROM hr.people; SELECT * FROM copied",
+    "SELECT * INTO TEMP copied2 FROM hr.people; TABLE copied2",
+    "SELECT * FROM hr.people WHERE id = 2 FOR UPDATE",
+    "EXPLAIN (VERBOSE) SELECT ssn FROM hr.people",
+    "EXPLAIN ANALYZE SELECT * FROM hr.people",
+    "SELECT xmlelement(name x, ssn)::text FROM hr.people",
+    "SELECT query_to_xml('SELECT * FROM hr.people', true, true, '')::text",
+    "SELECT * FROM pg_stats WHERE tablename = 'people'",
+    "SELECT most_common_vals::text FROM pg_catalog.pg_stats",
+    "SELECT query FROM pg_stat_activity",
+    "SELECT * FROM hr.people_v",
+    "SELECT * FROM hr.people_mv",
+    "SELECT hr.leak()",
+    "SELECT * FROM hr.leak()",
+    "DO $$BEGIN RAISE NOTICE '%', (SELECT string_agg(ssn, ',') FROM hr.people); END$$",
+    "SELECT ssn FROM hr.people p WHERE p.id IN (SELECT id FROM hr.people)",
+    "SELECT * FROM hr.people NATURAL JOIN (SELECT 2 AS id) x",
+    "SELECT current_query(), ssn FROM hr.people",
+    "SELECT card FROM hr.people",
+    "SELECT id FROM hr.people WHERE card LIKE '4%'",
+    "SELECT count(*) FROM hr.people GROUP BY ssn",
+    "SELECT ssn, count(*) OVER (PARTITION BY ssn) FROM hr.people",
+    "SELECT length(ssn), md5(ssn) FROM hr.people",
+    "SELECT ssn FROM hr.people WHERE ssn = '444-55-6666'",
+    "SELECT id FROM hr.people WHERE ssn LIKE '444%' OR email LIKE 'bob.ray%'",
+    "SELECT id FROM hr.people WHERE EXISTS (SELECT 1 FROM hr.people q WHERE q.ssn = '777-88-9999')",
+    "SELECT pg_catalog.concat(ssn, email, note) FROM hr.people",
+    "SELECT regexp_replace(ssn, '-', '', 'g') FROM hr.people",
+    "SELECT ssn FROM hr.people LIMIT 1 OFFSET 0",
+    "DELETE FROM hr.people WHERE ssn = '111-22-3333' RETURNING *",
+    "UPDATE hr.people SET region = region WHERE id = 1 RETURNING *",
+    "UPDATE hr.people SET name = name WHERE id = 2 RETURNING ssn, email, note",
+    "INSERT INTO hr.people (id, name, ssn, region) VALUES (2, 'dup', 'x', 'south')",
+    "INSERT INTO hr.people (id, name, ssn, region) VALUES (20, 'dup', '444-55-6666', 'south')",
+    "INSERT INTO hr.people (id, name, ssn, region) VALUES (2, 'x', 'y', 'south') ON CONFLICT (id) DO UPDATE SET name = excluded.name RETURNING ssn, email",
+    "SELECT 'x' FROM hr.people WHERE ssn::int > 0",
+];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_raw_value_reaches_a_masked_session() {
+    let pg = fresh_database("masking");
+    let gw = Gateway::start(pg, "masking");
+    fixtures(&gw).await;
+    gw.apply_policy_live(&format!("{ALLOW_ALL_POLICY}{PROTECTIONS}"));
+    let (bob, notices) = connect_keeping_notices(&gw, "bob", BOB_PASSWORD).await;
+
+    // What bob sees: every visible row, each mask kind in its format, the hidden row gone.
+    let rows = bob
+        .query(
+            "SELECT id, ssn, email, salary::text, note FROM hr.people ORDER BY id",
+            &[],
+        )
+        .await
+        .unwrap();
+    let seen: Vec<(i32, String, String, String)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (
+                2,
+                "XXXXXXX6666".into(),
+                "b***@corp.example".into(),
+                "62000".into()
+            ),
+            (
+                3,
+                "XXXXXXX9999".into(),
+                "c***@corp.example".into(),
+                "73000".into()
+            ),
+            (
+                7,
+                "XXXXXXXSN-7".into(),
+                "k***@corp.example".into(),
+                "0".into()
+            ),
+        ]
+    );
+    let note: String = rows[0].get(4);
+    assert_eq!(note.len(), 64, "a hex SHA-256: {note}");
+    let (code, message) = match bob.simple_query("SELECT card FROM hr.people").await {
+        Err(e) => (
+            e.code().map(|c| c.code().to_string()),
+            e.as_db_error().map(|d| d.message().to_string()),
+        ),
+        Ok(_) => panic!("a denied column was returned"),
+    };
+    assert_eq!(code.as_deref(), Some("42501"));
+    assert!(message.unwrap_or_default().contains("no-cards"));
+
+    for sql in ATTEMPTS {
+        let output = attempt(&bob, sql).await;
+        assert_no_raw(sql, &output);
+    }
+    // COPY data is output too.
+    for copy in [
+        "COPY hr.people TO STDOUT",
+        "COPY hr.people (ssn, email) TO STDOUT",
+        "COPY (SELECT * FROM hr.people) TO STDOUT",
+        "COPY hr.people_child TO STDOUT",
+    ] {
+        let output = match bob.copy_out(copy).await {
+            Ok(stream) => {
+                let chunks: Vec<bytes::Bytes> = stream.try_collect().await.unwrap_or_default();
+                chunks
+                    .iter()
+                    .map(|c| String::from_utf8_lossy(c).into_owned())
+                    .collect()
+            }
+            Err(e) => error_text(&e),
+        };
+        assert_no_raw(copy, &output);
+    }
+    assert_no_raw("notices", &notices.lock().unwrap().join("\n"));
+    let _ = bob.simple_query("ROLLBACK").await;
+
+    // Writes through masks never see raw values, and the data itself is untouched by a masked read.
+    let alice = gw.connect("alice", ALICE_PASSWORD).await;
+    let raw = alice
+        .query("SELECT ssn FROM hr.people WHERE id = 2", &[])
+        .await
+        .unwrap();
+    assert_eq!(raw[0].get::<_, String>(0), "444-55-6666", "alice is exempt");
+    let hidden = alice
+        .query("SELECT count(*) FROM hr.people WHERE id = 1", &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        hidden[0].get::<_, i64>(0),
+        1,
+        "bob could neither update nor delete the row his filter hides"
+    );
+
+    // The audit trail says which protections applied.
+    let records = gw.monitor(&["--user", "bob", "--stage", "statement"]);
+    let masked = records
+        .iter()
+        .find(|r| r["text"].as_str() == Some("SELECT * FROM hr.people"))
+        .expect("a record of the masked read");
+    let applied: Vec<&str> = masked["policy"]["protections"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    assert!(
+        applied.contains(&"hr.people.ssn masked by mask-ssn"),
+        "{applied:?}"
+    );
+    assert!(
+        applied.contains(&"hr.people filtered by south-only"),
+        "{applied:?}"
+    );
+}
+
+/// Each remaining mask kind's output, a row filter on a session variable, and a prepared statement whose
+/// masks changed between Parse and Execute (refused rather than run with the old rewrite).
+#[tokio::test(flavor = "multi_thread")]
+async fn mask_kinds_session_variables_and_prepared_statements() {
+    let pg = fresh_database("masking_kinds");
+    let gw = Gateway::start(pg, "masking_kinds");
+    let alice = gw.connect("alice", ALICE_PASSWORD).await;
+    alice
+        .batch_execute(
+            "CREATE TABLE public.kinds(owner text, a text, b text, c text, d text, e text);
+             INSERT INTO kinds VALUES ('bob', 'abc', 'x', 'y', 'ab-12-cd', NULL),
+                                      ('alice', 'OTHER-OWNER-ROW', 'x', 'y', 'z', 'w');",
+        )
+        .await
+        .unwrap();
+    let policy = |extra: &str| {
+        format!(
+            "{ALLOW_ALL_POLICY}
+masks:
+  - {{id: full-a, resource: app, columns: [public.kinds.a], mask: {{kind: full}}, exempt: {{users: [alice]}}}}
+  - {{id: null-b, resource: app, columns: [public.kinds.b], mask: {{kind: 'null'}}, exempt: {{users: [alice]}}}}
+  - {{id: const-c, resource: app, columns: [public.kinds.c], mask: {{kind: constant, value: hidden}}, exempt: {{users: [alice]}}}}
+  - {{id: regex-d, resource: app, columns: [public.kinds.d], mask: {{kind: regex, pattern: '[0-9]', replacement: '#'}}, exempt: {{users: [alice]}}}}
+{extra}
+row_filters:
+  - {{id: own-rows, resource: app, table: public.kinds, predicate: 'owner = :user.name', exempt: {{users: [alice]}}}}
+"
+        )
+    };
+    gw.apply_policy_live(&policy(""));
+    let bob = gw.connect("bob", BOB_PASSWORD).await;
+    let rows = bob
+        .query("SELECT owner, a, b, c, d, e FROM kinds", &[])
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1, "only bob's own row");
+    let row: Vec<Option<String>> = (0..6).map(|i| rows[0].get(i)).collect();
+    assert_eq!(
+        row,
+        vec![
+            Some("bob".into()),
+            Some("XXX".into()),
+            None,
+            Some("hidden".into()),
+            Some("ab-##-cd".into()),
+            None
+        ]
+    );
+
+    // Prepared before a mask on `e` was added: executing it now would skip the new mask.
+    let statement = bob.prepare("SELECT e FROM kinds").await.unwrap();
+    gw.apply_policy_live(&policy(
+        "  - {id: full-e, resource: app, columns: [public.kinds.e], mask: {kind: full}, exempt: {users: [alice]}}",
+    ));
+    let err = bob
+        .query(&statement, &[])
+        .await
+        .expect_err("the masks changed since it was prepared");
+    assert!(
+        err.as_db_error()
+            .is_some_and(|db| db.message().contains("prepare it again")),
+        "{err:?}"
+    );
+    let fresh = bob.prepare("SELECT a FROM kinds").await.unwrap();
+    assert_eq!(
+        bob.query(&fresh, &[]).await.unwrap()[0].get::<_, String>(0),
+        "XXX"
+    );
+}
