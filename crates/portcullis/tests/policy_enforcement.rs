@@ -431,6 +431,13 @@ async fn every_way_of_reaching_an_ungranted_table_is_refused() {
     assert_eq!(code, "42501");
     assert!(message.contains("hidden.secret2"), "{message}");
     bob.simple_query("RESET search_path").await.unwrap();
+    // Also when the path changes earlier in the same query message.
+    let (code, message) = denial(
+        bob.simple_query("SET search_path TO hidden; SELECT * FROM secret2")
+            .await,
+    );
+    assert_eq!(code, "42501");
+    assert!(message.contains("hidden.secret2"), "{message}");
     // Protocol-level prepared statements are refused at Parse.
     let err = bob
         .prepare("SELECT s FROM secret")

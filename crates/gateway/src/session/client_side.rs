@@ -404,6 +404,7 @@ impl<'a> ClientSide<'a> {
             }
             if let Err(refusal) = decided {
                 self.prepared_in_message.clear();
+                self.path_in_message = None;
                 self.ctx.justification = session_justification;
                 return self
                     .refuse_decided(run, refusal, false, out)
