@@ -61,6 +61,12 @@ async fn the_demo_serves_sample_data_under_the_example_policy() {
     bob.query("SELECT name FROM hr.departments", &[])
         .await
         .expect("analysts read hr.*");
+    let masked = bob
+        .query("SELECT ssn, email FROM hr.employees WHERE id = 1", &[])
+        .await
+        .expect("analysts read employees, masked");
+    assert_eq!(masked[0].get::<_, String>(0), "XXXXXXX6789");
+    assert_eq!(masked[0].get::<_, String>(1), "a***@example.com");
     let err = bob
         .simple_query("SELECT * FROM orders")
         .await

@@ -164,6 +164,31 @@ fn explain_shows_a_missing_grant_as_a_denial() {
 }
 
 #[test]
+fn explain_shows_which_masks_apply() {
+    let protection = |report: &serde_json::Value, id: &str| {
+        report["protections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {id} in {report}"))
+    };
+    let bob = explain_json(
+        &["--user", "bob", "--role", "analysts", "--resource", "demo"],
+        "SELECT ssn FROM hr.employees",
+    );
+    assert_eq!(protection(&bob, "mask-ssn")["applies"], true);
+    let alice = explain_json(
+        &["--user", "alice", "--resource", "demo"],
+        "SELECT ssn FROM hr.employees",
+    );
+    let exempt = protection(&alice, "mask-ssn");
+    assert_eq!(exempt["applies"], false);
+    assert_eq!(exempt["why"], "exempt: user alice");
+}
+
+#[test]
 fn explain_shows_opaque_and_unparsable_statements_as_denied() {
     let report = explain_json(
         &["--user", "alice", "--resource", "demo"],

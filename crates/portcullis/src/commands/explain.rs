@@ -2,7 +2,8 @@
 //! gateway makes, collected into a report printed as text or JSON.
 
 use portcullis_policy::{
-    components_with, CompiledPolicy, Component, Context, FiredRule, Observed, Verdict,
+    components_with, Applicability, CompiledPolicy, Component, Context, FiredRule, Observed,
+    Verdict,
 };
 use portcullis_sql::{resolve, Analyzer, Catalog, SearchPath, Statement};
 use serde::Serialize;
@@ -40,7 +41,21 @@ pub struct Report {
     search_path: String,
     at: String,
     rows: Option<u64>,
+    /// Masks, row filters and column denies, and whether each applies to this context.
+    protections: Vec<ProtectionReport>,
     statements: Vec<StatementReport>,
+}
+
+#[derive(Debug, Serialize)]
+struct ProtectionReport {
+    id: String,
+    /// `mask`, `row-filter` or `column-deny`.
+    kind: &'static str,
+    /// The patterns it selects, as written.
+    targets: Vec<String>,
+    applies: bool,
+    /// Why it does not apply, or why it applies although a condition could not be evaluated.
+    why: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -221,6 +236,26 @@ pub fn explain(policy: &CompiledPolicy, request: &Request<'_>) -> Report {
             .format(&Rfc3339)
             .unwrap_or_else(|_| request.now.to_string()),
         rows: request.rows,
+        protections: policy
+            .protection_status(ctx, request.now)
+            .into_iter()
+            .map(|status| {
+                let applies = status.applicability.applies();
+                let why = match status.applicability {
+                    Applicability::Applies(why) => why,
+                    Applicability::OtherResource => Some("another resource".into()),
+                    Applicability::Exempt(who) => Some(format!("exempt: {who}")),
+                    Applicability::ConditionNotMet(why) => Some(why),
+                };
+                ProtectionReport {
+                    applies,
+                    id: status.id,
+                    kind: status.kind.as_str(),
+                    targets: status.targets,
+                    why,
+                }
+            })
+            .collect(),
         statements,
     }
 }
@@ -377,6 +412,24 @@ pub fn print_text(report: &Report) {
         report.location,
         report.device_trust
     );
+    for p in &report.protections {
+        let state = if p.applies {
+            "applies"
+        } else {
+            "does not apply"
+        };
+        let why = p
+            .why
+            .as_deref()
+            .map(|w| format!(" ({w})"))
+            .unwrap_or_default();
+        println!(
+            "{} `{}` on {} {state}{why}",
+            p.kind,
+            p.id,
+            p.targets.join(", ")
+        );
+    }
     if report.statements.is_empty() {
         println!("\nno statements");
     }
