@@ -141,7 +141,7 @@ impl<'a> ClientSide<'a> {
             guarded_portal: None,
             portal_rows: HashMap::new(),
             path_in_message: None,
-            masking: SessionMasking::default(),
+            masking: SessionMasking::new(&info.upstream_user),
         }
     }
 
@@ -572,17 +572,14 @@ impl<'a> ClientSide<'a> {
             let flow = self.lock();
             (Arc::clone(&flow.search_path), Arc::clone(&flow.catalog))
         };
+        if !self
+            .masking
+            .refresh(&active.compiled, active.version, &self.ctx, &catalog)
+        {
+            return Ok(None);
+        }
         let components: Vec<&[Component]> = runs.iter().map(|r| r.components.as_slice()).collect();
-        let masked = self.masking.apply(
-            &active.compiled,
-            active.version,
-            &self.ctx,
-            &catalog,
-            &path,
-            &self.info.upstream_user,
-            sql,
-            &components,
-        )?;
+        let masked = self.masking.apply(&path, sql, &components)?;
         if masked.touched && path_changed && runs.len() > 1 {
             return Err(Refusal::unanalysable(
                 "masks or row filters apply, and this query changes the search path before other \

@@ -64,35 +64,62 @@ impl Protections for Resolved {
 }
 
 /// The masking state of one session.
-#[derive(Default)]
 pub struct SessionMasking {
+    /// The upstream role `$user` in a search path stands for.
+    session_user: String,
     resolved: Option<Resolved>,
 }
 
 impl SessionMasking {
-    /// Rewrites `sql` (whose statements' components are `components`) for this session, or refuses it.
-    #[allow(clippy::too_many_arguments)]
-    pub fn apply(
+    /// The masking state of a session whose upstream role is `session_user`.
+    pub fn new(session_user: &str) -> Self {
+        SessionMasking {
+            session_user: session_user.to_owned(),
+            resolved: None,
+        }
+    }
+
+    /// Whether masks, row filters or column denies apply to this session now; they are resolved again
+    /// when the policy, the catalog snapshot or a time window changed.
+    pub fn refresh(
         &mut self,
         policy: &CompiledPolicy,
         version: Option<i64>,
         ctx: &Context,
         catalog: &Arc<CatalogSnapshot>,
+    ) -> bool {
+        let now = OffsetDateTime::now_utc();
+        let stale = self.resolved.as_ref().is_none_or(|r| {
+            r.version != version
+                || !Arc::ptr_eq(&r.catalog, catalog)
+                || r.valid_until.is_some_and(|until| now >= until)
+        });
+        if stale {
+            self.resolved = None;
+        }
+        let resolved = self
+            .resolved
+            .get_or_insert_with(|| resolve(policy.protections(ctx, now), version, catalog));
+        !resolved.protections.is_empty()
+    }
+
+    /// Rewrites `sql` (whose statements' components are `components`) with the protections the last
+    /// [`refresh`](Self::refresh) resolved, or refuses it.
+    pub fn apply(
+        &self,
         path: &SearchPath,
-        session_user: &str,
         sql: &str,
         components: &[&[Component]],
     ) -> Result<Masked, Refusal> {
-        let now = OffsetDateTime::now_utc();
-        let resolved = self.resolved(policy, version, ctx, catalog, now);
         let untouched = Masked {
             sql: None,
             applied: Vec::new(),
             touched: false,
         };
-        if resolved.protections.is_empty() {
+        let Some(resolved) = self.resolved.as_ref().filter(|r| !r.protections.is_empty()) else {
             return Ok(untouched);
-        }
+        };
+        let catalog = &resolved.catalog;
         let objects = || {
             components
                 .iter()
@@ -151,7 +178,7 @@ impl SessionMasking {
         if !touches_protected(relations.iter(), resolved) {
             return Ok(untouched);
         }
-        let rewritten = rewrite(sql, path, session_user, catalog.as_ref(), resolved)
+        let rewritten = rewrite(sql, path, &self.session_user, catalog.as_ref(), resolved)
             .map_err(|e| Refusal::denied(&e.to_string()))?;
         let applied = rewritten
             .applied
@@ -175,27 +202,6 @@ impl SessionMasking {
             applied,
             touched: true,
         })
-    }
-
-    /// The protections for now, resolved again when the policy, the catalog or a time window changed.
-    fn resolved(
-        &mut self,
-        policy: &CompiledPolicy,
-        version: Option<i64>,
-        ctx: &Context,
-        catalog: &Arc<CatalogSnapshot>,
-        now: OffsetDateTime,
-    ) -> &Resolved {
-        let stale = self.resolved.as_ref().is_none_or(|r| {
-            r.version != version
-                || !Arc::ptr_eq(&r.catalog, catalog)
-                || r.valid_until.is_some_and(|until| now >= until)
-        });
-        if stale {
-            self.resolved = None;
-        }
-        self.resolved
-            .get_or_insert_with(|| resolve(policy.protections(ctx, now), version, catalog))
     }
 }
 
