@@ -395,9 +395,9 @@ async fn mask_kinds_session_variables_and_prepared_statements() {
     let alice = gw.connect("alice", ALICE_PASSWORD).await;
     alice
         .batch_execute(
-            "CREATE TABLE public.kinds(owner text, a text, b text, c text, d text, e text);
-             INSERT INTO kinds VALUES ('bob', 'abc', 'x', 'y', 'ab-12-cd', NULL),
-                                      ('alice', 'OTHER-OWNER-ROW', 'x', 'y', 'z', 'w');",
+            "CREATE TABLE public.kinds(owner text, a text, b text, c text, d text, e text, f text);
+             INSERT INTO kinds VALUES ('bob', 'abc', 'x', 'y', 'ab-12-cd', NULL, 'RAW-NOT-A-NUMBER'),
+                                      ('alice', 'OTHER-OWNER-ROW', 'x', 'y', 'z', 'w', '1');",
         )
         .await
         .unwrap();
@@ -409,6 +409,7 @@ masks:
   - {{id: null-b, resource: app, columns: [public.kinds.b], mask: {{kind: 'null'}}, exempt: {{users: [alice]}}}}
   - {{id: const-c, resource: app, columns: [public.kinds.c], mask: {{kind: constant, value: hidden}}, exempt: {{users: [alice]}}}}
   - {{id: regex-d, resource: app, columns: [public.kinds.d], mask: {{kind: regex, pattern: '[0-9]', replacement: '#'}}, exempt: {{users: [alice]}}}}
+  - {{id: round-f, resource: app, columns: [public.kinds.f], mask: {{kind: round, digits: 0}}, exempt: {{users: [alice]}}}}
 {extra}
 row_filters:
   - {{id: own-rows, resource: app, table: public.kinds, predicate: 'owner = :user.name', exempt: {{users: [alice]}}}}
@@ -418,11 +419,11 @@ row_filters:
     gw.apply_policy_live(&policy(""));
     let bob = gw.connect("bob", BOB_PASSWORD).await;
     let rows = bob
-        .query("SELECT owner, a, b, c, d, e FROM kinds", &[])
+        .query("SELECT owner, a, b, c, d, e, f::text FROM kinds", &[])
         .await
         .unwrap();
     assert_eq!(rows.len(), 1, "only bob's own row");
-    let row: Vec<Option<String>> = (0..6).map(|i| rows[0].get(i)).collect();
+    let row: Vec<Option<String>> = (0..7).map(|i| rows[0].get(i)).collect();
     assert_eq!(
         row,
         vec![
@@ -431,9 +432,13 @@ row_filters:
             None,
             Some("hidden".into()),
             Some("ab-##-cd".into()),
-            None
+            None,
+            None,
         ]
     );
+    // A number mask put on a text column by mistake gives NULL, not a cast error quoting the value.
+    let cast = bob.simple_query("SELECT f::int FROM kinds").await;
+    assert!(cast.is_ok(), "{cast:?}");
 
     // Prepared before a mask on `e` was added: executing it now would skip the new mask.
     let statement = bob.prepare("SELECT e FROM kinds").await.unwrap();

@@ -6,9 +6,8 @@
 //! with `pg_catalog`, so a hostile `search_path` cannot replace them.
 //!
 //! Output types: the string masks (`Full`, `Partial`, `Hash`, `Null`, `Email`, `Regex`, `Constant`) produce
-//! `text` whatever the column's type (the value is cast to text first); `Round` produces `numeric`. NULL
-//! stays NULL for every kind. A column masked with `Round` must be numeric: the cast of anything else fails
-//! (and the error would show the raw value), which the policy should prevent.
+//! `text` whatever the column's type (the value is cast to text first); `Round` produces `numeric`, and NULL
+//! for a value that is not a number. NULL stays NULL for every kind.
 
 use std::sync::OnceLock;
 
@@ -54,8 +53,11 @@ const REGEX: &str = "pg_catalog.regexp_replace(portcullis_masked_value::pg_catal
 const CONSTANT: &str =
     "CASE WHEN portcullis_masked_value IS NULL THEN NULL ELSE $1::pg_catalog.text END";
 
-/// `$1` digits.
-const ROUND: &str = "pg_catalog.round(portcullis_masked_value::pg_catalog.numeric, $1)";
+/// `$1` digits. A value that does not read as a number becomes NULL rather than failing the cast, whose
+/// error message would quote it (a mask put on a text column by mistake must not leak through errors).
+const ROUND: &str = "CASE WHEN portcullis_masked_value::pg_catalog.text OPERATOR(pg_catalog.~) \
+    '^\\s*[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?\\s*$' \
+    THEN pg_catalog.round(portcullis_masked_value::pg_catalog.text::pg_catalog.numeric, $1) END";
 
 /// The parsed templates, in the order of the constants above.
 fn template(text: &'static str) -> Result<&'static Node, RewriteError> {

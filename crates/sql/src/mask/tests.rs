@@ -198,7 +198,9 @@ fn applied_lists_rules() {
 fn row_filter_and_barrier() {
     let out = rewritten("SELECT * FROM salaries s WHERE s.amount > 1000");
     assert!(
-        out.contains("pg_catalog.round(salaries.amount::numeric, -3) AS amount"),
+        out.contains(
+            "THEN pg_catalog.round(salaries.amount::pg_catalog.text::numeric, -3) END AS amount"
+        ),
         "{out}"
     );
     assert!(
@@ -394,12 +396,12 @@ fn update_delete_targets() {
     );
     let out = rewritten("DELETE FROM salaries s WHERE s.amount > 5 RETURNING *");
     assert!(
-        out.contains("WHERE pg_catalog.round(s.amount::numeric, -3) > 5 AND (s.region OPERATOR(pg_catalog.=) 'eu' AND NOT s.secret)"),
+        out.contains("THEN pg_catalog.round(s.amount::pg_catalog.text::numeric, -3) END > 5 AND (s.region OPERATOR(pg_catalog.=) 'eu' AND NOT s.secret)"),
         "{out}"
     );
     assert!(
         out.contains(
-            "RETURNING s.emp_id AS emp_id, pg_catalog.round(s.amount::numeric, -3) AS amount"
+            "THEN pg_catalog.round(s.amount::pg_catalog.text::numeric, -3) END AS amount, s.region"
         ),
         "{out}"
     );
@@ -585,7 +587,9 @@ fn mask_expressions() {
     // `numeric` is a keyword type: the grammar always makes it pg_catalog.numeric
     assert_eq!(
         sql(MaskKind::Round { digits: 2 }),
-        "pg_catalog.round(c::numeric, 2)"
+        "CASE WHEN c::pg_catalog.text OPERATOR(pg_catalog.~) \
+         E'^\\\\s*[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?\\\\s*$' \
+         THEN pg_catalog.round(c::pg_catalog.text::numeric, 2) END"
     );
     assert_eq!(
         sql(MaskKind::Constant {
