@@ -31,7 +31,11 @@ const REVEALING_VIEWS: &[&str] = &[
 /// Schemas whose functions are PostgreSQL's own: their bodies read no user table.
 const TRUSTED_FUNCTION_SCHEMAS: &[&str] = &["pg_catalog", "information_schema"];
 
+/// Rewrites a session keeps, per text and search path, until its protections are resolved again.
+const MAX_CACHED_REWRITES: usize = 1024;
+
 /// What one statement text becomes.
+#[derive(Clone)]
 pub struct Masked {
     /// The text to send instead, when something was rewritten.
     pub sql: Option<String>,
@@ -51,6 +55,9 @@ struct Resolved {
     relations: HashMap<QualifiedName, RelationProtection>,
     /// Views and materialised views that read a protected relation, with the relation.
     views: HashMap<QualifiedName, QualifiedName>,
+    /// What texts became: a session repeats the same few statements, and a rewrite costs a parse and a
+    /// deparse.
+    rewrites: HashMap<(String, SearchPath), Result<Masked, Refusal>>,
 }
 
 impl Protections for Resolved {
@@ -106,19 +113,49 @@ impl SessionMasking {
     /// Rewrites `sql` (whose statements' components are `components`) with the protections the last
     /// [`refresh`](Self::refresh) resolved, or refuses it.
     pub fn apply(
-        &self,
+        &mut self,
         path: &SearchPath,
         sql: &str,
         components: &[&[Component]],
     ) -> Result<Masked, Refusal> {
-        let untouched = Masked {
+        let Some(resolved) = self.resolved.as_mut() else {
+            return Ok(Masked::untouched());
+        };
+        let key = (sql.to_owned(), path.clone());
+        if let Some(done) = resolved.rewrites.get(&key) {
+            return done.clone();
+        }
+        let done = resolved.rewrite(&self.session_user, path, sql, components);
+        if resolved.rewrites.len() >= MAX_CACHED_REWRITES {
+            resolved.rewrites.clear();
+        }
+        resolved.rewrites.insert(key, done.clone());
+        done
+    }
+}
+
+impl Masked {
+    fn untouched() -> Self {
+        Masked {
             sql: None,
             applied: Vec::new(),
             touched: false,
-        };
-        let Some(resolved) = self.resolved.as_ref().filter(|r| !r.protections.is_empty()) else {
-            return Ok(untouched);
-        };
+        }
+    }
+}
+
+impl Resolved {
+    fn rewrite(
+        &self,
+        session_user: &str,
+        path: &SearchPath,
+        sql: &str,
+        components: &[&[Component]],
+    ) -> Result<Masked, Refusal> {
+        if self.protections.is_empty() {
+            return Ok(Masked::untouched());
+        }
+        let resolved = self;
         let catalog = &resolved.catalog;
         let objects = || {
             components
@@ -176,9 +213,9 @@ impl SessionMasking {
             })
             .collect();
         if !touches_protected(relations.iter(), resolved) {
-            return Ok(untouched);
+            return Ok(Masked::untouched());
         }
-        let rewritten = rewrite(sql, path, &self.session_user, catalog.as_ref(), resolved)
+        let rewritten = rewrite(sql, path, session_user, catalog.as_ref(), resolved)
             .map_err(|e| Refusal::denied(&e.to_string()))?;
         let applied = rewritten
             .applied
@@ -246,6 +283,7 @@ fn resolve(
         protections,
         relations,
         views,
+        rewrites: HashMap::new(),
     }
 }
 
