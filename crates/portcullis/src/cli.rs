@@ -148,6 +148,22 @@ pub enum UserCommand {
         /// User name.
         name: String,
     },
+    /// Set an attribute policies read (`:user.attributes.KEY` in a row filter).
+    SetAttribute {
+        /// User name.
+        name: String,
+        /// Attribute key: letters, digits and `_`.
+        key: String,
+        /// Its value.
+        value: String,
+    },
+    /// Remove an attribute.
+    UnsetAttribute {
+        /// User name.
+        name: String,
+        /// Attribute key.
+        key: String,
+    },
 }
 
 /// `role` subcommands.

@@ -57,7 +57,7 @@ row_filters:
   - id: south-only
     resource: app
     table: hr.people
-    predicate: \"region = 'south'\"
+    predicate: \"region = :user.attributes.region\"
     exempt: {users: [alice]}
 column_denies:
   - id: no-cards
@@ -273,6 +273,8 @@ async fn no_raw_value_reaches_a_masked_session() {
     let pg = fresh_database("masking");
     let gw = Gateway::start(pg, "masking");
     fixtures(&gw).await;
+    // Bob's row filter reads his region from his attributes.
+    gw.cli(&["user", "set-attribute", "bob", "region", "south"]);
     gw.apply_policy_live(&format!("{ALLOW_ALL_POLICY}{PROTECTIONS}"));
     let (bob, notices) = connect_keeping_notices(&gw, "bob", BOB_PASSWORD).await;
 

@@ -97,6 +97,15 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (user_name, address)
     );
     "#,
+    // 3: user attributes, the values row filters read as `:user.attributes.<key>`.
+    r#"
+    CREATE TABLE user_attributes (
+        user_name TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+        key       TEXT NOT NULL,
+        value     TEXT NOT NULL,
+        PRIMARY KEY (user_name, key)
+    );
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -26,6 +26,8 @@ pub struct User {
     pub created_at: OffsetDateTime,
     /// A disabled user cannot log in.
     pub disabled: bool,
+    /// Attributes policies read (`:user.attributes.region` in a row filter).
+    pub attributes: BTreeMap<String, String>,
 }
 
 /// What the gateway needs to authenticate a client as this user.
@@ -37,6 +39,8 @@ pub struct UserLogin {
     pub scram_secret: String,
     /// Roles the user is a member of, sorted.
     pub roles: Vec<String>,
+    /// Attributes policies read.
+    pub attributes: BTreeMap<String, String>,
 }
 
 impl std::fmt::Debug for UserLogin {
@@ -45,6 +49,7 @@ impl std::fmt::Debug for UserLogin {
             .field("name", &self.name)
             .field("scram_secret", &"***")
             .field("roles", &self.roles)
+            .field("attributes", &self.attributes)
             .finish()
     }
 }
@@ -99,6 +104,29 @@ pub(crate) fn roles_of(conn: &Connection, user: &str) -> Result<Vec<String>> {
         .query_map([user], |r| r.get(0))?
         .collect::<rusqlite::Result<Vec<String>>>()?;
     Ok(roles)
+}
+
+fn attributes_of(conn: &Connection, user: &str) -> Result<BTreeMap<String, String>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT key, value FROM user_attributes WHERE user_name = ?1")?;
+    let attributes = stmt
+        .query_map([user], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<BTreeMap<String, String>>>()?;
+    Ok(attributes)
+}
+
+/// An attribute key is what a policy can name after `:user.attributes.`: letters, digits and `_`.
+fn validate_attribute_key(key: &str) -> Result<()> {
+    if !key.is_empty()
+        && key.len() <= 63
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        return Ok(());
+    }
+    Err(StoreError::Invalid {
+        what: "attribute key",
+        reason: format!("{key:?} must be 1 to 63 letters, digits or underscores"),
+    })
 }
 
 pub(crate) fn user_exists(conn: &Connection, name: &str) -> Result<bool> {
@@ -177,6 +205,37 @@ impl Store {
         Ok(())
     }
 
+    /// Sets a user's attribute (replacing its value). [`StoreError::NotFound`] if the user is absent.
+    pub fn set_user_attribute(&self, name: &str, key: &str, value: &str) -> Result<()> {
+        validate_attribute_key(key)?;
+        if value.chars().any(char::is_control) {
+            return Err(StoreError::Invalid {
+                what: "attribute value",
+                reason: "must not contain control characters".into(),
+            });
+        }
+        let conn = self.conn();
+        if !user_exists(&conn, name)? {
+            return Err(not_found(name));
+        }
+        conn.execute(
+            "INSERT INTO user_attributes (user_name, key, value) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (user_name, key) DO UPDATE SET value = excluded.value",
+            [name, key, value],
+        )?;
+        tracing::info!(user = name, key, "user attribute set");
+        Ok(())
+    }
+
+    /// Removes a user's attribute; `false` when it was not set.
+    pub fn remove_user_attribute(&self, name: &str, key: &str) -> Result<bool> {
+        let n = self.conn().execute(
+            "DELETE FROM user_attributes WHERE user_name = ?1 AND key = ?2",
+            [name, key],
+        )?;
+        Ok(n > 0)
+    }
+
     /// All users, sorted by name.
     pub fn list_users(&self) -> Result<Vec<User>> {
         let conn = self.conn();
@@ -205,6 +264,7 @@ impl Store {
             let (name, created_ms, disabled) = row?;
             users.push(User {
                 roles: memberships.remove(&name).unwrap_or_default(),
+                attributes: attributes_of(&conn, &name)?,
                 name,
                 created_at: millis_to_datetime(created_ms)?,
                 disabled,
@@ -228,6 +288,7 @@ impl Store {
                 name: name.to_owned(),
                 scram_secret,
                 roles: roles_of(&conn, name)?,
+                attributes: attributes_of(&conn, name)?,
             })),
             _ => Ok(None),
         }

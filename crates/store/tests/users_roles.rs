@@ -63,6 +63,36 @@ fn users_add_duplicate_verify_remove() {
 }
 
 #[test]
+fn user_attributes_reach_the_login_and_go_with_the_user() {
+    let t = TestStore::new(Durability::Strict);
+    let s = &t.store;
+    s.add_user("bob", "pw").unwrap();
+    s.set_user_attribute("bob", "region", "south").unwrap();
+    s.set_user_attribute("bob", "region", "north").unwrap();
+    s.set_user_attribute("bob", "team", "ops").unwrap();
+    let login = s.user_login("bob").unwrap().unwrap();
+    assert_eq!(
+        login.attributes.get("region").map(String::as_str),
+        Some("north")
+    );
+    assert_eq!(login.attributes.len(), 2);
+    assert!(matches!(
+        s.set_user_attribute("bob", "bad key", "x"),
+        Err(StoreError::Invalid { .. })
+    ));
+    assert!(matches!(
+        s.set_user_attribute("nobody", "region", "x"),
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(s.remove_user_attribute("bob", "team").unwrap());
+    assert!(!s.remove_user_attribute("bob", "team").unwrap());
+    assert_eq!(s.list_users().unwrap()[0].attributes.len(), 1);
+    s.remove_user("bob").unwrap();
+    s.add_user("bob", "pw").unwrap();
+    assert!(s.user_login("bob").unwrap().unwrap().attributes.is_empty());
+}
+
+#[test]
 fn scram_secret_differs_per_user_and_password() {
     let t = TestStore::new(Durability::Strict);
     t.store.add_user("a", "same").unwrap();

@@ -275,6 +275,7 @@ async fn open(
     };
     info.ctx.user = Some(login.name.clone());
     info.ctx.roles = login.roles.clone();
+    info.ctx.attributes = login.attributes.clone();
     info.ctx.device_trust = device_trust(shared, &login.name, peer);
     if let Err(refused) = decide_connection(shared, info, ConnectionStage::Post).await {
         return Err(Some((stream, refused)));

@@ -101,6 +101,17 @@ pub fn user(store: &Store, command: UserCommand) -> Result<()> {
             store.remove_user(&name)?;
             println!("user {name} removed");
         }
+        UserCommand::SetAttribute { name, key, value } => {
+            store.set_user_attribute(&name, &key, &value)?;
+            println!("attribute {key} of {name} set");
+        }
+        UserCommand::UnsetAttribute { name, key } => {
+            if store.remove_user_attribute(&name, &key)? {
+                println!("attribute {key} of {name} removed");
+            } else {
+                println!("{name} has no attribute {key}");
+            }
+        }
     }
     Ok(())
 }
