@@ -9,23 +9,13 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use portcullis_sql::mask::{
-    rewrite, touches_protected, ColumnMask, MaskKind, Protections, RelationProtection, RowFilter,
+    rewrite, touches_protected, ColumnMask, MaskKind, MemoryProtections, RelationProtection,
+    RowFilter,
 };
 use portcullis_sql::{MemoryCatalog, QualifiedName, SearchPath};
 
-struct Fixture {
-    protections: HashMap<QualifiedName, RelationProtection>,
-    columns: HashMap<QualifiedName, Vec<String>>,
-}
-
-impl Protections for Fixture {
-    fn protection(&self, relation: &QualifiedName) -> Option<&RelationProtection> {
-        self.protections.get(relation)
-    }
-    fn columns(&self, relation: &QualifiedName) -> Option<&[String]> {
-        self.columns.get(relation).map(|c| c.as_slice())
-    }
-}
+/// The protections the rewriter is given here.
+type Fixture = MemoryProtections;
 
 fn name(schema: &str, name: &str) -> QualifiedName {
     QualifiedName {

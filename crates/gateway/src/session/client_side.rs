@@ -28,7 +28,7 @@ use crate::catalog::SNAPSHOT_QUERY;
 use crate::error::GatewayError;
 use crate::frames::reserve_partial_frame;
 use crate::listener::Shared;
-use crate::policy;
+use crate::policy::{self, RowLimits};
 
 /// Text of the stand-in for a refused request: it fails in the upstream's parser, touching nothing, so
 /// the upstream's reply sequence (and transaction state) is what a failing statement gives.
@@ -59,7 +59,25 @@ enum Step {
     /// The client sent Terminate.
     Terminate,
     /// A guarded statement was sent: send nothing more upstream until its verdict.
-    AwaitGuard(oneshot::Receiver<GuardVerdict>),
+    AwaitGuard {
+        /// Where the verdict comes from.
+        verdict: oneshot::Receiver<GuardVerdict>,
+        /// The portal it runs in; `None` for a simple Query the gateway sent as extended steps.
+        portal: Option<String>,
+    },
+}
+
+/// How a guarded statement reached the gateway.
+enum GuardedRequest<'m> {
+    /// A simple Query with this (possibly rewritten) text.
+    Query(&'m str),
+    /// An Execute of this portal, in this frame.
+    Execute {
+        /// The portal.
+        portal: &'m str,
+        /// The client's Execute.
+        frame: &'m [u8],
+    },
 }
 
 /// How the client direction ended.
@@ -109,9 +127,6 @@ pub struct ClientSide<'a> {
     path_changed_in_txn: bool,
     /// A COPY may be in progress: injecting a query now would break its data stream.
     copy_in_cycle: bool,
-    /// The guarded statement awaiting its verdict: the portal it runs in, `None` for a simple Query the
-    /// gateway converted.
-    guarded_portal: Option<Option<String>>,
     /// Rows each portal has returned under a guard so far (a fetch size runs a portal in pieces).
     portal_rows: HashMap<String, u64>,
     /// The search path a statement of the message being decided sets, for the statements after it.
@@ -138,7 +153,6 @@ impl<'a> ClientSide<'a> {
             refresh_path: false,
             path_changed_in_txn: false,
             copy_in_cycle: false,
-            guarded_portal: None,
             portal_rows: HashMap::new(),
             path_in_message: None,
             masking: SessionMasking::new(&info.upstream_user),
@@ -178,7 +192,7 @@ impl<'a> ClientSide<'a> {
                         terminated = true;
                         break;
                     }
-                    Step::AwaitGuard(verdict) => {
+                    Step::AwaitGuard { verdict, portal } => {
                         upstream
                             .write_all(&out)
                             .await
@@ -186,7 +200,7 @@ impl<'a> ClientSide<'a> {
                         out.clear();
                         // The upstream side drops the sender only when the session is ending.
                         let verdict = verdict.await.unwrap_or(GuardVerdict::Failed);
-                        self.after_guard(verdict, &mut out);
+                        self.after_guard(verdict, portal, &mut out);
                     }
                 }
             }
@@ -254,11 +268,13 @@ impl<'a> ClientSide<'a> {
                         return Ok(Step::Continue);
                     }
                 }
-                match run {
-                    Some(run) if run.row_limits.is_some() => {
-                        return Ok(self.send_guarded(run, Some(portal), None, frame, out));
+                let limits = run.as_ref().and_then(|r| r.row_limits);
+                match (run, limits) {
+                    (Some(run), Some(limits)) => {
+                        let request = GuardedRequest::Execute { portal, frame };
+                        return Ok(self.send_guarded(run, limits, request, out));
                     }
-                    run => self.forward(Pending::Execute(run), frame, out),
+                    (run, _) => self.forward(Pending::Execute(run), frame, out),
                 }
             }
             FrontendMessage::Describe { .. } => self.forward(Pending::Describe, frame, out),
@@ -307,43 +323,39 @@ impl<'a> ClientSide<'a> {
     fn send_guarded(
         &mut self,
         run: Run,
-        portal: Option<&str>,
-        sql: Option<&str>,
-        frame: &[u8],
+        limits: RowLimits,
+        request: GuardedRequest<'_>,
         out: &mut BytesMut,
     ) -> Step {
-        let Some(limits) = run.row_limits else {
-            return Step::Continue;
+        let portal = match request {
+            GuardedRequest::Query(_) => None,
+            GuardedRequest::Execute { portal, .. } => Some(portal.to_string()),
         };
         let rows_before = portal
+            .as_ref()
             .and_then(|p| self.portal_rows.get(p))
             .copied()
             .unwrap_or_default();
-        let converted = portal.is_none();
-        let text = sql.filter(|_| converted);
-        let (guarded, verdict) = Guarded::new(run, limits, rows_before, converted);
+        let (guarded, verdict) = Guarded::new(run, limits, rows_before, portal.is_none());
         self.lock().push(Pending::Guarded(Box::new(guarded)));
-        match text {
+        match request {
             // A simple Query drops the unnamed statement and portal too, so using them changes nothing
             // the client relies on.
-            Some(sql) => {
+            GuardedRequest::Query(sql) => {
                 encode_parse("", sql, out);
                 encode_bind_without_params("", "", out);
                 encode_describe_portal("", out);
                 encode_execute("", 0, out);
             }
-            None => out.extend_from_slice(frame),
+            GuardedRequest::Execute { frame, .. } => out.extend_from_slice(frame),
         }
         encode_flush(out);
-        self.guarded_portal = Some(portal.map(str::to_string));
-        Step::AwaitGuard(verdict)
+        Step::AwaitGuard { verdict, portal }
     }
 
-    /// Finishes the request cycle of a guarded statement once its verdict is in.
-    fn after_guard(&mut self, verdict: GuardVerdict, out: &mut BytesMut) {
-        let Some(portal) = self.guarded_portal.take() else {
-            return;
-        };
+    /// Finishes the request cycle of a guarded statement once its verdict is in; `portal` as in
+    /// [`Step::AwaitGuard`].
+    fn after_guard(&mut self, verdict: GuardVerdict, portal: Option<String>, out: &mut BytesMut) {
         match verdict {
             GuardVerdict::Denied => {
                 // A failing Parse aborts the upstream transaction, undoing what the statement wrote.
@@ -447,10 +459,10 @@ impl<'a> ClientSide<'a> {
             self.note_effects(statement);
         }
         // A guarded statement is alone in its message (see above).
-        if runs.front().is_some_and(|r| r.row_limits.is_some()) {
+        if let Some(limits) = runs.front().and_then(|r| r.row_limits) {
             if let Some(run) = runs.pop_front() {
                 let text = masked.as_deref().unwrap_or(sql);
-                return Ok(self.send_guarded(run, None, Some(text), frame, out));
+                return Ok(self.send_guarded(run, limits, GuardedRequest::Query(text), out));
             }
         }
         match masked {

@@ -219,9 +219,8 @@ impl Flow {
             }
         };
         let tag_rows = command.and_then(portcullis_wire::command_tag_rows);
-        if let Some(refusal) = guarded.finish(tag_rows, suspended, out) {
+        if let Some((refusal, rows)) = guarded.finish(tag_rows, suspended, out) {
             encode_refusal(&refusal, out);
-            let rows = guarded.stopped_rows(tag_rows);
             events.push(
                 guarded
                     .run

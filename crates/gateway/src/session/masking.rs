@@ -145,6 +145,8 @@ impl Masked {
 }
 
 impl Resolved {
+    /// What `sql` becomes under these protections: the checks that refuse what cannot be masked, then
+    /// the rewrite.
     fn rewrite(
         &self,
         session_user: &str,
@@ -155,8 +157,7 @@ impl Resolved {
         if self.protections.is_empty() {
             return Ok(Masked::untouched());
         }
-        let resolved = self;
-        let catalog = &resolved.catalog;
+        let catalog = &self.catalog;
         let objects = || {
             components
                 .iter()
@@ -189,13 +190,13 @@ impl Resolved {
                 ObjectKind::Relation => {
                     // Created since the catalog was read (not through the gateway): its columns are
                     // unknown, so it cannot be masked yet.
-                    if !catalog.knows(&name) && resolved.protections.may_protect(&name) {
+                    if !catalog.knows(&name) && self.protections.may_protect(&name) {
                         return Err(Refusal::denied(&format!(
                             "{name} may be protected, and the gateway has not read its columns yet; try \
                              again in a minute"
                         )));
                     }
-                    if let Some(base) = resolved.views.get(&name) {
+                    if let Some(base) = self.views.get(&name) {
                         return Err(Refusal::denied(&format!(
                             "view {name} reads protected relation {base}, which the gateway can mask only \
                              when it is queried directly"
@@ -212,10 +213,10 @@ impl Resolved {
                 name: o.name.clone(),
             })
             .collect();
-        if !touches_protected(relations.iter(), resolved) {
+        if !touches_protected(relations.iter(), self) {
             return Ok(Masked::untouched());
         }
-        let rewritten = rewrite(sql, path, session_user, catalog.as_ref(), resolved)
+        let rewritten = rewrite(sql, path, session_user, catalog.as_ref(), self)
             .map_err(|e| Refusal::denied(&e.to_string()))?;
         let applied = rewritten
             .applied

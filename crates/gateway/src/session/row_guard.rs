@@ -131,15 +131,16 @@ impl Guarded {
         self.held = BytesMut::new();
     }
 
-    /// The statement completed (`tag_rows` from its command tag) or its portal was suspended (`None`).
-    /// Returns the refusal to send in place of its completion when it is denied; otherwise the rows held
-    /// back are appended to `out`, and the caller forwards the completion after them.
+    /// The statement completed (`tag_rows` from its command tag) or its portal was suspended.
+    /// Returns the refusal to send in place of its completion, with the row count that decided it, when
+    /// it is denied; otherwise the rows held back are appended to `out`, and the caller forwards the
+    /// completion after them.
     pub fn finish(
         &mut self,
         tag_rows: Option<u64>,
         suspended: bool,
         out: &mut BytesMut,
-    ) -> Option<Refusal> {
+    ) -> Option<(Refusal, u64)> {
         let count = self.total(tag_rows.unwrap_or(self.run.rows_seen));
         let denied = match self.state {
             State::Cut => true,
@@ -151,8 +152,13 @@ impl Guarded {
         if denied {
             self.held = BytesMut::new();
             self.send(GuardVerdict::Denied);
-            let why = self.denial_reason(count);
-            return Some(Refusal::stopped(&why));
+            // A cut read stopped counting where the rules denied it.
+            let counted = if self.state == State::Cut {
+                count.max(self.limits.deny_from)
+            } else {
+                count
+            };
+            return Some((Refusal::stopped(&self.denial_reason(counted)), counted));
         }
         out.extend_from_slice(&self.held);
         self.held = BytesMut::new();
@@ -167,7 +173,7 @@ impl Guarded {
         self.send(GuardVerdict::Failed);
     }
 
-    fn denial_reason(&self, count: u64) -> String {
+    fn denial_reason(&self, counted: u64) -> String {
         if self.overflow {
             return format!(
                 "a row-count rule decides only once the result's size is known, and more than {} MiB of \
@@ -175,11 +181,6 @@ impl Guarded {
                 MAX_HELD_BYTES / (1024 * 1024)
             );
         }
-        let counted = if self.state == State::Cut {
-            count.max(self.limits.deny_from)
-        } else {
-            count
-        };
         self.run
             .outcome_rules
             .as_ref()
@@ -191,16 +192,6 @@ impl Guarded {
         if let Some(tx) = self.verdict.take() {
             // The client side may be gone already; then nobody is waiting.
             let _ = tx.send(verdict);
-        }
-    }
-
-    /// The row count the audit log records for the statement when it was stopped.
-    pub fn stopped_rows(&self, tag_rows: Option<u64>) -> u64 {
-        let count = self.total(tag_rows.unwrap_or(self.run.rows_seen));
-        if self.state == State::Cut {
-            count.max(self.limits.deny_from)
-        } else {
-            count
         }
     }
 }

@@ -140,3 +140,23 @@ pub trait Protections {
 
 #[cfg(test)]
 mod tests;
+
+/// Protections held in memory, for tests, benchmarks and tools (the gateway resolves its own from the
+/// policy and its catalog snapshot).
+#[derive(Debug, Clone, Default)]
+pub struct MemoryProtections {
+    /// The protection of each protected relation.
+    pub protections: std::collections::HashMap<QualifiedName, RelationProtection>,
+    /// The columns of each relation, in order.
+    pub columns: std::collections::HashMap<QualifiedName, Vec<String>>,
+}
+
+impl Protections for MemoryProtections {
+    fn protection(&self, relation: &QualifiedName) -> Option<&RelationProtection> {
+        self.protections.get(relation)
+    }
+
+    fn columns(&self, relation: &QualifiedName) -> Option<&[String]> {
+        self.columns.get(relation).map(Vec::as_slice)
+    }
+}

@@ -1,24 +1,9 @@
 //! Tests of the rewriter: each form of reference, what stays untouched, what is refused.
-
-use std::collections::HashMap;
-
 use super::*;
 use crate::resolve::{MemoryCatalog, SearchPath};
 
-#[derive(Default)]
-struct Fixture {
-    protections: HashMap<QualifiedName, RelationProtection>,
-    columns: HashMap<QualifiedName, Vec<String>>,
-}
-
-impl Protections for Fixture {
-    fn protection(&self, relation: &QualifiedName) -> Option<&RelationProtection> {
-        self.protections.get(relation)
-    }
-    fn columns(&self, relation: &QualifiedName) -> Option<&[String]> {
-        self.columns.get(relation).map(|c| c.as_slice())
-    }
-}
+/// The protections the rewriter is given here.
+type Fixture = MemoryProtections;
 
 fn q(schema: &str, name: &str) -> QualifiedName {
     QualifiedName {
