@@ -1,16 +1,21 @@
 //! Per-resource snapshots of the upstream catalog: which schemas, relations and functions exist, so that
 //! unqualified names resolve through `search_path` the way PostgreSQL resolves them; and, for masking,
-//! each relation's columns, inheritance parents and the relations each view reads.
+//! each relation's columns, inheritance parents, the relations each view reads and each view's definition.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use portcullis_sql::{Catalog, QualifiedName};
+use portcullis_sql::mask::ViewDefinition;
+use portcullis_sql::{Catalog, QualifiedName, SearchPath};
 
 /// The query whose rows build a snapshot: (kind, schema, name, a, b) with kind `n` schema, `r` relation,
 /// `f` function, `c` column `a` of relation `name` (in column order), `i` relation `name` inheriting from
-/// `a.b`, `d` view or materialised view `name` reading relation `a.b`.
+/// `a.b`, `d` view or materialised view `name` reading relation `a.b`, `g` view or materialised view `name`
+/// calling function `a.b` (directly or as an operator), `m` materialised view `name`, `v` view `name` defined
+/// as `a`
+/// (`b` is `t` for a security barrier), and `p` the search path (in `schema`) the definitions were printed
+/// under: `pg_get_viewdef` leaves a name unqualified when that path finds it.
 pub const SNAPSHOT_QUERY: &str = "SELECT 'r', n.nspname, c.relname, '', '' FROM pg_catalog.pg_class c \
      JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
      WHERE c.relkind IN ('r','v','m','f','p','S') AND n.nspname !~ '^pg_(toast|temp)' \
@@ -31,7 +36,24 @@ pub const SNAPSHOT_QUERY: &str = "SELECT 'r', n.nspname, c.relname, '', '' FROM 
      AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass \
      JOIN pg_catalog.pg_class b ON b.oid = d.refobjid AND b.oid <> v.oid \
      JOIN pg_catalog.pg_namespace bn ON bn.oid = b.relnamespace \
-     WHERE v.relkind IN ('v','m') AND vn.nspname !~ '^pg_' AND vn.nspname <> 'information_schema'";
+     WHERE v.relkind IN ('v','m') AND vn.nspname !~ '^pg_' AND vn.nspname <> 'information_schema' \
+     UNION ALL SELECT DISTINCT 'g', vn.nspname, v.relname, fn.nspname, f.proname FROM pg_catalog.pg_rewrite r \
+     JOIN pg_catalog.pg_class v ON v.oid = r.ev_class JOIN pg_catalog.pg_namespace vn ON vn.oid = v.relnamespace \
+     JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.objid = r.oid \
+     JOIN pg_catalog.pg_proc f ON f.oid = CASE d.refclassid \
+     WHEN 'pg_catalog.pg_proc'::pg_catalog.regclass THEN d.refobjid \
+     WHEN 'pg_catalog.pg_operator'::pg_catalog.regclass THEN (SELECT o.oprcode::pg_catalog.oid \
+     FROM pg_catalog.pg_operator o WHERE o.oid = d.refobjid) END \
+     JOIN pg_catalog.pg_namespace fn ON fn.oid = f.pronamespace \
+     WHERE v.relkind IN ('v','m') AND vn.nspname !~ '^pg_' AND vn.nspname <> 'information_schema' \
+     UNION ALL SELECT 'm', n.nspname, c.relname, '', '' FROM pg_catalog.pg_class c \
+     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'm' \
+     UNION ALL SELECT 'v', n.nspname, c.relname, pg_catalog.pg_get_viewdef(c.oid), \
+     CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.unnest(c.reloptions) o \
+     WHERE o OPERATOR(pg_catalog.~*) '^security_barrier=(t|true|on|y|yes|1)$') THEN 't' ELSE '' END \
+     FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+     WHERE c.relkind = 'v' AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema' \
+     UNION ALL SELECT 'p', pg_catalog.current_setting('search_path'), '', '', ''";
 
 /// One row of [`SNAPSHOT_QUERY`].
 pub type CatalogRow = [String; 5];
@@ -43,14 +65,18 @@ pub fn catalog_row(columns: Vec<Option<String>>) -> Option<CatalogRow> {
 }
 
 /// What one resource's catalog held when it was read.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct CatalogSnapshot {
+    read_at: Instant,
     schemas: HashSet<String>,
     relations: HashMap<String, HashSet<String>>,
     functions: HashMap<String, HashSet<String>>,
     columns: HashMap<QualifiedName, Vec<String>>,
     parents: HashMap<QualifiedName, Vec<QualifiedName>>,
     view_reads: HashMap<QualifiedName, Vec<QualifiedName>>,
+    view_calls: HashMap<QualifiedName, Vec<QualifiedName>>,
+    materialized: HashSet<QualifiedName>,
+    views: HashMap<QualifiedName, ViewDefinition>,
 }
 
 fn qualified(schema: String, name: String) -> QualifiedName {
@@ -60,7 +86,20 @@ fn qualified(schema: String, name: String) -> QualifiedName {
 impl CatalogSnapshot {
     /// Builds a snapshot from the rows of [`SNAPSHOT_QUERY`].
     pub fn from_rows(rows: impl IntoIterator<Item = CatalogRow>) -> Self {
-        let mut snapshot = CatalogSnapshot::default();
+        let mut snapshot = CatalogSnapshot {
+            read_at: Instant::now(),
+            schemas: HashSet::new(),
+            relations: HashMap::new(),
+            functions: HashMap::new(),
+            columns: HashMap::new(),
+            parents: HashMap::new(),
+            view_reads: HashMap::new(),
+            view_calls: HashMap::new(),
+            materialized: HashSet::new(),
+            views: HashMap::new(),
+        };
+        let mut printed_under = None;
+        let mut definitions = Vec::new();
         for [kind, schema, name, a, b] in rows {
             match kind.as_str() {
                 "n" => {
@@ -87,10 +126,49 @@ impl CatalogSnapshot {
                     .entry(qualified(schema, name))
                     .or_default()
                     .push(qualified(a, b)),
+                "g" => {
+                    let view = qualified(schema, name);
+                    // Listed among the views even when it reads no relation.
+                    snapshot.view_reads.entry(view.clone()).or_default();
+                    snapshot
+                        .view_calls
+                        .entry(view)
+                        .or_default()
+                        .push(qualified(a, b));
+                }
+                "m" => {
+                    snapshot.materialized.insert(qualified(schema, name));
+                }
+                "v" => definitions.push((qualified(schema, name), a, b == "t")),
+                "p" => printed_under = Some(Arc::new(SearchPath::from_setting(&schema))),
                 _ => {}
             }
         }
+        // Without the path they were printed under, the definitions' unqualified names cannot be resolved.
+        if let Some(path) = printed_under {
+            snapshot.views = definitions
+                .into_iter()
+                .map(|(view, sql, security_barrier)| {
+                    let definition = ViewDefinition {
+                        sql,
+                        path: Arc::clone(&path),
+                        security_barrier,
+                    };
+                    (view, definition)
+                })
+                .collect();
+        }
         snapshot
+    }
+
+    /// When the snapshot was read.
+    pub fn read_at(&self) -> Instant {
+        self.read_at
+    }
+
+    /// A view's definition, when the snapshot holds it (plain views, not materialised ones).
+    pub fn view_definition(&self, view: &QualifiedName) -> Option<&ViewDefinition> {
+        self.views.get(view)
     }
 
     /// The relation's columns in order, if it has any the snapshot knows.
@@ -118,6 +196,16 @@ impl CatalogSnapshot {
         self.view_reads
             .keys()
             .map(|view| (view, self.closure(view, &self.view_reads)))
+    }
+
+    /// Whether `relation` is a materialised view.
+    pub fn is_materialized(&self, relation: &QualifiedName) -> bool {
+        self.materialized.contains(relation)
+    }
+
+    /// The functions a view or materialised view calls itself (not through the views it reads).
+    pub fn view_calls(&self, view: &QualifiedName) -> &[QualifiedName] {
+        self.view_calls.get(view).map_or(&[], Vec::as_slice)
     }
 
     fn closure<'a>(
@@ -162,7 +250,7 @@ impl Catalog for CatalogSnapshot {
 /// session sees DDL.
 pub struct CatalogCache {
     ttl: Duration,
-    entries: Mutex<HashMap<String, (Instant, Arc<CatalogSnapshot>)>>,
+    entries: Mutex<HashMap<String, Arc<CatalogSnapshot>>>,
 }
 
 impl CatalogCache {
@@ -179,8 +267,13 @@ impl CatalogCache {
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         entries
             .get(resource)
-            .filter(|(read, _)| read.elapsed() < self.ttl)
-            .map(|(_, snapshot)| Arc::clone(snapshot))
+            .filter(|snapshot| !self.expired(snapshot))
+            .map(Arc::clone)
+    }
+
+    /// Whether `snapshot` is older than the TTL.
+    pub fn expired(&self, snapshot: &CatalogSnapshot) -> bool {
+        snapshot.read_at.elapsed() >= self.ttl
     }
 
     /// Publishes a newly read snapshot.
@@ -188,7 +281,7 @@ impl CatalogCache {
         self.entries
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(resource.to_string(), (Instant::now(), snapshot));
+            .insert(resource.to_string(), snapshot);
     }
 
     /// Forgets a resource's snapshot, e.g. after DDL changed its catalog.
@@ -197,5 +290,44 @@ impl CatalogCache {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(resource);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(kind: &str, schema: &str, name: &str, a: &str, b: &str) -> CatalogRow {
+        [kind, schema, name, a, b].map(str::to_owned)
+    }
+
+    #[test]
+    fn views_keep_their_definitions_calls_and_kind() {
+        let rows = vec![
+            row("r", "hr", "people", "", ""),
+            row("r", "hr", "staff", "", ""),
+            row("d", "hr", "staff", "hr", "people"),
+            row("v", "hr", "staff", "SELECT ssn FROM people;", "t"),
+            row("g", "hr", "calls_only", "public", "f"),
+            row("m", "hr", "copy", "", ""),
+            row("p", "hr, public", "", "", ""),
+        ];
+        let snapshot = CatalogSnapshot::from_rows(rows.clone());
+        let staff = qualified("hr".into(), "staff".into());
+        let definition = snapshot.view_definition(&staff).unwrap();
+        assert_eq!(definition.sql, "SELECT ssn FROM people;");
+        assert!(definition.security_barrier);
+        assert_eq!(
+            definition.path.entries(),
+            ["hr".to_owned(), "public".to_owned()]
+        );
+        let calls_only = qualified("hr".into(), "calls_only".into());
+        assert!(snapshot.view_bases().any(|(v, _)| *v == calls_only));
+        assert_eq!(snapshot.view_calls(&calls_only)[0].name, "f");
+        assert!(snapshot.is_materialized(&qualified("hr".into(), "copy".into())));
+
+        // Without the path they were printed under, definitions cannot be resolved: none is kept.
+        let without_path = CatalogSnapshot::from_rows(rows.into_iter().filter(|r| r[0] != "p"));
+        assert!(without_path.view_definition(&staff).is_none());
     }
 }

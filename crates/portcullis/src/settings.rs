@@ -27,6 +27,9 @@ pub struct Settings {
     pub audit: AuditSettings,
     /// Seconds a client has to finish logging in.
     pub startup_timeout_secs: Option<u64>,
+    /// Seconds a resource's catalog snapshot (names, columns, view definitions) is trusted before sessions
+    /// read it again (default 60); DDL through the gateway reads it again at once.
+    pub catalog_ttl_secs: Option<u64>,
     /// Where clients are, for location conditions in the policy.
     #[serde(default)]
     pub location: LocationConfig,
@@ -125,6 +128,9 @@ impl Settings {
         config.tls_key = self.tls.key.clone();
         if let Some(secs) = self.startup_timeout_secs {
             config.startup_timeout = Duration::from_secs(secs);
+        }
+        if let Some(secs) = self.catalog_ttl_secs {
+            config.catalog_ttl = Duration::from_secs(secs);
         }
         config.location = self.location.clone();
         config.alerts = self.alerts.clone();

@@ -85,6 +85,14 @@ async fn fixtures(gw: &Gateway) {
              CREATE VIEW hr.people_v AS SELECT * FROM hr.people;
              CREATE MATERIALIZED VIEW hr.people_mv AS SELECT ssn FROM hr.people;
              CREATE FUNCTION hr.leak() RETURNS SETOF text LANGUAGE sql AS 'SELECT ssn FROM hr.people';
+             CREATE VIEW hr.staff AS SELECT id, name, ssn AS tax_id, email AS mail FROM hr.people;
+             CREATE VIEW public.staff_of_staff AS SELECT s.tax_id, upper(s.mail) AS mail FROM hr.staff s;
+             CREATE VIEW hr.barrier WITH (security_barrier) AS
+               SELECT id, ssn FROM hr.people WHERE id <> 3;
+             CREATE VIEW hr.leaky_v AS SELECT hr.leak() AS s;
+             CREATE VIEW public.stats_v AS
+               SELECT attname, most_common_vals::text AS vals FROM pg_catalog.pg_stats;
+             CREATE VIEW public.over_mv AS SELECT * FROM hr.people_mv;
              ANALYZE hr.people;",
         )
         .await
@@ -241,7 +249,21 @@ const ATTEMPTS: &[&str] = &[
     "SELECT most_common_vals::text FROM pg_catalog.pg_stats",
     "SELECT query FROM pg_stat_activity",
     "SELECT * FROM hr.people_v",
+    "SELECT id, ssn, email FROM hr.people_v",
     "SELECT * FROM hr.people_mv",
+    "SELECT * FROM hr.staff",
+    "SELECT s.tax_id, s.mail FROM hr.staff s WHERE s.tax_id LIKE '444%' OR s.mail = 'cat.kim@corp.example'",
+    "SELECT row_to_json(s)::text FROM hr.staff s",
+    "SELECT * FROM hr.staff JOIN hr.people USING (id)",
+    "WITH x AS (SELECT * FROM hr.staff) SELECT * FROM x",
+    "SELECT * FROM staff_of_staff",
+    "SELECT * FROM hr.barrier WHERE ssn::int > 0",
+    "SELECT * FROM hr.leaky_v",
+    "SELECT * FROM stats_v",
+    "SELECT * FROM over_mv",
+    "UPDATE hr.staff SET name = name WHERE id = 2 RETURNING tax_id, mail",
+    "DELETE FROM hr.staff WHERE id = 1",
+    "COPY (SELECT * FROM hr.staff) TO STDOUT",
     "SELECT hr.leak()",
     "SELECT * FROM hr.leak()",
     "DO $$BEGIN RAISE NOTICE '%', (SELECT string_agg(ssn, ',') FROM hr.people); END$$",
@@ -325,6 +347,56 @@ async fn no_raw_value_reaches_a_masked_session() {
     assert_eq!(code.as_deref(), Some("42501"));
     assert!(message.unwrap_or_default().contains("no-cards"));
 
+    // A view over the protected table reads it masked and filtered, under the view's own column names.
+    let staff: Vec<(i32, String, String)> = bob
+        .query("SELECT id, tax_id, mail FROM hr.staff ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(
+        staff,
+        vec![
+            (2, "XXXXXXX6666".into(), "b***@corp.example".into()),
+            (3, "XXXXXXX9999".into(), "c***@corp.example".into()),
+            (7, "XXXXXXXSN-7".into(), "k***@corp.example".into()),
+        ]
+    );
+    let nested = bob
+        .query("SELECT mail FROM staff_of_staff ORDER BY 1", &[])
+        .await
+        .unwrap();
+    assert_eq!(nested[0].get::<_, String>(0), "B***@CORP.EXAMPLE");
+    let barrier = bob
+        .query("SELECT id FROM hr.barrier ORDER BY id", &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        barrier.len(),
+        2,
+        "the view's own WHERE and bob's filter both apply"
+    );
+    for (sql, why) in [
+        ("SELECT * FROM hr.leaky_v", "calls function hr.leak"),
+        ("SELECT * FROM stats_v", "reads pg_catalog.pg_stats"),
+        ("SELECT * FROM over_mv", "materialised view hr.people_mv"),
+        (
+            "SELECT * FROM hr.people_mv",
+            "materialised view hr.people_mv",
+        ),
+        (
+            "UPDATE hr.staff SET name = name",
+            "writing through view hr.staff",
+        ),
+    ] {
+        let message = match bob.simple_query(sql).await {
+            Err(e) => error_text(&e),
+            Ok(_) => panic!("{sql}: not refused"),
+        };
+        assert!(message.contains(why), "{sql}: {message}");
+    }
+
     for sql in ATTEMPTS {
         let output = attempt(&bob, sql).await;
         assert_no_raw(sql, &output);
@@ -358,6 +430,15 @@ async fn no_raw_value_reaches_a_masked_session() {
         .await
         .unwrap();
     assert_eq!(raw[0].get::<_, String>(0), "444-55-6666", "alice is exempt");
+    let raw = alice
+        .query("SELECT tax_id FROM hr.staff WHERE id = 2", &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        raw[0].get::<_, String>(0),
+        "444-55-6666",
+        "through a view too"
+    );
     let hidden = alice
         .query("SELECT count(*) FROM hr.people WHERE id = 1", &[])
         .await
@@ -461,4 +542,60 @@ row_filters:
         bob.query(&fresh, &[]).await.unwrap()[0].get::<_, String>(0),
         "XXX"
     );
+}
+
+/// A table created, or a column added, straight on the database (not through the gateway) is masked once
+/// the session's catalog snapshot is read again: at once after a refusal, and between transactions once
+/// it is older than `catalog_ttl_secs`.
+#[tokio::test(flavor = "multi_thread")]
+async fn relations_changed_elsewhere_are_masked_after_the_catalog_is_read_again() {
+    let pg = fresh_database("masking_catalog");
+    let gw = Gateway::start_with_config(pg, "masking_catalog", "catalog_ttl_secs: 1\n");
+    gw.apply_policy_live(&format!(
+        "{ALLOW_ALL_POLICY}masks:\n  - {{id: mask-ssn, resource: app, columns: ['hr.*.ssn'], \
+         mask: {{kind: full}}, exempt: {{users: [alice]}}}}\n"
+    ));
+    pg.psql("masking_catalog", "CREATE SCHEMA hr").unwrap();
+    let bob = gw.connect("bob", BOB_PASSWORD).await;
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    pg.psql(
+        "masking_catalog",
+        "CREATE TABLE hr.late(id int, ssn text); INSERT INTO hr.late VALUES (1, '123-45-6789')",
+    )
+    .unwrap();
+    let refused = bob
+        .simple_query("SELECT ssn FROM hr.late")
+        .await
+        .unwrap_err();
+    assert!(
+        error_text(&refused).contains("has not read its columns yet"),
+        "{refused}"
+    );
+    // The snapshot is read right after the refusal; its reply may come after the refusal's.
+    let rows = eventually(&bob, "SELECT ssn FROM hr.late").await;
+    assert_eq!(rows[0].get::<_, String>(0), "XXXXXXXXXXX");
+
+    pg.psql(
+        "masking_catalog",
+        "ALTER TABLE hr.late ADD COLUMN note text; UPDATE hr.late SET note = 'n'",
+    )
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    bob.simple_query("SELECT 1").await.unwrap();
+    let rows = eventually(&bob, "SELECT note, ssn FROM hr.late").await;
+    assert_eq!(rows[0].get::<_, String>(0), "n");
+    assert_eq!(rows[0].get::<_, String>(1), "XXXXXXXXXXX");
+}
+
+/// The rows of `sql` once it succeeds, trying for up to five seconds.
+async fn eventually(client: &tokio_postgres::Client, sql: &str) -> Vec<tokio_postgres::Row> {
+    let mut last = None;
+    for _ in 0..50 {
+        match client.query(sql, &[]).await {
+            Ok(rows) => return rows,
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{sql}: {last:?}");
 }

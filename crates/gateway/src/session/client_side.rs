@@ -591,7 +591,11 @@ impl<'a> ClientSide<'a> {
             return Ok(None);
         }
         let components: Vec<&[Component]> = runs.iter().map(|r| r.components.as_slice()).collect();
-        let masked = self.masking.apply(&path, sql, &components)?;
+        let masked = self.masking.apply(&path, sql, &components);
+        if self.masking.take_catalog_wanted() {
+            self.lock().catalog_stale = true;
+        }
+        let masked = masked?;
         if masked.touched && path_changed && runs.len() > 1 {
             return Err(Refusal::unanalysable(
                 "masks or row filters apply, and this query changes the search path before other \
@@ -825,7 +829,21 @@ impl<'a> ClientSide<'a> {
             flow.push(Pending::Internal(Internal::SearchPath(None)));
             encode_query("SHOW search_path", out);
         }
-        if std::mem::take(&mut flow.catalog_stale) {
+        let mut read_catalog = std::mem::take(&mut flow.catalog_stale);
+        // DDL made elsewhere reaches a session through its snapshot's age, read between transactions
+        // (another session may have read a fresher one already).
+        let catalogs = &self.shared.catalogs;
+        if !read_catalog
+            && flow.txn == TransactionStatus::Idle
+            && catalogs.expired(&flow.catalog)
+            && !flow.reading_catalog()
+        {
+            match catalogs.fresh(&self.info.resource) {
+                Some(fresher) => flow.catalog = fresher,
+                None => read_catalog = true,
+            }
+        }
+        if read_catalog {
             flow.push(Pending::Internal(Internal::Catalog(Vec::new())));
             encode_query(SNAPSHOT_QUERY, out);
         }

@@ -105,6 +105,13 @@ impl Flow {
         }
     }
 
+    /// Whether a catalog snapshot the gateway asked for is on its way.
+    pub fn reading_catalog(&self) -> bool {
+        self.queue
+            .iter()
+            .any(|p| matches!(p, Pending::Internal(Internal::Catalog(_))))
+    }
+
     /// Records that a request was forwarded; call before its bytes are written upstream.
     pub fn push(&mut self, pending: Pending) {
         self.queue.push_back(pending);

@@ -2,14 +2,20 @@
 //! against the resource's catalog into what the statement rewriter asks (`portcullis_sql::mask`).
 //!
 //! Besides the rewrite itself, a session with protections may not read what the rewriter cannot see into:
-//! views over a protected relation, functions outside `pg_catalog` (their bodies may read protected data),
-//! and the catalog views that show column values or other sessions' statement texts.
+//! materialised views over a protected relation (their rows are a copy), functions outside `pg_catalog`
+//! (their bodies may read protected data), views calling such functions, and the catalog views that show
+//! column values or other sessions' statement texts. Plain views over a protected relation are expanded by
+//! the rewriter, so the relation's protections apply inside them.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use portcullis_policy::{CompiledPolicy, Component, Context, SessionProtections};
-use portcullis_sql::mask::{rewrite, touches_protected, Protections, RelationProtection};
+use portcullis_sql::mask::{
+    rewrite, touches_protected, Protections, RelationProtection, ViewDefinition,
+    TRUSTED_FUNCTION_SCHEMAS,
+};
 use portcullis_sql::{ObjectKind, QualifiedName, SearchPath};
 use time::OffsetDateTime;
 
@@ -28,11 +34,12 @@ const REVEALING_VIEWS: &[&str] = &[
     "pg_stat_statements",
 ];
 
-/// Schemas whose functions are PostgreSQL's own: their bodies read no user table.
-const TRUSTED_FUNCTION_SCHEMAS: &[&str] = &["pg_catalog", "information_schema"];
-
 /// Rewrites a session keeps, per text and search path, until its protections are resolved again.
 const MAX_CACHED_REWRITES: usize = 1024;
+
+/// A snapshot at least this old is read again at once when a statement names a relation it lacks; a
+/// younger one waits for its age, so statements naming missing relations cannot flood the upstream.
+const MIN_SNAPSHOT_AGE: Duration = Duration::from_secs(1);
 
 /// What one statement text becomes.
 #[derive(Clone)]
@@ -53,8 +60,12 @@ struct Resolved {
     valid_until: Option<OffsetDateTime>,
     protections: SessionProtections,
     relations: HashMap<QualifiedName, RelationProtection>,
-    /// Views and materialised views that read a protected relation, with the relation.
-    views: HashMap<QualifiedName, QualifiedName>,
+    /// Views the rewriter expands: plain views reading a protected relation.
+    expand: HashMap<QualifiedName, ViewDefinition>,
+    /// Views and materialised views this session may not read, with why.
+    refused_views: HashMap<QualifiedName, String>,
+    /// A statement named a relation the snapshot lacks.
+    incomplete: bool,
     /// What texts became: a session repeats the same few statements, and a rewrite costs a parse and a
     /// deparse.
     rewrites: HashMap<(String, SearchPath), Result<Masked, Refusal>>,
@@ -68,6 +79,10 @@ impl Protections for Resolved {
     fn columns(&self, relation: &QualifiedName) -> Option<&[String]> {
         self.catalog.columns(relation)
     }
+
+    fn view_to_expand(&self, view: &QualifiedName) -> Option<&ViewDefinition> {
+        self.expand.get(view)
+    }
 }
 
 /// The masking state of one session.
@@ -75,6 +90,8 @@ pub struct SessionMasking {
     /// The upstream role `$user` in a search path stands for.
     session_user: String,
     resolved: Option<Resolved>,
+    /// A statement was refused for what the catalog snapshot lacks.
+    catalog_wanted: bool,
 }
 
 impl SessionMasking {
@@ -83,6 +100,7 @@ impl SessionMasking {
         SessionMasking {
             session_user: session_user.to_owned(),
             resolved: None,
+            catalog_wanted: false,
         }
     }
 
@@ -126,11 +144,22 @@ impl SessionMasking {
             return done.clone();
         }
         let done = resolved.rewrite(&self.session_user, path, sql, components);
+        if std::mem::take(&mut resolved.incomplete) {
+            // Not kept: a newer snapshot may know the relation.
+            self.catalog_wanted = resolved.catalog.read_at().elapsed() >= MIN_SNAPSHOT_AGE;
+            return done;
+        }
         if resolved.rewrites.len() >= MAX_CACHED_REWRITES {
             resolved.rewrites.clear();
         }
         resolved.rewrites.insert(key, done.clone());
         done
+    }
+
+    /// Whether a statement was refused for what the catalog snapshot lacks since the last call: the
+    /// session should read it again.
+    pub fn take_catalog_wanted(&mut self) -> bool {
+        std::mem::take(&mut self.catalog_wanted)
     }
 }
 
@@ -148,7 +177,7 @@ impl Resolved {
     /// What `sql` becomes under these protections: the checks that refuse what cannot be masked, then
     /// the rewrite.
     fn rewrite(
-        &self,
+        &mut self,
         session_user: &str,
         path: &SearchPath,
         sql: &str,
@@ -191,16 +220,14 @@ impl Resolved {
                     // Created since the catalog was read (not through the gateway): its columns are
                     // unknown, so it cannot be masked yet.
                     if !catalog.knows(&name) && self.protections.may_protect(&name) {
+                        self.incomplete = true;
                         return Err(Refusal::denied(&format!(
                             "{name} may be protected, and the gateway has not read its columns yet; try \
                              again in a minute"
                         )));
                     }
-                    if let Some(base) = self.views.get(&name) {
-                        return Err(Refusal::denied(&format!(
-                            "view {name} reads protected relation {base}, which the gateway can mask only \
-                             when it is queried directly"
-                        )));
+                    if let Some(why) = self.refused_views.get(&name) {
+                        return Err(Refusal::denied(why));
                     }
                 }
                 _ => {}
@@ -251,7 +278,8 @@ fn resolve(
     catalog: &Arc<CatalogSnapshot>,
 ) -> Resolved {
     let mut relations = HashMap::new();
-    let mut views = HashMap::new();
+    let mut expand = HashMap::new();
+    let mut refused_views = HashMap::new();
     if !protections.is_empty() {
         for relation in catalog.relations_with_columns() {
             let columns = catalog.columns(relation).unwrap_or_default();
@@ -271,9 +299,25 @@ fn resolve(
                 relations.insert(relation.clone(), merged);
             }
         }
+        refused_views = views_to_refuse(catalog, &relations);
         for (view, bases) in catalog.view_bases() {
-            if let Some(base) = bases.into_iter().find(|b| relations.contains_key(*b)) {
-                views.insert(view.clone(), base.clone());
+            if refused_views.contains_key(view) {
+                continue;
+            }
+            if !bases.iter().any(|b| relations.contains_key(*b)) {
+                continue;
+            }
+            match catalog.view_definition(view) {
+                Some(definition) => {
+                    expand.insert(view.clone(), definition.clone());
+                }
+                None => {
+                    let why = format!(
+                        "the gateway has not read the definition of view {view}, which reads a protected \
+                         relation; try again in a minute"
+                    );
+                    refused_views.insert(view.clone(), why);
+                }
             }
         }
     }
@@ -283,9 +327,59 @@ fn resolve(
         valid_until: protections.valid_until(),
         protections,
         relations,
-        views,
+        expand,
+        refused_views,
+        incomplete: false,
         rewrites: HashMap::new(),
     }
+}
+
+/// The views and materialised views a protected session may not read, with why: a materialised view's rows
+/// are a copy of a protected relation's, which no rewrite of the query can mask; a function outside
+/// `pg_catalog` may read protected data from its body; and some catalog views show column values. A view
+/// is refused too when anything it reads (through other views) is.
+fn views_to_refuse(
+    catalog: &CatalogSnapshot,
+    protected: &HashMap<QualifiedName, RelationProtection>,
+) -> HashMap<QualifiedName, String> {
+    let mut refused = HashMap::new();
+    for (view, bases) in catalog.view_bases() {
+        let reads = std::iter::once(view).chain(bases.iter().copied());
+        let why = if let Some(function) = reads
+            .flat_map(|v| catalog.view_calls(v))
+            .find(|f| !TRUSTED_FUNCTION_SCHEMAS.contains(&f.schema.as_str()))
+        {
+            format!(
+                "view {view} calls function {function}, which may read protected data the gateway cannot \
+                 mask, and masks or row filters apply to this session"
+            )
+        } else if let Some(revealing) = bases.iter().find(|b| is_revealing(b)) {
+            format!(
+                "view {view} reads {revealing}, which shows column values or statement texts, and masks or \
+                 row filters apply to this session"
+            )
+        } else if let Some(base) = bases.iter().find(|b| protected.contains_key(**b)) {
+            match std::iter::once(view)
+                .chain(bases.iter().copied())
+                .find(|v| catalog.is_materialized(v))
+            {
+                Some(copy) => format!(
+                    "materialised view {copy} holds a copy of protected relation {base}'s rows, which the \
+                     gateway cannot mask; query {base} instead"
+                ),
+                None => continue,
+            }
+        } else {
+            continue;
+        };
+        refused.insert(view.clone(), why);
+    }
+    refused
+}
+
+/// Whether `relation` is a catalog view that shows column values or statement texts.
+fn is_revealing(relation: &QualifiedName) -> bool {
+    relation.schema == "pg_catalog" && REVEALING_VIEWS.contains(&relation.name.as_str())
 }
 
 /// Adds `more` to `into`: a column already masked keeps its mask; filters and denied columns add up.

@@ -9,6 +9,11 @@
 //! [`rewrite`] does the rewriting; [`touches_protected`] is the cheap check whether a statement needs it.
 //!
 //! What the rewrite does, in short:
+//! - **Views** that read a protected relation are expanded in place into their definition, whose own
+//!   references are then rewritten (names in it resolve through the path it was printed under, and are
+//!   qualified so the session's path cannot change them); a security-barrier view keeps its barrier with
+//!   `OFFSET 0`. Writing through such a view, or a definition calling a function outside `pg_catalog`, is
+//!   refused.
 //! - **Reads** (FROM, JOIN, subqueries, CTE bodies, LATERAL, set operations, `TABLE t`, the sources of
 //!   INSERT/UPDATE/DELETE/MERGE, `COPY (query) TO`, `DECLARE CURSOR`, `PREPARE`, `EXPLAIN`, `CREATE TABLE AS`,
 //!   `SELECT INTO`, `CREATE [MATERIALIZED] VIEW`): a protected relation becomes
@@ -24,9 +29,11 @@
 //!   a denied column, a protected relation whose columns are unknown, EXPLAIN or `current_query()` where a
 //!   hash mask's salt would show.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
-use crate::resolve::QualifiedName;
+use crate::resolve::{QualifiedName, SearchPath};
 
 #[rustfmt::skip]
 mod children_mut;
@@ -36,11 +43,13 @@ mod filter;
 mod nodes;
 mod projection;
 mod rewrite;
+mod view;
 mod walk;
 
 pub use error::RewriteError;
 pub use expr::mask_expression_sql;
 pub use rewrite::{rewrite, touches_protected, Applied, Rewrite};
+pub use view::TRUSTED_FUNCTION_SCHEMAS;
 
 /// How a protected column's values are replaced. Every kind maps NULL to NULL.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -129,6 +138,18 @@ impl RelationProtection {
     }
 }
 
+/// A plain view's definition, for expanding the view in place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewDefinition {
+    /// Its query, as `pg_get_viewdef` prints it.
+    pub sql: String,
+    /// The search path it was printed under: `pg_get_viewdef` leaves a name unqualified when this path
+    /// finds it, so this path (not the session's) resolves it.
+    pub path: Arc<SearchPath>,
+    /// Whether it is a security barrier: the user's predicates must not run on rows it leaves out.
+    pub security_barrier: bool,
+}
+
 /// What the rewriter asks about relations: their protection for this session, and their columns.
 pub trait Protections {
     /// The protection of `relation` for this session, if any.
@@ -136,6 +157,11 @@ pub trait Protections {
     /// The relation's columns in order (attnum order, dropped ones left out), if known. A protected relation
     /// whose columns are unknown cannot be rewritten, so statements reading it are refused.
     fn columns(&self, relation: &QualifiedName) -> Option<&[String]>;
+    /// The definition of a view that reads a protected relation, which the rewriter expands in place so the
+    /// relation's protection applies inside it. `None` for every other relation (left as written).
+    fn view_to_expand(&self, _view: &QualifiedName) -> Option<&ViewDefinition> {
+        None
+    }
 }
 
 #[cfg(test)]
@@ -149,6 +175,8 @@ pub struct MemoryProtections {
     pub protections: std::collections::HashMap<QualifiedName, RelationProtection>,
     /// The columns of each relation, in order.
     pub columns: std::collections::HashMap<QualifiedName, Vec<String>>,
+    /// Views to expand, with their definitions.
+    pub views: std::collections::HashMap<QualifiedName, ViewDefinition>,
 }
 
 impl Protections for MemoryProtections {
@@ -158,5 +186,9 @@ impl Protections for MemoryProtections {
 
     fn columns(&self, relation: &QualifiedName) -> Option<&[String]> {
         self.columns.get(relation).map(Vec::as_slice)
+    }
+
+    fn view_to_expand(&self, view: &QualifiedName) -> Option<&ViewDefinition> {
+        self.views.get(view)
     }
 }

@@ -34,6 +34,41 @@ pub(crate) fn projection(
     protection: &RelationProtection,
     sample: Option<Sample>,
 ) -> Result<NodeEnum, RewriteError> {
+    let inner = protobuf::RangeVar {
+        catalogname: rv.catalogname.clone(),
+        schemaname: name.schema.clone(),
+        relname: rv.relname.clone(),
+        inh: rv.inh,
+        relpersistence: if rv.relpersistence.is_empty() {
+            "p".into()
+        } else {
+            rv.relpersistence.clone()
+        },
+        alias: None,
+        location: -1,
+    };
+    let source = match sample {
+        Some(s) => NodeEnum::RangeTableSample(Box::new(protobuf::RangeTableSample {
+            relation: Some(Box::new(node(NodeEnum::RangeVar(inner)))),
+            method: s.method,
+            args: s.args,
+            repeatable: s.repeatable,
+            location: -1,
+        })),
+        None => NodeEnum::RangeVar(inner),
+    };
+    projection_over(ctx, rv, name, protection, source)
+}
+
+/// The subselect replacing `rv` (which resolved to `name`) that reads `source`, a FROM item whose reference
+/// name is `rv`'s relation name: the relation itself, or an expanded view's query.
+pub(crate) fn projection_over(
+    ctx: &Context<'_>,
+    rv: &protobuf::RangeVar,
+    name: &QualifiedName,
+    protection: &RelationProtection,
+    source: NodeEnum,
+) -> Result<NodeEnum, RewriteError> {
     let columns = ctx
         .protections
         .columns(name)
@@ -62,7 +97,7 @@ pub(crate) fn projection(
             colnames: Vec::new(),
         },
     };
-    let select = masked_select(rv, name, protection, columns, sample)?;
+    let select = masked_select(&rv.relname, name, protection, columns, source)?;
     Ok(NodeEnum::RangeSubselect(Box::new(
         protobuf::RangeSubselect {
             lateral: false,
@@ -72,15 +107,14 @@ pub(crate) fn projection(
     )))
 }
 
-/// `SELECT <masked columns> FROM schema.rel WHERE <filters> [OFFSET 0]`.
+/// `SELECT <masked columns> FROM source WHERE <filters> [OFFSET 0]`, where `relname` names `source`.
 fn masked_select(
-    rv: &protobuf::RangeVar,
+    relname: &str,
     name: &QualifiedName,
     protection: &RelationProtection,
     columns: &[String],
-    sample: Option<Sample>,
+    source: NodeEnum,
 ) -> Result<protobuf::SelectStmt, RewriteError> {
-    let relname = rv.relname.as_str();
     let mut targets = Vec::with_capacity(columns.len());
     for column in columns {
         if protection.denied_columns.iter().any(|(c, _)| c == column) {
@@ -97,33 +131,10 @@ fn masked_select(
     for f in &protection.row_filters {
         filters.push(filter_expression(f, name, relname)?);
     }
-    let inner = protobuf::RangeVar {
-        catalogname: rv.catalogname.clone(),
-        schemaname: name.schema.clone(),
-        relname: rv.relname.clone(),
-        inh: rv.inh,
-        relpersistence: if rv.relpersistence.is_empty() {
-            "p".into()
-        } else {
-            rv.relpersistence.clone()
-        },
-        alias: None,
-        location: -1,
-    };
-    let from = match sample {
-        Some(s) => NodeEnum::RangeTableSample(Box::new(protobuf::RangeTableSample {
-            relation: Some(Box::new(node(NodeEnum::RangeVar(inner)))),
-            method: s.method,
-            args: s.args,
-            repeatable: s.repeatable,
-            location: -1,
-        })),
-        None => NodeEnum::RangeVar(inner),
-    };
     let barrier = (!filters.is_empty()).then(|| Box::new(int_const(0)));
     Ok(protobuf::SelectStmt {
         target_list: targets,
-        from_clause: vec![node(from)],
+        from_clause: vec![node(source)],
         where_clause: and_all(filters).map(Box::new),
         limit_offset: barrier,
         limit_option: LimitOption::Default as i32,

@@ -34,14 +34,15 @@ pub struct Applied {
 }
 
 /// Whether any of `relations` (resolved names, e.g. the gateway's analysed objects) has a non-empty
-/// protection. When it returns false, [`rewrite`] would return the text untouched, so the gateway can skip it.
+/// protection or is a view to expand. When it returns false, [`rewrite`] would return the text untouched, so the gateway can skip it.
 pub fn touches_protected<'a>(
     relations: impl IntoIterator<Item = &'a QualifiedName>,
     protections: &dyn Protections,
 ) -> bool {
-    relations
-        .into_iter()
-        .any(|r| protections.protection(r).is_some_and(|p| !p.is_empty()))
+    relations.into_iter().any(|r| {
+        protections.protection(r).is_some_and(|p| !p.is_empty())
+            || protections.view_to_expand(r).is_some()
+    })
 }
 
 /// Rewrites `sql` (one or more statements) so that every reference to a protected relation reads a masked,
@@ -144,7 +145,8 @@ fn first_protected(ctx: &Context<'_>, stmt: &NodeEnum) -> Option<QualifiedName> 
             return;
         }
         if let NodeRef::RangeVar(rv) = n {
-            if let Some((name, _)) = ctx.protection_of(rv, &[]) {
+            let protected = ctx.protection_of(rv, &[]).map(|(name, _)| name);
+            if let Some(name) = protected.or_else(|| ctx.view_of(rv, &[]).map(|(name, _)| name)) {
                 *found = Some(name);
                 return;
             }

@@ -77,6 +77,33 @@ fn fixture() -> Fixture {
         .insert(q("hr", "departments"), RelationProtection::default());
     f.columns
         .insert(q("hr", "departments"), cols(&["dept_id", "title"]));
+    let printed_under = std::sync::Arc::new(SearchPath::from_setting("hr"));
+    let view = |sql: &str, security_barrier| ViewDefinition {
+        sql: sql.into(),
+        path: std::sync::Arc::clone(&printed_under),
+        security_barrier,
+    };
+    f.views.insert(
+        q("hr", "staff"),
+        view("SELECT id, name, ssn AS tax_id FROM employees;", false),
+    );
+    f.columns
+        .insert(q("hr", "staff"), cols(&["id", "name", "tax_id"]));
+    f.views.insert(
+        q("public", "eu_pay"),
+        view(
+            "SELECT s.emp_id, s.amount FROM salaries s WHERE lower(s.region) = 'eu'",
+            true,
+        ),
+    );
+    f.views.insert(
+        q("public", "staff_of_staff"),
+        view("SELECT st.tax_id FROM staff st", false),
+    );
+    f.views.insert(
+        q("public", "leaky"),
+        view("SELECT ssn FROM employees WHERE public.f(ssn)", false),
+    );
     f
 }
 
@@ -88,6 +115,12 @@ fn catalog() -> MemoryCatalog {
         .with_relation("HR", "Employees")
         .with_relation("public", "employees")
         .with_relation("public", "orders")
+        .with_relation("hr", "staff")
+        .with_relation("public", "eu_pay")
+        .with_relation("public", "staff_of_staff")
+        .with_relation("public", "leaky")
+        .with_function("pg_catalog", "lower")
+        .with_function("public", "f")
 }
 
 fn run(sql: &str, path: &str) -> Result<Rewrite, RewriteError> {
@@ -770,4 +803,74 @@ fn pinned_filters_deparse() {
         assert_eq!(tree.deparse(Default::default()).unwrap(), out);
         assert!(!out.contains(" = ") && !out.contains(" < "), "{out}");
     }
+}
+
+#[test]
+fn views_over_protected_relations_expand_into_their_masked_definitions() {
+    // The definition's names resolve through the path it was printed under (`hr`), whatever the session's.
+    let out = rewritten_in("SELECT tax_id FROM staff", "hr");
+    assert!(
+        out.starts_with(
+            "SELECT tax_id FROM (SELECT id, name, ssn AS tax_id FROM (SELECT employees.id AS id"
+        ),
+        "{out}"
+    );
+    assert!(out.contains(SSN), "{out}");
+    assert!(out.contains(") staff(id, name, tax_id)"), "{out}");
+    // A view through a view; the user's alias is kept.
+    let out = rewritten_in("SELECT x.tax_id FROM public.staff_of_staff x", "public");
+    assert!(out.contains("FROM hr.employees) employees) st) x"), "{out}");
+    assert!(out.contains(SSN), "{out}");
+    // A security barrier keeps the user's predicate out of the view's query; its function is named by schema.
+    let out = rewritten_in("SELECT * FROM eu_pay WHERE amount > 5", "public");
+    assert!(
+        out.contains("pg_catalog.lower(s.region) = 'eu' OFFSET 0) eu_pay"),
+        "{out}"
+    );
+    assert!(out.contains("FROM hr.salaries WHERE"), "{out}");
+    let done = run("SELECT * FROM eu_pay", "public").unwrap();
+    assert_eq!(done.applied.len(), 1);
+    assert_eq!(done.applied[0].relation, q("hr", "salaries"));
+}
+
+#[test]
+fn views_over_protected_relations_refuse_what_cannot_be_masked() {
+    for (sql, expected) in [
+        ("SELECT * FROM public.leaky", "calls function public.f"),
+        (
+            "UPDATE hr.staff SET name = 'x'",
+            "writing through view hr.staff",
+        ),
+        ("DELETE FROM hr.staff", "writing through view hr.staff"),
+        (
+            "INSERT INTO hr.staff (id) VALUES (1)",
+            "writing through view hr.staff",
+        ),
+        (
+            "CREATE TABLE hr.staff AS SELECT 1",
+            "view hr.staff, which reads a protected relation",
+        ),
+    ] {
+        let e = refused(sql).to_string();
+        assert!(e.contains(expected), "{sql}: {e}");
+    }
+    // A denied column read inside the definition is still denied.
+    let mut f = fixture();
+    f.views.insert(
+        q("hr", "staff"),
+        ViewDefinition {
+            sql: "SELECT id, notes FROM employees".into(),
+            path: std::sync::Arc::new(SearchPath::from_setting("hr")),
+            security_barrier: false,
+        },
+    );
+    let e = rewrite(
+        "SELECT id FROM hr.staff",
+        &SearchPath::from_setting("public"),
+        "alice",
+        &catalog(),
+        &f,
+    )
+    .unwrap_err();
+    assert!(matches!(e, RewriteError::DeniedColumn { .. }), "{e}");
 }

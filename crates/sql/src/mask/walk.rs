@@ -14,9 +14,11 @@ use super::error::RewriteError;
 use super::expr::mask_expression;
 use super::filter::filter_expression;
 use super::nodes::{and_all, column_ref, node, res_target};
-use super::projection::{projection, Sample};
+use super::projection::{projection, projection_over, Sample};
 use super::rewrite::Applied;
-use super::{MaskKind, Protections, RelationProtection};
+use super::view::{self, MAX_VIEW_DEPTH, TRUSTED_FUNCTION_SCHEMAS};
+use super::{MaskKind, Protections, RelationProtection, ViewDefinition};
+use crate::analysis::ObjectName;
 use crate::kind::ObjectKind;
 use crate::resolve::{resolve, Catalog, QualifiedName, SearchPath};
 use crate::walker::range_var_name;
@@ -40,18 +42,38 @@ impl<'a> Context<'a> {
         rv: &protobuf::RangeVar,
         ctes: &[String],
     ) -> Option<(QualifiedName, &'a RelationProtection)> {
+        let name = self.relation(rv, ctes)?;
+        let protection = self.protections.protection(&name)?;
+        (!protection.is_empty()).then_some((name, protection))
+    }
+
+    /// The view `rv` names, when it reads a protected relation and so is expanded into its definition.
+    pub(crate) fn view_of(
+        &self,
+        rv: &protobuf::RangeVar,
+        ctes: &[String],
+    ) -> Option<(QualifiedName, &'a ViewDefinition)> {
+        let name = self.relation(rv, ctes)?;
+        let view = self.protections.view_to_expand(&name)?;
+        Some((name, view))
+    }
+
+    /// The relation `rv` names; `None` when it names a CTE in scope.
+    pub(crate) fn relation(
+        &self,
+        rv: &protobuf::RangeVar,
+        ctes: &[String],
+    ) -> Option<QualifiedName> {
         if rv.schemaname.is_empty() && rv.catalogname.is_empty() && ctes.contains(&rv.relname) {
             return None;
         }
-        let name = resolve(
+        Some(resolve(
             &range_var_name(rv),
             ObjectKind::Relation,
             self.path,
             self.session_user,
             self.catalog,
-        );
-        let protection = self.protections.protection(&name)?;
-        (!protection.is_empty()).then_some((name, protection))
+        ))
     }
 }
 
@@ -85,6 +107,11 @@ pub(crate) struct Rewriter<'a> {
     hashed: Option<QualifiedName>,
     explains: bool,
     current_query: bool,
+    /// The view whose definition is being walked: its names are qualified, and its functions must be
+    /// PostgreSQL's own.
+    in_view: Option<QualifiedName>,
+    /// How many views enclose the definition being walked.
+    view_depth: usize,
 }
 
 impl<'a> Rewriter<'a> {
@@ -102,6 +129,8 @@ impl<'a> Rewriter<'a> {
             hashed: None,
             explains: false,
             current_query: false,
+            in_view: None,
+            view_depth: 0,
         }
     }
 
@@ -243,6 +272,10 @@ impl<'a> Rewriter<'a> {
             self.fail(RewriteError::unsupported(format!(
                 "protected relation {name} is {role}"
             )));
+        } else if let Some((name, _)) = self.ctx.view_of(rv, &self.ctes) {
+            self.fail(RewriteError::unsupported(format!(
+                "view {name}, which reads a protected relation, is {role}"
+            )));
         }
     }
 
@@ -280,6 +313,9 @@ impl<'a> Rewriter<'a> {
                     if s.sval == "current_query" {
                         self.current_query = true;
                     }
+                }
+                if self.in_view.is_some() {
+                    self.view_function(&mut f.funcname);
                 }
                 self.generic(n);
             }
@@ -333,6 +369,10 @@ impl<'a> Rewriter<'a> {
         if let Some((name, _)) = self.ctx.protection_of(rv, &self.ctes) {
             self.fail(RewriteError::unsupported(format!(
                 "protected relation {name} is referenced where it cannot be replaced by a masked projection"
+            )));
+        } else if let Some((name, _)) = self.ctx.view_of(rv, &self.ctes) {
+            self.fail(RewriteError::unsupported(format!(
+                "view {name}, which reads a protected relation, is referenced where it cannot be expanded"
             )));
         } else {
             children_of_RangeVar(rv, &mut |child| self.child(child));
@@ -403,7 +443,15 @@ impl<'a> Rewriter<'a> {
         }
         match n {
             NodeEnum::RangeVar(rv) => {
-                if let Some((name, protection)) = self.ctx.protection_of(rv, &self.ctes) {
+                if let Some((name, view)) = self.ctx.view_of(rv, &self.ctes) {
+                    match self.expand_view(rv, &name, view) {
+                        Ok(sub) => {
+                            *n = sub;
+                            self.changed = true;
+                        }
+                        Err(e) => self.fail(e),
+                    }
+                } else if let Some((name, protection)) = self.ctx.protection_of(rv, &self.ctes) {
                     self.record(&name, protection);
                     match projection(self.ctx, rv, &name, protection, None) {
                         Ok(sub) => {
@@ -412,6 +460,8 @@ impl<'a> Rewriter<'a> {
                         }
                         Err(e) => self.fail(e),
                     }
+                } else if self.in_view.is_some() {
+                    self.qualify(rv);
                 }
             }
             NodeEnum::JoinExpr(j) => {
@@ -454,9 +504,126 @@ impl<'a> Rewriter<'a> {
         }
     }
 
+    /// Expands the view `rv` names (`name`, reading a protected relation) into its definition, rewritten
+    /// like the statement around it.
+    fn expand_view(
+        &mut self,
+        rv: &protobuf::RangeVar,
+        name: &QualifiedName,
+        definition: &ViewDefinition,
+    ) -> Result<NodeEnum, RewriteError> {
+        if self.view_depth >= MAX_VIEW_DEPTH {
+            return Err(RewriteError::unsupported(format!(
+                "view {name} is nested in more than {MAX_VIEW_DEPTH} views"
+            )));
+        }
+        let mut query = view::parse_definition(name, &definition.sql)?;
+        let ctx = Context {
+            path: &definition.path,
+            session_user: self.ctx.session_user,
+            catalog: self.ctx.catalog,
+            protections: self.ctx.protections,
+        };
+        let mut inner = Rewriter::new(&ctx);
+        inner.in_view = Some(name.clone());
+        inner.view_depth = self.view_depth + 1;
+        inner.expr(&mut query);
+        if inner.error.is_none() {
+            inner.final_checks();
+        }
+        if let Some(hashed) = inner.hashed.take() {
+            self.hashed = Some(hashed);
+        }
+        for applied in inner.applied {
+            if !self.applied.iter().any(|a| a.relation == applied.relation) {
+                self.applied.push(applied);
+            }
+        }
+        if let Some(e) = inner.error {
+            return Err(e);
+        }
+        if definition.security_barrier {
+            view::keep_barrier(&mut query);
+        }
+        let columns = self.ctx.protections.columns(name);
+        // The view's own protections, if the policy names it too, apply over its expanded query.
+        match self
+            .ctx
+            .protections
+            .protection(name)
+            .filter(|p| !p.is_empty())
+        {
+            Some(protection) => {
+                self.record(name, protection);
+                let bare = protobuf::RangeVar {
+                    alias: None,
+                    ..rv.clone()
+                };
+                let source = view::in_place_of(&bare, query, columns);
+                projection_over(self.ctx, rv, name, protection, source)
+            }
+            None => Ok(view::in_place_of(rv, query, columns)),
+        }
+    }
+
+    /// Names a relation of a view's definition by its schema, as resolved through the path the definition
+    /// was printed under: the session's own path may find another relation of that name.
+    fn qualify(&mut self, rv: &mut protobuf::RangeVar) {
+        if let Some(name) = self.ctx.relation(rv, &self.ctes) {
+            rv.schemaname = name.schema;
+        }
+    }
+
+    /// A function a view's definition calls: PostgreSQL's own ones are named by their schema; any other
+    /// may read protected data from its body, so the view cannot be expanded.
+    fn view_function(&mut self, funcname: &mut Vec<Node>) {
+        let parts = crate::mask::nodes::strings(funcname);
+        let object = match parts.as_slice() {
+            [name] => ObjectName {
+                database: None,
+                schema: None,
+                name: name.clone(),
+            },
+            [.., schema, name] => ObjectName {
+                database: None,
+                schema: Some(schema.clone()),
+                name: name.clone(),
+            },
+            [] => return,
+        };
+        let function = resolve(
+            &object,
+            ObjectKind::Function,
+            self.ctx.path,
+            self.ctx.session_user,
+            self.ctx.catalog,
+        );
+        if !TRUSTED_FUNCTION_SCHEMAS.contains(&function.schema.as_str()) {
+            let view = self.in_view.clone().unwrap_or_else(|| function.clone());
+            self.fail(RewriteError::unsupported(format!(
+                "view {view} calls function {function}, which may read protected data the gateway cannot mask"
+            )));
+            return;
+        }
+        if parts.len() == 1 {
+            *funcname = vec![
+                crate::mask::nodes::string(&function.schema),
+                crate::mask::nodes::string(&function.name),
+            ];
+            self.changed = true;
+        }
+    }
+
     /// The protected write target `rv`, if it is protected.
     fn write_target(&mut self, rv: &mut protobuf::RangeVar) -> Option<Target> {
         // A write target is always a table: PostgreSQL does not look it up among the CTEs.
+        if let Some((name, _)) = self.ctx.view_of(rv, &[]) {
+            self.fail(RewriteError::unsupported(format!(
+                "writing through view {name}, which reads a protected relation, cannot be masked; write to \
+                 the relation itself"
+            )));
+            return None;
+        }
         let (relation, protection) = self.ctx.protection_of(rv, &[])?;
         self.record(&relation, protection);
         let sensitive = !protection.masks.is_empty() || !protection.denied_columns.is_empty();
@@ -836,6 +1003,10 @@ impl<'a> Rewriter<'a> {
             if let Some((name, _)) = self.ctx.protection_of(rv, &[]) {
                 self.fail(RewriteError::unsupported(format!(
                     "MERGE into protected relation {name} cannot be masked; use UPDATE, INSERT or DELETE"
+                )));
+            } else if let Some((name, _)) = self.ctx.view_of(rv, &[]) {
+                self.fail(RewriteError::unsupported(format!(
+                    "MERGE into view {name}, which reads a protected relation, cannot be masked"
                 )));
             }
         }
