@@ -146,7 +146,7 @@ fn requests(gw: &Gateway) -> Vec<Value> {
 fn request(gw: &Gateway, id: &str) -> Value {
     requests(gw)
         .into_iter()
-        .find(|r| r["id"].to_string() == id)
+        .find(|r| r["id"].as_i64() == id.parse().ok())
         .unwrap_or_else(|| panic!("no request {id}"))
 }
 
@@ -155,7 +155,7 @@ fn workflow_actions(gw: &Gateway, id: &str) -> Vec<String> {
     let mut actions: Vec<String> = gw
         .audit(&["--kind", "workflows"])
         .into_iter()
-        .filter(|r| r["request_id"].to_string() == id)
+        .filter(|r| r["request_id"].as_i64() == id.parse().ok())
         .map(|r| r["action"].as_str().unwrap_or_default().to_string())
         .collect();
     actions.reverse();
