@@ -475,3 +475,106 @@ impl Store {
         )?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Durability, MasterKey};
+
+    fn query(text: &str, expires_at: i64) -> NewRequest {
+        NewRequest {
+            kind: RequestKind::Query,
+            requester: "alice".into(),
+            resource: "app".into(),
+            workflow: "dba".into(),
+            reason: "deletes are reviewed".into(),
+            expires_at,
+            access: None,
+            query: Some(QueryDetail {
+                text: text.into(),
+                sha256: format!("sha-of-{text}"),
+                summary: "delete public.t".into(),
+            }),
+        }
+    }
+
+    fn approve(approver: &str, at: i64) -> Endorsement {
+        Endorsement {
+            approver: approver.into(),
+            decision: EndorsementDecision::Approve,
+            at,
+            comment: Some("ok".into()),
+        }
+    }
+
+    #[test]
+    fn requests_are_endorsed_once_concluded_finally_and_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            &dir.path().join("s.db"),
+            MasterKey::generate(),
+            Durability::Buffered,
+        )
+        .unwrap();
+        let far = now_millis() + 3_600_000;
+        let r = store.create_request(&query("DELETE 1", far)).unwrap();
+        assert_eq!(r.status, RequestStatus::Pending);
+        let find = |status, now| {
+            store
+                .find_query_request("alice", "app", "sha-of-DELETE 1", "dba", status, now)
+                .unwrap()
+                .map(|r| r.id)
+        };
+        assert_eq!(find(RequestStatus::Pending, 0), Some(r.id));
+        assert_eq!(find(RequestStatus::Approved, 0), None);
+
+        store.endorse(r.id, &approve("carol", 10), None).unwrap();
+        assert!(matches!(
+            store.endorse(r.id, &approve("carol", 11), None),
+            Err(StoreError::AlreadyExists { .. })
+        ));
+        let approved = Conclusion {
+            status: RequestStatus::Approved,
+            valid_until: Some(1_000),
+        };
+        store
+            .endorse(r.id, &approve("dave", 12), Some(approved))
+            .unwrap();
+        let stored = store.request(r.id).unwrap().unwrap();
+        assert_eq!(stored.status, RequestStatus::Approved);
+        assert_eq!(stored.decided_at, Some(12));
+        assert_eq!(stored.endorsements.len(), 2);
+        // Valid until 1000: found before, not after.
+        assert_eq!(find(RequestStatus::Approved, 999), Some(r.id));
+        assert_eq!(find(RequestStatus::Approved, 1_000), None);
+        let e = store.endorse(r.id, &approve("erin", 13), None).unwrap_err();
+        assert!(e.to_string().contains("is approved"), "{e}");
+
+        let old = store.create_request(&query("DELETE 2", 5)).unwrap();
+        let expired = store.expire_requests(5).unwrap();
+        assert_eq!(expired.iter().map(|r| r.id).collect::<Vec<_>>(), [old.id]);
+        assert!(store.expire_requests(5).unwrap().is_empty());
+        let pending = store
+            .list_requests(&RequestFilter {
+                status: Some(RequestStatus::Pending),
+                requester: None,
+            })
+            .unwrap();
+        assert!(pending.is_empty());
+        assert_eq!(
+            store
+                .list_requests(&RequestFilter::default())
+                .unwrap()
+                .len(),
+            2
+        );
+        assert_eq!(store.access_grants_version().unwrap(), 0);
+        assert!(store
+            .create_request(&NewRequest {
+                access: None,
+                query: None,
+                ..query("x", far)
+            })
+            .is_err());
+    }
+}
