@@ -12,6 +12,7 @@ use portcullis_policy::{
 use portcullis_sql::{
     leading_justification, Analysis, SearchPath, SessionEffect, Statement, StatementKind,
 };
+use portcullis_store::Request;
 use portcullis_wire::{
     decode_frontend, encode_bind_without_params, encode_describe_portal, encode_execute,
     encode_flush, encode_parse, encode_parse_with_types, encode_query, encode_sync, peek_frame,
@@ -638,7 +639,7 @@ impl<'a> ClientSide<'a> {
         // Only a held statement touches the store: the hot path for allowed statements does not.
         let approved_ctx;
         let ctx = match self.approvals_of(run, &actions, &decision, ctx, now) {
-            Some(approved) => {
+            Some((approved, used)) => {
                 approved_ctx = approved;
                 decision = active.compiled.evaluate_statement_cached(
                     &approved_ctx,
@@ -646,6 +647,16 @@ impl<'a> ClientSide<'a> {
                     now,
                     &mut self.cedar,
                 );
+                if decision.verdict == Verdict::Allow {
+                    for request in &used {
+                        portcullis_workflows::record_used(
+                            &self.shared.store,
+                            request,
+                            &self.info.id,
+                            now,
+                        );
+                    }
+                }
                 &approved_ctx
             }
             None => ctx,
@@ -699,8 +710,8 @@ impl<'a> ClientSide<'a> {
     }
 
     /// For a statement held for approval: the context with the workflows whose approval of this exact
-    /// statement (by this user, on this resource) is still valid, when there is any; the approvals are
-    /// recorded as used when they let it run.
+    /// statement (by this user, on this resource) is still valid, with those approvals, when there is
+    /// any. The caller records them as used once they let the statement run.
     fn approvals_of(
         &self,
         run: &Run,
@@ -708,7 +719,7 @@ impl<'a> ClientSide<'a> {
         decision: &StatementDecision,
         ctx: &Context,
         now: OffsetDateTime,
-    ) -> Option<Context> {
+    ) -> Option<(Context, Vec<Request>)> {
         if decision.verdict != Verdict::RequireApproval {
             return None;
         }
@@ -731,10 +742,7 @@ impl<'a> ClientSide<'a> {
         if used.is_empty() {
             return None;
         }
-        for request in &used {
-            portcullis_workflows::record_used(&self.shared.store, request, &self.info.id, now);
-        }
-        Some(approved)
+        Some((approved, used))
     }
 
     /// The held-statement description of `run` for the workflow crate.
