@@ -1,6 +1,8 @@
 //! The policy in force: read from the store, compiled once, and swapped for a newer version when an
-//! admin applies one. Sessions take the current version per decision, so a new policy applies to running
-//! sessions from their next statement without dropping them.
+//! admin applies one or an access request is approved (its grant joins the policy's grants). Sessions
+//! take the current version per decision, so a new policy applies to running sessions from their next
+//! statement without dropping them; an approved grant carries its end (`valid_until`), so a session
+//! loses it at its next statement after that.
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -8,9 +10,10 @@ use std::time::Duration;
 use portcullis_policy::{
     CompiledPolicy, ConnectionDecision, Context, DecidingPolicy, FiredRule, Observed,
     OutcomeDecision, PendingOutcome, Policy, Requirement, RequirementStatus, StatementDecision,
-    Verdict,
+    Verdict, Workflow,
 };
 use portcullis_store::{FiredRuleRecord, PolicyTrail, RequirementRecord, Store};
+use time::OffsetDateTime;
 use tokio::sync::watch;
 
 use crate::error::GatewayError;
@@ -27,8 +30,12 @@ pub const NO_POLICY: &str =
 pub struct ActivePolicy {
     /// The store's version number; `None` when no policy was ever applied (everything is denied).
     pub version: Option<i64>,
-    /// The compiled policy.
+    /// The compiled policy, with the grants of approved access requests.
     pub compiled: CompiledPolicy,
+    /// The store's count of approved access requests the compiled grants include.
+    pub grants_version: i64,
+    /// The policy's approval workflows (held statements become requests of these).
+    pub workflows: Vec<Workflow>,
 }
 
 /// The policy sessions decide with; cheap to read from every session.
@@ -54,7 +61,9 @@ impl PolicySource {
     /// Loads a newer applied version, if there is one. On error the policy in force stays.
     pub fn refresh(&self, store: &Store) -> Result<bool, GatewayError> {
         let stored = store.active_policy_version()?;
-        if stored == self.current().version {
+        let grants = store.access_grants_version()?;
+        let current = self.current();
+        if stored == current.version && grants == current.grants_version {
             return Ok(false);
         }
         let active = read_active(store)?;
@@ -76,7 +85,15 @@ impl PolicySource {
             }
             let source = Arc::clone(&self);
             let store = store.clone();
-            match tokio::task::spawn_blocking(move || source.refresh(&store)).await {
+            let refresh = move || {
+                // Pending requests past their workflow's `expire_after` expire even when nobody looks.
+                if let Err(e) = portcullis_workflows::expire_due(&store, OffsetDateTime::now_utc())
+                {
+                    tracing::warn!(error = %e, "cannot expire pending approval requests");
+                }
+                source.refresh(&store)
+            };
+            match tokio::task::spawn_blocking(refresh).await {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => {
                     tracing::error!(error = %e, "cannot load the applied policy; the previous one stays in force")
@@ -88,18 +105,29 @@ impl PolicySource {
 }
 
 fn read_active(store: &Store) -> Result<ActivePolicy, GatewayError> {
+    // Read first: an approval landing while the policy compiles is picked up by the next poll.
+    let grants_version = store.access_grants_version()?;
     let Some(stored) = store.active_policy()? else {
         return Ok(ActivePolicy {
             version: None,
             compiled: CompiledPolicy::compile(&Policy::default()),
+            grants_version,
+            workflows: Vec::new(),
         });
     };
     let source = format!("{} (policy version {})", stored.source, stored.version);
-    let policy = Policy::from_yaml(&stored.text, &source)
+    let mut policy = Policy::from_yaml(&stored.text, &source)
         .map_err(|e| GatewayError::Policy(e.to_string()))?;
+    let approved = portcullis_workflows::active_grants(store, &policy, OffsetDateTime::now_utc())
+        .map_err(|e| {
+        GatewayError::Policy(format!("cannot read approved access requests: {e}"))
+    })?;
+    policy.grants.extend(approved);
     Ok(ActivePolicy {
         version: Some(stored.version),
         compiled: CompiledPolicy::compile(&policy),
+        grants_version,
+        workflows: policy.workflows,
     })
 }
 

@@ -23,7 +23,9 @@ const SESSIONS: usize = 100;
 
 /// 50 Cedar statements of the seed 002 shapes: 20 forbids, 30 permits with requirements.
 fn cedar_policies() -> String {
-    let mut cedar = String::from("cedar: |\n");
+    let mut cedar = String::from(
+        "workflows:\n  - {name: management, approvers: {roles: [managers]}}\ncedar: |\n",
+    );
     for i in 0..20 {
         let body = match i % 4 {
             0 => format!("forbid(principal in Role::\"r{i}\", action in Action::\"ddl\", resource in Schema::\"s{i}\")\n    when {{ context.location == \"unknown\" }};"),

@@ -6,7 +6,7 @@ use portcullis_sql::{ObjectKind, Operation, StatementKind};
 use time::OffsetDateTime;
 
 use crate::cedar::decide::{CedarCall, CedarOutcome};
-use crate::cedar::{CedarPolicies, SessionCache};
+use crate::cedar::{CedarPolicies, Requirement, SessionCache};
 use crate::components::{Component, ObjectComponent, StatementComponent};
 use crate::context::{Context, Observed};
 use crate::decision::{
@@ -14,7 +14,7 @@ use crate::decision::{
     StatementDecision, Verdict,
 };
 use crate::index::{GrantIndex, RuleIndex};
-use crate::model::{privilege_name, Action, Grant, Policy, Rule, Stage};
+use crate::model::{privilege_name, Action, Grant, Policy, Rule, Stage, DEFAULT_WORKFLOW};
 use crate::protection::{
     ColumnDenyRule, MaskRule, ProtectionRules, ProtectionStatus, RowFilterRule, SessionProtections,
 };
@@ -257,12 +257,30 @@ impl CompiledPolicy {
         reasons.extend(missing.iter().map(|m| m.message.clone()));
         reasons.extend(cedar.unmet_denying());
         let mut approvals = cedar.unmet_approvals();
-        approvals.extend(
-            fired
-                .iter()
-                .filter(|f| f.action == Action::RequireApproval)
-                .map(|f| format!("approval required by rule `{}`{}", f.id, suffix(&f.message))),
-        );
+        let mut approvals_needed: Vec<String> = cedar
+            .requirements
+            .iter()
+            .filter(|r| !r.met)
+            .filter_map(|r| match &r.requirement {
+                Requirement::Approval { workflow } => Some(workflow.clone()),
+                _ => None,
+            })
+            .collect();
+        // A require-approval rule is met by an approval via its workflow, as a Cedar `@approval` is.
+        for f in fired.iter().filter(|f| f.action == Action::RequireApproval) {
+            let workflow = f.workflow.as_deref().unwrap_or(DEFAULT_WORKFLOW);
+            if ctx.approvals.iter().any(|a| a == workflow) {
+                continue;
+            }
+            approvals.push(format!(
+                "approval via workflow `{workflow}` required by rule `{}`{}",
+                f.id,
+                suffix(&f.message)
+            ));
+            approvals_needed.push(workflow.to_owned());
+        }
+        let mut seen = std::collections::HashSet::new();
+        approvals_needed.retain(|w| seen.insert(w.clone()));
         let verdict = if !reasons.is_empty() {
             Verdict::Deny
         } else if !approvals.is_empty() {
@@ -287,6 +305,7 @@ impl CompiledPolicy {
             post_execution: pending,
             policies: cedar.policies,
             requirements: cedar.requirements,
+            approvals_needed,
             reason,
         }
     }
@@ -661,6 +680,7 @@ impl Fired {
             message: rule.message.clone(),
             components: component.into_iter().collect(),
             indeterminate,
+            workflow: rule.workflow.clone(),
         });
     }
 

@@ -38,6 +38,8 @@ pub struct FiredRule {
     /// `Some(why)` when a condition could not be evaluated and the rule was applied as a denial (fail
     /// closed) rather than matched.
     pub indeterminate: Option<String>,
+    /// For `require-approval`: the workflow whose approval it waits for.
+    pub workflow: Option<String>,
 }
 
 impl FiredRule {
@@ -107,6 +109,9 @@ pub struct StatementDecision {
     /// Every requirement of the matching permits, met or not (an unmet one makes the verdict Deny, or
     /// RequireApproval when only approvals are missing).
     pub requirements: Vec<RequirementStatus>,
+    /// Workflows whose approval the statement still waits for (Cedar `@approval` and `require-approval`
+    /// rules the context's approvals do not meet), each once, in the order found.
+    pub approvals_needed: Vec<String>,
     /// A human explanation.
     pub reason: String,
 }

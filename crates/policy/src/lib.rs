@@ -86,6 +86,7 @@ mod model;
 pub mod pattern;
 mod protection;
 mod validate;
+mod workflow;
 mod yaml;
 
 pub use cedar::{CedarEffect, CedarPolicies, CedarStatement, Requirement, SessionCache};
@@ -100,13 +101,16 @@ pub use decision::{
 };
 pub use error::{PolicyError, PolicyErrors};
 pub use model::{
-    privilege_name, Action, Cidr, Grant, Policy, Principal, Rule, Severity, Stage, TextRegex,
-    TimeWindow, When,
+    privilege_name, Action, BundleGrant, Cidr, Grant, OnDemand, Policy, Principal, Rule, Severity,
+    Stage, TextRegex, TimeWindow, When, Workflow, DEFAULT_WORKFLOW,
 };
 pub use pattern::ObjectPattern;
 pub use protection::{
     Applicability, ColumnDenyRule, Conditions, Exemption, MaskRule, Predicate, ProtectionKind,
     ProtectionStatus, RowFilterRule, SessionProtections, SessionVariable,
+};
+pub use workflow::{
+    parse_duration, parse_privilege, DEFAULT_EXPIRE_AFTER, DEFAULT_MAX_DURATION, DEFAULT_VALID_FOR,
 };
 
 #[cfg(test)]

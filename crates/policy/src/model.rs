@@ -28,6 +28,74 @@ pub struct Policy {
     pub row_filters: Vec<RowFilterRule>,
     /// Column denies (`column_denies:`).
     pub column_denies: Vec<ColumnDenyRule>,
+    /// Approval workflows (`workflows:`): who endorses, how many must, how long approvals last.
+    pub workflows: Vec<Workflow>,
+    /// What users may request on demand (`on_demand:`), and which workflow decides.
+    pub on_demand: Vec<OnDemand>,
+}
+
+impl Policy {
+    /// The workflow named `name`.
+    pub fn workflow(&self, name: &str) -> Option<&Workflow> {
+        self.workflows.iter().find(|w| w.name == name)
+    }
+
+    /// The on-demand entry named `name`.
+    pub fn on_demand(&self, name: &str) -> Option<&OnDemand> {
+        self.on_demand.iter().find(|o| o.name == name)
+    }
+}
+
+/// The workflow a `require-approval` rule uses when it names none.
+pub const DEFAULT_WORKFLOW: &str = "default";
+
+/// An approval workflow: who may endorse, how many approvals are needed, and how long things last.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Workflow {
+    /// Its name, which rules, Cedar `@approval(...)` and on-demand entries refer to.
+    pub name: String,
+    /// Users who may endorse.
+    pub approver_users: Vec<String>,
+    /// Members of these roles may endorse.
+    pub approver_roles: Vec<String>,
+    /// Approvals needed (N of M); one rejection rejects.
+    pub required: u32,
+    /// How long an approved statement may be run again.
+    pub valid_for: time::Duration,
+    /// How long a request may stay pending before it expires.
+    pub expire_after: time::Duration,
+}
+
+impl Workflow {
+    /// Whether `user` (with `roles`) may endorse requests of this workflow.
+    pub fn is_approver(&self, user: &str, roles: &[String]) -> bool {
+        self.approver_users.iter().any(|u| u == user)
+            || self.approver_roles.iter().any(|r| roles.contains(r))
+    }
+}
+
+/// What a user may request on demand.
+#[derive(Debug, Clone)]
+pub struct OnDemand {
+    /// Its name (`portcullis request access --bundle NAME`).
+    pub name: String,
+    /// The resource it is about.
+    pub resource: String,
+    /// The grants it gives; `None`: the requester names objects and privileges on `resource`.
+    pub grants: Option<Vec<BundleGrant>>,
+    /// The workflow that decides requests.
+    pub workflow: String,
+    /// The longest duration a request may ask for.
+    pub max_duration: time::Duration,
+}
+
+/// One grant of an on-demand bundle (given to the requester on the bundle's resource).
+#[derive(Debug, Clone)]
+pub struct BundleGrant {
+    /// Object patterns covered.
+    pub objects: Vec<ObjectPattern>,
+    /// Operations allowed.
+    pub privileges: Vec<Operation>,
 }
 
 /// Who a grant is given to.
@@ -190,6 +258,9 @@ pub struct Rule {
     pub severity: Severity,
     /// Shown to the user and recorded.
     pub message: Option<String>,
+    /// For `require-approval`: the workflow whose approval lets the statement run
+    /// ([`DEFAULT_WORKFLOW`] when the rule names none); `None` for other actions.
+    pub workflow: Option<String>,
 }
 
 impl Rule {

@@ -523,6 +523,8 @@ rules:
   - id: drops
     when: {{text_regex: '(?i)\\bdrop\\b'}}
     action: require-approval
+workflows:
+  - {{name: default, approvers: {{roles: [dba]}}}}
 "
     ));
     let contractor = alice().with_roles(["contractors"]);
@@ -668,7 +670,7 @@ fn yaml_errors_name_file_line_column() {
         "{e}"
     );
     let e =
-        load_err("rules:\n  - id: a\n    when: {rows_above: 3}\n    action: require-approval\n");
+        load_err("rules:\n  - id: a\n    when: {rows_above: 3}\n    action: require-approval\nworkflows:\n  - {name: default, approvers: {users: [carol]}}\n");
     assert!(e.contains("decided after execution"), "{e}");
 
     for (yaml, expect) in [
@@ -750,4 +752,119 @@ fn large_policy_cost_per_statement() {
     }
     println!("10000 rules, 1001 grants: {best} ns/statement, best of 3 passes ({fired} rules fired per pass)");
     assert!(fired > 0);
+}
+
+const WORKFLOWS: &str = "workflows:
+  - name: dba
+    approvers: {users: [carol], roles: [dba]}
+    required: 1
+    valid_for: 2h
+  - name: default
+    approvers: {users: [carol, dave]}
+    required: 2
+";
+
+#[test]
+fn workflows_and_on_demand_load_with_defaults() {
+    let policy = Policy::from_yaml(
+        &format!(
+            "{WORKFLOWS}on_demand:
+  - name: hr-read
+    resource: app
+    grants: [{{objects: ['hr.*'], privileges: [select]}}]
+    workflow: dba
+  - name: app-any
+    resource: app
+    workflow: default
+    max_duration: 30m
+"
+        ),
+        "p.yaml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let dba = policy.workflow("dba").unwrap();
+    assert_eq!(dba.valid_for, time::Duration::hours(2));
+    assert_eq!(dba.expire_after, crate::DEFAULT_EXPIRE_AFTER);
+    assert!(dba.is_approver("erin", &["dba".into()]));
+    assert!(!dba.is_approver("erin", &["ops".into()]));
+    assert_eq!(policy.workflow("default").unwrap().required, 2);
+    let hr = policy.on_demand("hr-read").unwrap();
+    assert_eq!(hr.max_duration, crate::DEFAULT_MAX_DURATION);
+    assert_eq!(
+        hr.grants.as_ref().unwrap()[0].privileges,
+        vec![Operation::Read]
+    );
+    assert!(policy.on_demand("app-any").unwrap().grants.is_none());
+}
+
+#[test]
+fn every_named_workflow_must_exist() {
+    for (yaml, expect) in [
+        (
+            "rules:\n  - id: r\n    action: require-approval\n".to_string(),
+            "policy.yaml:2:5: rules[0]: require-approval rule `r` names workflow `default`, which this policy does not define",
+        ),
+        (
+            format!("{WORKFLOWS}rules:\n  - id: r\n    action: require-approval\n    workflow: nope\n"),
+            "policy.yaml:10:5: rules[0]: require-approval rule `r` names workflow `nope`",
+        ),
+        (
+            format!("{WORKFLOWS}on_demand:\n  - {{name: x, resource: app, workflow: gone}}\n"),
+            "on-demand entry `x` names workflow `gone`",
+        ),
+        (
+            format!("{WORKFLOWS}cedar: |\n  @id(\"p\") @approval(\"missing\") permit(principal, action, resource);\n"),
+            "policy.yaml:10:3: permit `p` names workflow `missing` in @approval",
+        ),
+        (
+            "rules:\n  - id: r\n    action: block\n    workflow: dba\n".to_string(),
+            "`workflow` only applies to `require-approval` rules",
+        ),
+        (
+            "workflows:\n  - {name: w, approvers: {users: [a]}, required: 2}\n".to_string(),
+            "requires 2 approvals but lists only 1 approver(s)",
+        ),
+        (
+            "workflows:\n  - {name: w, approvers: {}}\n".to_string(),
+            "workflow `w` has no approvers",
+        ),
+        (
+            "workflows:\n  - {name: w, approvers: {users: [a]}, valid_for: 4x}\n".to_string(),
+            "invalid duration `4x`",
+        ),
+        (
+            "workflows:\n  - {name: w, approvers: {users: [a]}}\n  - {name: w, approvers: {users: [b]}}\n".to_string(),
+            "duplicate workflow `w`",
+        ),
+    ] {
+        let e = load_err(&yaml);
+        assert!(e.contains(expect), "{yaml}\n=> {e}");
+    }
+}
+
+#[test]
+fn an_approval_via_its_workflow_meets_a_require_approval_rule() {
+    let p = load(&format!(
+        "{ALL_GRANT}{WORKFLOWS}rules:
+  - id: deletes
+    when: {{statement_kinds: [DELETE]}}
+    action: require-approval
+    workflow: dba
+"
+    ));
+    let del = comps("DELETE FROM public.t WHERE id = 1");
+    let held = p.evaluate_statement(&alice(), &del, MONDAY_10);
+    assert_eq!(held.verdict, Verdict::RequireApproval);
+    assert_eq!(held.approvals_needed, vec!["dba".to_string()]);
+    assert!(
+        held.reason
+            .contains("approval via workflow `dba` required by rule `deletes`"),
+        "{}",
+        held.reason
+    );
+    let other = p.evaluate_statement(&alice().with_approval("default"), &del, MONDAY_10);
+    assert_eq!(other.verdict, Verdict::RequireApproval);
+    let approved = p.evaluate_statement(&alice().with_approval("dba"), &del, MONDAY_10);
+    assert_eq!(approved.verdict, Verdict::Allow, "{}", approved.reason);
+    assert!(approved.approvals_needed.is_empty());
 }

@@ -8,7 +8,9 @@ use time::format_description::well_known::Rfc3339;
 use time::{OffsetDateTime, UtcOffset, Weekday};
 
 use crate::context::DeviceTrust;
-use crate::model::{Action, Cidr, Grant, Rule, Severity, Stage, TextRegex, TimeWindow, When};
+use crate::model::{
+    Action, Cidr, Grant, Rule, Severity, Stage, TextRegex, TimeWindow, When, DEFAULT_WORKFLOW,
+};
 use crate::pattern::ObjectPattern;
 use crate::yaml::{RawGrant, RawRule, RawTime, RawWhen};
 
@@ -425,6 +427,22 @@ pub(crate) fn rule(raw: RawRule) -> Result<Rule, String> {
             "a `rows_above` rule is decided after execution, so its action cannot be `{action}`; use allow, block, audit or alert"
         ));
     }
+    let workflow = match (action, raw.workflow) {
+        (Action::RequireApproval, workflow) => {
+            let workflow = workflow.unwrap_or_else(|| DEFAULT_WORKFLOW.to_owned());
+            crate::workflow::check_known(
+                &workflow,
+                &format!("require-approval rule `{}`", raw.id),
+            )?;
+            Some(workflow)
+        }
+        (_, None) => None,
+        (_, Some(_)) => {
+            return Err(format!(
+                "`workflow` only applies to `require-approval` rules, not `{action}`"
+            ))
+        }
+    };
     Ok(Rule {
         id: raw.id,
         name: raw.name,
@@ -433,6 +451,7 @@ pub(crate) fn rule(raw: RawRule) -> Result<Rule, String> {
         action,
         severity: raw.severity.map(|s| s.0).unwrap_or_default(),
         message: raw.message,
+        workflow,
     })
 }
 

@@ -14,10 +14,13 @@ use time::{UtcOffset, Weekday};
 
 use crate::cedar::{self, CedarPolicies};
 use crate::error::{PolicyError, PolicyErrors};
-use crate::model::{Action, Cidr, Grant, Policy, Principal, Rule, Severity, Stage, TextRegex};
+use crate::model::{
+    Action, Cidr, Grant, OnDemand, Policy, Principal, Rule, Severity, Stage, TextRegex, Workflow,
+};
 use crate::pattern::ObjectPattern;
 use crate::protection::{ColumnDenyRule, MaskRule, RowFilterRule};
 use crate::validate::{self, Clock, FromScalar, Instant, Location, Privileges, Trust};
+use crate::workflow::KnownWorkflows;
 
 thread_local! {
     /// Rule ids seen so far in the document being loaded (duplicate ids are reported at the duplicate).
@@ -92,6 +95,7 @@ pub(crate) struct RawRule {
     pub action: Parsed<Action>,
     pub severity: Option<Parsed<Severity>>,
     pub message: Option<String>,
+    pub workflow: Option<String>,
 }
 
 /// A rule's filter as written.
@@ -211,6 +215,10 @@ struct RawPolicy {
     row_filters: Vec<RowFilterRule>,
     #[serde(default)]
     column_denies: Vec<ColumnDenyRule>,
+    #[serde(default)]
+    workflows: Vec<Workflow>,
+    #[serde(default)]
+    on_demand: Vec<OnDemand>,
 }
 
 impl Policy {
@@ -221,6 +229,7 @@ impl Policy {
             return Ok(Policy::default());
         }
         let _guard = SeenIdsGuard::start();
+        let known = KnownWorkflows::start(text);
         let raw = serde_yaml_ng::from_str::<RawPolicy>(text).map_err(|e| PolicyErrors {
             errors: vec![convert(&e, file_name)],
         })?;
@@ -236,7 +245,8 @@ impl Policy {
                     .chain(raw.row_filters.iter().map(|r| r.id.as_str()))
                     .chain(raw.column_denies.iter().map(|c| c.id.as_str()))
                     .collect();
-                cedar::load(cedar_text, text, file_name, &rule_ids)
+                let workflows = known.names();
+                cedar::load(cedar_text, text, file_name, &rule_ids, &workflows)
                     .map_err(|errors| PolicyErrors { errors })?
             }
         };
@@ -247,6 +257,8 @@ impl Policy {
             masks: raw.masks,
             row_filters: raw.row_filters,
             column_denies: raw.column_denies,
+            workflows: raw.workflows,
+            on_demand: raw.on_demand,
         })
     }
 }

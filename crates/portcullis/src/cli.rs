@@ -55,6 +55,17 @@ pub enum Command {
     /// Device trust reported by an endpoint-management integration.
     #[command(subcommand)]
     Device(crate::commands::device::DeviceCommand),
+    /// Ask for access on demand (a bundle, or objects and privileges on a resource) for a while.
+    #[command(subcommand)]
+    Request(crate::commands::requests::RequestCommand),
+    /// List approval requests (access requests and statements held for approval).
+    Requests(crate::commands::requests::RequestsArgs),
+    /// Approve a request as one of its workflow's approvers.
+    Approve(crate::commands::requests::DecideArgs),
+    /// Reject a request as one of its workflow's approvers (final).
+    Reject(crate::commands::requests::DecideArgs),
+    /// Pending requests you may decide.
+    Inbox(crate::commands::requests::InboxArgs),
 }
 
 /// How a command gets a password without it appearing in the process list or shell history.
@@ -236,8 +247,8 @@ pub struct AuditArgs {
     /// Touches an object whose name contains this (e.g. "hr.employees").
     #[arg(long)]
     pub object: Option<String>,
-    /// Only connections or only statements.
-    #[arg(long, value_parser = ["connections", "statements"])]
+    /// Only connections, only statements, or only approval request steps (workflows).
+    #[arg(long, value_parser = ["connections", "statements", "workflows"])]
     pub kind: Option<String>,
     /// Only this decision (allow or deny).
     #[arg(long)]

@@ -728,6 +728,8 @@ async fn cedar_permits_report_requirements_and_forbids_log_out() {
     resource: app
     objects: [public.open_t]
     privileges: [select]
+workflows:
+  - {name: management, approvers: {users: [alice]}}
 cedar: |
   @id("no-low-trust")
   @logout("untrusted device")

@@ -10,6 +10,7 @@ mod crypto;
 mod devices;
 mod error;
 mod policies;
+mod requests;
 mod resources;
 mod roles;
 mod schema;
@@ -24,12 +25,16 @@ use rusqlite::{Connection, OptionalExtension};
 pub use audit::{
     AuditEvent, AuditFilter, AuditKindFilter, AuditObject, AuditRecord, AuditSink, AuditTicket,
     ConnectionEvent, ConnectionPhase, DecisionEvent, FiredRuleRecord, PolicyTrail,
-    RequirementRecord, StatementEvent,
+    RequirementRecord, StatementEvent, WorkflowEvent,
 };
 pub use crypto::{MasterKey, Secret};
 pub use devices::DeviceReport;
 pub use error::{BackendError, Result, StoreError};
 pub use policies::StoredPolicy;
+pub use requests::{
+    AccessDetail, Conclusion, Endorsement, EndorsementDecision, NewRequest, QueryDetail, Request,
+    RequestFilter, RequestKind, RequestStatus,
+};
 pub use resources::{Resource, ResourceInfo, ResourceSpec, TlsMode};
 pub use roles::Role;
 pub use users::{User, UserLogin};

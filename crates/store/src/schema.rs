@@ -106,6 +106,39 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (user_name, key)
     );
     "#,
+    // 4: approval requests (on-demand access and held statements) and their endorsements.
+    r#"
+    CREATE TABLE requests (
+        id               INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind             TEXT NOT NULL,
+        requester        TEXT NOT NULL,
+        resource         TEXT NOT NULL,
+        workflow         TEXT NOT NULL,
+        reason           TEXT NOT NULL,
+        status           TEXT NOT NULL,
+        created_at       BIGINT NOT NULL,
+        expires_at       BIGINT NOT NULL,
+        decided_at       BIGINT,
+        bundle           TEXT,
+        objects          TEXT,
+        privileges       TEXT,
+        duration_ms      BIGINT,
+        statement_text   TEXT,
+        statement_sha256 TEXT,
+        summary          TEXT,
+        valid_until      BIGINT
+    );
+    CREATE INDEX requests_status ON requests(status);
+    CREATE INDEX requests_statement ON requests(requester, resource, statement_sha256);
+    CREATE TABLE endorsements (
+        request_id INTEGER NOT NULL REFERENCES requests(id) ON DELETE CASCADE,
+        approver   TEXT NOT NULL,
+        decision   TEXT NOT NULL,
+        at         BIGINT NOT NULL,
+        comment    TEXT,
+        PRIMARY KEY (request_id, approver)
+    );
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -6,15 +6,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::{Buf, BytesMut};
-use portcullis_policy::{Component, Context, SessionCache, StatementComponent, Verdict};
+use portcullis_policy::{
+    Component, Context, SessionCache, StatementComponent, StatementDecision, Verdict,
+};
 use portcullis_sql::{
     leading_justification, Analysis, SearchPath, SessionEffect, Statement, StatementKind,
 };
+use portcullis_store::Request;
 use portcullis_wire::{
     decode_frontend, encode_bind_without_params, encode_describe_portal, encode_execute,
     encode_flush, encode_parse, encode_parse_with_types, encode_query, encode_sync, peek_frame,
     tag, FrontendMessage, Target, TransactionStatus, WireError,
 };
+use portcullis_workflows::HeldStatement;
 use time::OffsetDateTime;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::oneshot;
@@ -28,7 +32,7 @@ use crate::catalog::SNAPSHOT_QUERY;
 use crate::error::GatewayError;
 use crate::frames::reserve_partial_frame;
 use crate::listener::Shared;
-use crate::policy::{self, RowLimits};
+use crate::policy::{self, ActivePolicy, RowLimits};
 
 /// Text of the stand-in for a refused request: it fails in the upstream's parser, touching nothing, so
 /// the upstream's reply sequence (and transaction state) is what a failing statement gives.
@@ -631,12 +635,36 @@ impl<'a> ClientSide<'a> {
             run.policy = Some(trail);
             return Err(Decided::refuse(Refusal::denied(policy::NO_POLICY)));
         };
-        let decision = active.compiled.evaluate_statement_cached(
-            ctx,
-            &run.components,
-            OffsetDateTime::now_utc(),
-            &mut self.cedar,
-        );
+        let now = OffsetDateTime::now_utc();
+        let mut decision =
+            active
+                .compiled
+                .evaluate_statement_cached(ctx, &run.components, now, &mut self.cedar);
+        // Only a held statement touches the store: the hot path for allowed statements does not.
+        let approved_ctx;
+        let ctx = match self.approvals_of(run, &actions, &decision, ctx, now) {
+            Some((approved, used)) => {
+                approved_ctx = approved;
+                decision = active.compiled.evaluate_statement_cached(
+                    &approved_ctx,
+                    &run.components,
+                    now,
+                    &mut self.cedar,
+                );
+                if decision.verdict == Verdict::Allow {
+                    for request in &used {
+                        portcullis_workflows::record_used(
+                            &self.shared.store,
+                            request,
+                            &self.info.id,
+                            now,
+                        );
+                    }
+                }
+                &approved_ctx
+            }
+            None => ctx,
+        };
         self.shared
             .alert_fired(self.info, &decision.fired, &actions, Some(run.text()));
         run.policy = Some(policy::statement_trail(
@@ -677,12 +705,90 @@ impl<'a> ClientSide<'a> {
                 }) => Refusal::unanalysable(why),
                 _ => Refusal::denied(&decision.reason),
             },
-            Verdict::RequireApproval => Refusal::approval_required(&decision.reason),
+            Verdict::RequireApproval => self.hold(run, &actions_of(run), &decision, &active, now),
         };
         Err(Decided {
             refusal,
             logout: decision.logout.then(|| decision.reason.clone()),
         })
+    }
+
+    /// For a statement held for approval: the context with the workflows whose approval of this exact
+    /// statement (by this user, on this resource) is still valid, with those approvals, when there is
+    /// any. The caller records them as used once they let the statement run.
+    fn approvals_of(
+        &self,
+        run: &Run,
+        actions: &[String],
+        decision: &StatementDecision,
+        ctx: &Context,
+        now: OffsetDateTime,
+    ) -> Option<(Context, Vec<Request>)> {
+        if decision.verdict != Verdict::RequireApproval {
+            return None;
+        }
+        let summary = actions.join("; ");
+        let held = self.held(run, &summary, &decision.reason);
+        let mut approved = ctx.clone();
+        let mut used = Vec::new();
+        for workflow in &decision.approvals_needed {
+            match portcullis_workflows::approved_query(&self.shared.store, &held, workflow, now) {
+                Ok(Some(request)) => {
+                    approved = approved.with_approval(workflow.clone());
+                    used.push(request);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot look up statement approvals; the statement stays held")
+                }
+            }
+        }
+        if used.is_empty() {
+            return None;
+        }
+        Some((approved, used))
+    }
+
+    /// The held-statement description of `run` for the workflow crate.
+    fn held<'r>(&'r self, run: &'r Run, summary: &'r str, reason: &'r str) -> HeldStatement<'r> {
+        HeldStatement {
+            user: &self.info.user,
+            resource: &self.info.resource,
+            text: run.text(),
+            summary,
+            reason,
+            session_id: &self.info.id,
+        }
+    }
+
+    /// Files (or finds) the approval request for a held statement and says how to get it approved.
+    fn hold(
+        &self,
+        run: &Run,
+        actions: &[String],
+        decision: &StatementDecision,
+        active: &ActivePolicy,
+        now: OffsetDateTime,
+    ) -> Refusal {
+        let workflow = decision
+            .approvals_needed
+            .first()
+            .and_then(|name| active.workflows.iter().find(|w| &w.name == name));
+        let Some(workflow) = workflow else {
+            return Refusal::approval_required(&decision.reason);
+        };
+        let summary = actions.join("; ");
+        let held = self.held(run, &summary, &decision.reason);
+        match portcullis_workflows::request_query(&self.shared.store, workflow, &held, now) {
+            Ok(request) => Refusal::held(request.id, &workflow.name, &decision.reason),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot file an approval request");
+                Refusal::approval_required(&format!(
+                    "{}; the approval request could not be filed ({e})",
+                    decision.reason
+                ))
+            }
+        }
     }
 
     /// Decides an extended-protocol run (an empty statement has none). `None` when it was refused.
@@ -848,6 +954,11 @@ impl<'a> ClientSide<'a> {
             encode_query(SNAPSHOT_QUERY, out);
         }
     }
+}
+
+/// What each component of `run` does (`delete public.t`, `statement DELETE`).
+fn actions_of(run: &Run) -> Vec<String> {
+    run.components.iter().map(Component::describe).collect()
 }
 
 /// The parameter type OIDs at the end of a Parse frame that declares `count` of them.

@@ -87,6 +87,17 @@ impl Refusal {
         }
     }
 
+    /// A statement held for approval, with the request an approver decides.
+    pub fn held(request: i64, workflow: &str, reason: &str) -> Self {
+        Refusal {
+            code: "42501",
+            message: format!(
+                "portcullis holds the statement for approval: request {request} (workflow {workflow}): \
+                 {reason}; an approver runs `portcullis approve {request}`, then run the same statement again"
+            ),
+        }
+    }
+
     /// A statement the gateway cannot analyse fully.
     pub fn unanalysable(why: impl std::fmt::Display) -> Self {
         Refusal {

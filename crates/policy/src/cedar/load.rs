@@ -15,12 +15,14 @@ use crate::cedar::vocabulary::Vocabulary;
 use crate::error::PolicyError;
 
 /// Parses and validates `text`, the value of the `cedar:` key of `yaml`. `rule_ids` are the file's rule
-/// ids, which Cedar `@id`s must not repeat.
+/// ids, which Cedar `@id`s must not repeat; `workflows` the workflows it defines, which `@approval`s
+/// must name.
 pub(crate) fn load(
     text: &str,
     yaml: &str,
     file: &str,
     rule_ids: &HashSet<&str>,
+    workflows: &HashSet<String>,
 ) -> Result<CedarPolicies, Vec<PolicyError>> {
     let map = SourceMap::locate(yaml, text);
     let located = |offset: usize, message: String| {
@@ -96,6 +98,13 @@ pub(crate) fn load(
                     ));
                 } else if rule_ids.contains(statement.id.as_str()) {
                     errors.push(located(start, format!("Cedar policy id `{}` is also a rule id; give the policy another @id so audit records tell them apart", statement.id)));
+                }
+                for requirement in &statement.requirements {
+                    if let crate::cedar::Requirement::Approval { workflow } = requirement {
+                        if !workflows.contains(workflow) {
+                            errors.push(located(start, format!("permit `{}` names workflow `{workflow}` in @approval, which this policy does not define; add it under `workflows:` (a workflow that does not exist could never approve)", statement.id)));
+                        }
+                    }
                 }
                 statements.push((statement, policy));
             }

@@ -21,7 +21,9 @@ grants:
 
 fn with_cedar(grants: &str, cedar: &str) -> String {
     let indented: String = cedar.lines().map(|l| format!("  {l}\n")).collect();
-    format!("{grants}cedar: |\n{indented}")
+    // The workflows these tests' `@approval`s name: a policy must define every workflow it uses.
+    let workflows = "workflows:\n  - {name: Require management approval, approvers: {roles: [managers]}}\n  - {name: payroll, approvers: {roles: [payroll]}}\n  - {name: w, approvers: {users: [carol]}}\n";
+    format!("{grants}cedar: |\n{indented}{workflows}")
 }
 
 fn dev() -> Context {

@@ -16,6 +16,7 @@ pub fn run(store: &Store, args: &AuditArgs) -> Result<()> {
         kind: match args.kind.as_deref() {
             Some("connections") => Some(AuditKindFilter::Connections),
             Some("statements") => Some(AuditKindFilter::Statements),
+            Some("workflows") => Some(AuditKindFilter::Workflows),
             _ => None,
         },
         decision: args.decision.clone(),
@@ -64,6 +65,15 @@ pub fn run(store: &Store, args: &AuditArgs) -> Result<()> {
                 d.policy.stage.clone(),
                 d.policy.result.clone(),
                 one_line(&d.policy.reason, 80),
+            ],
+            AuditEvent::Workflow(w) => vec![
+                record.id.to_string(),
+                format_micros(w.at),
+                w.user.clone(),
+                w.resource.clone(),
+                format!("request {}", w.request_id),
+                w.action.clone(),
+                one_line(&format!("{}: {}", w.workflow, w.detail), 80),
             ],
         })
         .collect();

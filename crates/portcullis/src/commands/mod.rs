@@ -7,6 +7,7 @@ pub mod device;
 mod explain;
 pub mod monitor;
 pub mod policy;
+pub mod requests;
 mod serve;
 
 use anyhow::Result;
@@ -28,5 +29,18 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Policy(command) => policy::run(command, &settings, &data_dir),
         Command::Monitor(args) => monitor::run(&settings.open_store(&data_dir)?, &args),
         Command::Device(command) => device::run(&settings.open_store(&data_dir)?, command),
+        Command::Request(command) => requests::request(&settings.open_store(&data_dir)?, command),
+        Command::Requests(args) => requests::list(&settings.open_store(&data_dir)?, &args),
+        Command::Approve(args) => requests::decide(
+            &settings.open_store(&data_dir)?,
+            &args,
+            portcullis_store::EndorsementDecision::Approve,
+        ),
+        Command::Reject(args) => requests::decide(
+            &settings.open_store(&data_dir)?,
+            &args,
+            portcullis_store::EndorsementDecision::Reject,
+        ),
+        Command::Inbox(args) => requests::inbox(&settings.open_store(&data_dir)?, &args),
     }
 }

@@ -17,6 +17,9 @@ pub enum AuditEvent {
     Statement(StatementEvent),
     /// A connection stage was decided on by the policy (the policy monitor's connection records).
     Decision(DecisionEvent),
+    /// Something happened to an approval request: requested, endorsed, approved, rejected, expired,
+    /// used.
+    Workflow(WorkflowEvent),
 }
 
 impl AuditEvent {
@@ -26,6 +29,7 @@ impl AuditEvent {
             AuditEvent::Connection(c) => c.at,
             AuditEvent::Statement(s) => s.at,
             AuditEvent::Decision(d) => d.at,
+            AuditEvent::Workflow(w) => w.at,
         }
     }
 
@@ -35,6 +39,7 @@ impl AuditEvent {
             AuditEvent::Connection(c) => &c.session_id,
             AuditEvent::Statement(s) => &s.session_id,
             AuditEvent::Decision(d) => &d.session_id,
+            AuditEvent::Workflow(w) => &w.session_id,
         }
     }
 
@@ -44,6 +49,7 @@ impl AuditEvent {
             AuditEvent::Connection(c) => &c.user,
             AuditEvent::Statement(s) => &s.user,
             AuditEvent::Decision(d) => &d.user,
+            AuditEvent::Workflow(w) => &w.user,
         }
     }
 
@@ -53,6 +59,7 @@ impl AuditEvent {
             AuditEvent::Connection(c) => &c.resource,
             AuditEvent::Statement(s) => &s.resource,
             AuditEvent::Decision(d) => &d.resource,
+            AuditEvent::Workflow(w) => &w.resource,
         }
     }
 }
@@ -193,6 +200,29 @@ pub struct DecisionEvent {
     pub client_addr: String,
     /// What was decided and why.
     pub policy: PolicyTrail,
+}
+
+/// An approval request's step, with who took it and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkflowEvent {
+    /// Gateway session id for steps a session took (a held statement requested or an approval used);
+    /// empty for steps taken from the CLI.
+    pub session_id: String,
+    /// Unix microseconds.
+    pub at: i64,
+    /// Who acted: the requester, the approver, the user whose approval was used; `portcullis` for
+    /// expiry.
+    pub user: String,
+    /// The request's resource.
+    pub resource: String,
+    /// The request's number.
+    pub request_id: i64,
+    /// `requested`, `endorsed`, `approved`, `rejected`, `expired` or `used`.
+    pub action: String,
+    /// The request's workflow.
+    pub workflow: String,
+    /// What it was about: the request's summary, an endorsement's comment, the statement run.
+    pub detail: String,
 }
 
 /// What the policy monitor records of one decision: the result, the context it was made in, the

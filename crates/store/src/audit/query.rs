@@ -5,7 +5,7 @@ use rusqlite::Row;
 
 use super::event::{
     AuditEvent, AuditObject, AuditRecord, ConnectionEvent, DecisionEvent, PolicyTrail,
-    StatementEvent,
+    StatementEvent, WorkflowEvent,
 };
 use crate::error::StoreError;
 use crate::{Result, Store};
@@ -19,6 +19,8 @@ pub enum AuditKindFilter {
     Statements,
     /// Policy monitor records: connection-stage decisions and statement events.
     Monitor,
+    /// Approval request steps (requested, endorsed, approved, rejected, expired, used).
+    Workflows,
     /// Everything.
     #[default]
     All,
@@ -120,6 +122,7 @@ fn build_query(filter: &AuditFilter) -> (String, Vec<Value>) {
     match filter.kind.unwrap_or_default() {
         AuditKindFilter::Connections => conds.push("kind = 'connection'"),
         AuditKindFilter::Statements => conds.push("kind = 'statement'"),
+        AuditKindFilter::Workflows => conds.push("kind = 'workflow'"),
         // A statement's decision is its trail in `detail`; one refused before analysis has none.
         AuditKindFilter::Monitor => {
             conds.push("(kind = 'decision' OR (kind = 'statement' AND detail IS NOT NULL))")
@@ -228,6 +231,14 @@ fn record_from_row(r: &Row<'_>) -> Result<AuditRecord> {
             client_addr: r.get(6)?,
             policy: trail(id, r.get(13)?)?.ok_or_else(|| missing("detail"))?,
         }),
+        "workflow" => {
+            let json: Option<String> = r.get(13)?;
+            let event: WorkflowEvent =
+                serde_json::from_str(&json.ok_or_else(|| missing("detail"))?).map_err(|e| {
+                    StoreError::Corrupt(format!("audit record {id}: workflow event: {e}"))
+                })?;
+            AuditEvent::Workflow(event)
+        }
         other => {
             return Err(StoreError::Corrupt(format!(
                 "audit record {id}: unknown kind {other:?}"

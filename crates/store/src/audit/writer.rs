@@ -491,6 +491,38 @@ fn insert_event(
                 d.policy.reason,
             ])?;
         }
+        AuditEvent::Workflow(w) => {
+            // The whole event as JSON in `detail`; the shared columns let the usual filters find it.
+            let json = serde_json::to_string(w).map_err(|e| {
+                StoreError::AuditWrite(format!("cannot encode workflow event: {e}"))
+            })?;
+            stmt.execute(rusqlite::params![
+                "workflow",
+                w.at,
+                w.session_id,
+                w.user,
+                w.resource,
+                "",
+                w.action,
+                Null,
+                Null,
+                Null,
+                Null,
+                Null,
+                json,
+                Null,
+                Null,
+                Null,
+                Null,
+                Null,
+                Null,
+                Null,
+                w.action,
+                Null,
+                Null,
+                w.detail,
+            ])?;
+        }
     }
     Ok(())
 }

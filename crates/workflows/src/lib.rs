@@ -1,0 +1,51 @@
+//! The rules of Portcullis's approval flows (issue 4, ARCHITECTURE §4), on top of the store's requests
+//! and the policy's `workflows:` and `on_demand:` entries:
+//!
+//! - **Access requests**: a user asks for an on-demand bundle, or for objects and privileges on a
+//!   resource an `on_demand` entry opens, for a duration and with a reason. Once approved it becomes a
+//!   grant to the user until approval time + duration (capped by the entry's `max_duration`):
+//!   [`active_grants`] lists them for the gateway's compiled policy.
+//! - **Query approval**: a statement a `require-approval` rule or an `@approval` permit holds becomes a
+//!   request keyed by (user, resource, SHA-256 of the exact statement text, workflow); once approved the
+//!   same user may run the same text on the same resource for the workflow's `valid_for`.
+//! - **Endorsement**: only an approver of the workflow (a listed user or a member of a listed role)
+//!   endorses, never the requester, once each; `required` approvals approve, one rejection rejects;
+//!   decisions are final. A request nobody decided within `expire_after` expires.
+//!
+//! Every step is an audit record (`requested`, `endorsed`, `approved`, `rejected`, `expired`, `used`).
+
+mod access;
+mod audit;
+mod endorse;
+mod error;
+mod query;
+
+use portcullis_policy::Policy;
+use portcullis_store::Store;
+use time::OffsetDateTime;
+
+pub use access::{active_grants, request_access, AccessAsk};
+pub use endorse::{decide, expire_due, inbox};
+pub use error::{Result, WorkflowError};
+pub use query::{approved_query, record_used, request_query, statement_sha256, HeldStatement};
+
+/// The applied policy, loaded: the workflows and on-demand entries in force.
+pub fn load_policy(store: &Store) -> Result<Policy> {
+    let stored = store.active_policy()?.ok_or(WorkflowError::NoPolicy)?;
+    let source = format!("{} (policy version {})", stored.source, stored.version);
+    Policy::from_yaml(&stored.text, &source).map_err(|e| WorkflowError::Policy(e.to_string()))
+}
+
+/// Unix milliseconds, the store's clock.
+pub fn millis(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+/// The instant of Unix milliseconds `ms`.
+pub fn from_millis(ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,288 @@
+use portcullis_policy::Policy;
+use portcullis_sql::Operation;
+use portcullis_store::{
+    AuditFilter, AuditKindFilter, Durability, EndorsementDecision, MasterKey, RequestStatus, Store,
+};
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+
+use crate::*;
+
+const NOW: OffsetDateTime = datetime!(2030-01-01 10:00 UTC);
+
+const POLICY: &str = "
+workflows:
+  - name: mgmt
+    approvers: {users: [carol, dave], roles: [managers]}
+    required: 2
+    valid_for: 1h
+    expire_after: 2h
+  - name: dba
+    approvers: {users: [carol]}
+on_demand:
+  - name: hr-read
+    resource: app
+    grants: [{objects: ['hr.*'], privileges: [select]}]
+    workflow: mgmt
+    max_duration: 8h
+  - name: app-any
+    resource: app
+    workflow: dba
+    max_duration: 2h
+";
+
+fn setup() -> (tempfile::TempDir, Store, Policy) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(
+        &dir.path().join("s.db"),
+        MasterKey::generate(),
+        Durability::Buffered,
+    )
+    .unwrap();
+    let policy = Policy::from_yaml(POLICY, "p.yaml").unwrap();
+    (dir, store, policy)
+}
+
+fn held<'a>(text: &'a str) -> HeldStatement<'a> {
+    HeldStatement {
+        user: "alice",
+        resource: "app",
+        text,
+        summary: "delete public.t",
+        reason: "approval required",
+        session_id: "s1",
+    }
+}
+
+fn bundle_ask() -> AccessAsk {
+    AccessAsk {
+        bundle: Some("hr-read".into()),
+        resource: None,
+        objects: vec![],
+        privileges: vec![],
+        duration: Duration::hours(2),
+        reason: "quarterly report".into(),
+    }
+}
+
+#[test]
+fn n_of_m_approves_and_the_requester_never_endorses() {
+    let (_d, store, policy) = setup();
+    let r = request_access(&store, &policy, "alice", &bundle_ask(), NOW).unwrap();
+    assert_eq!(r.status, RequestStatus::Pending);
+    let approve = EndorsementDecision::Approve;
+    let e = decide(&store, &policy, "alice", &[], r.id, approve, None, NOW).unwrap_err();
+    assert!(matches!(e, WorkflowError::SelfEndorsement(_)), "{e}");
+    let e = decide(&store, &policy, "bob", &[], r.id, approve, None, NOW).unwrap_err();
+    assert!(
+        e.to_string().contains("not an approver of workflow `mgmt`"),
+        "{e}"
+    );
+    let one = decide(&store, &policy, "carol", &[], r.id, approve, None, NOW).unwrap();
+    assert_eq!(one.status, RequestStatus::Pending);
+    let e = decide(&store, &policy, "carol", &[], r.id, approve, None, NOW).unwrap_err();
+    assert!(matches!(e, WorkflowError::AlreadyEndorsed { .. }), "{e}");
+    // A member of a listed role counts as an approver.
+    let two = decide(
+        &store,
+        &policy,
+        "erin",
+        &["managers".into()],
+        r.id,
+        approve,
+        Some("ok".into()),
+        NOW,
+    )
+    .unwrap();
+    assert_eq!(two.status, RequestStatus::Approved);
+    assert_eq!(two.valid_until, Some(millis(NOW + Duration::hours(2))));
+    let e = decide(&store, &policy, "dave", &[], r.id, approve, None, NOW).unwrap_err();
+    assert!(matches!(e, WorkflowError::NotPending { .. }), "{e}");
+
+    let grants = active_grants(&store, &policy, NOW).unwrap();
+    assert_eq!(grants.len(), 1);
+    assert_eq!(grants[0].privileges, vec![Operation::Read]);
+    assert!(grants[0].is_active(NOW + Duration::hours(1)));
+    assert!(!grants[0].is_active(NOW + Duration::hours(2)));
+    assert!(active_grants(&store, &policy, NOW + Duration::hours(3))
+        .unwrap()
+        .is_empty());
+    assert_eq!(store.access_grants_version().unwrap(), 1);
+}
+
+#[test]
+fn one_rejection_is_final() {
+    let (_d, store, policy) = setup();
+    let r = request_access(&store, &policy, "alice", &bundle_ask(), NOW).unwrap();
+    let rejected = decide(
+        &store,
+        &policy,
+        "dave",
+        &[],
+        r.id,
+        EndorsementDecision::Reject,
+        Some("no".into()),
+        NOW,
+    )
+    .unwrap();
+    assert_eq!(rejected.status, RequestStatus::Rejected);
+    let e = decide(
+        &store,
+        &policy,
+        "carol",
+        &[],
+        r.id,
+        EndorsementDecision::Approve,
+        None,
+        NOW,
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("is rejected; its decision is final"),
+        "{e}"
+    );
+}
+
+#[test]
+fn requests_are_checked_against_on_demand_entries() {
+    let (_d, store, policy) = setup();
+    let mut ask = bundle_ask();
+    ask.duration = Duration::hours(9);
+    let e = request_access(&store, &policy, "alice", &ask, NOW).unwrap_err();
+    assert!(e.to_string().contains("at most 28800s"), "{e}");
+    ask.bundle = Some("nope".into());
+    let e = request_access(&store, &policy, "alice", &ask, NOW).unwrap_err();
+    assert!(e.to_string().contains("hr-read, app-any"), "{e}");
+    let named = AccessAsk {
+        bundle: None,
+        resource: Some("app".into()),
+        objects: vec!["public.orders".into()],
+        privileges: vec!["select".into(), "update".into()],
+        duration: Duration::hours(1),
+        reason: "fix".into(),
+    };
+    let r = request_access(&store, &policy, "alice", &named, NOW).unwrap();
+    let e = request_access(
+        &store,
+        &policy,
+        "alice",
+        &AccessAsk {
+            privileges: vec!["fly".into()],
+            ..named.clone()
+        },
+        NOW,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("unknown privilege `fly`"), "{e}");
+    let e = request_access(
+        &store,
+        &policy,
+        "alice",
+        &AccessAsk {
+            resource: Some("other".into()),
+            ..named
+        },
+        NOW,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("cannot be requested"), "{e}");
+    decide(
+        &store,
+        &policy,
+        "carol",
+        &[],
+        r.id,
+        EndorsementDecision::Approve,
+        None,
+        NOW,
+    )
+    .unwrap();
+    let grants = active_grants(&store, &policy, NOW).unwrap();
+    assert_eq!(
+        grants[0].privileges,
+        vec![Operation::Read, Operation::Update]
+    );
+}
+
+#[test]
+fn query_approval_is_keyed_by_the_exact_text_and_expires() {
+    let (_d, store, policy) = setup();
+    let one = held("DELETE FROM t WHERE id = 1");
+    assert!(approved_query(&store, &one, "dba", NOW).unwrap().is_none());
+    let dba = policy.workflow("dba").unwrap();
+    let r = request_query(&store, dba, &one, NOW).unwrap();
+    // Running it again reuses the pending request.
+    assert_eq!(request_query(&store, dba, &one, NOW).unwrap().id, r.id);
+    decide(
+        &store,
+        &policy,
+        "carol",
+        &[],
+        r.id,
+        EndorsementDecision::Approve,
+        None,
+        NOW,
+    )
+    .unwrap();
+    assert_eq!(
+        approved_query(&store, &one, "dba", NOW)
+            .unwrap()
+            .map(|r| r.id),
+        Some(r.id)
+    );
+    // Another constant, another workflow, or after `valid_for` (4h default): not approved.
+    assert!(
+        approved_query(&store, &held("DELETE FROM t WHERE id = 2"), "dba", NOW)
+            .unwrap()
+            .is_none()
+    );
+    assert!(approved_query(&store, &one, "mgmt", NOW).unwrap().is_none());
+    assert!(
+        approved_query(&store, &one, "dba", NOW + Duration::hours(4))
+            .unwrap()
+            .is_none()
+    );
+    assert_ne!(statement_sha256("SELECT 1"), statement_sha256("SELECT  1"));
+}
+
+#[test]
+fn undecided_requests_expire_and_every_step_is_audited() {
+    let (_d, store, policy) = setup();
+    let r = request_access(&store, &policy, "alice", &bundle_ask(), NOW).unwrap();
+    assert_eq!(inbox(&store, &policy, "carol", &[], NOW).unwrap().len(), 1);
+    assert!(inbox(&store, &policy, "alice", &[], NOW)
+        .unwrap()
+        .is_empty());
+    let later = NOW + Duration::hours(2);
+    let e = decide(
+        &store,
+        &policy,
+        "carol",
+        &[],
+        r.id,
+        EndorsementDecision::Approve,
+        None,
+        later,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("is expired"), "{e}");
+    assert!(inbox(&store, &policy, "carol", &[], later)
+        .unwrap()
+        .is_empty());
+    store.shutdown().unwrap();
+    let records = store
+        .query_audit(&AuditFilter {
+            kind: Some(AuditKindFilter::Workflows),
+            ..AuditFilter::default()
+        })
+        .unwrap();
+    let actions: Vec<String> = records
+        .iter()
+        .rev()
+        .map(|r| match &r.event {
+            portcullis_store::AuditEvent::Workflow(w) => w.action.clone(),
+            _ => String::new(),
+        })
+        .collect();
+    assert_eq!(actions, ["requested", "expired"]);
+}
