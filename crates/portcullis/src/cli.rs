@@ -55,6 +55,9 @@ pub enum Command {
     /// Device trust reported by an endpoint-management integration.
     #[command(subcommand)]
     Device(crate::commands::device::DeviceCommand),
+    /// Multi-factor authentication: enrol users in TOTP, verify a code, see and reset enrolments.
+    #[command(subcommand)]
+    Mfa(crate::commands::mfa::MfaCommand),
 }
 
 /// How a command gets a password without it appearing in the process list or shell history.
@@ -236,8 +239,8 @@ pub struct AuditArgs {
     /// Touches an object whose name contains this (e.g. "hr.employees").
     #[arg(long)]
     pub object: Option<String>,
-    /// Only connections or only statements.
-    #[arg(long, value_parser = ["connections", "statements"])]
+    /// Only connections, only statements, or only MFA events.
+    #[arg(long, value_parser = ["connections", "statements", "mfa"])]
     pub kind: Option<String>,
     /// Only this decision (allow or deny).
     #[arg(long)]

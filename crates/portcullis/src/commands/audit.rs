@@ -16,6 +16,7 @@ pub fn run(store: &Store, args: &AuditArgs) -> Result<()> {
         kind: match args.kind.as_deref() {
             Some("connections") => Some(AuditKindFilter::Connections),
             Some("statements") => Some(AuditKindFilter::Statements),
+            Some("mfa") => Some(AuditKindFilter::Mfa),
             _ => None,
         },
         decision: args.decision.clone(),
@@ -64,6 +65,15 @@ pub fn run(store: &Store, args: &AuditArgs) -> Result<()> {
                 d.policy.stage.clone(),
                 d.policy.result.clone(),
                 one_line(&d.policy.reason, 80),
+            ],
+            AuditEvent::Mfa(m) => vec![
+                record.id.to_string(),
+                format_micros(m.at),
+                m.user.clone(),
+                m.resource.clone(),
+                format!("mfa {}", m.action),
+                m.result.clone(),
+                one_line(m.detail.as_deref().unwrap_or_default(), 80),
             ],
         })
         .collect();

@@ -5,6 +5,7 @@ pub mod audit;
 mod demo;
 pub mod device;
 mod explain;
+pub mod mfa;
 pub mod monitor;
 pub mod policy;
 mod serve;
@@ -28,5 +29,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Policy(command) => policy::run(command, &settings, &data_dir),
         Command::Monitor(args) => monitor::run(&settings.open_store(&data_dir)?, &args),
         Command::Device(command) => device::run(&settings.open_store(&data_dir)?, command),
+        Command::Mfa(command) => {
+            mfa::run(&settings.open_store(&data_dir)?, &settings.clock(), command)
+        }
     }
 }

@@ -17,6 +17,9 @@ pub enum AuditEvent {
     Statement(StatementEvent),
     /// A connection stage was decided on by the policy (the policy monitor's connection records).
     Decision(DecisionEvent),
+    /// Something happened to a user's MFA: enrolment, a verification (right or wrong), a reset, or the
+    /// gateway holding a connection or statement for MFA and how that ended.
+    Mfa(MfaEvent),
 }
 
 impl AuditEvent {
@@ -26,6 +29,7 @@ impl AuditEvent {
             AuditEvent::Connection(c) => c.at,
             AuditEvent::Statement(s) => s.at,
             AuditEvent::Decision(d) => d.at,
+            AuditEvent::Mfa(m) => m.at,
         }
     }
 
@@ -35,6 +39,7 @@ impl AuditEvent {
             AuditEvent::Connection(c) => &c.session_id,
             AuditEvent::Statement(s) => &s.session_id,
             AuditEvent::Decision(d) => &d.session_id,
+            AuditEvent::Mfa(m) => &m.session_id,
         }
     }
 
@@ -44,6 +49,7 @@ impl AuditEvent {
             AuditEvent::Connection(c) => &c.user,
             AuditEvent::Statement(s) => &s.user,
             AuditEvent::Decision(d) => &d.user,
+            AuditEvent::Mfa(m) => &m.user,
         }
     }
 
@@ -53,6 +59,7 @@ impl AuditEvent {
             AuditEvent::Connection(c) => &c.resource,
             AuditEvent::Statement(s) => &s.resource,
             AuditEvent::Decision(d) => &d.resource,
+            AuditEvent::Mfa(m) => &m.resource,
         }
     }
 }
@@ -193,6 +200,30 @@ pub struct DecisionEvent {
     pub client_addr: String,
     /// What was decided and why.
     pub policy: PolicyTrail,
+}
+
+/// An MFA event. From the CLI, `session_id`, `resource` and `client_addr` are empty.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MfaEvent {
+    /// Gateway session id (empty for CLI events).
+    pub session_id: String,
+    /// Unix microseconds.
+    pub at: i64,
+    /// The user.
+    pub user: String,
+    /// The resource the held request was for (empty for CLI events).
+    pub resource: String,
+    /// Client address, `ip:port` (empty for CLI events).
+    pub client_addr: String,
+    /// `enroll`, `verify`, `reset`, `hold` (a request waits for MFA), `resume` (it goes on after a
+    /// verification), `timeout` (no verification came in time) or `refuse` (the user is not enrolled).
+    pub action: String,
+    /// `ok`, or what went wrong: `wrong code`, `replayed code`, `not enrolled`, `timed out`.
+    pub result: String,
+    /// What was held (`post-connection`, `statement: SELECT …`), the permits requiring MFA, the
+    /// verification used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// What the policy monitor records of one decision: the result, the context it was made in, the
