@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use portcullis_store::Clock;
+
 use crate::alerts::AlertConfig;
 use crate::location::LocationConfig;
 
@@ -47,6 +49,36 @@ pub struct GatewayConfig {
     pub location: LocationConfig,
     /// Where `alert` rules notify.
     pub alerts: AlertConfig,
+    /// How long MFA verifications count and how long a request waits for one.
+    pub mfa: MfaConfig,
+    /// The clock the MFA rules read (the system clock, or a shifted one in tests).
+    pub clock: Clock,
+}
+
+/// The MFA rules (ARCHITECTURE §4, seed 002).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MfaConfig {
+    /// How long a verification counts (default 5 minutes).
+    pub validity: Duration,
+    /// A user idle this long on a resource is asked again, however recent their verification (default 1
+    /// minute).
+    pub idle_reprompt: Duration,
+    /// How long a connection or statement waits for the user to verify before it fails (default 5
+    /// minutes).
+    pub hold_timeout: Duration,
+    /// How often a held request looks for a verification (default 500 ms).
+    pub poll_interval: Duration,
+}
+
+impl Default for MfaConfig {
+    fn default() -> Self {
+        MfaConfig {
+            validity: Duration::from_secs(5 * 60),
+            idle_reprompt: Duration::from_secs(60),
+            hold_timeout: Duration::from_secs(5 * 60),
+            poll_interval: Duration::from_millis(500),
+        }
+    }
 }
 
 impl GatewayConfig {
@@ -64,6 +96,8 @@ impl GatewayConfig {
             catalog_ttl: Duration::from_secs(60),
             location: LocationConfig::default(),
             alerts: AlertConfig::default(),
+            mfa: MfaConfig::default(),
+            clock: Clock::system(),
         }
     }
 }

@@ -13,6 +13,7 @@ mod error;
 mod frames;
 mod listener;
 pub mod location;
+mod mfa;
 mod policy;
 mod rows;
 mod session;
@@ -20,6 +21,6 @@ mod stream;
 mod tls;
 mod upstream;
 
-pub use config::{ClientTls, GatewayConfig};
+pub use config::{ClientTls, GatewayConfig, MfaConfig};
 pub use error::GatewayError;
 pub use listener::Gateway;

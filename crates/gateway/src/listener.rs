@@ -15,6 +15,7 @@ use crate::catalog::CatalogCache;
 use crate::config::{ClientTls, GatewayConfig};
 use crate::error::GatewayError;
 use crate::location::Locator;
+use crate::mfa::MfaTracker;
 use crate::policy::PolicySource;
 use crate::session;
 use crate::tls;
@@ -31,6 +32,7 @@ pub(crate) struct Shared {
     pub policy: Arc<PolicySource>,
     pub locator: Locator,
     pub alerts: Alerter,
+    pub mfa: MfaTracker,
 }
 
 /// A bound gateway, ready to serve.
@@ -58,6 +60,13 @@ impl Gateway {
             Some(version) => tracing::info!(version, "policy loaded"),
             None => tracing::warn!("{}", crate::policy::NO_POLICY),
         }
+        if let Some(file) = config.clock.offset_file() {
+            tracing::warn!(
+                file = %file.display(),
+                "TESTING ONLY: the MFA clock is shifted by the offset in this file; whoever can write it \
+                 can make MFA verifications last forever. Never set testing.clock_offset_file in production"
+            );
+        }
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| GatewayError::io(format!("listen on {}", config.listen), e))?;
@@ -69,6 +78,7 @@ impl Gateway {
             policy,
             locator,
             alerts,
+            mfa: MfaTracker::new(config.mfa, config.clock.clone()),
             tls,
             store,
             config,

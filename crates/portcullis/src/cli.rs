@@ -66,6 +66,9 @@ pub enum Command {
     Reject(crate::commands::requests::DecideArgs),
     /// Pending requests you may decide.
     Inbox(crate::commands::requests::InboxArgs),
+    /// Multi-factor authentication: enrol users in TOTP, verify a code, see and reset enrolments.
+    #[command(subcommand)]
+    Mfa(crate::commands::mfa::MfaCommand),
 }
 
 /// How a command gets a password without it appearing in the process list or shell history.
@@ -247,8 +250,8 @@ pub struct AuditArgs {
     /// Touches an object whose name contains this (e.g. "hr.employees").
     #[arg(long)]
     pub object: Option<String>,
-    /// Only connections, only statements, or only approval request steps (workflows).
-    #[arg(long, value_parser = ["connections", "statements", "workflows"])]
+    /// Only connections, only statements, only approval request steps (workflows) or only MFA events.
+    #[arg(long, value_parser = ["connections", "statements", "workflows", "mfa"])]
     pub kind: Option<String>,
     /// Only this decision (allow or deny).
     #[arg(long)]

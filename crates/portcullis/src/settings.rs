@@ -4,11 +4,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use portcullis_gateway::alerts::AlertConfig;
 use portcullis_gateway::location::LocationConfig;
 use portcullis_gateway::{ClientTls, GatewayConfig};
-use portcullis_store::{Durability, MasterKey, Store};
+use portcullis_store::{Clock, Durability, MasterKey, Store};
 use serde::Deserialize;
 
 /// The file's shape. Every field is optional; unknown fields are an error so typos do not go unnoticed.
@@ -36,6 +36,33 @@ pub struct Settings {
     /// Where `alert` rules notify (they always log at warn level).
     #[serde(default)]
     pub alerts: AlertConfig,
+    /// MFA validity and hold durations.
+    #[serde(default)]
+    pub mfa: MfaSettings,
+    /// Settings for tests only; never set them in production.
+    #[serde(default)]
+    pub testing: TestingSettings,
+}
+
+/// MFA settings (ARCHITECTURE §4); every field in seconds.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MfaSettings {
+    /// How long a verification counts (default 300).
+    pub validity_secs: Option<u64>,
+    /// A user idle this long on a resource is asked to verify again (default 60).
+    pub idle_reprompt_secs: Option<u64>,
+    /// How long a held connection or statement waits for a verification (default 300).
+    pub hold_timeout_secs: Option<u64>,
+}
+
+/// Testing-only settings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestingSettings {
+    /// A file holding a number of seconds added to the clock the MFA rules and the `mfa` commands
+    /// read, read again on every reading (tests move time forward instead of sleeping).
+    pub clock_offset_file: Option<PathBuf>,
 }
 
 /// TLS settings.
@@ -134,6 +161,32 @@ impl Settings {
         }
         config.location = self.location.clone();
         config.alerts = self.alerts.clone();
+        let positive = |name: &str, secs: Option<u64>, default: Duration| match secs {
+            None => Ok(default),
+            Some(0) => bail!("mfa.{name} must be at least 1 second"),
+            Some(secs) => Ok(Duration::from_secs(secs)),
+        };
+        config.mfa.validity =
+            positive("validity_secs", self.mfa.validity_secs, config.mfa.validity)?;
+        config.mfa.idle_reprompt = positive(
+            "idle_reprompt_secs",
+            self.mfa.idle_reprompt_secs,
+            config.mfa.idle_reprompt,
+        )?;
+        config.mfa.hold_timeout = positive(
+            "hold_timeout_secs",
+            self.mfa.hold_timeout_secs,
+            config.mfa.hold_timeout,
+        )?;
+        config.clock = self.clock();
         Ok(config)
+    }
+
+    /// The clock of the MFA rules: the system clock, shifted when `testing.clock_offset_file` is set.
+    pub fn clock(&self) -> Clock {
+        match &self.testing.clock_offset_file {
+            Some(file) => Clock::with_offset_file(file),
+            None => Clock::system(),
+        }
     }
 }

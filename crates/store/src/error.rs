@@ -47,6 +47,12 @@ pub enum StoreError {
         /// The resource whose credential failed to encrypt.
         resource: String,
     },
+    /// A user's MFA secret failed to encrypt or decrypt: wrong master key or tampered/corrupted data.
+    #[error("cannot encrypt or decrypt the MFA secret of user {user:?}: wrong master key or corrupted data")]
+    MfaSecret {
+        /// The user whose secret it is.
+        user: String,
+    },
     /// The master key text is not valid (not base64, or not 32 bytes).
     #[error("invalid master key: {0}")]
     MasterKey(String),

@@ -6,15 +6,18 @@
 //! that group-commits them (see [`AuditSink`]).
 
 mod audit;
+mod clock;
 mod crypto;
 mod devices;
 mod error;
+mod mfa;
 mod policies;
 mod requests;
 mod resources;
 mod roles;
 mod schema;
 mod scram;
+pub mod totp;
 mod users;
 
 use std::path::Path;
@@ -24,12 +27,14 @@ use rusqlite::{Connection, OptionalExtension};
 
 pub use audit::{
     AuditEvent, AuditFilter, AuditKindFilter, AuditObject, AuditRecord, AuditSink, AuditTicket,
-    ConnectionEvent, ConnectionPhase, DecisionEvent, FiredRuleRecord, PolicyTrail,
+    ConnectionEvent, ConnectionPhase, DecisionEvent, FiredRuleRecord, MfaEvent, PolicyTrail,
     RequirementRecord, StatementEvent, WorkflowEvent,
 };
+pub use clock::Clock;
 pub use crypto::{MasterKey, Secret};
 pub use devices::DeviceReport;
 pub use error::{BackendError, Result, StoreError};
+pub use mfa::{MfaCheck, MfaEnrolment, MfaStatus};
 pub use policies::StoredPolicy;
 pub use requests::{
     AccessDetail, Conclusion, Endorsement, EndorsementDecision, NewRequest, QueryDetail, Request,

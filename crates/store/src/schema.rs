@@ -139,6 +139,24 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (request_id, approver)
     );
     "#,
+    // 5: MFA: each user's TOTP enrolment (secret encrypted with the master key, the last time step a
+    // code was accepted for, against replay) and the verifications the gateway's MFA rules read.
+    r#"
+    CREATE TABLE mfa_enrolments (
+        user_name   TEXT PRIMARY KEY REFERENCES users(name) ON DELETE CASCADE,
+        method      TEXT NOT NULL,
+        secret_enc  BLOB NOT NULL,
+        enrolled_at BIGINT NOT NULL,
+        last_step   BIGINT
+    );
+    CREATE TABLE mfa_verifications (
+        id        INTEGER PRIMARY KEY AUTOINCREMENT,
+        user_name TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+        method    TEXT NOT NULL,
+        at        BIGINT NOT NULL
+    );
+    CREATE INDEX mfa_verifications_user ON mfa_verifications(user_name, at);
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -21,6 +21,7 @@ use portcullis_wire::{
 use portcullis_workflows::HeldStatement;
 use time::OffsetDateTime;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::oneshot;
 
 use super::flow::{Flow, Internal, Pending};
@@ -32,6 +33,7 @@ use crate::catalog::SNAPSHOT_QUERY;
 use crate::error::GatewayError;
 use crate::frames::reserve_partial_frame;
 use crate::listener::Shared;
+use crate::mfa::{self, Begin, Hold, HoldEnd};
 use crate::policy::{self, ActivePolicy, RowLimits};
 
 /// Text of the stand-in for a refused request: it fails in the upstream's parser, touching nothing, so
@@ -45,6 +47,8 @@ struct Decided {
     refusal: Refusal,
     /// `Some(reason)` when the session must end too.
     logout: Option<String>,
+    /// Not refused: held for MFA (see [`ClientSide::mfa_hold`]); nothing of its frame is sent.
+    held: bool,
 }
 
 impl Decided {
@@ -52,8 +56,18 @@ impl Decided {
         Decided {
             refusal,
             logout: None,
+            held: false,
         }
     }
+}
+
+/// How the MFA hold of the frame being handled again ended.
+#[derive(Clone)]
+enum MfaOutcome {
+    /// The user verified: decide as if MFA were done.
+    Verified,
+    /// Refuse the statement so (not enrolled, timed out).
+    Refused(Refusal),
 }
 
 /// What the relay loop does after a client frame.
@@ -137,11 +151,23 @@ pub struct ClientSide<'a> {
     path_in_message: Option<Arc<SearchPath>>,
     /// This session's masks and row filters.
     masking: SessionMasking,
+    /// Set by a decision that only lacks MFA: what is required and the statement's text. The frame is
+    /// then handled again once the hold ends, with [`Self::mfa_outcome`] set.
+    mfa_hold: Option<(String, String)>,
+    /// How the hold of the frame being handled again ended; cleared once the frame is handled.
+    mfa_outcome: Option<MfaOutcome>,
+    /// Where the gateway's own messages to the client go (the upstream side writes them out).
+    to_client: UnboundedSender<BytesMut>,
 }
 
 impl<'a> ClientSide<'a> {
     /// A client direction for a freshly logged-in session.
-    pub fn new(shared: &'a Shared, info: &'a Arc<SessionInfo>, flow: &'a Mutex<Flow>) -> Self {
+    pub fn new(
+        shared: &'a Shared,
+        info: &'a Arc<SessionInfo>,
+        flow: &'a Mutex<Flow>,
+        to_client: UnboundedSender<BytesMut>,
+    ) -> Self {
         ClientSide {
             shared,
             info,
@@ -160,6 +186,9 @@ impl<'a> ClientSide<'a> {
             portal_rows: HashMap::new(),
             path_in_message: None,
             masking: SessionMasking::new(&info.upstream_user),
+            mfa_hold: None,
+            mfa_outcome: None,
+            to_client,
         }
     }
 
@@ -189,6 +218,20 @@ impl<'a> ClientSide<'a> {
             let mut terminated = false;
             while let Some(header) = peek_frame(&buf, max)? {
                 let step = self.on_frame(&buf[..header.total_len], &mut out)?;
+                if let Some((required, text)) = self.mfa_hold.take() {
+                    // Nothing of this frame was sent: send what came before it, hold, then handle
+                    // the same frame again knowing how the hold ended.
+                    if !out.is_empty() {
+                        upstream
+                            .write_all(&out)
+                            .await
+                            .map_err(|e| GatewayError::io("write to upstream", e))?;
+                        out.clear();
+                    }
+                    self.mfa_outcome = Some(self.hold_for_mfa(required, &text).await);
+                    continue;
+                }
+                self.mfa_outcome = None;
                 buf.advance(header.total_len);
                 match step {
                     Step::Continue => {}
@@ -322,6 +365,24 @@ impl<'a> ClientSide<'a> {
         Ok(Step::Continue)
     }
 
+    /// Holds the statement until the user completes MFA, telling them how; how the hold ended.
+    async fn hold_for_mfa(&mut self, required: String, text: &str) -> MfaOutcome {
+        let hold = Hold::new(self.shared, self.info, "statement", text, required);
+        let ended = match hold.begin().await {
+            Begin::Verified => HoldEnd::Verified,
+            Begin::Refused(message) => HoldEnd::Refused(message),
+            Begin::Wait => {
+                // The upstream side is gone only when the session is ending.
+                let _ = self.to_client.send(hold.notice());
+                hold.wait().await
+            }
+        };
+        match ended {
+            HoldEnd::Verified => MfaOutcome::Verified,
+            HoldEnd::Refused(message) => MfaOutcome::Refused(Refusal::denied(&message)),
+        }
+    }
+
     /// Sends a statement a row-count rule may deny, under a guard: an Execute as it is, a simple Query
     /// as its extended-protocol steps, each followed by Flush so its result comes before any Sync.
     fn send_guarded(
@@ -422,6 +483,9 @@ impl<'a> ClientSide<'a> {
                 self.prepared_in_message.clear();
                 self.path_in_message = None;
                 self.ctx.justification = session_justification;
+                if refusal.held {
+                    return Ok(Step::Continue);
+                }
                 return self
                     .refuse_decided(run, refusal, false, out)
                     .map(|()| Step::Continue);
@@ -620,6 +684,14 @@ impl<'a> ClientSide<'a> {
     /// Decides `run` with the policy in force and records the decision on it.
     fn decide(&mut self, run: &mut Run) -> Result<(), Decided> {
         let active = self.shared.policy.current();
+        let mfa_now = self.shared.mfa.now();
+        self.ctx.mfa_verified = match self.mfa_outcome {
+            Some(MfaOutcome::Verified) => true,
+            _ => self
+                .shared
+                .mfa
+                .verified(&self.info.user, &self.info.resource, mfa_now),
+        };
         let with_comment;
         let ctx = match &self.message_justification {
             Some(why) => {
@@ -665,14 +737,45 @@ impl<'a> ClientSide<'a> {
             }
             None => ctx,
         };
+        let missing_mfa = mfa::only_mfa_missing(&decision.requirements, decision.verdict, || {
+            let verified = ctx.clone().with_mfa_verified(true);
+            active
+                .compiled
+                .evaluate_statement_cached(&verified, &run.components, now, &mut self.cedar)
+                .verdict
+        });
+        let mut trail = policy::statement_trail(Some(version), ctx, actions.clone(), &decision);
+        if missing_mfa.is_some() {
+            match &self.mfa_outcome {
+                None => {
+                    // Decided again after the hold; alerts and the record wait for that decision.
+                    self.mfa_hold = missing_mfa.map(|required| (required, run.text().to_owned()));
+                    return Err(Decided {
+                        refusal: Refusal::denied(&decision.reason),
+                        logout: None,
+                        held: true,
+                    });
+                }
+                Some(MfaOutcome::Refused(refusal)) => {
+                    let refusal = refusal.clone();
+                    trail.reason.clone_from(&refusal.message);
+                    run.policy = Some(trail);
+                    self.shared
+                        .alert_fired(self.info, &decision.fired, &actions, Some(run.text()));
+                    return Err(Decided::refuse(refusal));
+                }
+                Some(MfaOutcome::Verified) => {}
+            }
+        }
         self.shared
             .alert_fired(self.info, &decision.fired, &actions, Some(run.text()));
-        run.policy = Some(policy::statement_trail(
-            Some(version),
-            ctx,
-            actions,
-            &decision,
-        ));
+        run.policy = Some(trail);
+        if decision.verdict == Verdict::Allow {
+            // An action on the resource: what the MFA idle re-prompt counts from.
+            self.shared
+                .mfa
+                .note_action(&self.info.user, &self.info.resource, mfa_now);
+        }
         let refusal = match decision.verdict {
             Verdict::Allow if decision.post_execution.is_empty() => return Ok(()),
             Verdict::Allow => {
@@ -705,11 +808,14 @@ impl<'a> ClientSide<'a> {
                 }) => Refusal::unanalysable(why),
                 _ => Refusal::denied(&decision.reason),
             },
-            Verdict::RequireApproval => self.hold(run, &actions_of(run), &decision, &active, now),
+            Verdict::RequireApproval => {
+                self.hold_for_approval(run, &actions_of(run), &decision, &active, now)
+            }
         };
         Err(Decided {
             refusal,
             logout: decision.logout.then(|| decision.reason.clone()),
+            held: false,
         })
     }
 
@@ -762,7 +868,7 @@ impl<'a> ClientSide<'a> {
     }
 
     /// Files (or finds) the approval request for a held statement and says how to get it approved.
-    fn hold(
+    fn hold_for_approval(
         &self,
         run: &Run,
         actions: &[String],
@@ -802,6 +908,7 @@ impl<'a> ClientSide<'a> {
         };
         match self.decide(&mut run) {
             Ok(()) => Ok(Some(Some(run))),
+            Err(decided) if decided.held => Ok(None),
             Err(decided) => self.refuse_decided(run, decided, true, out).map(|()| None),
         }
     }

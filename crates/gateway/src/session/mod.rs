@@ -31,13 +31,14 @@ use crate::catalog::{catalog_row, CatalogSnapshot, SNAPSHOT_QUERY};
 use crate::config::ClientTls;
 use crate::error::GatewayError;
 use crate::listener::Shared;
+use crate::mfa::{Begin, Hold, HoldEnd};
 use crate::policy;
 use crate::stream::BoxStream;
 use crate::upstream::{self, Upstream};
 use client_side::{ClientEnd, ClientSide};
 use flow::Flow;
 use login::LoginFailure;
-use statement::now_micros;
+pub(crate) use statement::now_micros;
 
 /// Who a session is, for audit events and name resolution.
 #[derive(Debug, Clone)]
@@ -66,6 +67,9 @@ struct Refused {
     message: String,
     /// What the audit log records.
     reason: String,
+    /// Not refused yet: only MFA is missing (what the policy requires, as its reason says it), so the
+    /// connection is held until the user verifies. The decision is recorded once the hold ends.
+    needs_mfa: Option<String>,
 }
 
 impl Refused {
@@ -74,6 +78,7 @@ impl Refused {
             code,
             message: message.into(),
             reason: reason.into(),
+            needs_mfa: None,
         }
     }
 }
@@ -91,13 +96,25 @@ pub async fn run(shared: Arc<Shared>, socket: TcpStream, peer: SocketAddr) {
         application_name: None,
         ctx: unauthenticated_context(&shared, peer, String::new()),
     };
-    let opened = tokio::time::timeout(
-        shared.config.startup_timeout,
-        open(&shared, socket, peer, &mut info),
-    )
-    .await;
+    // An MFA hold moves the deadline: the user has the hold's timeout to verify, on top of the rest.
+    let deadline = Mutex::new(tokio::time::Instant::now() + shared.config.startup_timeout);
+    let opened = {
+        let opening = open(&shared, socket, peer, &mut info, &deadline);
+        tokio::pin!(opening);
+        loop {
+            let until = *lock_deadline(&deadline);
+            tokio::select! {
+                opened = &mut opening => break Ok(opened),
+                () = tokio::time::sleep_until(until) => {
+                    if *lock_deadline(&deadline) <= tokio::time::Instant::now() {
+                        break Err(());
+                    }
+                }
+            }
+        }
+    };
     let (client, upstream, key, catalog) = match opened {
-        Err(_) => {
+        Err(()) => {
             record_connection(
                 &shared,
                 &info,
@@ -162,6 +179,12 @@ pub async fn run(shared: Arc<Shared>, socket: TcpStream, peer: SocketAddr) {
 
 type Opened = (BoxStream, Upstream, CancelKey, Arc<CatalogSnapshot>);
 
+fn lock_deadline(
+    deadline: &Mutex<tokio::time::Instant>,
+) -> std::sync::MutexGuard<'_, tokio::time::Instant> {
+    deadline.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Startup, login and upstream connection. `Err(Some(..))` is a refusal to report to the client;
 /// `Err(None)` a connection that ends silently (cancel requests, clients that hung up).
 async fn open(
@@ -169,6 +192,7 @@ async fn open(
     socket: TcpStream,
     peer: SocketAddr,
     info: &mut SessionInfo,
+    deadline: &Mutex<tokio::time::Instant>,
 ) -> Result<Opened, Option<(BoxStream, Refused)>> {
     let started = match startup::negotiate(shared, socket).await {
         Ok(Some(started)) => started,
@@ -240,7 +264,7 @@ async fn open(
     }
 
     info.ctx = unauthenticated_context(shared, peer, info.resource.clone());
-    if let Err(refused) = decide_connection(shared, info, ConnectionStage::Pre).await {
+    if let Err(refused) = decide_connection(shared, info, ConnectionStage::Pre, None).await {
         return Err(Some((stream, refused)));
     }
 
@@ -277,9 +301,47 @@ async fn open(
     info.ctx.roles = login.roles.clone();
     info.ctx.attributes = login.attributes.clone();
     info.ctx.device_trust = device_trust(shared, &login.name, peer);
-    if let Err(refused) = decide_connection(shared, info, ConnectionStage::Post).await {
-        return Err(Some((stream, refused)));
+    let mut auth_ok_sent = false;
+    let mut mfa: Option<Result<(), String>> = None;
+    loop {
+        let refused =
+            match decide_connection(shared, info, ConnectionStage::Post, mfa.as_ref()).await {
+                Ok(()) => break,
+                Err(refused) => refused,
+            };
+        let Some(required) = refused.needs_mfa.clone().filter(|_| mfa.is_none()) else {
+            return Err(Some((stream, refused)));
+        };
+        let hold = Hold::new(shared, info, "connection", "post-connection", required);
+        mfa = Some(match hold.begin().await {
+            Begin::Verified => Ok(()),
+            Begin::Refused(message) => Err(message),
+            Begin::Wait => {
+                // libpq reads notices only once authenticated (before that it expects an
+                // authentication request), so AuthenticationOk goes first; ReadyForQuery waits.
+                let mut out = BytesMut::new();
+                encode_auth_ok(&mut out);
+                out.extend_from_slice(&hold.notice());
+                if stream.write_all(&out).await.is_err() {
+                    return Err(None);
+                }
+                auth_ok_sent = true;
+                let timeout = shared.mfa.config().hold_timeout;
+                *lock_deadline(deadline) =
+                    tokio::time::Instant::now() + timeout + shared.config.startup_timeout;
+                let ended = hold.wait().await;
+                *lock_deadline(deadline) =
+                    tokio::time::Instant::now() + shared.config.startup_timeout;
+                match ended {
+                    HoldEnd::Verified => Ok(()),
+                    HoldEnd::Refused(message) => Err(message),
+                }
+            }
+        });
     }
+    shared
+        .mfa
+        .note_action(&login.name, &info.resource, shared.mfa.now());
     info.upstream_user = resource.username.clone();
     let mut upstream = match upstream::connect(&resource, &startup.params).await {
         Ok(upstream) => upstream,
@@ -329,7 +391,9 @@ async fn open(
         .register(upstream.target.clone(), upstream_key);
 
     let mut out = BytesMut::with_capacity(1024);
-    encode_auth_ok(&mut out);
+    if !auth_ok_sent {
+        encode_auth_ok(&mut out);
+    }
     for (name, value) in &upstream.parameters {
         let value = if name == "session_authorization" {
             info.user.as_str()
@@ -369,14 +433,15 @@ async fn relay(
     let flow = Mutex::new(Flow::new(SearchPath::default_path(), catalog));
     let (mut client_rd, mut client_wr) = tokio::io::split(client);
     let (mut up_rd, mut up_wr) = tokio::io::split(upstream.stream);
-    let mut client_side = ClientSide::new(shared, info, &flow);
+    let (to_client, own_messages) = tokio::sync::mpsc::unbounded_channel();
+    let mut client_side = ClientSide::new(shared, info, &flow, to_client);
     let ended = tokio::select! {
         r = client_side.run(&mut client_rd, &mut up_wr, bytes_in) => match r {
             Ok(ClientEnd::Terminated) => Ok("client terminated".to_string()),
             Ok(ClientEnd::Closed) => Ok("client closed the connection".to_string()),
             Err(e) => Err(e),
         },
-        r = upstream_side::run(shared, info, &flow, &mut up_rd, &mut client_wr, upstream.buffered, bytes_out) => match r {
+        r = upstream_side::run(shared, info, &flow, &mut up_rd, &mut client_wr, upstream.buffered, upstream_side::ToClient { bytes_out, own: own_messages }) => match r {
             Ok(()) => Ok("upstream closed the connection".to_string()),
             Err(e) => Err(e),
         },
@@ -450,10 +515,13 @@ fn device_trust(shared: &Shared, user: &str, peer: SocketAddr) -> Observed<Devic
 }
 
 /// Runs a connection stage of the policy and records the decision; a refusal when it does not allow.
+/// `mfa` is how a hold for MFA ended (`None`: no hold yet); when only MFA is missing and there was no
+/// hold, the refusal says so in `needs_mfa` and nothing is recorded yet.
 async fn decide_connection(
     shared: &Shared,
     info: &SessionInfo,
     stage: ConnectionStage,
+    mfa: Option<&Result<(), String>>,
 ) -> Result<(), Refused> {
     let stage_name = match stage {
         ConnectionStage::Pre => "pre-connection",
@@ -466,12 +534,41 @@ async fn decide_connection(
             policy::no_policy_trail(stage_name, &info.ctx),
         ),
         Some(version) => {
-            let decision =
-                active
-                    .compiled
-                    .evaluate_connection(stage, &info.ctx, OffsetDateTime::now_utc());
+            let now = OffsetDateTime::now_utc();
+            let mut ctx = info.ctx.clone();
+            ctx.mfa_verified = match (stage, mfa) {
+                (ConnectionStage::Pre, _) => false,
+                (ConnectionStage::Post, Some(Ok(()))) => true,
+                (ConnectionStage::Post, _) => {
+                    shared
+                        .mfa
+                        .verified(&info.user, &info.resource, shared.mfa.now())
+                }
+            };
+            let decision = active.compiled.evaluate_connection(stage, &ctx, now);
+            let missing_mfa = match stage {
+                ConnectionStage::Post => {
+                    crate::mfa::only_mfa_missing(&decision.requirements, decision.verdict, || {
+                        let verified = ctx.clone().with_mfa_verified(true);
+                        active
+                            .compiled
+                            .evaluate_connection(stage, &verified, now)
+                            .verdict
+                    })
+                }
+                ConnectionStage::Pre => None,
+            };
+            let mut trail = policy::connection_trail(stage_name, Some(version), &ctx, &decision);
+            match (missing_mfa, mfa) {
+                (Some(required), None) => {
+                    let mut held = Refused::new("28000", String::new(), String::new());
+                    held.needs_mfa = Some(required);
+                    return Err(held);
+                }
+                (Some(_), Some(Err(why))) => trail.reason.clone_from(why),
+                _ => {}
+            }
             shared.alert_fired(info, decision.fired.as_slice(), &[], None);
-            let trail = policy::connection_trail(stage_name, Some(version), &info.ctx, &decision);
             (decision.verdict, trail)
         }
     };

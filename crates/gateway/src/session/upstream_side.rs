@@ -1,5 +1,6 @@
 //! The upstream-to-client direction of a session: replies are matched to the requests that caused them,
 //! finished statements are recorded, and nothing reaches the client before its audit record is durable.
+//! The gateway's own messages for the client (an MFA notice while a statement is held) go out here too.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -7,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use bytes::{Buf, BytesMut};
 use portcullis_wire::peek_frame;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::flow::Flow;
 use super::SessionInfo;
@@ -14,6 +16,14 @@ use crate::error::GatewayError;
 use crate::frames::reserve_partial_frame;
 use crate::listener::Shared;
 use crate::upstream::MAX_UPSTREAM_MESSAGE;
+
+/// The client end's bookkeeping: bytes sent so far, and the gateway's own messages to send.
+pub struct ToClient<'a> {
+    /// Bytes sent to the client.
+    pub bytes_out: &'a AtomicU64,
+    /// The gateway's own messages (an MFA notice), sent between whole upstream messages.
+    pub own: UnboundedReceiver<BytesMut>,
+}
 
 /// Relays upstream replies until the upstream closes the connection.
 pub async fn run<R, W>(
@@ -23,12 +33,13 @@ pub async fn run<R, W>(
     upstream: &mut R,
     client: &mut W,
     mut buf: BytesMut,
-    bytes_out: &AtomicU64,
+    counted: ToClient<'_>,
 ) -> Result<(), GatewayError>
 where
     R: AsyncRead + Unpin + ?Sized,
     W: AsyncWrite + Unpin + ?Sized,
 {
+    let ToClient { bytes_out, mut own } = counted;
     let mut out = BytesMut::with_capacity(32 * 1024);
     let mut events = Vec::new();
     buf.reserve(32 * 1024);
@@ -68,10 +79,16 @@ where
             out.clear();
         }
         reserve_partial_frame(&mut buf);
-        let n = upstream
-            .read_buf(&mut buf)
-            .await
-            .map_err(|e| GatewayError::io("read from upstream", e))?;
+        // The gateway's own messages (an MFA notice) go out between whole upstream messages.
+        let n = tokio::select! {
+            n = upstream.read_buf(&mut buf) => {
+                n.map_err(|e| GatewayError::io("read from upstream", e))?
+            }
+            Some(message) = own.recv() => {
+                out.extend_from_slice(&message);
+                continue;
+            }
+        };
         if n == 0 {
             return Ok(());
         }

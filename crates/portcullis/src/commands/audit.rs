@@ -17,6 +17,7 @@ pub fn run(store: &Store, args: &AuditArgs) -> Result<()> {
             Some("connections") => Some(AuditKindFilter::Connections),
             Some("statements") => Some(AuditKindFilter::Statements),
             Some("workflows") => Some(AuditKindFilter::Workflows),
+            Some("mfa") => Some(AuditKindFilter::Mfa),
             _ => None,
         },
         decision: args.decision.clone(),
@@ -74,6 +75,15 @@ pub fn run(store: &Store, args: &AuditArgs) -> Result<()> {
                 format!("request {}", w.request_id),
                 w.action.clone(),
                 one_line(&format!("{}: {}", w.workflow, w.detail), 80),
+            ],
+            AuditEvent::Mfa(m) => vec![
+                record.id.to_string(),
+                format_micros(m.at),
+                m.user.clone(),
+                m.resource.clone(),
+                format!("mfa {}", m.action),
+                m.result.clone(),
+                one_line(m.detail.as_deref().unwrap_or_default(), 80),
             ],
         })
         .collect();

@@ -5,6 +5,7 @@ pub mod audit;
 mod demo;
 pub mod device;
 mod explain;
+pub mod mfa;
 pub mod monitor;
 pub mod policy;
 pub mod requests;
@@ -42,5 +43,8 @@ pub fn run(cli: Cli) -> Result<()> {
             portcullis_store::EndorsementDecision::Reject,
         ),
         Command::Inbox(args) => requests::inbox(&settings.open_store(&data_dir)?, &args),
+        Command::Mfa(command) => {
+            mfa::run(&settings.open_store(&data_dir)?, &settings.clock(), command)
+        }
     }
 }

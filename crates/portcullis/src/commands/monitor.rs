@@ -74,7 +74,7 @@ fn decided(record: &AuditRecord) -> Option<Decided<'_>> {
             target: s.text.clone(),
             trail,
         }),
-        AuditEvent::Connection(_) | AuditEvent::Workflow(_) => None,
+        AuditEvent::Connection(_) | AuditEvent::Workflow(_) | AuditEvent::Mfa(_) => None,
     }
 }
 

@@ -215,6 +215,11 @@ impl Gateway {
         out
     }
 
+    /// Runs a CLI command against this gateway's store and returns its output, failed or not.
+    pub fn try_cli(&self, args: &[&str]) -> Output {
+        self.base_command().args(args).output().expect("run cli")
+    }
+
     /// Runs a CLI command that reads a password on standard input.
     pub fn cli_with_password(&self, args: &[&str], password: &str) -> Output {
         use std::io::Write;

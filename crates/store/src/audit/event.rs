@@ -20,6 +20,9 @@ pub enum AuditEvent {
     /// Something happened to an approval request: requested, endorsed, approved, rejected, expired,
     /// used.
     Workflow(WorkflowEvent),
+    /// Something happened to a user's MFA: enrolment, a verification (right or wrong), a reset, or the
+    /// gateway holding a connection or statement for MFA and how that ended.
+    Mfa(MfaEvent),
 }
 
 impl AuditEvent {
@@ -30,6 +33,7 @@ impl AuditEvent {
             AuditEvent::Statement(s) => s.at,
             AuditEvent::Decision(d) => d.at,
             AuditEvent::Workflow(w) => w.at,
+            AuditEvent::Mfa(m) => m.at,
         }
     }
 
@@ -40,6 +44,7 @@ impl AuditEvent {
             AuditEvent::Statement(s) => &s.session_id,
             AuditEvent::Decision(d) => &d.session_id,
             AuditEvent::Workflow(w) => &w.session_id,
+            AuditEvent::Mfa(m) => &m.session_id,
         }
     }
 
@@ -50,6 +55,7 @@ impl AuditEvent {
             AuditEvent::Statement(s) => &s.user,
             AuditEvent::Decision(d) => &d.user,
             AuditEvent::Workflow(w) => &w.user,
+            AuditEvent::Mfa(m) => &m.user,
         }
     }
 
@@ -60,6 +66,7 @@ impl AuditEvent {
             AuditEvent::Statement(s) => &s.resource,
             AuditEvent::Decision(d) => &d.resource,
             AuditEvent::Workflow(w) => &w.resource,
+            AuditEvent::Mfa(m) => &m.resource,
         }
     }
 }
@@ -223,6 +230,30 @@ pub struct WorkflowEvent {
     pub workflow: String,
     /// What it was about: the request's summary, an endorsement's comment, the statement run.
     pub detail: String,
+}
+
+/// An MFA event. From the CLI, `session_id`, `resource` and `client_addr` are empty.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MfaEvent {
+    /// Gateway session id (empty for CLI events).
+    pub session_id: String,
+    /// Unix microseconds.
+    pub at: i64,
+    /// The user.
+    pub user: String,
+    /// The resource the held request was for (empty for CLI events).
+    pub resource: String,
+    /// Client address, `ip:port` (empty for CLI events).
+    pub client_addr: String,
+    /// `enroll`, `verify`, `reset`, `hold` (a request waits for MFA), `resume` (it goes on after a
+    /// verification), `timeout` (no verification came in time) or `refuse` (the user is not enrolled).
+    pub action: String,
+    /// `ok`, or what went wrong: `wrong code`, `replayed code`, `not enrolled`, `timed out`.
+    pub result: String,
+    /// What was held (`post-connection`, `statement: SELECT …`), the permits requiring MFA, the
+    /// verification used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// What the policy monitor records of one decision: the result, the context it was made in, the

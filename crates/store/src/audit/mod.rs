@@ -6,7 +6,7 @@ pub(crate) mod writer;
 
 pub use event::{
     AuditEvent, AuditObject, AuditRecord, ConnectionEvent, ConnectionPhase, DecisionEvent,
-    FiredRuleRecord, PolicyTrail, RequirementRecord, StatementEvent, WorkflowEvent,
+    FiredRuleRecord, MfaEvent, PolicyTrail, RequirementRecord, StatementEvent, WorkflowEvent,
 };
 pub use query::{AuditFilter, AuditKindFilter};
 pub use writer::{AuditSink, AuditTicket};

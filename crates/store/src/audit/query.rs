@@ -4,7 +4,7 @@ use rusqlite::types::Value;
 use rusqlite::Row;
 
 use super::event::{
-    AuditEvent, AuditObject, AuditRecord, ConnectionEvent, DecisionEvent, PolicyTrail,
+    AuditEvent, AuditObject, AuditRecord, ConnectionEvent, DecisionEvent, MfaEvent, PolicyTrail,
     StatementEvent, WorkflowEvent,
 };
 use crate::error::StoreError;
@@ -17,6 +17,8 @@ pub enum AuditKindFilter {
     Connections,
     /// Statement events only.
     Statements,
+    /// MFA events only (enrolments, verifications, holds).
+    Mfa,
     /// Policy monitor records: connection-stage decisions and statement events.
     Monitor,
     /// Approval request steps (requested, endorsed, approved, rejected, expired, used).
@@ -123,6 +125,7 @@ fn build_query(filter: &AuditFilter) -> (String, Vec<Value>) {
         AuditKindFilter::Connections => conds.push("kind = 'connection'"),
         AuditKindFilter::Statements => conds.push("kind = 'statement'"),
         AuditKindFilter::Workflows => conds.push("kind = 'workflow'"),
+        AuditKindFilter::Mfa => conds.push("kind = 'mfa'"),
         // A statement's decision is its trail in `detail`; one refused before analysis has none.
         AuditKindFilter::Monitor => {
             conds.push("(kind = 'decision' OR (kind = 'statement' AND detail IS NOT NULL))")
@@ -239,6 +242,16 @@ fn record_from_row(r: &Row<'_>) -> Result<AuditRecord> {
                 })?;
             AuditEvent::Workflow(event)
         }
+        "mfa" => AuditEvent::Mfa(MfaEvent {
+            at: r.get(2)?,
+            session_id: r.get(3)?,
+            user: r.get(4)?,
+            resource: r.get(5)?,
+            client_addr: r.get(6)?,
+            action: r.get::<_, Option<String>>(7)?.unwrap_or_default(),
+            result: r.get::<_, Option<String>>(21)?.unwrap_or_default(),
+            detail: r.get(23)?,
+        }),
         other => {
             return Err(StoreError::Corrupt(format!(
                 "audit record {id}: unknown kind {other:?}"

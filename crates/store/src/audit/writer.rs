@@ -523,6 +523,35 @@ fn insert_event(
                 w.detail,
             ])?;
         }
+        // The action in `phase`, the result in `outcome`, the detail in `message`.
+        AuditEvent::Mfa(m) => {
+            stmt.execute(rusqlite::params![
+                "mfa",
+                m.at,
+                m.session_id,
+                m.user,
+                m.resource,
+                m.client_addr,
+                m.action,
+                Null,
+                Null,
+                Null,
+                Null,
+                Null,
+                Null,
+                Null,
+                Null,
+                Null,
+                Null,
+                Null,
+                Null,
+                Null,
+                Null,
+                m.result,
+                Null,
+                m.detail,
+            ])?;
+        }
     }
     Ok(())
 }
