@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{fresh_database, Gateway, ALICE_PASSWORD, BOB_PASSWORD};
+use common::{denial, fresh_database, Gateway, ALICE_PASSWORD, BOB_PASSWORD};
 use portcullis_store::totp;
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -140,17 +140,6 @@ async fn connect_with_notices(
         }
     });
     (client, rx)
-}
-
-/// The SQLSTATE and message of a failed statement.
-fn error_of(
-    result: Result<Vec<tokio_postgres::SimpleQueryMessage>, tokio_postgres::Error>,
-) -> (String, String) {
-    let err = result.expect_err("the statement should have failed");
-    let db = err
-        .as_db_error()
-        .unwrap_or_else(|| panic!("not a database error: {err}"));
-    (db.code().code().to_string(), db.message().to_string())
 }
 
 /// The single value a one-row, one-column simple query returned.
@@ -431,7 +420,7 @@ async fn holds_time_out_and_unenrolled_users_are_told_how_to_enrol() {
     // A statement nobody verifies for fails after the hold timeout, saying what to run.
     let alice = gw.connect("alice", ALICE_PASSWORD).await;
     let started = Instant::now();
-    let (code, message) = error_of(alice.simple_query("SELECT * FROM hr.people").await);
+    let (code, message) = denial(alice.simple_query("SELECT * FROM hr.people").await);
     assert!(started.elapsed() >= Duration::from_secs(2));
     assert_eq!(code, "42501");
     assert!(
@@ -467,7 +456,7 @@ async fn holds_time_out_and_unenrolled_users_are_told_how_to_enrol() {
     let (ok, said) = verify(&gw, "alice", "123456");
     assert!(!ok && said.contains("not enrolled"), "{said}");
     let started = Instant::now();
-    let (code, message) = error_of(alice.simple_query("SELECT * FROM hr.people").await);
+    let (code, message) = denial(alice.simple_query("SELECT * FROM hr.people").await);
     assert!(started.elapsed() < Duration::from_secs(2));
     assert_eq!(code, "42501");
     assert!(

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{fresh_database, Gateway, ALICE_PASSWORD, BOB_PASSWORD};
+use common::{denial, fresh_database, Gateway, ALICE_PASSWORD, BOB_PASSWORD};
 use serde_json::Value;
 
 /// HR fixtures, created through the gateway by alice (who may do anything under the start policy).
@@ -72,17 +72,6 @@ async fn refused_login(gw: &Gateway, user: &str, password: &str) -> (String, Str
     let db = err
         .as_db_error()
         .unwrap_or_else(|| panic!("not a database error: {err:?}"));
-    (db.code().code().to_string(), db.message().to_string())
-}
-
-/// The SQLSTATE and message of a failed statement.
-fn denial(
-    result: Result<Vec<tokio_postgres::SimpleQueryMessage>, tokio_postgres::Error>,
-) -> (String, String) {
-    let err = result.expect_err("statement should have been refused");
-    let db = err
-        .as_db_error()
-        .unwrap_or_else(|| panic!("not a database error: {err}"));
     (db.code().code().to_string(), db.message().to_string())
 }
 

@@ -4,10 +4,10 @@
 
 mod common;
 
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::Duration;
 
-use common::{binary, fresh_database, Gateway, ALICE_PASSWORD, BOB_PASSWORD};
+use common::{fresh_database, Gateway, ALICE_PASSWORD, BOB_PASSWORD};
 use serde_json::Value;
 
 const CAROL_PASSWORD: &str = "carol-pw";
@@ -58,27 +58,9 @@ rules:
 
 /// Runs the CLI as `user`, whose password goes to standard input.
 fn as_user(gw: &Gateway, user: &str, password: &str, args: &[&str]) -> Output {
-    use std::io::Write;
-    let mut child = Command::new(binary())
-        .arg("--data-dir")
-        .arg(gw.dir.path())
-        .arg("--config")
-        .arg(gw.config_path())
-        .env("PORTCULLIS_LOG", "warn")
-        .args(args)
-        .args(["--as", user, "--password-stdin"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run cli");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(format!("{password}\n").as_bytes())
-        .expect("write password");
-    child.wait_with_output().expect("wait cli")
+    let mut args = args.to_vec();
+    args.extend(["--as", user, "--password-stdin"]);
+    gw.try_cli_with_password(&args, password)
 }
 
 fn ok(out: Output) -> String {

@@ -222,6 +222,17 @@ impl Gateway {
 
     /// Runs a CLI command that reads a password on standard input.
     pub fn cli_with_password(&self, args: &[&str], password: &str) -> Output {
+        let out = self.try_cli_with_password(args, password);
+        assert!(
+            out.status.success(),
+            "portcullis {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// Runs a CLI command that reads a password on standard input; its output, failed or not.
+    pub fn try_cli_with_password(&self, args: &[&str], password: &str) -> Output {
         use std::io::Write;
         let mut child = self
             .base_command()
@@ -237,13 +248,7 @@ impl Gateway {
             .expect("stdin")
             .write_all(format!("{password}\n").as_bytes())
             .expect("write password");
-        let out = child.wait_with_output().expect("wait cli");
-        assert!(
-            out.status.success(),
-            "portcullis {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
+        child.wait_with_output().expect("wait cli")
     }
 
     /// `portcullis audit --json` with extra filters, parsed.
@@ -349,6 +354,17 @@ pub fn workspace_root() -> PathBuf {
         .nth(2)
         .expect("workspace root")
         .to_path_buf()
+}
+
+/// The SQLSTATE and message of a statement that failed.
+pub fn denial(
+    result: Result<Vec<tokio_postgres::SimpleQueryMessage>, tokio_postgres::Error>,
+) -> (String, String) {
+    let err = result.expect_err("the statement should have failed");
+    let db = err
+        .as_db_error()
+        .unwrap_or_else(|| panic!("not a database error: {err}"));
+    (db.code().code().to_string(), db.message().to_string())
 }
 
 /// A fresh database on the shared server, with a name unique to the test.
