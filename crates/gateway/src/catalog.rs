@@ -6,13 +6,14 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use portcullis_sql::mask::ViewDefinition;
+use portcullis_sql::mask::{ViewDefinition, TRUSTED_FUNCTION_SCHEMAS};
 use portcullis_sql::{Catalog, QualifiedName, SearchPath};
 
 /// The query whose rows build a snapshot: (kind, schema, name, a, b) with kind `n` schema, `r` relation,
 /// `f` function, `c` column `a` of relation `name` (in column order), `i` relation `name` inheriting from
 /// `a.b`, `d` view or materialised view `name` reading relation `a.b`, `g` view or materialised view `name`
-/// calling function `a.b` (directly or as an operator), `m` materialised view `name`, `v` view `name` defined
+/// calling function `a.b` (directly or as an operator), `o` operator `name` in schema `schema`, `m` materialised
+/// view `name`, `v` view `name` defined
 /// as `a`
 /// (`b` is `t` for a security barrier), and `p` the search path (in `schema`) the definitions were printed
 /// under: `pg_get_viewdef` leaves a name unqualified when that path finds it.
@@ -46,6 +47,8 @@ pub const SNAPSHOT_QUERY: &str = "SELECT 'r', n.nspname, c.relname, '', '' FROM 
      FROM pg_catalog.pg_operator o WHERE o.oid = d.refobjid) END \
      JOIN pg_catalog.pg_namespace fn ON fn.oid = f.pronamespace \
      WHERE v.relkind IN ('v','m') AND vn.nspname !~ '^pg_' AND vn.nspname <> 'information_schema' \
+     UNION ALL SELECT DISTINCT 'o', n.nspname, o.oprname, '', '' FROM pg_catalog.pg_operator o \
+     JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace WHERE n.nspname <> 'pg_catalog' \
      UNION ALL SELECT 'm', n.nspname, c.relname, '', '' FROM pg_catalog.pg_class c \
      JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'm' \
      UNION ALL SELECT 'v', n.nspname, c.relname, pg_catalog.pg_get_viewdef(c.oid), \
@@ -76,6 +79,8 @@ pub struct CatalogSnapshot {
     view_reads: HashMap<QualifiedName, Vec<QualifiedName>>,
     view_calls: HashMap<QualifiedName, Vec<QualifiedName>>,
     materialized: HashSet<QualifiedName>,
+    /// Operators outside the trusted schemas: name → schemas defining one.
+    operators: HashMap<String, Vec<String>>,
     views: HashMap<QualifiedName, ViewDefinition>,
 }
 
@@ -96,6 +101,7 @@ impl CatalogSnapshot {
             view_reads: HashMap::new(),
             view_calls: HashMap::new(),
             materialized: HashSet::new(),
+            operators: HashMap::new(),
             views: HashMap::new(),
         };
         let mut printed_under = None;
@@ -138,6 +144,9 @@ impl CatalogSnapshot {
                 }
                 "m" => {
                     snapshot.materialized.insert(qualified(schema, name));
+                }
+                "o" if !TRUSTED_FUNCTION_SCHEMAS.contains(&schema.as_str()) => {
+                    snapshot.operators.entry(name).or_default().push(schema);
                 }
                 "v" => definitions.push((qualified(schema, name), a, b == "t")),
                 "p" => printed_under = Some(Arc::new(SearchPath::from_setting(&schema))),
@@ -196,6 +205,17 @@ impl CatalogSnapshot {
         self.view_reads
             .keys()
             .map(|view| (view, self.closure(view, &self.view_reads)))
+    }
+
+    /// The schemas outside `pg_catalog` that define an operator named `name`; operators run functions,
+    /// whose bodies there may read anything.
+    pub fn untrusted_operator_schemas(&self, name: &str) -> &[String] {
+        self.operators.get(name).map_or(&[], Vec::as_slice)
+    }
+
+    /// Whether any operator is defined outside `pg_catalog`.
+    pub fn has_untrusted_operators(&self) -> bool {
+        !self.operators.is_empty()
     }
 
     /// Whether `relation` is a materialised view.
@@ -310,6 +330,8 @@ mod tests {
             row("v", "hr", "staff", "SELECT ssn FROM people;", "t"),
             row("g", "hr", "calls_only", "public", "f"),
             row("m", "hr", "copy", "", ""),
+            row("o", "public", "===", "", ""),
+            row("o", "information_schema", "+", "", ""),
             row("p", "hr, public", "", "", ""),
         ];
         let snapshot = CatalogSnapshot::from_rows(rows.clone());
@@ -325,6 +347,8 @@ mod tests {
         assert!(snapshot.view_bases().any(|(v, _)| *v == calls_only));
         assert_eq!(snapshot.view_calls(&calls_only)[0].name, "f");
         assert!(snapshot.is_materialized(&qualified("hr".into(), "copy".into())));
+        assert_eq!(snapshot.untrusted_operator_schemas("==="), ["public"]);
+        assert!(snapshot.untrusted_operator_schemas("+").is_empty());
 
         // Without the path they were printed under, definitions cannot be resolved: none is kept.
         let without_path = CatalogSnapshot::from_rows(rows.into_iter().filter(|r| r[0] != "p"));

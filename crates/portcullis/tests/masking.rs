@@ -93,6 +93,9 @@ async fn fixtures(gw: &Gateway) {
              CREATE VIEW public.stats_v AS
                SELECT attname, most_common_vals::text AS vals FROM pg_catalog.pg_stats;
              CREATE VIEW public.over_mv AS SELECT * FROM hr.people_mv;
+             CREATE FUNCTION public.peek(int, int) RETURNS bool LANGUAGE plpgsql AS
+               $$BEGIN RAISE NOTICE '%', (SELECT string_agg(ssn, ',') FROM hr.people); RETURN true; END$$;
+             CREATE OPERATOR public.=== (LEFTARG = int, RIGHTARG = int, FUNCTION = public.peek);
              ANALYZE hr.people;",
         )
         .await
@@ -264,6 +267,10 @@ const ATTEMPTS: &[&str] = &[
     "UPDATE hr.staff SET name = name WHERE id = 2 RETURNING tax_id, mail",
     "DELETE FROM hr.staff WHERE id = 1",
     "COPY (SELECT * FROM hr.staff) TO STDOUT",
+    "SELECT 1 OPERATOR(public.===) 2",
+    "SELECT 1 === 2",
+    "SELECT id FROM hr.people WHERE id === 1",
+    "SELECT 1 WHERE 1 = ANY (SELECT 1) ORDER BY 1 USING OPERATOR(public.===)",
     "SELECT hr.leak()",
     "SELECT * FROM hr.leak()",
     "DO $$BEGIN RAISE NOTICE '%', (SELECT string_agg(ssn, ',') FROM hr.people); END$$",
@@ -388,6 +395,11 @@ async fn no_raw_value_reaches_a_masked_session() {
         (
             "UPDATE hr.staff SET name = name",
             "writing through view hr.staff",
+        ),
+        ("SELECT 1 === 2", "operator === in schema public"),
+        (
+            "SELECT 1 OPERATOR(public.===) 2",
+            "operator === in schema public",
         ),
     ] {
         let message = match bob.simple_query(sql).await {

@@ -28,6 +28,7 @@ mod children;
 mod error;
 mod kind;
 pub mod mask;
+mod operators;
 mod parse;
 mod resolve;
 mod shape;
@@ -40,6 +41,7 @@ use std::sync::Arc;
 pub use analysis::{Analysis, ObjectAccess, ObjectName, SessionEffect, Statement};
 pub use error::AnalysisError;
 pub use kind::{ObjectKind, Operation, StatementKind};
+pub use operators::operators_in;
 pub use resolve::{quote_ident, resolve, Catalog, MemoryCatalog, QualifiedName, SearchPath};
 pub use statements::{leading_justification, JUSTIFICATION_SETTING};
 

@@ -187,6 +187,9 @@ impl Resolved {
             return Ok(Masked::untouched());
         }
         let catalog = &self.catalog;
+        if catalog.has_untrusted_operators() {
+            self.check_operators(session_user, path, sql)?;
+        }
         let objects = || {
             components
                 .iter()
@@ -267,6 +270,49 @@ impl Resolved {
             applied,
             touched: true,
         })
+    }
+}
+
+impl Resolved {
+    /// Refuses `sql` when it uses an operator defined outside `pg_catalog`: its function may read
+    /// protected data the rewriter cannot see. An unqualified name is refused when a schema on the path
+    /// defines an operator of that name (PostgreSQL picks among them by argument types).
+    fn check_operators(
+        &self,
+        session_user: &str,
+        path: &SearchPath,
+        sql: &str,
+    ) -> Result<(), Refusal> {
+        let operators =
+            portcullis_sql::operators_in(sql).map_err(|e| Refusal::denied(&e.to_string()))?;
+        for operator in operators {
+            let defined = self.catalog.untrusted_operator_schemas(&operator.name);
+            let schema = match &operator.schema {
+                Some(schema) if !TRUSTED_FUNCTION_SCHEMAS.contains(&schema.as_str()) => {
+                    Some(schema.as_str())
+                }
+                Some(_) => None,
+                None => path
+                    .entries()
+                    .iter()
+                    .map(|e| {
+                        if e == "$user" {
+                            session_user
+                        } else {
+                            e.as_str()
+                        }
+                    })
+                    .find(|s| defined.iter().any(|d| d == s)),
+            };
+            if let Some(schema) = schema {
+                return Err(Refusal::denied(&format!(
+                    "operator {} in schema {schema} runs a function that may read protected data the \
+                     gateway cannot mask, and masks or row filters apply to this session",
+                    operator.name
+                )));
+            }
+        }
+        Ok(())
     }
 }
 
