@@ -34,8 +34,9 @@ pub(crate) struct MfaTracker {
 
 #[derive(Default)]
 struct Memory {
-    /// When each user last acted on each resource: (user, resource) → time.
-    last_action: HashMap<(String, String), OffsetDateTime>,
+    /// When each user last acted on each resource: user → resource → time. Nested so that the lookups
+    /// every statement makes borrow the names instead of building a key.
+    last_action: HashMap<String, HashMap<String, OffsetDateTime>>,
     /// Each user's newest verification seen in the store.
     verified: HashMap<String, OffsetDateTime>,
 }
@@ -71,16 +72,29 @@ impl MfaTracker {
         let verified_at = memory.verified.get(user).copied();
         let last_action = memory
             .last_action
-            .get(&(user.to_owned(), resource.to_owned()))
+            .get(user)
+            .and_then(|resources| resources.get(resource))
             .copied();
         covers(&self.config, verified_at, last_action, now)
     }
 
     /// Records that `user` acted on `resource` at `now` (a connection or a statement let through).
     pub fn note_action(&self, user: &str, resource: &str, now: OffsetDateTime) {
-        self.memory()
+        let mut memory = self.memory();
+        match memory
             .last_action
-            .insert((user.to_owned(), resource.to_owned()), now);
+            .get_mut(user)
+            .and_then(|resources| resources.get_mut(resource))
+        {
+            Some(last) => *last = now,
+            None => {
+                memory
+                    .last_action
+                    .entry(user.to_owned())
+                    .or_default()
+                    .insert(resource.to_owned(), now);
+            }
+        }
     }
 
     /// Records `user`'s newest verification as read from the store.
