@@ -700,7 +700,7 @@ impl<'a> ClientSide<'a> {
             }
             None => &self.ctx,
         };
-        let actions: Vec<String> = run.components.iter().map(Component::describe).collect();
+        let actions = actions_of(run);
         let Some(version) = active.version else {
             let mut trail = policy::no_policy_trail("statement", ctx);
             trail.actions = actions;
@@ -744,7 +744,6 @@ impl<'a> ClientSide<'a> {
                 .evaluate_statement_cached(&verified, &run.components, now, &mut self.cedar)
                 .verdict
         });
-        let mut trail = policy::statement_trail(Some(version), ctx, actions.clone(), &decision);
         if missing_mfa.is_some() {
             match &self.mfa_outcome {
                 None => {
@@ -758,10 +757,11 @@ impl<'a> ClientSide<'a> {
                 }
                 Some(MfaOutcome::Refused(refusal)) => {
                     let refusal = refusal.clone();
-                    trail.reason.clone_from(&refusal.message);
-                    run.policy = Some(trail);
                     self.shared
                         .alert_fired(self.info, &decision.fired, &actions, Some(run.text()));
+                    let mut trail = policy::statement_trail(Some(version), ctx, actions, &decision);
+                    trail.reason.clone_from(&refusal.message);
+                    run.policy = Some(trail);
                     return Err(Decided::refuse(refusal));
                 }
                 Some(MfaOutcome::Verified) => {}
@@ -769,7 +769,12 @@ impl<'a> ClientSide<'a> {
         }
         self.shared
             .alert_fired(self.info, &decision.fired, &actions, Some(run.text()));
-        run.policy = Some(trail);
+        run.policy = Some(policy::statement_trail(
+            Some(version),
+            ctx,
+            actions,
+            &decision,
+        ));
         if decision.verdict == Verdict::Allow {
             // An action on the resource: what the MFA idle re-prompt counts from.
             self.shared
