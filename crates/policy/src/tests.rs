@@ -833,6 +833,10 @@ fn every_named_workflow_must_exist() {
             "invalid duration `4x`",
         ),
         (
+            "workflows:\n  - {name: w, approvers: {users: [a]}, valid_for: 99999999999d}\n".to_string(),
+            "is longer than 3650 days",
+        ),
+        (
             "workflows:\n  - {name: w, approvers: {users: [a]}}\n  - {name: w, approvers: {users: [b]}}\n".to_string(),
             "duplicate workflow `w`",
         ),

@@ -88,7 +88,11 @@ impl FromScalar for Span {
     }
 }
 
-/// Parses a positive duration `<number><unit>` with unit `s`, `m`, `h` or `d` (the CLI uses it too).
+/// The longest duration accepted: added to a time, anything much longer would leave the calendar.
+const MAX_DURATION_DAYS: i64 = 3650;
+
+/// Parses a positive duration `<number><unit>` with unit `s`, `m`, `h` or `d`, at most ten years (the
+/// CLI uses it too).
 pub fn parse_duration(s: &str) -> Result<time::Duration, String> {
     let bad = || {
         format!(
@@ -113,6 +117,11 @@ pub fn parse_duration(s: &str) -> Result<time::Duration, String> {
         _ => None,
     }
     .ok_or_else(bad)?;
+    if seconds > MAX_DURATION_DAYS * 86_400 {
+        return Err(format!(
+            "duration `{s}` is longer than {MAX_DURATION_DAYS} days"
+        ));
+    }
     Ok(time::Duration::seconds(seconds))
 }
 
