@@ -7,17 +7,66 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use portcullis_sql::mask::{ViewDefinition, TRUSTED_FUNCTION_SCHEMAS};
-use portcullis_sql::{Catalog, QualifiedName, SearchPath};
+use portcullis_sql::{Catalog, Operation, QualifiedName, SearchPath};
 
 /// The query whose rows build a snapshot: (kind, schema, name, a, b) with kind `n` schema, `r` relation,
 /// `f` function, `c` column `a` of relation `name` (in column order), `i` relation `name` inheriting from
 /// `a.b`, `d` view or materialised view `name` reading relation `a.b`, `g` view or materialised view `name`
-/// calling function `a.b` (directly or as an operator), `o` operator `name` in schema `schema`, `m` materialised
-/// view `name`, `v` view `name` defined
-/// as `a`
-/// (`b` is `t` for a security barrier), and `p` the search path (in `schema`) the definitions were printed
-/// under: `pg_get_viewdef` leaves a name unqualified when that path finds it.
-pub const SNAPSHOT_QUERY: &str = "SELECT 'r', n.nspname, c.relname, '', '' FROM pg_catalog.pg_class c \
+/// calling function `a.b` (directly or as an operator), `o` operator `name` in schema `schema`, `m`
+/// materialised view `name`, `v` view `name` defined as `a` (`b` is `t` for a security barrier), `p` the
+/// search path (in `schema`) the definitions were printed under (`pg_get_viewdef` leaves a name unqualified
+/// when that path finds it), and, for code outside the trusted schemas that PostgreSQL runs without the
+/// statement naming it: `x` relation `name` running it on the events `a` (`i`nsert, `u`pdate, `d`elete,
+/// `t`runcate, or `r` for any access) because of `b` (a trigger, a rule, a default, a constraint, an index
+/// expression, a row security policy, a column's type), `y` type `name` whose domain CHECK or DEFAULT or
+/// whose casts run it (`a` says which), and `e` event trigger `name` running function `a` on DDL.
+///
+/// The trusted schemas are written out in the first CTE: they must be [`TRUSTED_FUNCTION_SCHEMAS`].
+pub const SNAPSHOT_QUERY: &str = "WITH untrusted AS (SELECT p.oid, \
+     pg_catalog.format('%I.%I', n.nspname, p.proname) AS name FROM pg_catalog.pg_proc p \
+     JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
+     WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')), \
+     calls AS (SELECT d.classid, d.objid, u.name FROM pg_catalog.pg_depend d JOIN untrusted u ON u.oid = d.refobjid \
+     WHERE d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass \
+     UNION ALL SELECT d.classid, d.objid, u.name FROM pg_catalog.pg_depend d \
+     JOIN pg_catalog.pg_operator o ON o.oid = d.refobjid JOIN untrusted u ON u.oid = o.oprcode::pg_catalog.oid \
+     WHERE d.refclassid = 'pg_catalog.pg_operator'::pg_catalog.regclass), \
+     risky_types AS (SELECT t.oid, 'iu' AS events, 'its CHECK or DEFAULT calls function ' || k.name AS why \
+     FROM pg_catalog.pg_type t JOIN calls k ON (k.classid = 'pg_catalog.pg_type'::pg_catalog.regclass \
+     AND k.objid = t.oid) OR (k.classid = 'pg_catalog.pg_constraint'::pg_catalog.regclass AND k.objid IN \
+     (SELECT c.oid FROM pg_catalog.pg_constraint c WHERE c.contypid = t.oid)) WHERE t.typtype = 'd' \
+     UNION ALL SELECT c.castsource, 'r', 'a cast from it calls function ' || u.name FROM pg_catalog.pg_cast c \
+     JOIN untrusted u ON u.oid = c.castfunc \
+     UNION ALL SELECT c.casttarget, 'r', 'a cast to it calls function ' || u.name FROM pg_catalog.pg_cast c \
+     JOIN untrusted u ON u.oid = c.castfunc), \
+     typed AS (SELECT t.oid, r.events, r.why FROM risky_types r \
+     JOIN pg_catalog.pg_type rt ON rt.oid = r.oid JOIN pg_catalog.pg_namespace rn ON rn.oid = rt.typnamespace \
+     JOIN pg_catalog.pg_type t ON t.oid = r.oid OR t.typelem = r.oid OR t.typbasetype = r.oid \
+     WHERE rn.nspname NOT IN ('pg_catalog', 'information_schema')), \
+     fires AS (SELECT t.tgrelid AS rel, pg_catalog.concat(CASE WHEN t.tgtype & 4 <> 0 THEN 'i' END, \
+     CASE WHEN t.tgtype & 16 <> 0 THEN 'u' END, CASE WHEN t.tgtype & 8 <> 0 THEN 'd' END, \
+     CASE WHEN t.tgtype & 32 <> 0 THEN 't' END) AS events, \
+     pg_catalog.format('trigger %I runs function %s', t.tgname, u.name) AS why \
+     FROM pg_catalog.pg_trigger t JOIN untrusted u ON u.oid = t.tgfoid WHERE NOT t.tgisinternal \
+     UNION ALL SELECT r.ev_class, CASE r.ev_type WHEN '2' THEN 'u' WHEN '3' THEN 'i' WHEN '4' THEN 'd' ELSE 'r' END, \
+     pg_catalog.format('rule %I runs statements of its own', r.rulename) FROM pg_catalog.pg_rewrite r \
+     WHERE r.rulename <> '_RETURN' \
+     UNION ALL SELECT a.adrelid, 'iu', 'a column default or generated column calls function ' || k.name \
+     FROM pg_catalog.pg_attrdef a JOIN calls k ON k.classid = 'pg_catalog.pg_attrdef'::pg_catalog.regclass \
+     AND k.objid = a.oid \
+     UNION ALL SELECT c.conrelid, 'iu', pg_catalog.format('constraint %I calls function %s', c.conname, k.name) \
+     FROM pg_catalog.pg_constraint c JOIN calls k ON k.classid = 'pg_catalog.pg_constraint'::pg_catalog.regclass \
+     AND k.objid = c.oid WHERE c.conrelid <> 0 \
+     UNION ALL SELECT i.indrelid, 'iu', pg_catalog.format('index %s calls function %s', \
+     i.indexrelid::pg_catalog.regclass, k.name) FROM pg_catalog.pg_index i \
+     JOIN calls k ON k.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND k.objid = i.indexrelid \
+     UNION ALL SELECT p.polrelid, 'r', pg_catalog.format('row security policy %I calls function %s', p.polname, \
+     k.name) FROM pg_catalog.pg_policy p \
+     JOIN calls k ON k.classid = 'pg_catalog.pg_policy'::pg_catalog.regclass AND k.objid = p.oid \
+     UNION ALL SELECT a.attrelid, y.events, pg_catalog.format('column %I has type %s: %s', a.attname, \
+     pg_catalog.format_type(a.atttypid, NULL), y.why) FROM pg_catalog.pg_attribute a \
+     JOIN typed y ON y.oid = a.atttypid WHERE a.attnum > 0 AND NOT a.attisdropped) \
+     SELECT 'r', n.nspname, c.relname, '', '' FROM pg_catalog.pg_class c \
      JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
      WHERE c.relkind IN ('r','v','m','f','p','S') AND n.nspname !~ '^pg_(toast|temp)' \
      UNION ALL SELECT 'n', nspname, '', '', '' FROM pg_catalog.pg_namespace \
@@ -56,7 +105,13 @@ pub const SNAPSHOT_QUERY: &str = "SELECT 'r', n.nspname, c.relname, '', '' FROM 
      WHERE o OPERATOR(pg_catalog.~*) '^security_barrier=(t|true|on|y|yes|1)$') THEN 't' ELSE '' END \
      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
      WHERE c.relkind = 'v' AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema' \
-     UNION ALL SELECT 'p', pg_catalog.current_setting('search_path'), '', '', ''";
+     UNION ALL SELECT 'p', pg_catalog.current_setting('search_path'), '', '', '' \
+     UNION ALL SELECT 'x', n.nspname, c.relname, f.events, f.why FROM fires f \
+     JOIN pg_catalog.pg_class c ON c.oid = f.rel JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+     UNION ALL SELECT 'y', n.nspname, t.typname, y.why, '' FROM typed y JOIN pg_catalog.pg_type t ON t.oid = y.oid \
+     JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace WHERE t.typcategory <> 'A' \
+     UNION ALL SELECT 'e', '', e.evtname, u.name, '' FROM pg_catalog.pg_event_trigger e \
+     JOIN untrusted u ON u.oid = e.evtfoid WHERE e.evtenabled <> 'D'";
 
 /// One row of [`SNAPSHOT_QUERY`].
 pub type CatalogRow = [String; 5];
@@ -82,6 +137,13 @@ pub struct CatalogSnapshot {
     /// Operators outside the trusted schemas: name → schemas defining one.
     operators: HashMap<String, Vec<String>>,
     views: HashMap<QualifiedName, ViewDefinition>,
+    /// Relations that run untrusted code by themselves: on which events (see [`SNAPSHOT_QUERY`]), and why.
+    fires: HashMap<QualifiedName, Vec<(String, String)>>,
+    /// Types outside the trusted schemas whose domain checks or casts run untrusted code: name → (schema,
+    /// why).
+    risky_types: HashMap<String, Vec<(String, String)>>,
+    /// Enabled event triggers running untrusted code on DDL: `trigger runs function f`.
+    event_triggers: Vec<String>,
 }
 
 fn qualified(schema: String, name: String) -> QualifiedName {
@@ -103,6 +165,9 @@ impl CatalogSnapshot {
             materialized: HashSet::new(),
             operators: HashMap::new(),
             views: HashMap::new(),
+            fires: HashMap::new(),
+            risky_types: HashMap::new(),
+            event_triggers: Vec::new(),
         };
         let mut printed_under = None;
         let mut definitions = Vec::new();
@@ -150,8 +215,43 @@ impl CatalogSnapshot {
                 }
                 "v" => definitions.push((qualified(schema, name), a, b == "t")),
                 "p" => printed_under = Some(Arc::new(SearchPath::from_setting(&schema))),
+                "x" => snapshot
+                    .fires
+                    .entry(qualified(schema, name))
+                    .or_default()
+                    .push((a, b)),
+                "y" => snapshot
+                    .risky_types
+                    .entry(name)
+                    .or_default()
+                    .push((schema, a)),
+                "e" => snapshot
+                    .event_triggers
+                    .push(format!("event trigger {name} runs function {a}")),
                 _ => {}
             }
+        }
+        // A write to a parent reaches its children's rows (UPDATE, DELETE, TRUNCATE) or is routed to a
+        // partition (INSERT), where their triggers and rules run too.
+        let inherited: Vec<(QualifiedName, (String, String))> = snapshot
+            .fires
+            .iter()
+            .flat_map(|(child, fires)| {
+                snapshot
+                    .closure(child, &snapshot.parents)
+                    .into_iter()
+                    .flat_map(move |parent| {
+                        fires.iter().map(move |(events, why)| {
+                            (
+                                parent.clone(),
+                                (events.clone(), format!("{why} on {child}")),
+                            )
+                        })
+                    })
+            })
+            .collect();
+        for (parent, fire) in inherited {
+            snapshot.fires.entry(parent).or_default().push(fire);
         }
         // Without the path they were printed under, the definitions' unqualified names cannot be resolved.
         if let Some(path) = printed_under {
@@ -213,11 +313,6 @@ impl CatalogSnapshot {
         self.operators.get(name).map_or(&[], Vec::as_slice)
     }
 
-    /// Whether any operator is defined outside `pg_catalog`.
-    pub fn has_untrusted_operators(&self) -> bool {
-        !self.operators.is_empty()
-    }
-
     /// Whether `relation` is a materialised view.
     pub fn is_materialized(&self, relation: &QualifiedName) -> bool {
         self.materialized.contains(relation)
@@ -226,6 +321,46 @@ impl CatalogSnapshot {
     /// The functions a view or materialised view calls itself (not through the views it reads).
     pub fn view_calls(&self, view: &QualifiedName) -> &[QualifiedName] {
         self.view_calls.get(view).map_or(&[], Vec::as_slice)
+    }
+
+    /// Why `operation` on `relation` runs code outside the trusted schemas that the statement does not
+    /// name (a trigger, a rule, a default, a constraint, an index expression, a row security policy, a
+    /// column's type), if it does. Maintenance and DDL may evaluate any of them.
+    pub fn runs_untrusted_code(
+        &self,
+        relation: &QualifiedName,
+        operation: Operation,
+    ) -> Option<&str> {
+        let event = match operation {
+            Operation::Read | Operation::CopyOut => 'r',
+            Operation::Insert | Operation::CopyIn => 'i',
+            Operation::Update => 'u',
+            Operation::Delete => 'd',
+            Operation::Truncate => 't',
+            Operation::Alter | Operation::Maintain => '*',
+            _ => return None,
+        };
+        self.fires
+            .get(relation)?
+            .iter()
+            .find(|(events, _)| event == '*' || events.contains(event) || events.contains('r'))
+            .map(|(_, why)| why.as_str())
+    }
+
+    /// The schemas outside the trusted ones defining a type named `name` whose domain checks or casts run
+    /// untrusted code, each with why.
+    pub fn risky_type_schemas(&self, name: &str) -> &[(String, String)] {
+        self.risky_types.get(name).map_or(&[], Vec::as_slice)
+    }
+
+    /// Whether a statement's operators or types may run untrusted code: then they need looking at.
+    pub fn has_untrusted_names(&self) -> bool {
+        !self.operators.is_empty() || !self.risky_types.is_empty()
+    }
+
+    /// The enabled event triggers that run untrusted code on DDL, described.
+    pub fn untrusted_event_triggers(&self) -> &[String] {
+        &self.event_triggers
     }
 
     fn closure<'a>(
@@ -353,5 +488,82 @@ mod tests {
         // Without the path they were printed under, definitions cannot be resolved: none is kept.
         let without_path = CatalogSnapshot::from_rows(rows.into_iter().filter(|r| r[0] != "p"));
         assert!(without_path.view_definition(&staff).is_none());
+    }
+
+    #[test]
+    fn code_a_relation_or_type_runs_is_kept_per_event_and_reaches_parents() {
+        let notes = qualified("public".into(), "notes".into());
+        let child = qualified("public".into(), "notes_child".into());
+        let snapshot = CatalogSnapshot::from_rows(vec![
+            row("r", "public", "notes", "", ""),
+            row("r", "public", "notes_child", "", ""),
+            row("i", "public", "notes_child", "public", "notes"),
+            row(
+                "x",
+                "public",
+                "notes",
+                "iu",
+                "trigger spy runs function public.spy",
+            ),
+            row(
+                "x",
+                "public",
+                "notes_child",
+                "d",
+                "rule r runs statements of its own",
+            ),
+            row("x", "public", "boxes", "r", "column w has type wrapped"),
+            row(
+                "y",
+                "public",
+                "checked",
+                "its CHECK or DEFAULT calls function public.f",
+                "",
+            ),
+            row("e", "", "spy_ddl", "public.on_ddl", ""),
+        ]);
+        assert_eq!(
+            snapshot.runs_untrusted_code(&notes, Operation::CopyIn),
+            Some("trigger spy runs function public.spy")
+        );
+        assert_eq!(snapshot.runs_untrusted_code(&notes, Operation::Read), None);
+        assert_eq!(
+            snapshot.runs_untrusted_code(&notes, Operation::Delete),
+            Some("rule r runs statements of its own on public.notes_child")
+        );
+        assert_eq!(
+            snapshot.runs_untrusted_code(&child, Operation::Update),
+            None
+        );
+        assert!(snapshot
+            .runs_untrusted_code(&child, Operation::Maintain)
+            .is_some());
+        let boxes = qualified("public".into(), "boxes".into());
+        assert!(snapshot
+            .runs_untrusted_code(&boxes, Operation::Read)
+            .is_some());
+        assert_eq!(snapshot.runs_untrusted_code(&boxes, Operation::Lock), None);
+        assert_eq!(snapshot.risky_type_schemas("checked")[0].0, "public");
+        assert!(snapshot.has_untrusted_names());
+        assert_eq!(
+            snapshot.untrusted_event_triggers(),
+            ["event trigger spy_ddl runs function public.on_ddl"]
+        );
+    }
+
+    #[test]
+    fn the_query_trusts_exactly_the_trusted_schemas() {
+        let listed = TRUSTED_FUNCTION_SCHEMAS
+            .iter()
+            .map(|s| format!("'{s}'"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        assert_eq!(
+            SNAPSHOT_QUERY
+                .matches(&format!("NOT IN ({listed})"))
+                .count(),
+            2,
+            "the query's trusted schemas differ from TRUSTED_FUNCTION_SCHEMAS"
+        );
     }
 }

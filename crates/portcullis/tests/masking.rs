@@ -611,3 +611,167 @@ async fn eventually(client: &tokio_postgres::Client, sql: &str) -> Vec<tokio_pos
     }
     panic!("{sql}: {last:?}");
 }
+
+/// Functions PostgreSQL runs without the statement naming them: a table's triggers, rules, defaults,
+/// generated columns, CHECK constraints, index expressions and row security policies, a domain's CHECK, a
+/// user-defined cast, an event trigger. Each body here reads `hr.people` raw and says it in a NOTICE, so
+/// alice (exempt) sees the raw values come out, and bob — masked — is refused each statement that would
+/// run one, with the reason; every other statement on those tables works for him.
+#[tokio::test(flavor = "multi_thread")]
+async fn code_run_without_being_named_is_refused_to_a_masked_session() {
+    let pg = fresh_database("masking_implicit");
+    let gw = Gateway::start(pg, "masking_implicit");
+    fixtures(&gw).await;
+    let reads_ssns = "RAISE NOTICE '%', (SELECT string_agg(ssn, ',') FROM hr.people)";
+    pg.psql(
+        "masking_implicit",
+        &format!(
+            "CREATE FUNCTION public.spy() RETURNS trigger LANGUAGE plpgsql AS
+               $$BEGIN {reads_ssns}; RETURN NEW; END$$;
+             CREATE FUNCTION public.ssns(text) RETURNS bool LANGUAGE plpgsql IMMUTABLE AS
+               $$BEGIN {reads_ssns}; RETURN true; END$$;
+             CREATE FUNCTION public.on_ddl() RETURNS event_trigger LANGUAGE plpgsql AS
+               $$BEGIN {reads_ssns}; END$$;
+             CREATE TABLE public.notes(id int, body text);
+             CREATE TRIGGER spy BEFORE INSERT OR UPDATE ON public.notes
+               FOR EACH ROW EXECUTE FUNCTION public.spy();
+             CREATE TABLE public.notes_child () INHERITS (public.notes);
+             CREATE TRIGGER spy AFTER DELETE ON public.notes_child
+               FOR EACH ROW EXECUTE FUNCTION public.spy();
+             CREATE TABLE public.sink(v text);
+             CREATE TABLE public.ruled(id int);
+             CREATE RULE copy_ssns AS ON INSERT TO public.ruled
+               DO ALSO INSERT INTO public.sink SELECT ssn FROM hr.people;
+             CREATE TABLE public.defaulted(id int, ok bool DEFAULT public.ssns('x'));
+             CREATE TABLE public.generated(t text, ok bool GENERATED ALWAYS AS (public.ssns(t)) STORED);
+             CREATE TABLE public.constrained(t text CHECK (public.ssns(t)));
+             CREATE TABLE public.indexed(t text);
+             CREATE INDEX ON public.indexed ((public.ssns(t)));
+             CREATE TABLE public.policed(id int);
+             INSERT INTO public.policed VALUES (1);
+             ALTER TABLE public.policed ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+             CREATE POLICY peek ON public.policed USING (public.ssns('x'));
+             CREATE DOMAIN public.checked AS text CHECK (public.ssns(VALUE));
+             CREATE TABLE public.checked_rows(t public.checked);
+             CREATE TYPE public.wrapped AS (v text);
+             CREATE FUNCTION public.unwrap(public.wrapped) RETURNS text LANGUAGE plpgsql AS
+               $$BEGIN {reads_ssns}; RETURN $1.v; END$$;
+             CREATE CAST (public.wrapped AS text) WITH FUNCTION public.unwrap(public.wrapped) AS IMPLICIT;
+             CREATE TABLE public.boxes(w public.wrapped);
+             INSERT INTO public.boxes VALUES (ROW('boxed'));
+             CREATE EVENT TRIGGER spy_ddl ON ddl_command_start EXECUTE FUNCTION public.on_ddl();"
+        ),
+    )
+    .unwrap();
+    gw.cli(&["user", "set-attribute", "bob", "region", "south"]);
+    gw.apply_policy_live(&format!("{ALLOW_ALL_POLICY}{PROTECTIONS}"));
+
+    let cases: &[(&str, &str)] = &[
+        (
+            "INSERT INTO notes VALUES (1, 'x')",
+            "trigger spy runs function public.spy",
+        ),
+        (
+            "UPDATE notes SET body = 'y'",
+            "trigger spy runs function public.spy",
+        ),
+        (
+            "COPY notes FROM STDIN",
+            "trigger spy runs function public.spy",
+        ),
+        (
+            "DELETE FROM notes",
+            "trigger spy runs function public.spy on public.notes_child",
+        ),
+        (
+            "INSERT INTO ruled VALUES (1)",
+            "rule copy_ssns runs statements of its own",
+        ),
+        (
+            "INSERT INTO defaulted (id) VALUES (1)",
+            "column default or generated column calls function public.ssns",
+        ),
+        (
+            "INSERT INTO generated (t) VALUES ('x')",
+            "column default or generated column calls function public.ssns",
+        ),
+        (
+            "INSERT INTO constrained VALUES ('x')",
+            "constraint constrained_t_check calls function public.ssns",
+        ),
+        (
+            "UPDATE indexed SET t = 'x'",
+            "index indexed_ssns_idx calls function public.ssns",
+        ),
+        (
+            "SELECT * FROM policed",
+            "row security policy peek calls function public.ssns",
+        ),
+        (
+            "INSERT INTO checked_rows VALUES ('x')",
+            "column t has type checked: its CHECK or DEFAULT calls function public.ssns",
+        ),
+        (
+            "SELECT 'x'::checked",
+            "type public.checked runs code the statement does not name",
+        ),
+        (
+            "SELECT CAST('x' AS public.checked)",
+            "type public.checked runs code the statement does not name",
+        ),
+        (
+            "SELECT ROW('x')::wrapped::text",
+            "type public.wrapped runs code",
+        ),
+        (
+            "SELECT w || '' FROM boxes",
+            "column w has type wrapped: a cast from it calls function public.unwrap",
+        ),
+        (
+            "CREATE TABLE scratch(id int)",
+            "event trigger spy_ddl runs function public.on_ddl",
+        ),
+    ];
+
+    // Alice is exempt: nothing is refused, and the code really runs (her notices carry raw values).
+    let (alice, alice_notices) = connect_keeping_notices(&gw, "alice", ALICE_PASSWORD).await;
+    alice.simple_query("SELECT * FROM policed").await.unwrap();
+    alice
+        .simple_query("INSERT INTO notes VALUES (1, 'x')")
+        .await
+        .unwrap();
+    let heard = alice_notices.lock().unwrap().join("\n");
+    assert!(heard.contains("444-55-6666"), "alice's notices: {heard}");
+
+    let (bob, notices) = connect_keeping_notices(&gw, "bob", BOB_PASSWORD).await;
+    for (sql, why) in cases {
+        let output = if sql.starts_with("COPY") {
+            match bob.copy_in::<_, bytes::Bytes>(*sql).await {
+                Ok(_) => panic!("{sql}: not refused"),
+                Err(e) => error_text(&e),
+            }
+        } else {
+            match bob.simple_query(sql).await {
+                Ok(_) => panic!("{sql}: not refused"),
+                Err(e) => error_text(&e),
+            }
+        };
+        assert!(output.contains(why), "{sql}: {output}");
+        assert_no_raw(sql, &output);
+        let _ = bob.simple_query("ROLLBACK").await;
+    }
+    // What runs nothing of the kind still works: reading tables whose code runs only on writes.
+    for sql in [
+        "SELECT * FROM notes",
+        "SELECT * FROM defaulted",
+        "SELECT t FROM constrained",
+        "SELECT * FROM checked_rows",
+        "SELECT * FROM sink",
+        "SELECT 'x'::text",
+    ] {
+        bob.simple_query(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {}", error_text(&e)));
+    }
+    assert_no_raw("notices", &notices.lock().unwrap().join("\n"));
+}

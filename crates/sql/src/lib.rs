@@ -26,9 +26,9 @@ mod cache;
 #[rustfmt::skip]
 mod children;
 mod error;
+mod implicit;
 mod kind;
 pub mod mask;
-mod operators;
 mod parse;
 mod resolve;
 mod shape;
@@ -40,8 +40,8 @@ use std::sync::Arc;
 
 pub use analysis::{Analysis, ObjectAccess, ObjectName, SessionEffect, Statement};
 pub use error::AnalysisError;
+pub use implicit::{implicit_names, ImplicitNames};
 pub use kind::{ObjectKind, Operation, StatementKind};
-pub use operators::operators_in;
 pub use resolve::{quote_ident, resolve, Catalog, MemoryCatalog, QualifiedName, SearchPath};
 pub use statements::{leading_justification, JUSTIFICATION_SETTING};
 

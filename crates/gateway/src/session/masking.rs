@@ -4,8 +4,10 @@
 //! Besides the rewrite itself, a session with protections may not read what the rewriter cannot see into:
 //! materialised views over a protected relation (their rows are a copy), functions outside `pg_catalog`
 //! (their bodies may read protected data), views calling such functions, and the catalog views that show
-//! column values or other sessions' statement texts. Plain views over a protected relation are expanded by
-//! the rewriter, so the relation's protections apply inside them.
+//! column values or other sessions' statement texts. Nor may it run such functions without naming them:
+//! through a table's triggers, rules, defaults, constraints, index expressions or row security policies,
+//! a type's domain checks or casts, or an event trigger on DDL. Plain views over a protected relation are
+//! expanded by the rewriter, so the relation's protections apply inside them.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,7 +18,7 @@ use portcullis_sql::mask::{
     rewrite, touches_protected, Protections, RelationProtection, ViewDefinition,
     TRUSTED_FUNCTION_SCHEMAS,
 };
-use portcullis_sql::{ObjectKind, QualifiedName, SearchPath};
+use portcullis_sql::{ObjectKind, Operation, QualifiedName, SearchPath};
 use time::OffsetDateTime;
 
 use super::statement::Refusal;
@@ -187,8 +189,8 @@ impl Resolved {
             return Ok(Masked::untouched());
         }
         let catalog = &self.catalog;
-        if catalog.has_untrusted_operators() {
-            self.check_operators(session_user, path, sql)?;
+        if catalog.has_untrusted_names() {
+            self.check_implicit_names(session_user, path, sql)?;
         }
         let objects = || {
             components
@@ -196,11 +198,29 @@ impl Resolved {
                 .flat_map(|c| c.iter())
                 .filter_map(Component::as_object)
         };
+        if let Some(trigger) = catalog.untrusted_event_triggers().first() {
+            if objects().any(|o| is_ddl(o.operation)) {
+                return Err(Refusal::denied(&format!(
+                    "{trigger}, which may read protected data the gateway cannot mask, and masks or row \
+                     filters apply to this session"
+                )));
+            }
+        }
         for object in objects() {
             let name = QualifiedName {
                 schema: object.schema.clone(),
                 name: object.name.clone(),
             };
+            if object.kind == ObjectKind::Relation {
+                if let Some(why) = catalog.runs_untrusted_code(&name, object.operation) {
+                    return Err(Refusal::denied(&format!(
+                        "{name} runs code the statement does not name on {} ({why}), which may read \
+                         protected data the gateway cannot mask, and masks or row filters apply to this \
+                         session",
+                        object.operation
+                    )));
+                }
+            }
             match object.kind {
                 ObjectKind::Function
                     if !TRUSTED_FUNCTION_SCHEMAS.contains(&object.schema.as_str()) =>
@@ -274,35 +294,28 @@ impl Resolved {
 }
 
 impl Resolved {
-    /// Refuses `sql` when it uses an operator defined outside `pg_catalog`: its function may read
-    /// protected data the rewriter cannot see. An unqualified name is refused when a schema on the path
-    /// defines an operator of that name (PostgreSQL picks among them by argument types).
-    fn check_operators(
+    /// Refuses `sql` when it uses an operator defined outside `pg_catalog` (its function may read
+    /// protected data the rewriter cannot see), or names a type whose domain check or cast runs such a
+    /// function. An unqualified name is refused when a schema on the path defines one of that name
+    /// (PostgreSQL picks among operators by argument types).
+    fn check_implicit_names(
         &self,
         session_user: &str,
         path: &SearchPath,
         sql: &str,
     ) -> Result<(), Refusal> {
-        let operators =
-            portcullis_sql::operators_in(sql).map_err(|e| Refusal::denied(&e.to_string()))?;
-        for operator in operators {
+        let names =
+            portcullis_sql::implicit_names(sql).map_err(|e| Refusal::denied(&e.to_string()))?;
+        for operator in names.operators {
             let defined = self.catalog.untrusted_operator_schemas(&operator.name);
+            // A qualified operator outside the trusted schemas is refused even when the snapshot lacks
+            // it: it may have been created since.
             let schema = match &operator.schema {
                 Some(schema) if !TRUSTED_FUNCTION_SCHEMAS.contains(&schema.as_str()) => {
                     Some(schema.as_str())
                 }
                 Some(_) => None,
-                None => path
-                    .entries()
-                    .iter()
-                    .map(|e| {
-                        if e == "$user" {
-                            session_user
-                        } else {
-                            e.as_str()
-                        }
-                    })
-                    .find(|s| defined.iter().any(|d| d == s)),
+                None => first_on_path(path, session_user, |s| defined.iter().any(|d| d == s)),
             };
             if let Some(schema) = schema {
                 return Err(Refusal::denied(&format!(
@@ -312,8 +325,49 @@ impl Resolved {
                 )));
             }
         }
+        for ty in names.types {
+            let defined = self.catalog.risky_type_schemas(&ty.name);
+            let schema = match &ty.schema {
+                Some(schema) => Some(schema.as_str()),
+                None => first_on_path(path, session_user, |s| defined.iter().any(|(d, _)| d == s)),
+            };
+            if let Some((schema, why)) = schema.and_then(|s| defined.iter().find(|(d, _)| d == s)) {
+                return Err(Refusal::denied(&format!(
+                    "type {schema}.{} runs code the statement does not name ({why}), which may read \
+                     protected data the gateway cannot mask, and masks or row filters apply to this \
+                     session",
+                    ty.name
+                )));
+            }
+        }
         Ok(())
     }
+}
+
+/// The first schema on `path` (with `$user` standing for `session_user`) that `defines`.
+fn first_on_path<'a>(
+    path: &'a SearchPath,
+    session_user: &'a str,
+    defines: impl Fn(&str) -> bool,
+) -> Option<&'a str> {
+    path.entries()
+        .iter()
+        .map(|e| {
+            if e == "$user" {
+                session_user
+            } else {
+                e.as_str()
+            }
+        })
+        .find(|s| defines(s))
+}
+
+/// Whether `operation` changes an object's definition: DDL, which fires event triggers.
+fn is_ddl(operation: Operation) -> bool {
+    matches!(
+        operation,
+        Operation::Create | Operation::Alter | Operation::Drop | Operation::Grant
+    )
 }
 
 /// Resolves the protections against every relation of the catalog: each protected relation, each
