@@ -259,6 +259,7 @@ impl<'a> Hold<'a> {
                 message: &message,
                 detail: Some(&detail),
                 hint: Some(&format!("run: {}", self.command())),
+                position: None,
             },
             &mut out,
         );

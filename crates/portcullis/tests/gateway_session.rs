@@ -130,7 +130,6 @@ async fn statements_that_cannot_be_analysed_are_refused_and_recorded() {
 
     for sql in [
         "DO $$ BEGIN PERFORM 1; END $$",
-        "SELEC 1",
         "COPY (SELECT 1) TO PROGRAM 'id'",
         "SET ROLE postgres",
     ] {
@@ -156,6 +155,27 @@ async fn statements_that_cannot_be_analysed_are_refused_and_recorded() {
                 .get::<_, i32>(0),
             7
         );
+    }
+
+    // A syntax error is answered as PostgreSQL answers it: 42601, the parser's message and where it
+    // points, over both protocols.
+    for (sql, message, position) in [
+        ("SELEC 1", "syntax error at or near \"SELEC\"", 1),
+        ("SELECT * FORM t", "syntax error at or near \"FORM\"", 10),
+    ] {
+        for err in [
+            client.simple_query(sql).await.unwrap_err(),
+            client.query(sql, &[]).await.unwrap_err(),
+        ] {
+            let db = err.as_db_error().expect("an error from the server");
+            assert_eq!(db.code().code(), "42601", "{sql}: {err:?}");
+            assert_eq!(db.message(), message);
+            assert_eq!(
+                db.position(),
+                Some(&tokio_postgres::error::ErrorPosition::Original(position)),
+                "{sql}"
+            );
+        }
     }
 
     // A refusal inside a transaction aborts it, as any error would.

@@ -314,6 +314,7 @@ mod tests {
             message: "password authentication failed for user \"bob\"",
             detail: Some("d"),
             hint: None,
+            position: None,
         };
         let mut buf = BytesMut::new();
         encode_error(&info, &mut buf);
@@ -321,6 +322,7 @@ mod tests {
             &ErrorInfo {
                 severity: "NOTICE",
                 hint: Some("h"),
+                position: None,
                 ..info
             },
             &mut buf,

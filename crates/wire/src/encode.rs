@@ -57,10 +57,13 @@ pub struct ErrorInfo<'a> {
     pub detail: Option<&'a str>,
     /// Optional hint.
     pub hint: Option<&'a str>,
+    /// Optional 1-based character position in the query text the error points at.
+    pub position: Option<u32>,
 }
 
 fn error_like(tag: u8, e: &ErrorInfo, out: &mut BytesMut) {
     let start = begin(out, tag);
+    let position = e.position.map(|p| p.to_string());
     for (code, value) in [
         (field::SEVERITY, Some(e.severity)),
         (field::SEVERITY_NONLOCALIZED, Some(e.severity)),
@@ -68,6 +71,7 @@ fn error_like(tag: u8, e: &ErrorInfo, out: &mut BytesMut) {
         (field::MESSAGE, Some(e.message)),
         (field::DETAIL, e.detail),
         (field::HINT, e.hint),
+        (field::POSITION, position.as_deref()),
     ] {
         if let Some(v) = value {
             out.put_u8(code);

@@ -10,7 +10,8 @@ use portcullis_policy::{
     Component, Context, SessionCache, StatementComponent, StatementDecision, Verdict,
 };
 use portcullis_sql::{
-    leading_justification, Analysis, SearchPath, SessionEffect, Statement, StatementKind,
+    leading_justification, Analysis, AnalysisError, SearchPath, SessionEffect, Statement,
+    StatementKind,
 };
 use portcullis_store::Request;
 use portcullis_wire::{
@@ -945,7 +946,12 @@ impl<'a> ClientSide<'a> {
         let analysis = match self.shared.analyzer.analyze(sql) {
             Ok(analysis) => analysis,
             Err(e) => {
-                let refusal = Refusal::unanalysable(e);
+                let refusal = match &e {
+                    AnalysisError::Parse { message, position } => {
+                        Refusal::syntax(message, *position)
+                    }
+                    _ => Refusal::unanalysable(e),
+                };
                 self.refuse(Run::opaque(sql, "UNKNOWN"), refusal, extended, out);
                 return None;
             }

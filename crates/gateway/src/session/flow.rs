@@ -404,6 +404,7 @@ impl Flow {
                     message: message.unwrap_or("the statement failed"),
                     detail: None,
                     hint: None,
+                    position: None,
                 },
                 out,
             );
@@ -523,6 +524,7 @@ pub fn encode_refusal(refusal: &Refusal, out: &mut BytesMut) {
             message: &refusal.message,
             detail: None,
             hint: None,
+            position: refusal.position,
         },
         out,
     );

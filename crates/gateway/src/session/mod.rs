@@ -479,6 +479,7 @@ async fn relay(
                     message: &message,
                     detail: None,
                     hint: None,
+                    position: None,
                 },
                 &mut out,
             );
@@ -615,6 +616,7 @@ fn fatal(code: &str, message: &str) -> BytesMut {
             message,
             detail: None,
             hint: None,
+            position: None,
         },
         &mut out,
     );

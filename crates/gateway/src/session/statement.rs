@@ -58,62 +58,71 @@ pub struct Refusal {
     pub code: &'static str,
     /// The message.
     pub message: String,
+    /// Where in the query text the error points (a syntax error's position), 1-based in characters.
+    pub position: Option<u32>,
 }
 
 impl Refusal {
+    fn new(code: &'static str, message: String) -> Self {
+        Refusal {
+            code,
+            message,
+            position: None,
+        }
+    }
+
     /// A statement the policy denies.
     pub fn denied(reason: &str) -> Self {
-        Refusal {
-            code: "42501",
-            message: format!("portcullis denied the statement: {reason}"),
-        }
+        Self::new(
+            "42501",
+            format!("portcullis denied the statement: {reason}"),
+        )
     }
 
     /// A statement a row-count rule denied while it ran: cut off, and its changes rolled back.
     pub fn stopped(reason: &str) -> Self {
-        Refusal {
-            code: "42501",
-            message: format!(
-                "portcullis stopped the statement: {reason}; nothing it changed was kept"
-            ),
-        }
+        Self::new(
+            "42501",
+            format!("portcullis stopped the statement: {reason}; nothing it changed was kept"),
+        )
     }
 
     /// A statement that waits for an approval.
     pub fn approval_required(reason: &str) -> Self {
-        Refusal {
-            code: "42501",
-            message: format!("portcullis holds the statement: {reason}"),
-        }
+        Self::new("42501", format!("portcullis holds the statement: {reason}"))
     }
 
     /// A statement held for approval, with the request an approver decides.
     pub fn held(request: i64, workflow: &str, reason: &str) -> Self {
-        Refusal {
-            code: "42501",
-            message: format!(
+        Self::new(
+            "42501",
+            format!(
                 "portcullis holds the statement for approval: request {request} (workflow {workflow}): \
                  {reason}; an approver runs `portcullis approve {request}`, then run the same statement again"
             ),
+        )
+    }
+
+    /// A statement PostgreSQL's grammar rejects: answered as PostgreSQL answers it (`42601`, the
+    /// parser's message and position), so clients show the usual pointer into the text.
+    pub fn syntax(message: &str, position: Option<u32>) -> Self {
+        Refusal {
+            position,
+            ..Self::new("42601", message.to_owned())
         }
     }
 
     /// A statement the gateway cannot analyse fully.
     pub fn unanalysable(why: impl std::fmt::Display) -> Self {
-        Refusal {
-            code: "0A000",
-            message: format!("portcullis refused the statement: {why}"),
-        }
+        Self::new("0A000", format!("portcullis refused the statement: {why}"))
     }
 
     /// A request the gateway does not relay at all.
     pub fn unsupported(what: &str) -> Self {
-        Refusal {
-            code: "0A000",
-            message: format!(
-                "portcullis refused the request: {what} is not supported through the gateway"
-            ),
-        }
+        Self::new(
+            "0A000",
+            format!("portcullis refused the request: {what} is not supported through the gateway"),
+        )
     }
 }
 
