@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    as_user, fails, fresh_database, ok, request, requests, workflow_actions, Gateway,
+    as_user, fails, fresh_database, held_request, ok, request, workflow_actions, Gateway,
     ALICE_PASSWORD, BOB_PASSWORD,
 };
 
@@ -74,21 +74,7 @@ async fn refused(client: &tokio_postgres::Client, sql: &str) -> (String, String)
 async fn held(client: &tokio_postgres::Client, sql: &str) -> String {
     let (code, message) = refused(client, sql).await;
     assert_eq!(code, "42501", "{message}");
-    assert!(
-        message.contains("portcullis holds the statement for approval: request "),
-        "{message}"
-    );
-    let id = message
-        .split("request ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .expect("request id")
-        .to_string();
-    assert!(
-        message.contains(&format!("`portcullis approve {id}`")),
-        "{message}"
-    );
-    id
+    held_request(&message, "statement")
 }
 
 #[tokio::test(flavor = "multi_thread")]

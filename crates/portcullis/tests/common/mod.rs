@@ -498,3 +498,25 @@ pub fn workflow_actions(gw: &Gateway, id: &str) -> Vec<String> {
     actions.reverse();
     actions
 }
+
+/// The request number in a refusal that holds a `what` (statement, connection) for approval, checked
+/// to name the command that approves it.
+pub fn held_request(message: &str, what: &str) -> String {
+    assert!(
+        message.contains(&format!(
+            "portcullis holds the {what} for approval: request "
+        )),
+        "{message}"
+    );
+    let id = message
+        .split("request ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("request id")
+        .to_string();
+    assert!(
+        message.contains(&format!("`portcullis approve {id}`")),
+        "{message}"
+    );
+    id
+}
