@@ -55,7 +55,7 @@ impl Gateway {
             Locator::load(&config.location).map_err(|e| GatewayError::Config(e.to_string()))?;
         let alerts =
             Alerter::start(&config.alerts).map_err(|e| GatewayError::Config(e.to_string()))?;
-        let policy = Arc::new(PolicySource::load(&store)?);
+        let policy = Arc::new(PolicySource::load(&store, &config.clock)?);
         match policy.current().version {
             Some(version) => tracing::info!(version, "policy loaded"),
             None => tracing::warn!("{}", crate::policy::NO_POLICY),
@@ -96,9 +96,11 @@ impl Gateway {
     /// Serves clients until `shutdown` turns true; sessions already running are left to finish.
     pub async fn serve(self, mut shutdown: watch::Receiver<bool>) -> Result<(), GatewayError> {
         tracing::info!(addr = %self.local_addr()?, "gateway listening");
-        tokio::spawn(
-            Arc::clone(&self.shared.policy).watch(self.shared.store.clone(), shutdown.clone()),
-        );
+        tokio::spawn(Arc::clone(&self.shared.policy).watch(
+            self.shared.store.clone(),
+            self.shared.config.clock.clone(),
+            shutdown.clone(),
+        ));
         loop {
             tokio::select! {
                 accepted = self.listener.accept() => match accepted {

@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use portcullis_policy::{
     CompiledPolicy, ConnectionDecision, Context, DecidingPolicy, FiredRule, Observed,
-    OutcomeDecision, PendingOutcome, Policy, Requirement, RequirementStatus, StatementDecision,
-    Verdict, Workflow,
+    OutcomeDecision, PendingOutcome, Policy, Requirement, RequirementStatus, Reservation,
+    StatementDecision, Verdict, Workflow,
 };
-use portcullis_store::{FiredRuleRecord, PolicyTrail, RequirementRecord, Store};
+use portcullis_store::{Clock, FiredRuleRecord, PolicyTrail, RequirementRecord, Store};
 use time::OffsetDateTime;
 use tokio::sync::watch;
 
@@ -34,8 +34,10 @@ pub struct ActivePolicy {
     pub compiled: CompiledPolicy,
     /// The store's count of approved access requests the compiled grants include.
     pub grants_version: i64,
-    /// The policy's approval workflows (held statements become requests of these).
+    /// The policy's approval workflows (held statements and connections become requests of these).
     pub workflows: Vec<Workflow>,
+    /// The resources connected to only inside an approved reservation's window.
+    pub reservations: Vec<Reservation>,
 }
 
 /// The policy sessions decide with; cheap to read from every session.
@@ -46,8 +48,8 @@ pub struct PolicySource {
 impl PolicySource {
     /// Loads the policy in force. A stored policy that no longer compiles (written by another version of
     /// the gateway) stops the start: guessing at a policy is not an option.
-    pub fn load(store: &Store) -> Result<PolicySource, GatewayError> {
-        let active = read_active(store)?;
+    pub fn load(store: &Store, clock: &Clock) -> Result<PolicySource, GatewayError> {
+        let active = read_active(store, clock.now())?;
         Ok(PolicySource {
             current: RwLock::new(Arc::new(active)),
         })
@@ -59,21 +61,27 @@ impl PolicySource {
     }
 
     /// Loads a newer applied version, if there is one. On error the policy in force stays.
-    pub fn refresh(&self, store: &Store) -> Result<bool, GatewayError> {
+    pub fn refresh(&self, store: &Store, now: OffsetDateTime) -> Result<bool, GatewayError> {
         let stored = store.active_policy_version()?;
         let grants = store.access_grants_version()?;
         let current = self.current();
         if stored == current.version && grants == current.grants_version {
             return Ok(false);
         }
-        let active = read_active(store)?;
+        let active = read_active(store, now)?;
         tracing::info!(version = ?active.version, "policy reloaded");
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(active);
         Ok(true)
     }
 
-    /// Watches the store for newly applied versions until `shutdown` turns true.
-    pub async fn watch(self: Arc<Self>, store: Store, mut shutdown: watch::Receiver<bool>) {
+    /// Watches the store for newly applied versions until `shutdown` turns true; meanwhile escalates
+    /// and times out pending approval requests by `clock`.
+    pub async fn watch(
+        self: Arc<Self>,
+        store: Store,
+        clock: Clock,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
         loop {
             tokio::select! {
                 () = tokio::time::sleep(RELOAD_INTERVAL) => {}
@@ -85,13 +93,14 @@ impl PolicySource {
             }
             let source = Arc::clone(&self);
             let store = store.clone();
+            let now = clock.now();
             let refresh = move || {
-                // Pending requests past their workflow's `expire_after` expire even when nobody looks.
-                if let Err(e) = portcullis_workflows::expire_due(&store, OffsetDateTime::now_utc())
-                {
-                    tracing::warn!(error = %e, "cannot expire pending approval requests");
+                // Pending requests escalate and time out even when nobody looks.
+                let current = source.current();
+                if let Err(e) = portcullis_workflows::expire_due(&store, &current.workflows, now) {
+                    tracing::warn!(error = %e, "cannot time out pending approval requests");
                 }
-                source.refresh(&store)
+                source.refresh(&store, now)
             };
             match tokio::task::spawn_blocking(refresh).await {
                 Ok(Ok(_)) => {}
@@ -104,7 +113,7 @@ impl PolicySource {
     }
 }
 
-fn read_active(store: &Store) -> Result<ActivePolicy, GatewayError> {
+fn read_active(store: &Store, now: OffsetDateTime) -> Result<ActivePolicy, GatewayError> {
     // Read first: an approval landing while the policy compiles is picked up by the next poll.
     let grants_version = store.access_grants_version()?;
     let Some(stored) = store.active_policy()? else {
@@ -113,21 +122,21 @@ fn read_active(store: &Store) -> Result<ActivePolicy, GatewayError> {
             compiled: CompiledPolicy::compile(&Policy::default()),
             grants_version,
             workflows: Vec::new(),
+            reservations: Vec::new(),
         });
     };
     let source = format!("{} (policy version {})", stored.source, stored.version);
     let mut policy = Policy::from_yaml(&stored.text, &source)
         .map_err(|e| GatewayError::Policy(e.to_string()))?;
-    let approved = portcullis_workflows::active_grants(store, &policy, OffsetDateTime::now_utc())
-        .map_err(|e| {
-        GatewayError::Policy(format!("cannot read approved access requests: {e}"))
-    })?;
+    let approved = portcullis_workflows::active_grants(store, &policy, now)
+        .map_err(|e| GatewayError::Policy(format!("cannot read approved access requests: {e}")))?;
     policy.grants.extend(approved);
     Ok(ActivePolicy {
         version: Some(stored.version),
         compiled: CompiledPolicy::compile(&policy),
         grants_version,
         workflows: policy.workflows,
+        reservations: policy.reservations,
     })
 }
 

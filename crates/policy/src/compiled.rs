@@ -256,31 +256,7 @@ impl CompiledPolicy {
         }
         reasons.extend(missing.iter().map(|m| m.message.clone()));
         reasons.extend(cedar.unmet_denying());
-        let mut approvals = cedar.unmet_approvals();
-        let mut approvals_needed: Vec<String> = cedar
-            .requirements
-            .iter()
-            .filter(|r| !r.met)
-            .filter_map(|r| match &r.requirement {
-                Requirement::Approval { workflow } => Some(workflow.clone()),
-                _ => None,
-            })
-            .collect();
-        // A require-approval rule is met by an approval via its workflow, as a Cedar `@approval` is.
-        for f in fired.iter().filter(|f| f.action == Action::RequireApproval) {
-            let workflow = f.workflow.as_deref().unwrap_or(DEFAULT_WORKFLOW);
-            if ctx.approvals.iter().any(|a| a == workflow) {
-                continue;
-            }
-            approvals.push(format!(
-                "approval via workflow `{workflow}` required by rule `{}`{}",
-                f.id,
-                suffix(&f.message)
-            ));
-            approvals_needed.push(workflow.to_owned());
-        }
-        let mut seen = std::collections::HashSet::new();
-        approvals_needed.retain(|w| seen.insert(w.clone()));
+        let (approvals, approvals_needed) = unmet_approvals(&cedar, &fired, ctx);
         let verdict = if !reasons.is_empty() {
             Verdict::Deny
         } else if !approvals.is_empty() {
@@ -430,17 +406,7 @@ impl CompiledPolicy {
             ));
         }
         reasons.extend(cedar.unmet_denying());
-        let mut approvals = cedar.unmet_approvals();
-        if let Some(f) = fired
-            .as_ref()
-            .filter(|f| f.action == Action::RequireApproval)
-        {
-            approvals.push(format!(
-                "approval required by rule `{}`{}",
-                f.id,
-                suffix(&f.message)
-            ));
-        }
+        let (approvals, approvals_needed) = unmet_approvals(&cedar, fired.as_slice(), ctx);
         let logout = cedar.logout || fired.as_ref().is_some_and(|f| f.action == Action::Logout);
         let (verdict, reason) = if !reasons.is_empty() {
             (Verdict::Deny, reasons.join("; "))
@@ -458,6 +424,11 @@ impl CompiledPolicy {
             fired,
             policies: cedar.policies,
             requirements: cedar.requirements,
+            approvals_needed: if verdict == Verdict::RequireApproval {
+                approvals_needed
+            } else {
+                Vec::new()
+            },
             reason,
         }
     }
@@ -688,6 +659,41 @@ impl Fired {
         self.0.sort_by_key(|f| f.position);
         self.0
     }
+}
+
+/// The approvals a decision still waits for: why (one line each) and the workflows that give them
+/// (each once, in the order found). A `require-approval` rule is met by an approval via its workflow,
+/// as a Cedar `@approval` is.
+fn unmet_approvals(
+    cedar: &CedarOutcome,
+    fired: &[FiredRule],
+    ctx: &Context,
+) -> (Vec<String>, Vec<String>) {
+    let mut approvals = cedar.unmet_approvals();
+    let mut needed: Vec<String> = cedar
+        .requirements
+        .iter()
+        .filter(|r| !r.met)
+        .filter_map(|r| match &r.requirement {
+            Requirement::Approval { workflow } => Some(workflow.clone()),
+            _ => None,
+        })
+        .collect();
+    for f in fired.iter().filter(|f| f.action == Action::RequireApproval) {
+        let workflow = f.workflow.as_deref().unwrap_or(DEFAULT_WORKFLOW);
+        if ctx.approvals.iter().any(|a| a == workflow) {
+            continue;
+        }
+        approvals.push(format!(
+            "approval via workflow `{workflow}` required by rule `{}`{}",
+            f.id,
+            suffix(&f.message)
+        ));
+        needed.push(workflow.to_owned());
+    }
+    let mut seen = std::collections::HashSet::new();
+    needed.retain(|w| seen.insert(w.clone()));
+    (approvals, needed)
 }
 
 fn suffix(message: &Option<String>) -> String {

@@ -140,6 +140,9 @@ pub struct ConnectionDecision {
     pub policies: Vec<DecidingPolicy>,
     /// Every requirement of the matching permits, met or not.
     pub requirements: Vec<RequirementStatus>,
+    /// Workflows whose approval the connection still needs (a `require-approval` rule's or a permit's
+    /// `@approval`), first one first; empty unless the verdict is `RequireApproval`.
+    pub approvals_needed: Vec<String>,
     /// A human explanation.
     pub reason: String,
 }

@@ -101,8 +101,9 @@ pub use decision::{
 };
 pub use error::{PolicyError, PolicyErrors};
 pub use model::{
-    privilege_name, Action, BundleGrant, Cidr, Grant, OnDemand, Policy, Principal, Rule, Severity,
-    Stage, TextRegex, TimeWindow, When, Workflow, DEFAULT_WORKFLOW,
+    privilege_name, reservation_for, Action, BundleGrant, Cidr, Grant, OnDemand, OnTimeout, Policy,
+    Principal, Reservation, Rule, Severity, Stage, TextRegex, TimeWindow, When, Workflow,
+    DEFAULT_WORKFLOW,
 };
 pub use pattern::ObjectPattern;
 pub use protection::{
@@ -110,7 +111,8 @@ pub use protection::{
     ProtectionStatus, RowFilterRule, SessionProtections, SessionVariable,
 };
 pub use workflow::{
-    parse_duration, parse_privilege, DEFAULT_EXPIRE_AFTER, DEFAULT_MAX_DURATION, DEFAULT_VALID_FOR,
+    parse_duration, parse_privilege, DEFAULT_EXPIRE_AFTER, DEFAULT_MAX_DURATION,
+    DEFAULT_MAX_WINDOW, DEFAULT_NOTICE_BEFORE, DEFAULT_VALID_FOR,
 };
 
 #[cfg(test)]

@@ -32,6 +32,8 @@ pub struct Policy {
     pub workflows: Vec<Workflow>,
     /// What users may request on demand (`on_demand:`), and which workflow decides.
     pub on_demand: Vec<OnDemand>,
+    /// Resources that need a reservation (`reservations:`), and which workflow decides them.
+    pub reservations: Vec<Reservation>,
 }
 
 impl Policy {
@@ -44,6 +46,28 @@ impl Policy {
     pub fn on_demand(&self, name: &str) -> Option<&OnDemand> {
         self.on_demand.iter().find(|o| o.name == name)
     }
+
+    /// The reservation entry that makes `user` (with `roles`) reserve `resource`, if any.
+    pub fn reservation_for(
+        &self,
+        resource: &str,
+        user: &str,
+        roles: &[String],
+    ) -> Option<&Reservation> {
+        reservation_for(&self.reservations, resource, user, roles)
+    }
+}
+
+/// The first of `entries` that makes `user` (with `roles`) reserve `resource`, if any.
+pub fn reservation_for<'r>(
+    entries: &'r [Reservation],
+    resource: &str,
+    user: &str,
+    roles: &[String],
+) -> Option<&'r Reservation> {
+    entries
+        .iter()
+        .find(|r| r.resource == resource && r.applies_to(user, roles))
 }
 
 /// The workflow a `require-approval` rule uses when it names none.
@@ -62,8 +86,27 @@ pub struct Workflow {
     pub required: u32,
     /// How long an approved statement may be run again.
     pub valid_for: time::Duration,
-    /// How long a request may stay pending before it expires.
+    /// How long a request may stay pending before it times out.
     pub expire_after: time::Duration,
+    /// What a timeout does: reject the request, or let it expire.
+    pub on_timeout: OnTimeout,
+    /// After how long a pending request is escalated: `escalate_users` and `escalate_roles` may then
+    /// decide it too. `None`: never.
+    pub escalate_after: Option<time::Duration>,
+    /// Users who may decide escalated requests.
+    pub escalate_users: Vec<String>,
+    /// Members of these roles may decide escalated requests.
+    pub escalate_roles: Vec<String>,
+}
+
+/// What happens to a request nobody decided within its workflow's `expire_after`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OnTimeout {
+    /// It expires: nothing was decided (the default).
+    #[default]
+    Ignore,
+    /// The gateway rejects it, finally, as if an approver had.
+    Reject,
 }
 
 impl Workflow {
@@ -71,6 +114,39 @@ impl Workflow {
     pub fn is_approver(&self, user: &str, roles: &[String]) -> bool {
         self.approver_users.iter().any(|u| u == user)
             || self.approver_roles.iter().any(|r| roles.contains(r))
+    }
+
+    /// Whether `user` (with `roles`) may decide an escalated request of this workflow as an escalation
+    /// approver.
+    pub fn is_escalation_approver(&self, user: &str, roles: &[String]) -> bool {
+        self.escalate_users.iter().any(|u| u == user)
+            || self.escalate_roles.iter().any(|r| roles.contains(r))
+    }
+}
+
+/// A resource that users connect to only inside an approved reservation's window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation {
+    /// The resource.
+    pub resource: String,
+    /// The workflow that decides reservations.
+    pub workflow: String,
+    /// How long before the window closes a session is told it will end.
+    pub notice_before: time::Duration,
+    /// The longest window one reservation may ask for.
+    pub max_window: time::Duration,
+    /// Only these users need one (with `roles`; both empty: everyone).
+    pub users: Vec<String>,
+    /// Only members of these roles need one.
+    pub roles: Vec<String>,
+}
+
+impl Reservation {
+    /// Whether `user` (with `roles`) needs a reservation under this entry.
+    pub fn applies_to(&self, user: &str, roles: &[String]) -> bool {
+        (self.users.is_empty() && self.roles.is_empty())
+            || self.users.iter().any(|u| u == user)
+            || self.roles.iter().any(|r| roles.contains(r))
     }
 }
 

@@ -872,3 +872,110 @@ fn an_approval_via_its_workflow_meets_a_require_approval_rule() {
     assert_eq!(approved.verdict, Verdict::Allow, "{}", approved.reason);
     assert!(approved.approvals_needed.is_empty());
 }
+
+#[test]
+fn reservations_timeouts_and_escalation_load_and_are_checked() {
+    let policy = Policy::from_yaml(
+        "workflows:
+  - name: ops
+    approvers: {users: [carol, dave]}
+    required: 2
+    expire_after: 2h
+    on_timeout: reject
+    escalate_after: 1h
+    escalate_to: {users: [erin], roles: [cto]}
+  - {name: lax, approvers: {users: [carol]}}
+reservations:
+  - {resource: app, workflow: ops, notice_before: 10m, max_window: 4h, roles: [contractors]}
+  - {resource: app, workflow: lax, users: [bob]}
+  - {resource: prod, workflow: lax}
+",
+        "p.yaml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let ops = policy.workflow("ops").unwrap();
+    assert_eq!(ops.on_timeout, crate::OnTimeout::Reject);
+    assert_eq!(ops.escalate_after, Some(time::Duration::hours(1)));
+    assert!(ops.is_escalation_approver("erin", &[]));
+    assert!(ops.is_escalation_approver("zed", &["cto".into()]));
+    assert!(!ops.is_escalation_approver("carol", &[]));
+    let lax = policy.workflow("lax").unwrap();
+    assert_eq!(lax.on_timeout, crate::OnTimeout::Ignore);
+    assert_eq!(lax.escalate_after, None);
+
+    let contractor = policy
+        .reservation_for("app", "alice", &["contractors".into()])
+        .unwrap();
+    assert_eq!(contractor.workflow, "ops");
+    assert_eq!(contractor.notice_before, time::Duration::minutes(10));
+    assert_eq!(
+        policy.reservation_for("app", "bob", &[]).unwrap().workflow,
+        "lax"
+    );
+    assert!(policy.reservation_for("app", "alice", &[]).is_none());
+    let prod = policy.reservation_for("prod", "anyone", &[]).unwrap();
+    assert_eq!(prod.notice_before, crate::DEFAULT_NOTICE_BEFORE);
+    assert_eq!(prod.max_window, crate::DEFAULT_MAX_WINDOW);
+
+    let w = "workflows:\n  - {name: w, approvers: {users: [a]}";
+    for (yaml, expect) in [
+        (
+            format!("{w}, on_timeout: maybe}}\n"),
+            "unknown `on_timeout: maybe`",
+        ),
+        (
+            format!("{w}, escalate_after: 1h}}\n"),
+            "has `escalate_after` but no `escalate_to`",
+        ),
+        (
+            format!("{w}, escalate_to: {{users: [b]}}}}\n"),
+            "has `escalate_to` but no `escalate_after`",
+        ),
+        (
+            format!("{w}, escalate_after: 1h, escalate_to: {{}}}}\n"),
+            "escalates to nobody",
+        ),
+        (
+            format!("{w}, expire_after: 1h, escalate_after: 2h, escalate_to: {{users: [b]}}}}\n"),
+            "escalate sooner",
+        ),
+        (
+            format!("{w}}}\nreservations:\n  - {{resource: app, workflow: gone}}\n"),
+            "the reservation entry for `app` names workflow `gone`",
+        ),
+        (
+            format!("{w}}}\nreservations:\n  - {{resource: app, workflow: w, notice_before: 2h, max_window: 1h}}\n"),
+            "`notice_before` (7200s) must be shorter than `max_window` (3600s)",
+        ),
+        (
+            format!("{w}}}\nreservations:\n  - {{resource: app, workflow: w, window: 1h}}\n"),
+            "unknown field `window`",
+        ),
+    ] {
+        let e = load_err(&yaml);
+        assert!(e.contains(expect), "{yaml}\n=> {e}");
+    }
+}
+
+#[test]
+fn a_connection_approval_meets_a_post_connection_require_approval_rule() {
+    let p = load(&format!(
+        "{ALL_GRANT}{WORKFLOWS}rules:
+  - id: prod-login
+    stage: post-connection
+    when: {{users: [alice]}}
+    action: require-approval
+    workflow: dba
+"
+    ));
+    let held = p.evaluate_connection(ConnectionStage::Post, &alice(), MONDAY_10);
+    assert_eq!(held.verdict, Verdict::RequireApproval, "{}", held.reason);
+    assert_eq!(held.approvals_needed, vec!["dba".to_string()]);
+    let approved = p.evaluate_connection(
+        ConnectionStage::Post,
+        &alice().with_approval("dba"),
+        MONDAY_10,
+    );
+    assert_eq!(approved.verdict, Verdict::Allow, "{}", approved.reason);
+    assert!(approved.approvals_needed.is_empty());
+}

@@ -9,7 +9,7 @@ use portcullis_sql::Operation;
 use serde::de::Deserializer;
 use serde::Deserialize;
 
-use crate::model::{BundleGrant, OnDemand, Workflow};
+use crate::model::{BundleGrant, OnDemand, OnTimeout, Reservation, Workflow};
 use crate::pattern::ObjectPattern;
 use crate::validate::{list, nonempty, FromScalar, Privileges};
 use crate::yaml::{checked_map, Parsed};
@@ -20,6 +20,10 @@ pub const DEFAULT_VALID_FOR: time::Duration = time::Duration::hours(4);
 pub const DEFAULT_EXPIRE_AFTER: time::Duration = time::Duration::hours(24);
 /// The longest on-demand access when the entry does not say.
 pub const DEFAULT_MAX_DURATION: time::Duration = time::Duration::hours(8);
+/// How long before a reservation's window closes its sessions are told, when the entry does not say.
+pub const DEFAULT_NOTICE_BEFORE: time::Duration = time::Duration::minutes(5);
+/// The longest reservation window when the entry does not say.
+pub const DEFAULT_MAX_WINDOW: time::Duration = time::Duration::hours(8);
 
 thread_local! {
     /// Workflow names the document being loaded defines (read in a first pass so references anywhere
@@ -140,6 +144,9 @@ struct RawWorkflow {
     required: Option<u32>,
     valid_for: Option<Parsed<Span>>,
     expire_after: Option<Parsed<Span>>,
+    on_timeout: Option<String>,
+    escalate_after: Option<Parsed<Span>>,
+    escalate_to: Option<RawApprovers>,
 }
 
 fn workflow(raw: RawWorkflow) -> Result<Workflow, String> {
@@ -165,6 +172,54 @@ fn workflow(raw: RawWorkflow) -> Result<Workflow, String> {
             approver_users.len()
         ));
     }
+    let on_timeout = match raw.on_timeout.as_deref() {
+        None | Some("ignore") => OnTimeout::Ignore,
+        Some("reject") => OnTimeout::Reject,
+        Some(other) => {
+            return Err(format!(
+                "unknown `on_timeout: {other}`; write `reject` (nobody decided in time: rejected) or `ignore` (it expires, the default)"
+            ))
+        }
+    };
+    let expire_after = raw
+        .expire_after
+        .map(|s| s.0 .0)
+        .unwrap_or(DEFAULT_EXPIRE_AFTER);
+    let escalate_after = raw.escalate_after.map(|s| s.0 .0);
+    let (escalate_users, escalate_roles) = match (escalate_after, raw.escalate_to) {
+        (None, None) => (Vec::new(), Vec::new()),
+        (Some(after), Some(to)) => {
+            let users = list("escalate_to.users", to.users)?;
+            let roles = list("escalate_to.roles", to.roles)?;
+            if users.is_empty() && roles.is_empty() {
+                return Err(format!(
+                    "workflow `{}` escalates to nobody; list `escalate_to: {{users: [...], roles: [...]}}`",
+                    raw.name
+                ));
+            }
+            if after >= expire_after {
+                return Err(format!(
+                    "workflow `{}` escalates after {}s, but its requests time out after {}s; escalate sooner",
+                    raw.name,
+                    after.whole_seconds(),
+                    expire_after.whole_seconds()
+                ));
+            }
+            (users, roles)
+        }
+        (Some(_), None) => {
+            return Err(format!(
+                "workflow `{}` has `escalate_after` but no `escalate_to`; say who decides escalated requests",
+                raw.name
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(format!(
+                "workflow `{}` has `escalate_to` but no `escalate_after`; say when requests escalate",
+                raw.name
+            ))
+        }
+    };
     if !DEFINED.with(|d| d.borrow_mut().insert(raw.name.clone())) {
         return Err(format!(
             "duplicate workflow `{}`; every workflow needs its own name",
@@ -177,10 +232,11 @@ fn workflow(raw: RawWorkflow) -> Result<Workflow, String> {
         approver_roles,
         required,
         valid_for: raw.valid_for.map(|s| s.0 .0).unwrap_or(DEFAULT_VALID_FOR),
-        expire_after: raw
-            .expire_after
-            .map(|s| s.0 .0)
-            .unwrap_or(DEFAULT_EXPIRE_AFTER),
+        expire_after,
+        on_timeout,
+        escalate_after,
+        escalate_users,
+        escalate_roles,
     })
 }
 
@@ -248,6 +304,51 @@ fn on_demand(raw: RawOnDemand) -> Result<OnDemand, String> {
 impl<'de> Deserialize<'de> for OnDemand {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         checked_map(d, on_demand)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReservation {
+    resource: String,
+    workflow: String,
+    notice_before: Option<Parsed<Span>>,
+    max_window: Option<Parsed<Span>>,
+    users: Option<Vec<String>>,
+    roles: Option<Vec<String>>,
+}
+
+fn reservation(raw: RawReservation) -> Result<Reservation, String> {
+    nonempty("resource", &raw.resource)?;
+    check_known(
+        &raw.workflow,
+        &format!("the reservation entry for `{}`", raw.resource),
+    )?;
+    let notice_before = raw
+        .notice_before
+        .map(|s| s.0 .0)
+        .unwrap_or(DEFAULT_NOTICE_BEFORE);
+    let max_window = raw.max_window.map(|s| s.0 .0).unwrap_or(DEFAULT_MAX_WINDOW);
+    if notice_before >= max_window {
+        return Err(format!(
+            "`notice_before` ({}s) must be shorter than `max_window` ({}s)",
+            notice_before.whole_seconds(),
+            max_window.whole_seconds()
+        ));
+    }
+    Ok(Reservation {
+        resource: raw.resource,
+        workflow: raw.workflow,
+        notice_before,
+        max_window,
+        users: list("users", raw.users)?,
+        roles: list("roles", raw.roles)?,
+    })
+}
+
+impl<'de> Deserialize<'de> for Reservation {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        checked_map(d, reservation)
     }
 }
 

@@ -15,7 +15,8 @@ use time::{UtcOffset, Weekday};
 use crate::cedar::{self, CedarPolicies};
 use crate::error::{PolicyError, PolicyErrors};
 use crate::model::{
-    Action, Cidr, Grant, OnDemand, Policy, Principal, Rule, Severity, Stage, TextRegex, Workflow,
+    Action, Cidr, Grant, OnDemand, Policy, Principal, Reservation, Rule, Severity, Stage,
+    TextRegex, Workflow,
 };
 use crate::pattern::ObjectPattern;
 use crate::protection::{ColumnDenyRule, MaskRule, RowFilterRule};
@@ -219,6 +220,8 @@ struct RawPolicy {
     workflows: Vec<Workflow>,
     #[serde(default)]
     on_demand: Vec<OnDemand>,
+    #[serde(default)]
+    reservations: Vec<Reservation>,
 }
 
 impl Policy {
@@ -259,6 +262,7 @@ impl Policy {
             column_denies: raw.column_denies,
             workflows: raw.workflows,
             on_demand: raw.on_demand,
+            reservations: raw.reservations,
         })
     }
 }

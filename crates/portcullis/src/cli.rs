@@ -58,7 +58,9 @@ pub enum Command {
     /// Ask for access on demand (a bundle, or objects and privileges on a resource) for a while.
     #[command(subcommand)]
     Request(crate::commands::requests::RequestCommand),
-    /// List approval requests (access requests and statements held for approval).
+    /// Reserve a resource that needs a reservation for a window (an approver decides).
+    Reserve(crate::commands::requests::ReserveArgs),
+    /// List approval requests (access, held statements and connections, reservations).
     Requests(crate::commands::requests::RequestsArgs),
     /// Approve a request as one of its workflow's approvers.
     Approve(crate::commands::requests::DecideArgs),

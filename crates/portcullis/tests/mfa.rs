@@ -6,53 +6,14 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{denial, fresh_database, Gateway, ALICE_PASSWORD, BOB_PASSWORD};
+use common::{
+    connect_with_notices, denial, fresh_database, Gateway, TestClock, ALICE_PASSWORD, BOB_PASSWORD,
+};
 use portcullis_store::totp;
 use serde_json::Value;
-use time::OffsetDateTime;
-use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
-use tokio_postgres::AsyncMessage;
-
-/// The clock the gateway and the CLI read: the system time plus the seconds in a file the test writes.
-struct TestClock {
-    _dir: tempfile::TempDir,
-    file: PathBuf,
-    offset: i64,
-}
-
-impl TestClock {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("clock-offset");
-        std::fs::write(&file, "0").unwrap();
-        TestClock {
-            _dir: dir,
-            file,
-            offset: 0,
-        }
-    }
-
-    /// Configuration lines pointing the gateway at this clock, plus `extra`.
-    fn config(&self, extra: &str) -> String {
-        format!(
-            "testing:\n  clock_offset_file: {}\n{extra}",
-            self.file.display()
-        )
-    }
-
-    fn advance(&mut self, secs: i64) {
-        self.offset += secs;
-        std::fs::write(&self.file, self.offset.to_string()).unwrap();
-    }
-
-    fn now(&self) -> OffsetDateTime {
-        OffsetDateTime::now_utc() + time::Duration::seconds(self.offset)
-    }
-}
 
 /// Enrols `user` and returns the secret read back from the printed otpauth URI.
 fn enroll(gw: &Gateway, user: &str) -> Vec<u8> {
@@ -115,31 +76,6 @@ fn wait_for_holds(gw: &Gateway, n: usize) {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-/// Connects tokio-postgres and collects the notices the gateway sends.
-async fn connect_with_notices(
-    gw: &Gateway,
-    user: &str,
-    password: &str,
-) -> (tokio_postgres::Client, UnboundedReceiver<String>) {
-    let (client, mut connection) =
-        tokio_postgres::connect(&gw.conn_str(user, password), tokio_postgres::NoTls)
-            .await
-            .expect("connect through the gateway");
-    let (tx, rx) = unbounded_channel();
-    tokio::spawn(async move {
-        while let Some(message) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
-            match message {
-                Ok(AsyncMessage::Notice(notice)) => {
-                    let _ = tx.send(notice.message().to_string());
-                }
-                Ok(_) => {}
-                Err(_) => break,
-            }
-        }
-    });
-    (client, rx)
 }
 
 /// The single value a one-row, one-column simple query returned.

@@ -38,7 +38,7 @@ pub use mfa::{MfaCheck, MfaEnrolment, MfaStatus};
 pub use policies::StoredPolicy;
 pub use requests::{
     AccessDetail, Conclusion, Endorsement, EndorsementDecision, NewRequest, QueryDetail, Request,
-    RequestFilter, RequestKind, RequestStatus,
+    RequestFilter, RequestKind, RequestStatus, ReservationWindow,
 };
 pub use resources::{Resource, ResourceInfo, ResourceSpec, TlsMode};
 pub use roles::Role;

@@ -1,5 +1,5 @@
-//! Approval requests and their endorsements: on-demand access (a grant for a while) and held statements
-//! (query approval). The store only keeps them; the rules of the flow (who may endorse, how many
+//! Approval requests and their endorsements: on-demand access (a grant for a while), held statements
+//! (query approval), held connections (connection-stage approval) and reservations (a connection window). The store only keeps them; the rules of the flow (who may endorse, how many
 //! approvals, expiry) live in `portcullis-workflows`. Times are Unix milliseconds.
 
 use std::fmt;
@@ -9,7 +9,7 @@ use rusqlite::{OptionalExtension, Row, TransactionBehavior};
 use serde::Serialize;
 
 use crate::error::{is_unique_violation, StoreError};
-use crate::{now_millis, validate_name, Result, Store};
+use crate::{validate_name, Result, Store};
 
 /// What is requested.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -19,6 +19,10 @@ pub enum RequestKind {
     Access,
     /// Running one exact statement.
     Query,
+    /// Connecting to a resource (a post-connection rule or permit requires approval).
+    Connection,
+    /// Connecting to a resource during a window (the resource requires a reservation).
+    Reservation,
 }
 
 /// Where a request stands. Everything but `Pending` is final.
@@ -29,7 +33,7 @@ pub enum RequestStatus {
     Pending,
     /// Approved by enough approvers.
     Approved,
-    /// Rejected by an approver.
+    /// Rejected by an approver, or by the gateway when nobody decided in time (`on_timeout: reject`).
     Rejected,
     /// Nobody decided in time.
     Expired,
@@ -70,7 +74,7 @@ macro_rules! text_enum {
     };
 }
 
-text_enum!(RequestKind, "request kind", Access => "access", Query => "query");
+text_enum!(RequestKind, "request kind", Access => "access", Query => "query", Connection => "connection", Reservation => "reservation");
 text_enum!(RequestStatus, "request status", Pending => "pending", Approved => "approved", Rejected => "rejected", Expired => "expired");
 text_enum!(EndorsementDecision, "endorsement decision", Approve => "approve", Reject => "reject");
 
@@ -98,6 +102,15 @@ pub struct QueryDetail {
     pub summary: String,
 }
 
+/// The connection window a reservation asks for; from inclusive, until exclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ReservationWindow {
+    /// When connections may start.
+    pub from: i64,
+    /// When the window closes (and sessions in it end).
+    pub until: i64,
+}
+
 /// A request to create.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewRequest {
@@ -111,12 +124,16 @@ pub struct NewRequest {
     pub workflow: String,
     /// Why (the requester's reason, or the policy's for a held statement).
     pub reason: String,
+    /// When it is made (the caller's clock, which tests move).
+    pub created_at: i64,
     /// When it expires if still pending.
     pub expires_at: i64,
     /// For access requests.
     pub access: Option<AccessDetail>,
     /// For query requests.
     pub query: Option<QueryDetail>,
+    /// For reservations.
+    pub window: Option<ReservationWindow>,
 }
 
 /// One approver's endorsement.
@@ -159,7 +176,12 @@ pub struct Request {
     pub access: Option<AccessDetail>,
     /// For query requests.
     pub query: Option<QueryDetail>,
-    /// Once approved: the grant (access) or the approval (query) lasts until then.
+    /// For reservations.
+    pub window: Option<ReservationWindow>,
+    /// When its workflow's escalation approvers joined (`escalate_after` passed while it was pending).
+    pub escalated_at: Option<i64>,
+    /// Once approved: the grant (access), the approval (query, connection) or the window (reservation)
+    /// lasts until then.
     pub valid_until: Option<i64>,
     /// Endorsements so far, oldest first.
     pub endorsements: Vec<Endorsement>,
@@ -185,7 +207,7 @@ pub struct Conclusion {
 
 const COLUMNS: &str = "id, kind, requester, resource, workflow, reason, status, created_at, expires_at, \
     decided_at, bundle, objects, privileges, duration_ms, statement_text, statement_sha256, summary, \
-    valid_until";
+    valid_until, window_from, window_until, escalated_at";
 
 fn strings(id: i64, json: Option<String>) -> rusqlite::Result<Vec<String>> {
     match json {
@@ -216,7 +238,7 @@ fn request_from_row(r: &Row<'_>) -> rusqlite::Result<Request> {
             privileges: strings(id, r.get(12)?)?,
             duration_ms: r.get::<_, Option<i64>>(13)?.unwrap_or(0),
         }),
-        RequestKind::Query => None,
+        _ => None,
     };
     let query = match kind {
         RequestKind::Query => Some(QueryDetail {
@@ -224,7 +246,11 @@ fn request_from_row(r: &Row<'_>) -> rusqlite::Result<Request> {
             sha256: r.get::<_, Option<String>>(15)?.unwrap_or_default(),
             summary: r.get::<_, Option<String>>(16)?.unwrap_or_default(),
         }),
-        RequestKind::Access => None,
+        _ => None,
+    };
+    let window = match (r.get::<_, Option<i64>>(18)?, r.get::<_, Option<i64>>(19)?) {
+        (Some(from), Some(until)) => Some(ReservationWindow { from, until }),
+        _ => None,
     };
     Ok(Request {
         id,
@@ -239,6 +265,8 @@ fn request_from_row(r: &Row<'_>) -> rusqlite::Result<Request> {
         decided_at: r.get(9)?,
         access,
         query,
+        window,
+        escalated_at: r.get(20)?,
         valid_until: r.get(17)?,
         endorsements: Vec::new(),
     })
@@ -268,11 +296,15 @@ impl Store {
             what: "request",
             reason: reason.to_owned(),
         };
-        match (new.kind, &new.access, &new.query) {
-            (RequestKind::Access, Some(_), None) | (RequestKind::Query, None, Some(_)) => {}
+        match (new.kind, &new.access, &new.query, &new.window) {
+            (RequestKind::Access, Some(_), None, None)
+            | (RequestKind::Query, None, Some(_), None)
+            | (RequestKind::Connection, None, None, None) => {}
+            (RequestKind::Reservation, None, None, Some(w)) if w.from < w.until => {}
             _ => {
                 return Err(invalid(
-                    "an access request needs access details, a query request the statement",
+                    "an access request needs access details, a query request the statement, a reservation \
+                     a window that ends after it starts, and a connection request none of them",
                 ))
             }
         }
@@ -280,15 +312,16 @@ impl Store {
         let conn = self.conn();
         conn.execute(
             "INSERT INTO requests (kind, requester, resource, workflow, reason, status, created_at, expires_at, \
-             bundle, objects, privileges, duration_ms, statement_text, statement_sha256, summary) \
-             VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+             bundle, objects, privileges, duration_ms, statement_text, statement_sha256, summary, \
+             window_from, window_until) \
+             VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
             rusqlite::params![
                 new.kind.as_str(),
                 new.requester,
                 new.resource,
                 new.workflow,
                 new.reason,
-                now_millis(),
+                new.created_at,
                 new.expires_at,
                 new.access.as_ref().and_then(|a| a.bundle.clone()),
                 new.access.as_ref().map(|a| json(&a.objects)),
@@ -297,6 +330,8 @@ impl Store {
                 new.query.as_ref().map(|q| q.text.clone()),
                 new.query.as_ref().map(|q| q.sha256.clone()),
                 new.query.as_ref().map(|q| q.summary.clone()),
+                new.window.map(|w| w.from),
+                new.window.map(|w| w.until),
             ],
         )?;
         let id = conn.last_insert_rowid();
@@ -344,13 +379,16 @@ impl Store {
         Ok(requests)
     }
 
-    /// The newest query request of `requester` on `resource` for the statement with hash `sha256` via
-    /// `workflow` that has `status`; for `Approved`, only one still valid at `now`.
-    pub fn find_query_request(
+    /// The newest request of `kind` by `requester` on `resource` via `workflow` that has `status`, for
+    /// the statement with hash `sha256` (query requests) or the connection itself (`None`: connection
+    /// requests); for `Approved`, only one still valid at `now`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn find_held_request(
         &self,
+        kind: RequestKind,
         requester: &str,
         resource: &str,
-        sha256: &str,
+        sha256: Option<&str>,
         workflow: &str,
         status: RequestStatus,
         now: i64,
@@ -359,11 +397,41 @@ impl Store {
         Ok(conn
             .query_row(
                 &format!(
-                    "SELECT {COLUMNS} FROM requests WHERE kind = 'query' AND requester = ?1 AND resource = ?2 \
-                     AND statement_sha256 = ?3 AND workflow = ?4 AND status = ?5 \
+                    "SELECT {COLUMNS} FROM requests WHERE kind = ?7 AND requester = ?1 AND resource = ?2 \
+                     AND statement_sha256 IS ?3 AND workflow = ?4 AND status = ?5 \
                      AND (status <> 'approved' OR valid_until > ?6) ORDER BY id DESC LIMIT 1"
                 ),
-                rusqlite::params![requester, resource, sha256, workflow, status.as_str(), now],
+                rusqlite::params![
+                    requester,
+                    resource,
+                    sha256,
+                    workflow,
+                    status.as_str(),
+                    now,
+                    kind.as_str()
+                ],
+                request_from_row,
+            )
+            .optional()?)
+    }
+
+    /// The approved reservation of `requester` on `resource` whose window covers `now`, the one that
+    /// closes last when several do.
+    pub fn covering_reservation(
+        &self,
+        requester: &str,
+        resource: &str,
+        now: i64,
+    ) -> Result<Option<Request>> {
+        let conn = self.conn();
+        Ok(conn
+            .query_row(
+                &format!(
+                    "SELECT {COLUMNS} FROM requests WHERE kind = 'reservation' AND requester = ?1 \
+                     AND resource = ?2 AND status = 'approved' AND window_from <= ?3 AND window_until > ?3 \
+                     ORDER BY window_until DESC LIMIT 1"
+                ),
+                rusqlite::params![requester, resource, now],
                 request_from_row,
             )
             .optional()?)
@@ -429,8 +497,9 @@ impl Store {
         Ok(())
     }
 
-    /// Marks every pending request whose `expires_at` is at or before `now` as expired and returns them.
-    pub fn expire_requests(&self, now: i64) -> Result<Vec<Request>> {
+    /// Concludes every pending request whose `expires_at` is at or before `now` and returns them: those of
+    /// the workflows in `reject` are rejected (`on_timeout: reject`), the others expire.
+    pub fn expire_requests(&self, now: i64, reject: &[&str]) -> Result<Vec<Request>> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let expired = {
@@ -440,19 +509,56 @@ impl Store {
             let rows = stmt.query_map([now], request_from_row)?;
             rows.collect::<rusqlite::Result<Vec<_>>>()?
         };
-        tx.execute(
-            "UPDATE requests SET status = 'expired', decided_at = ?1 WHERE status = 'pending' AND expires_at <= ?1",
-            [now],
-        )?;
+        let mut update =
+            tx.prepare("UPDATE requests SET status = ?2, decided_at = ?3 WHERE id = ?1")?;
+        let mut concluded = Vec::with_capacity(expired.len());
+        for mut request in expired {
+            request.status = if reject.contains(&request.workflow.as_str()) {
+                RequestStatus::Rejected
+            } else {
+                RequestStatus::Expired
+            };
+            request.decided_at = Some(now);
+            update.execute(rusqlite::params![request.id, request.status.as_str(), now])?;
+            concluded.push(request);
+        }
+        drop(update);
         tx.commit()?;
-        Ok(expired
-            .into_iter()
-            .map(|mut r| {
-                r.status = RequestStatus::Expired;
-                r.decided_at = Some(now);
-                r
-            })
-            .collect())
+        Ok(concluded)
+    }
+
+    /// Marks pending requests that `escalate_after(workflow)` says are due for escalation at `now` as
+    /// escalated (once each) and returns them.
+    pub fn escalate_requests(
+        &self,
+        now: i64,
+        escalate_after: impl Fn(&str) -> Option<i64>,
+    ) -> Result<Vec<Request>> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let due = {
+            let mut stmt = tx.prepare(&format!(
+                "SELECT {COLUMNS} FROM requests WHERE status = 'pending' AND escalated_at IS NULL ORDER BY id"
+            ))?;
+            let rows = stmt.query_map([], request_from_row)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()?
+        };
+        let mut update = tx.prepare("UPDATE requests SET escalated_at = ?2 WHERE id = ?1")?;
+        let mut escalated = Vec::new();
+        for mut request in due {
+            let Some(after) = escalate_after(&request.workflow) else {
+                continue;
+            };
+            if request.created_at.saturating_add(after) > now {
+                continue;
+            }
+            update.execute(rusqlite::params![request.id, now])?;
+            request.escalated_at = Some(now);
+            escalated.push(request);
+        }
+        drop(update);
+        tx.commit()?;
+        Ok(escalated)
     }
 
     /// Approved access requests whose grant is still valid at `now`.
@@ -479,7 +585,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Durability, MasterKey};
+    use crate::{now_millis, Durability, MasterKey};
 
     fn query(text: &str, expires_at: i64) -> NewRequest {
         NewRequest {
@@ -488,6 +594,7 @@ mod tests {
             resource: "app".into(),
             workflow: "dba".into(),
             reason: "deletes are reviewed".into(),
+            created_at: 0,
             expires_at,
             access: None,
             query: Some(QueryDetail {
@@ -495,6 +602,7 @@ mod tests {
                 sha256: format!("sha-of-{text}"),
                 summary: "delete public.t".into(),
             }),
+            window: None,
         }
     }
 
@@ -521,7 +629,15 @@ mod tests {
         assert_eq!(r.status, RequestStatus::Pending);
         let find = |status, now| {
             store
-                .find_query_request("alice", "app", "sha-of-DELETE 1", "dba", status, now)
+                .find_held_request(
+                    RequestKind::Query,
+                    "alice",
+                    "app",
+                    Some("sha-of-DELETE 1"),
+                    "dba",
+                    status,
+                    now,
+                )
                 .unwrap()
                 .map(|r| r.id)
         };
@@ -551,9 +667,9 @@ mod tests {
         assert!(e.to_string().contains("is approved"), "{e}");
 
         let old = store.create_request(&query("DELETE 2", 5)).unwrap();
-        let expired = store.expire_requests(5).unwrap();
+        let expired = store.expire_requests(5, &[]).unwrap();
         assert_eq!(expired.iter().map(|r| r.id).collect::<Vec<_>>(), [old.id]);
-        assert!(store.expire_requests(5).unwrap().is_empty());
+        assert!(store.expire_requests(5, &[]).unwrap().is_empty());
         let pending = store
             .list_requests(&RequestFilter {
                 status: Some(RequestStatus::Pending),
@@ -576,5 +692,100 @@ mod tests {
                 ..query("x", far)
             })
             .is_err());
+    }
+
+    #[test]
+    fn reservations_cover_their_window_and_timeouts_reject_or_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            &dir.path().join("s.db"),
+            MasterKey::generate(),
+            Durability::Buffered,
+        )
+        .unwrap();
+        let reservation = |workflow: &str, from, until| NewRequest {
+            kind: RequestKind::Reservation,
+            workflow: workflow.into(),
+            reason: "release".into(),
+            query: None,
+            window: Some(ReservationWindow { from, until }),
+            ..query("x", 100)
+        };
+        let r = store
+            .create_request(&reservation("dba", 1_000, 2_000))
+            .unwrap();
+        assert_eq!(
+            r.window,
+            Some(ReservationWindow {
+                from: 1_000,
+                until: 2_000
+            })
+        );
+        assert!(store
+            .create_request(&reservation("dba", 2_000, 2_000))
+            .is_err());
+        let approved = Conclusion {
+            status: RequestStatus::Approved,
+            valid_until: Some(2_000),
+        };
+        store
+            .endorse(r.id, &approve("carol", 10), Some(approved))
+            .unwrap();
+        let covering = |now| {
+            store
+                .covering_reservation("alice", "app", now)
+                .unwrap()
+                .map(|r| r.id)
+        };
+        assert_eq!(covering(999), None);
+        assert_eq!(covering(1_000), Some(r.id));
+        assert_eq!(covering(1_999), Some(r.id));
+        assert_eq!(covering(2_000), None);
+
+        let strict = store.create_request(&reservation("strict", 1, 5)).unwrap();
+        let lax = store.create_request(&reservation("dba", 1, 5)).unwrap();
+        // Escalation is due 50 ms after creation (created_at 0) for `strict` only, and happens once.
+        let after = |w: &str| (w == "strict").then_some(50);
+        assert!(store.escalate_requests(49, after).unwrap().is_empty());
+        let escalated = store.escalate_requests(50, after).unwrap();
+        assert_eq!(
+            escalated.iter().map(|r| r.id).collect::<Vec<_>>(),
+            [strict.id]
+        );
+        assert!(store.escalate_requests(60, after).unwrap().is_empty());
+        assert_eq!(
+            store.request(strict.id).unwrap().unwrap().escalated_at,
+            Some(50)
+        );
+
+        let concluded = store.expire_requests(100, &["strict"]).unwrap();
+        let statuses: Vec<(i64, RequestStatus)> =
+            concluded.iter().map(|r| (r.id, r.status)).collect();
+        assert_eq!(
+            statuses,
+            [
+                (strict.id, RequestStatus::Rejected),
+                (lax.id, RequestStatus::Expired)
+            ]
+        );
+        assert_eq!(
+            store.request(strict.id).unwrap().unwrap().status,
+            RequestStatus::Rejected
+        );
+
+        let connection = NewRequest {
+            kind: RequestKind::Connection,
+            query: None,
+            ..query("x", 10_000)
+        };
+        let c = store.create_request(&connection).unwrap();
+        let find = |sha: Option<&str>, kind| {
+            store
+                .find_held_request(kind, "alice", "app", sha, "dba", RequestStatus::Pending, 0)
+                .unwrap()
+                .map(|r| r.id)
+        };
+        assert_eq!(find(None, RequestKind::Connection), Some(c.id));
+        assert_eq!(find(None, RequestKind::Query), None);
     }
 }

@@ -157,6 +157,13 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX mfa_verifications_user ON mfa_verifications(user_name, at);
     "#,
+    // 6: reservations (a connection window on a resource) and escalation of undecided requests.
+    r#"
+    ALTER TABLE requests ADD COLUMN window_from BIGINT;
+    ALTER TABLE requests ADD COLUMN window_until BIGINT;
+    ALTER TABLE requests ADD COLUMN escalated_at BIGINT;
+    CREATE INDEX requests_window ON requests(kind, requester, resource, window_until);
+    "#,
 ];
 
 /// The schema version this build writes.

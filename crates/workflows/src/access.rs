@@ -123,6 +123,7 @@ pub fn request_access(
         resource: entry.resource.clone(),
         workflow: workflow.name.clone(),
         reason: ask.reason.clone(),
+        created_at: millis(now),
         expires_at: millis(now + workflow.expire_after),
         access: Some(AccessDetail {
             bundle: ask.bundle.clone(),
@@ -131,6 +132,7 @@ pub fn request_access(
             duration_ms: i64::try_from(ask.duration.whole_milliseconds()).unwrap_or(i64::MAX),
         }),
         query: None,
+        window: None,
     })?;
     audit::record(
         store,

@@ -33,6 +33,17 @@ pub(crate) fn summary(request: &Request) -> String {
     if let Some(q) = &request.query {
         return format!("statement: {}", q.text);
     }
+    if let Some(w) = &request.window {
+        return format!(
+            "reservation from {} until {}: {}",
+            crate::from_millis(w.from),
+            crate::from_millis(w.until),
+            request.reason
+        );
+    }
+    if request.kind == portcullis_store::RequestKind::Connection {
+        return format!("connection: {}", request.reason);
+    }
     match &request.access {
         Some(a) => match &a.bundle {
             Some(bundle) => format!(

@@ -8,17 +8,25 @@
 //! - **Query approval**: a statement a `require-approval` rule or an `@approval` permit holds becomes a
 //!   request keyed by (user, resource, SHA-256 of the exact statement text, workflow); once approved the
 //!   same user may run the same text on the same resource for the workflow's `valid_for`.
+//! - **Connection approval**: a connection a post-connection `require-approval` rule or `@approval`
+//!   permit holds becomes a request keyed by (user, resource, workflow), on the same path as query
+//!   approval; once approved the user may connect for the workflow's `valid_for`.
+//! - **Reservations**: a resource the policy's `reservations:` names is connected to only inside the
+//!   window of an approved reservation ([`reserve`], [`covering_reservation`]).
 //! - **Endorsement**: only an approver of the workflow (a listed user or a member of a listed role)
 //!   endorses, never the requester, once each; `required` approvals approve, one rejection rejects;
-//!   decisions are final. A request nobody decided within `expire_after` expires.
+//!   decisions are final. After `escalate_after` the `escalate_to` approvers may decide too. A request
+//!   nobody decided within `expire_after` expires, or is rejected with `on_timeout: reject`.
 //!
-//! Every step is an audit record (`requested`, `endorsed`, `approved`, `rejected`, `expired`, `used`).
+//! Every step is an audit record (`requested`, `endorsed`, `approved`, `rejected`, `escalated`,
+//! `expired`, `used`).
 
 mod access;
 mod audit;
 mod endorse;
 mod error;
 mod query;
+mod reservation;
 
 use portcullis_policy::Policy;
 use portcullis_store::Store;
@@ -27,7 +35,11 @@ use time::OffsetDateTime;
 pub use access::{active_grants, request_access, AccessAsk};
 pub use endorse::{decide, expire_due, inbox};
 pub use error::{Result, WorkflowError};
-pub use query::{approved_query, record_used, request_query, statement_sha256, HeldStatement};
+pub use query::{
+    approved_connection, approved_query, record_used, request_connection, request_query,
+    statement_sha256, HeldConnection, HeldStatement,
+};
+pub use reservation::{covering_reservation, reserve, reserve_command, ReservationAsk};
 
 /// The applied policy, loaded: the workflows and on-demand entries in force.
 pub fn load_policy(store: &Store) -> Result<Policy> {

@@ -19,6 +19,15 @@ workflows:
     expire_after: 2h
   - name: dba
     approvers: {users: [carol]}
+  - name: ops
+    approvers: {users: [carol, dave]}
+    required: 2
+    expire_after: 2h
+    on_timeout: reject
+    escalate_after: 1h
+    escalate_to: {users: [erin]}
+reservations:
+  - {resource: prod, workflow: ops, max_window: 4h}
 on_demand:
   - name: hr-read
     resource: app
@@ -210,9 +219,14 @@ fn query_approval_is_keyed_by_the_exact_text_and_expires() {
     let one = held("DELETE FROM t WHERE id = 1");
     assert!(approved_query(&store, &one, "dba", NOW).unwrap().is_none());
     let dba = policy.workflow("dba").unwrap();
-    let r = request_query(&store, dba, &one, NOW).unwrap();
+    let r = request_query(&store, &policy.workflows, dba, &one, NOW).unwrap();
     // Running it again reuses the pending request.
-    assert_eq!(request_query(&store, dba, &one, NOW).unwrap().id, r.id);
+    assert_eq!(
+        request_query(&store, &policy.workflows, dba, &one, NOW)
+            .unwrap()
+            .id,
+        r.id
+    );
     decide(
         &store,
         &policy,
@@ -285,4 +299,225 @@ fn undecided_requests_expire_and_every_step_is_audited() {
         })
         .collect();
     assert_eq!(actions, ["requested", "expired"]);
+}
+
+fn actions(store: &Store) -> Vec<(String, String)> {
+    store
+        .query_audit(&AuditFilter {
+            kind: Some(AuditKindFilter::Workflows),
+            ..AuditFilter::default()
+        })
+        .unwrap()
+        .iter()
+        .rev()
+        .map(|r| match &r.event {
+            portcullis_store::AuditEvent::Workflow(w) => (w.action.clone(), w.user.clone()),
+            _ => Default::default(),
+        })
+        .collect()
+}
+
+fn window(from: Duration, until: Duration) -> ReservationAsk {
+    ReservationAsk {
+        resource: "prod".into(),
+        from: NOW + from,
+        until: NOW + until,
+        reason: "release 4.2".into(),
+    }
+}
+
+#[test]
+fn an_approved_reservation_covers_exactly_its_window() {
+    let (_d, store, policy) = setup();
+    let e = reserve(
+        &store,
+        &policy,
+        "alice",
+        &[],
+        &window(Duration::ZERO, Duration::hours(5)),
+        NOW,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("at most 14400s"), "{e}");
+    let mut other = window(Duration::ZERO, Duration::hours(1));
+    other.resource = "app".into();
+    let e = reserve(&store, &policy, "alice", &[], &other, NOW).unwrap_err();
+    assert!(e.to_string().contains("needs no reservation"), "{e}");
+    let e = reserve(
+        &store,
+        &policy,
+        "alice",
+        &[],
+        &window(Duration::hours(2), Duration::hours(1)),
+        NOW,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("must end"), "{e}");
+
+    let r = reserve(
+        &store,
+        &policy,
+        "alice",
+        &[],
+        &window(Duration::hours(1), Duration::hours(3)),
+        NOW,
+    )
+    .unwrap();
+    // Undecided when the window closes, it could never be used: it times out by then at the latest.
+    assert_eq!(r.expires_at, millis(NOW + Duration::hours(2)));
+    let approve = EndorsementDecision::Approve;
+    let e = decide(&store, &policy, "alice", &[], r.id, approve, None, NOW).unwrap_err();
+    assert!(matches!(e, WorkflowError::SelfEndorsement(_)), "{e}");
+    decide(&store, &policy, "carol", &[], r.id, approve, None, NOW).unwrap();
+    let approved = decide(&store, &policy, "dave", &[], r.id, approve, None, NOW).unwrap();
+    assert_eq!(approved.status, RequestStatus::Approved);
+    assert_eq!(approved.valid_until, Some(millis(NOW + Duration::hours(3))));
+    let covering = |at| {
+        covering_reservation(&store, "alice", "prod", at)
+            .unwrap()
+            .map(|r| r.id)
+    };
+    assert_eq!(covering(NOW), None);
+    assert_eq!(covering(NOW + Duration::hours(1)), Some(r.id));
+    assert_eq!(covering(NOW + Duration::hours(3)), None);
+    assert!(
+        covering_reservation(&store, "bob", "prod", NOW + Duration::hours(1))
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[test]
+fn escalation_approvers_decide_only_after_escalate_after() {
+    let (_d, store, policy) = setup();
+    let r = reserve(
+        &store,
+        &policy,
+        "alice",
+        &[],
+        &window(Duration::ZERO, Duration::hours(4)),
+        NOW,
+    )
+    .unwrap();
+    let approve = EndorsementDecision::Approve;
+    let early = NOW + Duration::minutes(59);
+    assert!(inbox(&store, &policy, "erin", &[], early)
+        .unwrap()
+        .is_empty());
+    let e = decide(&store, &policy, "erin", &[], r.id, approve, None, early).unwrap_err();
+    assert!(
+        e.to_string().contains("once pending for 3600s also erin"),
+        "{e}"
+    );
+    let late = NOW + Duration::hours(1);
+    assert_eq!(inbox(&store, &policy, "erin", &[], late).unwrap().len(), 1);
+    let one = decide(&store, &policy, "erin", &[], r.id, approve, None, late).unwrap();
+    assert_eq!(one.status, RequestStatus::Pending);
+    assert!(one.escalated_at.is_some());
+    let two = decide(&store, &policy, "carol", &[], r.id, approve, None, late).unwrap();
+    assert_eq!(two.status, RequestStatus::Approved);
+    store.shutdown().unwrap();
+    let steps: Vec<String> = actions(&store).into_iter().map(|(a, _)| a).collect();
+    assert_eq!(
+        steps,
+        ["requested", "escalated", "endorsed", "endorsed", "approved"]
+    );
+}
+
+#[test]
+fn on_timeout_rejects_or_lets_requests_expire() {
+    let (_d, store, policy) = setup();
+    let strict = reserve(
+        &store,
+        &policy,
+        "alice",
+        &[],
+        &window(Duration::ZERO, Duration::hours(4)),
+        NOW,
+    )
+    .unwrap();
+    let lax = request_access(&store, &policy, "alice", &bundle_ask(), NOW).unwrap();
+    // `mgmt` times out after 2h too, but ignores it: the access request expires.
+    let concluded = expire_due(&store, &policy.workflows, NOW + Duration::hours(2)).unwrap();
+    let statuses: Vec<(i64, RequestStatus)> = concluded.iter().map(|r| (r.id, r.status)).collect();
+    assert_eq!(
+        statuses,
+        [
+            (strict.id, RequestStatus::Rejected),
+            (lax.id, RequestStatus::Expired)
+        ]
+    );
+    let e = decide(
+        &store,
+        &policy,
+        "carol",
+        &[],
+        strict.id,
+        EndorsementDecision::Approve,
+        None,
+        NOW + Duration::hours(2),
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("is rejected; its decision is final"),
+        "{e}"
+    );
+    store.shutdown().unwrap();
+    let steps = actions(&store);
+    assert!(
+        steps.contains(&("rejected".into(), "portcullis".into())),
+        "{steps:?}"
+    );
+    assert!(
+        steps.contains(&("expired".into(), "portcullis".into())),
+        "{steps:?}"
+    );
+}
+
+#[test]
+fn connection_approval_lasts_valid_for() {
+    let (_d, store, policy) = setup();
+    let held = HeldConnection {
+        user: "alice",
+        resource: "app",
+        reason: "approval required by rule `prod-login`",
+        session_id: "s1",
+    };
+    let dba = policy.workflow("dba").unwrap();
+    assert!(approved_connection(&store, &held, "dba", NOW)
+        .unwrap()
+        .is_none());
+    let r = request_connection(&store, &policy.workflows, dba, &held, NOW).unwrap();
+    assert_eq!(
+        request_connection(&store, &policy.workflows, dba, &held, NOW)
+            .unwrap()
+            .id,
+        r.id
+    );
+    decide(
+        &store,
+        &policy,
+        "carol",
+        &[],
+        r.id,
+        EndorsementDecision::Approve,
+        None,
+        NOW,
+    )
+    .unwrap();
+    let found = |at| {
+        approved_connection(&store, &held, "dba", at)
+            .unwrap()
+            .map(|r| r.id)
+    };
+    assert_eq!(found(NOW), Some(r.id));
+    assert_eq!(found(NOW + Duration::hours(4)), None);
+    // A statement approval is not a connection approval.
+    assert!(approved_query(&store, &held_stmt(), "dba", NOW)
+        .unwrap()
+        .is_none());
+}
+
+fn held_stmt() -> HeldStatement<'static> {
+    held("DELETE FROM t WHERE id = 1")
 }

@@ -708,7 +708,7 @@ impl<'a> ClientSide<'a> {
             run.policy = Some(trail);
             return Err(Decided::refuse(Refusal::denied(policy::NO_POLICY)));
         };
-        let now = OffsetDateTime::now_utc();
+        let now = mfa_now;
         let mut decision =
             active
                 .compiled
@@ -891,7 +891,13 @@ impl<'a> ClientSide<'a> {
         };
         let summary = actions.join("; ");
         let held = self.held(run, &summary, &decision.reason);
-        match portcullis_workflows::request_query(&self.shared.store, workflow, &held, now) {
+        match portcullis_workflows::request_query(
+            &self.shared.store,
+            &active.workflows,
+            workflow,
+            &held,
+            now,
+        ) {
             Ok(request) => Refusal::held(request.id, &workflow.name, &decision.reason),
             Err(e) => {
                 tracing::error!(error = %e, "cannot file an approval request");

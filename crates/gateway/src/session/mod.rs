@@ -1,5 +1,6 @@
 //! One client session, from TCP accept to goodbye.
 
+mod admission;
 mod alerting;
 mod client_side;
 mod flow;
@@ -23,7 +24,6 @@ use portcullis_wire::{
     encode_parameter_status, encode_ready_for_query, CancelKey, ErrorInfo, TransactionStatus,
     PROTOCOL_3_0,
 };
-use time::OffsetDateTime;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -35,6 +35,7 @@ use crate::mfa::{Begin, Hold, HoldEnd};
 use crate::policy;
 use crate::stream::BoxStream;
 use crate::upstream::{self, Upstream};
+use admission::SessionWindow;
 use client_side::{ClientEnd, ClientSide};
 use flow::Flow;
 use login::LoginFailure;
@@ -59,6 +60,8 @@ pub struct SessionInfo {
     pub application_name: Option<String>,
     /// What policy decisions are made in: identity, roles, address, location, device trust.
     pub ctx: Context,
+    /// The reservation window the session was opened in, when its resource needs one.
+    pub window: Option<SessionWindow>,
 }
 
 /// A connection refused before it became a session.
@@ -95,6 +98,7 @@ pub async fn run(shared: Arc<Shared>, socket: TcpStream, peer: SocketAddr) {
         tls: false,
         application_name: None,
         ctx: unauthenticated_context(&shared, peer, String::new()),
+        window: None,
     };
     // An MFA hold moves the deadline: the user has the hold's timeout to verify, on top of the rest.
     let deadline = Mutex::new(tokio::time::Instant::now() + shared.config.startup_timeout);
@@ -306,7 +310,10 @@ async fn open(
     loop {
         let refused =
             match decide_connection(shared, info, ConnectionStage::Post, mfa.as_ref()).await {
-                Ok(()) => break,
+                Ok(window) => {
+                    info.window = window;
+                    break;
+                }
                 Err(refused) => refused,
             };
         let Some(required) = refused.needs_mfa.clone().filter(|_| mfa.is_none()) else {
@@ -434,8 +441,16 @@ async fn relay(
     let (mut client_rd, mut client_wr) = tokio::io::split(client);
     let (mut up_rd, mut up_wr) = tokio::io::split(upstream.stream);
     let (to_client, own_messages) = tokio::sync::mpsc::unbounded_channel();
+    let window_notices = to_client.clone();
     let mut client_side = ClientSide::new(shared, info, &flow, to_client);
+    let window_closed = async {
+        match info.window {
+            Some(window) => admission::guard_window(shared, window, window_notices).await,
+            None => std::future::pending().await,
+        }
+    };
     let ended = tokio::select! {
+        e = window_closed => Err(e),
         r = client_side.run(&mut client_rd, &mut up_wr, bytes_in) => match r {
             Ok(ClientEnd::Terminated) => Ok("client terminated".to_string()),
             Ok(ClientEnd::Closed) => Ok("client closed the connection".to_string()),
@@ -517,36 +532,47 @@ fn device_trust(shared: &Shared, user: &str, peer: SocketAddr) -> Observed<Devic
 
 /// Runs a connection stage of the policy and records the decision; a refusal when it does not allow.
 /// `mfa` is how a hold for MFA ended (`None`: no hold yet); when only MFA is missing and there was no
-/// hold, the refusal says so in `needs_mfa` and nothing is recorded yet.
+/// hold, the refusal says so in `needs_mfa` and nothing is recorded yet. After authentication a
+/// connection held for approval is let in by a valid approval of the user's connections (or files the
+/// request), and one to a reserved resource needs an approved reservation covering now, whose window
+/// is returned.
 async fn decide_connection(
     shared: &Shared,
     info: &SessionInfo,
     stage: ConnectionStage,
     mfa: Option<&Result<(), String>>,
-) -> Result<(), Refused> {
+) -> Result<Option<SessionWindow>, Refused> {
     let stage_name = match stage {
         ConnectionStage::Pre => "pre-connection",
         ConnectionStage::Post => "post-connection",
     };
     let active = shared.policy.current();
-    let (verdict, trail) = match active.version {
+    let now = shared.mfa.now();
+    let (verdict, mut trail, held) = match active.version {
         None => (
             Verdict::Deny,
             policy::no_policy_trail(stage_name, &info.ctx),
+            None,
         ),
         Some(version) => {
-            let now = OffsetDateTime::now_utc();
             let mut ctx = info.ctx.clone();
             ctx.mfa_verified = match (stage, mfa) {
                 (ConnectionStage::Pre, _) => false,
                 (ConnectionStage::Post, Some(Ok(()))) => true,
-                (ConnectionStage::Post, _) => {
-                    shared
-                        .mfa
-                        .verified(&info.user, &info.resource, shared.mfa.now())
-                }
+                (ConnectionStage::Post, _) => shared.mfa.verified(&info.user, &info.resource, now),
             };
-            let decision = active.compiled.evaluate_connection(stage, &ctx, now);
+            let mut decision = active.compiled.evaluate_connection(stage, &ctx, now);
+            if stage == ConnectionStage::Post && decision.verdict == Verdict::RequireApproval {
+                if let Some((approved, used)) =
+                    admission::approvals(shared, info, &decision, &ctx, now).await
+                {
+                    ctx = approved;
+                    decision = active.compiled.evaluate_connection(stage, &ctx, now);
+                    if decision.verdict == Verdict::Allow {
+                        admission::record_used(shared, info, &used, now);
+                    }
+                }
+            }
             let missing_mfa = match stage {
                 ConnectionStage::Post => {
                     crate::mfa::only_mfa_missing(&decision.requirements, decision.verdict, || {
@@ -570,18 +596,34 @@ async fn decide_connection(
                 _ => {}
             }
             shared.alert_fired(info, decision.fired.as_slice(), &[], None);
-            (decision.verdict, trail)
+            let held = match (stage, decision.verdict) {
+                (ConnectionStage::Post, Verdict::RequireApproval) => {
+                    Some(admission::hold(shared, info, &active, &decision, now).await)
+                }
+                _ => None,
+            };
+            (decision.verdict, trail, held)
         }
     };
+    let mut window = None;
+    if verdict == Verdict::Allow && stage == ConnectionStage::Post {
+        match admission::reserved_window(shared, info, &active, now).await {
+            Ok(found) => window = found,
+            Err(why) => {
+                trail.result = policy::verdict_name(Verdict::Deny).into();
+                trail.reason = why;
+            }
+        }
+    }
     let reason = &trail.reason;
-    let refused = match verdict {
-        Verdict::Allow => None,
-        Verdict::RequireApproval => Some(Refused::new(
+    let refused = match (verdict, trail.result.as_str()) {
+        (Verdict::Allow, "allow") => None,
+        (Verdict::RequireApproval, _) => Some(Refused::new(
             "28000",
-            format!("portcullis holds the connection: {reason}"),
+            held.unwrap_or_else(|| format!("portcullis holds the connection: {reason}")),
             format!("{stage_name} approval required: {reason}"),
         )),
-        Verdict::Deny => Some(Refused::new(
+        _ => Some(Refused::new(
             "28000",
             format!("portcullis denied the connection: {reason}"),
             format!("{stage_name} denied: {reason}"),
@@ -603,7 +645,7 @@ async fn decide_connection(
             "audit unavailable",
         ));
     }
-    refused.map_or(Ok(()), Err)
+    refused.map_or(Ok(window), Err)
 }
 
 /// A FATAL ErrorResponse, the last thing a client hears before the gateway closes its connection.

@@ -30,19 +30,30 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Policy(command) => policy::run(command, &settings, &data_dir),
         Command::Monitor(args) => monitor::run(&settings.open_store(&data_dir)?, &args),
         Command::Device(command) => device::run(&settings.open_store(&data_dir)?, command),
-        Command::Request(command) => requests::request(&settings.open_store(&data_dir)?, command),
-        Command::Requests(args) => requests::list(&settings.open_store(&data_dir)?, &args),
+        Command::Request(command) => {
+            requests::request(&settings.open_store(&data_dir)?, &settings.clock(), command)
+        }
+        Command::Reserve(args) => {
+            requests::reserve(&settings.open_store(&data_dir)?, &settings.clock(), &args)
+        }
+        Command::Requests(args) => {
+            requests::list(&settings.open_store(&data_dir)?, &settings.clock(), &args)
+        }
         Command::Approve(args) => requests::decide(
             &settings.open_store(&data_dir)?,
+            &settings.clock(),
             &args,
             portcullis_store::EndorsementDecision::Approve,
         ),
         Command::Reject(args) => requests::decide(
             &settings.open_store(&data_dir)?,
+            &settings.clock(),
             &args,
             portcullis_store::EndorsementDecision::Reject,
         ),
-        Command::Inbox(args) => requests::inbox(&settings.open_store(&data_dir)?, &args),
+        Command::Inbox(args) => {
+            requests::inbox(&settings.open_store(&data_dir)?, &settings.clock(), &args)
+        }
         Command::Mfa(command) => {
             mfa::run(&settings.open_store(&data_dir)?, &settings.clock(), command)
         }

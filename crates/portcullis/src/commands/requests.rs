@@ -1,11 +1,13 @@
-//! `request`, `requests`, `approve`, `reject` and `inbox`: the approval flows from the command line.
+//! `request`, `reserve`, `requests`, `approve`, `reject` and `inbox`: the approval flows from the command
+//! line. "Now" is the store's clock (which `testing.clock_offset_file` moves), as in the gateway.
 //! The acting user (`--as`) proves who they are with their gateway password, so "a requester never
 //! endorses their own request" holds for people, not just for names typed on a command line.
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use portcullis_store::{EndorsementDecision, Request, RequestFilter, RequestStatus, Store};
-use portcullis_workflows::{self as workflows, AccessAsk};
+use portcullis_store::{Clock, EndorsementDecision, Request, RequestFilter, RequestStatus, Store};
+use portcullis_workflows::{self as workflows, AccessAsk, ReservationAsk};
+use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::cli::PasswordSource;
@@ -51,6 +53,29 @@ pub enum RequestCommand {
         #[command(flatten)]
         acting: ActingUser,
     },
+}
+
+/// `reserve` options.
+#[derive(Debug, Args)]
+pub struct ReserveArgs {
+    /// The resource to connect to.
+    #[arg(long)]
+    pub resource: String,
+    /// When the window opens: RFC 3339 (2026-12-03T09:00:00Z), `now`, or `+30m` from now.
+    #[arg(long, default_value = "now")]
+    pub from: String,
+    /// When it closes (same forms); sessions in it are ended then.
+    #[arg(long)]
+    pub until: String,
+    /// Why you need it; approvers decide on it.
+    #[arg(long)]
+    pub reason: String,
+    /// Print the request as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Who reserves.
+    #[command(flatten)]
+    pub acting: ActingUser,
 }
 
 /// `requests` options.
@@ -110,7 +135,7 @@ fn authenticate(store: &Store, user: &str, source: &PasswordSource) -> Result<Ve
 }
 
 /// Runs a `request` subcommand.
-pub fn request(store: &Store, command: RequestCommand) -> Result<()> {
+pub fn request(store: &Store, clock: &Clock, command: RequestCommand) -> Result<()> {
     let RequestCommand::Access {
         bundle,
         resource,
@@ -133,13 +158,7 @@ pub fn request(store: &Store, command: RequestCommand) -> Result<()> {
         duration,
         reason,
     };
-    let request = workflows::request_access(
-        store,
-        &policy,
-        &acting.user,
-        &ask,
-        OffsetDateTime::now_utc(),
-    )?;
+    let request = workflows::request_access(store, &policy, &acting.user, &ask, clock.now())?;
     store.shutdown()?;
     println!(
         "request {id} filed (workflow {workflow}); an approver runs `portcullis approve {id}`",
@@ -149,8 +168,58 @@ pub fn request(store: &Store, command: RequestCommand) -> Result<()> {
     Ok(())
 }
 
+/// Runs `reserve`.
+pub fn reserve(store: &Store, clock: &Clock, args: &ReserveArgs) -> Result<()> {
+    let roles = authenticate(store, &args.acting.user, &args.acting.password)?;
+    let now = clock.now();
+    let ask = ReservationAsk {
+        resource: args.resource.clone(),
+        from: parse_at(&args.from, now).context("--from")?,
+        until: parse_at(&args.until, now).context("--until")?,
+        reason: args.reason.clone(),
+    };
+    let policy = workflows::load_policy(store)?;
+    let request = workflows::reserve(store, &policy, &args.acting.user, &roles, &ask, now)?;
+    store.shutdown()?;
+    if args.json {
+        println!("{}", serde_json::to_string(&request)?);
+    } else {
+        println!(
+            "reservation {id} filed (workflow {workflow}) for {resource} from {from} until {until}; \
+             an approver runs `portcullis approve {id}`",
+            id = request.id,
+            workflow = request.workflow,
+            resource = request.resource,
+            from = format_at(ask.from),
+            until = format_at(ask.until),
+        );
+    }
+    Ok(())
+}
+
+/// An instant as `reserve` takes it: RFC 3339, `now`, or `+DURATION` from `now`.
+fn parse_at(text: &str, now: OffsetDateTime) -> Result<OffsetDateTime> {
+    let text = text.trim();
+    if text == "now" {
+        return Ok(now);
+    }
+    if let Some(after) = text.strip_prefix('+') {
+        let d = portcullis_policy::parse_duration(after).map_err(anyhow::Error::msg)?;
+        return Ok(now + d);
+    }
+    OffsetDateTime::parse(text, &Rfc3339).with_context(|| {
+        format!(
+            "{text:?}: expected RFC 3339 (2026-12-03T09:00:00Z), `now`, or `+DURATION` such as +2h"
+        )
+    })
+}
+
+fn format_at(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_else(|_| t.to_string())
+}
+
 /// Runs `requests`.
-pub fn list(store: &Store, args: &RequestsArgs) -> Result<()> {
+pub fn list(store: &Store, clock: &Clock, args: &RequestsArgs) -> Result<()> {
     let requester = match (&args.user, args.mine) {
         (Some(user), true) => {
             authenticate(store, user, &args.password)?;
@@ -158,7 +227,9 @@ pub fn list(store: &Store, args: &RequestsArgs) -> Result<()> {
         }
         _ => None,
     };
-    workflows::expire_due(store, OffsetDateTime::now_utc())?;
+    // Without a policy nothing escalates or is rejected on a timeout; pending requests still expire.
+    let policy = workflows::load_policy(store).unwrap_or_default();
+    workflows::expire_due(store, &policy.workflows, clock.now())?;
     let requests = store.list_requests(&RequestFilter {
         status: args.pending.then_some(RequestStatus::Pending),
         requester,
@@ -168,7 +239,12 @@ pub fn list(store: &Store, args: &RequestsArgs) -> Result<()> {
 }
 
 /// Runs `approve` or `reject`.
-pub fn decide(store: &Store, args: &DecideArgs, decision: EndorsementDecision) -> Result<()> {
+pub fn decide(
+    store: &Store,
+    clock: &Clock,
+    args: &DecideArgs,
+    decision: EndorsementDecision,
+) -> Result<()> {
     let roles = authenticate(store, &args.acting.user, &args.acting.password)?;
     let policy = workflows::load_policy(store)?;
     let result = workflows::decide(
@@ -179,7 +255,7 @@ pub fn decide(store: &Store, args: &DecideArgs, decision: EndorsementDecision) -
         args.id,
         decision,
         args.comment.clone(),
-        OffsetDateTime::now_utc(),
+        clock.now(),
     );
     store.shutdown()?;
     let request = result?;
@@ -210,16 +286,10 @@ pub fn decide(store: &Store, args: &DecideArgs, decision: EndorsementDecision) -
 }
 
 /// Runs `inbox`.
-pub fn inbox(store: &Store, args: &InboxArgs) -> Result<()> {
+pub fn inbox(store: &Store, clock: &Clock, args: &InboxArgs) -> Result<()> {
     let roles = authenticate(store, &args.acting.user, &args.acting.password)?;
     let policy = workflows::load_policy(store)?;
-    let requests = workflows::inbox(
-        store,
-        &policy,
-        &args.acting.user,
-        &roles,
-        OffsetDateTime::now_utc(),
-    )?;
+    let requests = workflows::inbox(store, &policy, &args.acting.user, &roles, clock.now())?;
     store.shutdown()?;
     print_requests(&requests, args.json)
 }
@@ -272,6 +342,14 @@ fn print_requests(requests: &[Request], json: bool) -> Result<()> {
 fn what(r: &Request) -> String {
     if let Some(q) = &r.query {
         return format!("{} [{}] ({})", q.text, q.summary, r.reason);
+    }
+    if let Some(w) = &r.window {
+        return format!(
+            "{} to {}: {}",
+            format_millis(w.from),
+            format_millis(w.until),
+            r.reason
+        );
     }
     match &r.access {
         Some(a) => {

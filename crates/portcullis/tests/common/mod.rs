@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 
 use portcullis_testkit::{free_port, PgServer};
 use serde_json::Value;
+use time::OffsetDateTime;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
+use tokio_postgres::AsyncMessage;
 
 /// Gateway user passwords used by the tests.
 pub const ALICE_PASSWORD: &str = "alice-pw";
@@ -372,4 +375,148 @@ pub fn fresh_database(name: &str) -> &'static PgServer {
     let pg = PgServer::shared();
     pg.create_database(name).expect("create database");
     pg
+}
+
+/// The clock the gateway and the CLI read: the system time plus the seconds in a file the test writes.
+pub struct TestClock {
+    _dir: tempfile::TempDir,
+    file: PathBuf,
+    offset: i64,
+}
+
+impl TestClock {
+    /// A clock with no offset yet.
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("clock-offset");
+        std::fs::write(&file, "0").unwrap();
+        TestClock {
+            _dir: dir,
+            file,
+            offset: 0,
+        }
+    }
+
+    /// Configuration lines pointing the gateway at this clock, plus `extra`.
+    pub fn config(&self, extra: &str) -> String {
+        format!(
+            "testing:\n  clock_offset_file: {}\n{extra}",
+            self.file.display()
+        )
+    }
+
+    /// Moves the clock forward `secs` seconds, for the gateway and the CLI alike.
+    pub fn advance(&mut self, secs: i64) {
+        self.offset += secs;
+        std::fs::write(&self.file, self.offset.to_string()).unwrap();
+    }
+
+    /// The time now by this clock.
+    pub fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc() + time::Duration::seconds(self.offset)
+    }
+}
+
+/// Connects tokio-postgres and collects the notices the gateway sends.
+pub async fn connect_with_notices(
+    gw: &Gateway,
+    user: &str,
+    password: &str,
+) -> (tokio_postgres::Client, UnboundedReceiver<String>) {
+    let (client, mut connection) =
+        tokio_postgres::connect(&gw.conn_str(user, password), tokio_postgres::NoTls)
+            .await
+            .expect("connect through the gateway");
+    let (tx, rx) = unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(message) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+            match message {
+                Ok(AsyncMessage::Notice(notice)) => {
+                    let _ = tx.send(notice.message().to_string());
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+    });
+    (client, rx)
+}
+
+/// Runs the CLI as `user`, whose password goes to standard input.
+pub fn as_user(gw: &Gateway, user: &str, password: &str, args: &[&str]) -> Output {
+    let mut args = args.to_vec();
+    args.extend(["--as", user, "--password-stdin"]);
+    gw.try_cli_with_password(&args, password)
+}
+
+/// The standard output of a command that must have succeeded.
+pub fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "expected success: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The standard error of a command that must have failed.
+pub fn fails(out: Output) -> String {
+    assert!(
+        !out.status.success(),
+        "expected failure: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The requests as `portcullis requests --json` lists them.
+pub fn requests(gw: &Gateway) -> Vec<Value> {
+    let out = gw.cli(&["requests", "--json"]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("requests line is JSON"))
+        .collect()
+}
+
+/// Request `id` as `portcullis requests --json` lists it.
+pub fn request(gw: &Gateway, id: &str) -> Value {
+    requests(gw)
+        .into_iter()
+        .find(|r| r["id"].as_i64() == id.parse().ok())
+        .unwrap_or_else(|| panic!("no request {id}"))
+}
+
+/// Workflow audit records' actions for request `id`, oldest first.
+pub fn workflow_actions(gw: &Gateway, id: &str) -> Vec<String> {
+    let mut actions: Vec<String> = gw
+        .audit(&["--kind", "workflows"])
+        .into_iter()
+        .filter(|r| r["request_id"].as_i64() == id.parse().ok())
+        .map(|r| r["action"].as_str().unwrap_or_default().to_string())
+        .collect();
+    actions.reverse();
+    actions
+}
+
+/// The request number in a refusal that holds a `what` (statement, connection) for approval, checked
+/// to name the command that approves it.
+pub fn held_request(message: &str, what: &str) -> String {
+    assert!(
+        message.contains(&format!(
+            "portcullis holds the {what} for approval: request "
+        )),
+        "{message}"
+    );
+    let id = message
+        .split("request ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("request id")
+        .to_string();
+    assert!(
+        message.contains(&format!("`portcullis approve {id}`")),
+        "{message}"
+    );
+    id
 }
