@@ -76,6 +76,17 @@ pub struct SearchPath {
 }
 
 impl SearchPath {
+    /// The schemas the path lists, in order, with `$user` standing for `session_user`.
+    pub fn schemas<'a>(&'a self, session_user: &'a str) -> impl Iterator<Item = &'a str> {
+        self.entries.iter().map(move |e| {
+            if e == "$user" {
+                session_user
+            } else {
+                e.as_str()
+            }
+        })
+    }
+
     /// PostgreSQL's default, `"$user", public`.
     pub fn default_path() -> Self {
         Self {
@@ -201,17 +212,7 @@ pub fn resolve(
         };
     }
     let is_function = kind == ObjectKind::Function;
-    let listed: Vec<&str> = path
-        .entries()
-        .iter()
-        .map(|e| {
-            if e == "$user" {
-                session_user
-            } else {
-                e.as_str()
-            }
-        })
-        .collect();
+    let listed: Vec<&str> = path.schemas(session_user).collect();
     let mut effective: Vec<&str> = Vec::with_capacity(listed.len() + 2);
     if !is_function && !listed.contains(&"pg_temp") {
         effective.push("pg_temp");

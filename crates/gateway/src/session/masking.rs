@@ -315,7 +315,9 @@ impl Resolved {
                     Some(schema.as_str())
                 }
                 Some(_) => None,
-                None => first_on_path(path, session_user, |s| defined.iter().any(|d| d == s)),
+                None => path
+                    .schemas(session_user)
+                    .find(|s| defined.iter().any(|d| d == s)),
             };
             if let Some(schema) = schema {
                 return Err(Refusal::denied(&format!(
@@ -329,7 +331,9 @@ impl Resolved {
             let defined = self.catalog.risky_type_schemas(&ty.name);
             let schema = match &ty.schema {
                 Some(schema) => Some(schema.as_str()),
-                None => first_on_path(path, session_user, |s| defined.iter().any(|(d, _)| d == s)),
+                None => path
+                    .schemas(session_user)
+                    .find(|s| defined.iter().any(|(d, _)| d == s)),
             };
             if let Some((schema, why)) = schema.and_then(|s| defined.iter().find(|(d, _)| d == s)) {
                 return Err(Refusal::denied(&format!(
@@ -342,24 +346,6 @@ impl Resolved {
         }
         Ok(())
     }
-}
-
-/// The first schema on `path` (with `$user` standing for `session_user`) that `defines`.
-fn first_on_path<'a>(
-    path: &'a SearchPath,
-    session_user: &'a str,
-    defines: impl Fn(&str) -> bool,
-) -> Option<&'a str> {
-    path.entries()
-        .iter()
-        .map(|e| {
-            if e == "$user" {
-                session_user
-            } else {
-                e.as_str()
-            }
-        })
-        .find(|s| defines(s))
 }
 
 /// Whether `operation` changes an object's definition: DDL, which fires event triggers.

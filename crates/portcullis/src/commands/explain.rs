@@ -176,17 +176,7 @@ pub fn explain(policy: &CompiledPolicy, request: &Request<'_>) -> Report {
     let user = ctx.user_label().to_owned();
     let path = SearchPath::from_setting(request.search_path);
     let catalog = AssumedCatalog {
-        schemas: path
-            .entries()
-            .iter()
-            .map(|e| {
-                if e == "$user" {
-                    user.clone()
-                } else {
-                    e.clone()
-                }
-            })
-            .collect(),
+        schemas: path.schemas(&user).map(str::to_owned).collect(),
     };
     // Cache disabled: one text, analysed once, with the gateway's size limit.
     let statements = match Analyzer::new(0).analyze(request.sql) {
