@@ -9,7 +9,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::access::access_cap;
 use crate::error::{Result, WorkflowError};
-use crate::{audit, millis};
+use crate::{audit, millis, notify};
 
 /// Marks pending requests nobody decided within their workflow's `expire_after` as expired (each an
 /// audit record) and returns them.
@@ -25,6 +25,7 @@ pub fn expire_due(store: &Store, now: OffsetDateTime) -> Result<Vec<Request>> {
             "nobody decided before it expired".into(),
             now,
         );
+        notify::concluded(store, request, now);
     }
     Ok(expired)
 }
@@ -155,6 +156,9 @@ pub fn decide(
             now,
         ),
         _ => {}
+    }
+    if updated.status != RequestStatus::Pending {
+        notify::concluded(store, &updated, now);
     }
     Ok(updated)
 }

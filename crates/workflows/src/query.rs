@@ -74,30 +74,26 @@ pub fn request_query(
     )? {
         return Ok(pending);
     }
-    let request = store.create_request(&NewRequest {
-        kind: RequestKind::Query,
-        requester: held.user.to_owned(),
-        resource: held.resource.to_owned(),
-        workflow: workflow.name.clone(),
-        reason: held.reason.to_owned(),
-        expires_at: millis(now + workflow.expire_after),
-        access: None,
-        query: Some(QueryDetail {
-            text: held.text.to_owned(),
-            sha256,
-            summary: held.summary.to_owned(),
-        }),
-    })?;
-    audit::record(
+    crate::file(
         store,
-        &request,
-        "requested",
-        held.user,
+        workflow,
+        &NewRequest {
+            kind: RequestKind::Query,
+            requester: held.user.to_owned(),
+            resource: held.resource.to_owned(),
+            workflow: workflow.name.clone(),
+            reason: held.reason.to_owned(),
+            expires_at: millis(now + workflow.expire_after),
+            access: None,
+            query: Some(QueryDetail {
+                text: held.text.to_owned(),
+                sha256,
+                summary: held.summary.to_owned(),
+            }),
+        },
         held.session_id,
-        audit::summary(&request),
         now,
-    );
-    Ok(request)
+    )
 }
 
 /// Records that an approved request let its statement run.

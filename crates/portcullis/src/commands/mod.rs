@@ -7,6 +7,7 @@ pub mod device;
 mod explain;
 pub mod mfa;
 pub mod monitor;
+pub mod notifications;
 pub mod policy;
 pub mod requests;
 mod serve;

@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 
 use crate::cli::PasswordSource;
 use crate::commands::audit::one_line;
+use crate::commands::notifications;
 use crate::password;
 use crate::table;
 
@@ -92,6 +93,15 @@ pub struct InboxArgs {
     /// JSON lines instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Show your notifications (unread first) instead of the requests you may decide.
+    #[arg(long)]
+    pub notifications: bool,
+    /// With --notifications: read ones too, not only unread ones.
+    #[arg(long, requires = "notifications")]
+    pub all: bool,
+    /// Mark notifications read: ids (`3,4`) or `all`.
+    #[arg(long, value_name = "IDS", conflicts_with_all = ["notifications", "json"])]
+    pub mark_read: Option<String>,
     /// The approver.
     #[command(flatten)]
     pub acting: ActingUser,
@@ -212,6 +222,13 @@ pub fn decide(store: &Store, args: &DecideArgs, decision: EndorsementDecision) -
 /// Runs `inbox`.
 pub fn inbox(store: &Store, args: &InboxArgs) -> Result<()> {
     let roles = authenticate(store, &args.acting.user, &args.acting.password)?;
+    let user = &args.acting.user;
+    if let Some(ids) = &args.mark_read {
+        return notifications::mark_read(store, user, ids);
+    }
+    if args.notifications {
+        return notifications::show(store, user, !args.all, args.json);
+    }
     let policy = workflows::load_policy(store)?;
     let requests = workflows::inbox(
         store,
@@ -221,7 +238,11 @@ pub fn inbox(store: &Store, args: &InboxArgs) -> Result<()> {
         OffsetDateTime::now_utc(),
     )?;
     store.shutdown()?;
-    print_requests(&requests, args.json)
+    print_requests(&requests, args.json)?;
+    if !args.json {
+        notifications::show_unread_summary(store, user)?;
+    }
+    Ok(())
 }
 
 fn print_requests(requests: &[Request], json: bool) -> Result<()> {
@@ -285,6 +306,6 @@ fn what(r: &Request) -> String {
     }
 }
 
-fn format_millis(ms: i64) -> String {
+pub(crate) fn format_millis(ms: i64) -> String {
     crate::commands::audit::format_micros(ms.saturating_mul(1000))
 }

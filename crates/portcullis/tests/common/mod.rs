@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod workflows;
+
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
