@@ -4,12 +4,10 @@
 
 mod common;
 
-use std::process::Output;
 use std::time::Duration;
 
-use common::workflows::{as_user, fails, held, ok, refused, request, requests, workflow_actions};
+use common::workflows::{as_user, fails, held, ok, refused, request, workflow_actions};
 use common::{fresh_database, Gateway, ALICE_PASSWORD, BOB_PASSWORD};
-use serde_json::Value;
 
 const CAROL_PASSWORD: &str = "carol-pw";
 const DAVE_PASSWORD: &str = "dave-pw";

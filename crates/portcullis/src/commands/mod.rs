@@ -44,6 +44,9 @@ pub fn run(cli: Cli) -> Result<()> {
             portcullis_store::EndorsementDecision::Reject,
         ),
         Command::Inbox(args) => requests::inbox(&settings.open_store(&data_dir)?, &args),
+        Command::Notifications(args) => {
+            notifications::deliveries(&settings.open_store(&data_dir)?, &args)
+        }
         Command::Mfa(command) => {
             mfa::run(&settings.open_store(&data_dir)?, &settings.clock(), command)
         }

@@ -1,6 +1,8 @@
-//! A user's notifications, as `portcullis inbox --notifications` shows them and `--mark-read` marks them.
+//! A user's notifications, as `portcullis inbox --notifications` shows them and `--mark-read` marks them,
+//! and the deliveries of all of them, as `portcullis notifications` lists them for an administrator.
 
 use anyhow::{bail, Result};
+use clap::Args;
 use portcullis_store::{InboxEntry, Store};
 use time::OffsetDateTime;
 
@@ -79,5 +81,66 @@ pub fn mark_read(store: &Store, user: &str, ids: &str) -> Result<()> {
         .saturating_mul(1000);
     let marked = store.mark_notifications_read(user, ids.as_deref(), now)?;
     println!("{marked} notification(s) marked read");
+    Ok(())
+}
+
+/// `notifications` options.
+#[derive(Debug, Args)]
+pub struct DeliveriesArgs {
+    /// Only the deliveries of this request's notifications.
+    #[arg(long, value_name = "ID")]
+    pub request: Option<i64>,
+    /// JSON lines (with every failed attempt's error) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// At most this many, newest first.
+    #[arg(long, default_value_t = 100)]
+    pub limit: u32,
+}
+
+/// Lists notification deliveries, newest first.
+pub fn deliveries(store: &Store, args: &DeliveriesArgs) -> Result<()> {
+    let deliveries = store.list_deliveries(args.request, args.limit)?;
+    if args.json {
+        for d in &deliveries {
+            let errors: Vec<serde_json::Value> = store
+                .delivery_errors(d.id)?
+                .into_iter()
+                .map(|(attempt, at, error)| serde_json::json!({"attempt": attempt, "at": at, "error": error}))
+                .collect();
+            let mut line = serde_json::to_value(d)?;
+            line["errors"] = serde_json::Value::Array(errors);
+            println!("{line}");
+        }
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = deliveries
+        .iter()
+        .map(|d| {
+            vec![
+                d.id.to_string(),
+                d.notification.request_id.to_string(),
+                d.notification.event.clone(),
+                d.channel.clone(),
+                d.target.clone(),
+                d.status.to_string(),
+                d.attempts.to_string(),
+                one_line(d.last_error.as_deref().unwrap_or(""), 60),
+            ]
+        })
+        .collect();
+    table::print(
+        &[
+            "ID",
+            "REQUEST",
+            "EVENT",
+            "CHANNEL",
+            "TARGET",
+            "STATUS",
+            "ATTEMPTS",
+            "LAST ERROR",
+        ],
+        &rows,
+    );
     Ok(())
 }
