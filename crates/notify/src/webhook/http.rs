@@ -176,7 +176,24 @@ fn truncate(s: &str, max: usize) -> &str {
 
 #[cfg(test)]
 mod tests {
-    use super::final_status;
+    use super::{final_status, Endpoint, WebhookUrl};
+
+    #[test]
+    fn extra_headers_are_checked_and_go_into_the_request_head() {
+        let endpoint = || {
+            let url = WebhookUrl::parse("http://127.0.0.1:9/hook").unwrap();
+            Endpoint::new(url, || Err("no TLS".into())).unwrap()
+        };
+        let e = endpoint()
+            .with_headers([("Authorization", "Bearer t0ken "), ("X-Team", "db")])
+            .unwrap();
+        assert_eq!(e.headers, "Authorization: Bearer t0ken\r\nX-Team: db\r\n");
+        assert!(endpoint()
+            .with_headers([("X-A", "a\r\nHost: evil")])
+            .is_err());
+        assert!(endpoint().with_headers([("Bad Name", "v")]).is_err());
+        assert!(endpoint().with_headers([("Content-Length", "1")]).is_err());
+    }
 
     #[test]
     fn the_final_status_skips_interim_responses() {
