@@ -6,11 +6,9 @@
 //! can delay nothing but its own alerts. The log line is written first, so no alert goes unrecorded.
 
 mod config;
-mod http;
 mod payload;
 #[cfg(test)]
 mod tests;
-mod url;
 mod worker;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,8 +25,7 @@ use tokio::task::JoinHandle;
 
 pub use config::{AlertConfig, AlertFormat};
 
-use http::Endpoint;
-use url::WebhookUrl;
+use portcullis_notify::webhook::{Endpoint, WebhookUrl};
 use worker::Worker;
 
 /// At most one "alerts dropped" warning per this interval, however many are dropped.

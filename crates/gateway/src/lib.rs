@@ -24,3 +24,9 @@ mod upstream;
 pub use config::{ClientTls, GatewayConfig, MfaConfig};
 pub use error::GatewayError;
 pub use listener::Gateway;
+
+/// A TLS client configuration that checks servers against the system CA bundle, for the other
+/// outbound connections a gateway makes (notification webhooks).
+pub fn system_tls_client() -> Result<std::sync::Arc<rustls::ClientConfig>, GatewayError> {
+    tls::upstream_config(true)
+}

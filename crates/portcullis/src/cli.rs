@@ -66,8 +66,10 @@ pub enum Command {
     Approve(crate::commands::requests::DecideArgs),
     /// Reject a request as one of its workflow's approvers (final).
     Reject(crate::commands::requests::DecideArgs),
-    /// Pending requests you may decide.
+    /// Pending requests you may decide, and your notifications.
     Inbox(crate::commands::requests::InboxArgs),
+    /// Notification deliveries (e-mail, webhooks): where each stands, its attempts and last error.
+    Notifications(crate::commands::notifications::DeliveriesArgs),
     /// Multi-factor authentication: enrol users in TOTP, verify a code, see and reset enrolments.
     #[command(subcommand)]
     Mfa(crate::commands::mfa::MfaCommand),

@@ -8,6 +8,7 @@ use anyhow::{bail, Context, Result};
 use portcullis_gateway::alerts::AlertConfig;
 use portcullis_gateway::location::LocationConfig;
 use portcullis_gateway::{ClientTls, GatewayConfig};
+use portcullis_notify::NotifyConfig;
 use portcullis_store::{Clock, Durability, MasterKey, Store};
 use serde::Deserialize;
 
@@ -39,6 +40,9 @@ pub struct Settings {
     /// MFA validity and hold durations.
     #[serde(default)]
     pub mfa: MfaSettings,
+    /// Where notifications of approval workflow steps go (e-mail, webhooks) and how they are retried.
+    #[serde(default)]
+    pub notifications: NotifyConfig,
     /// Settings for tests only; never set them in production.
     #[serde(default)]
     pub testing: TestingSettings,

@@ -9,9 +9,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::workflows::{as_user, fails, held_request, ok, request, workflow_actions};
 use common::{
-    as_user, connect_with_notices, connection_of, fails, fresh_database, held_request, ok, request,
-    workflow_actions, Gateway, TestClock, ALICE_PASSWORD, ALLOW_ALL_POLICY, BOB_PASSWORD,
+    connect_with_notices, connection_of, fresh_database, Gateway, TestClock, ALICE_PASSWORD,
+    ALLOW_ALL_POLICY, BOB_PASSWORD,
 };
 use serde_json::Value;
 

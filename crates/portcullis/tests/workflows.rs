@@ -6,10 +6,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{
-    as_user, fails, fresh_database, held_request, ok, request, workflow_actions, Gateway,
-    ALICE_PASSWORD, BOB_PASSWORD,
-};
+use common::workflows::{as_user, fails, held, ok, refused, request, workflow_actions};
+use common::{fresh_database, Gateway, ALICE_PASSWORD, BOB_PASSWORD};
 
 const CAROL_PASSWORD: &str = "carol-pw";
 const DAVE_PASSWORD: &str = "dave-pw";
@@ -55,26 +53,6 @@ rules:
     message: deletes are reviewed
 {extra}"
     )
-}
-
-/// The SQLSTATE and message of a refused statement.
-async fn refused(client: &tokio_postgres::Client, sql: &str) -> (String, String) {
-    let err = client
-        .simple_query(sql)
-        .await
-        .err()
-        .unwrap_or_else(|| panic!("{sql} should have been refused"));
-    let db = err
-        .as_db_error()
-        .unwrap_or_else(|| panic!("not a database error: {err:?}"));
-    (db.code().code().to_string(), db.message().to_string())
-}
-
-/// The request number in a "holds the statement for approval" refusal.
-async fn held(client: &tokio_postgres::Client, sql: &str) -> String {
-    let (code, message) = refused(client, sql).await;
-    assert_eq!(code, "42501", "{message}");
-    held_request(&message, "statement")
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -11,6 +11,7 @@ mod crypto;
 mod devices;
 mod error;
 mod mfa;
+mod notifications;
 mod policies;
 mod requests;
 mod resources;
@@ -35,6 +36,9 @@ pub use crypto::{MasterKey, Secret};
 pub use devices::DeviceReport;
 pub use error::{BackendError, Result, StoreError};
 pub use mfa::{MfaCheck, MfaEnrolment, MfaStatus};
+pub use notifications::{
+    Delivery, DeliveryOutcome, DeliveryStatus, InboxEntry, NewNotification, Notification,
+};
 pub use policies::StoredPolicy;
 pub use requests::{
     AccessDetail, Conclusion, Endorsement, EndorsementDecision, NewRequest, QueryDetail, Request,

@@ -1,8 +1,8 @@
 //! Approval requests and their endorsements: on-demand access (a grant for a while), held statements
-//! (query approval), held connections (connection-stage approval) and reservations (a connection window). The store only keeps them; the rules of the flow (who may endorse, how many
-//! approvals, expiry) live in `portcullis-workflows`. Times are Unix milliseconds.
+//! (query approval), held connections (connection-stage approval) and reservations (a connection
+//! window). The store only keeps them; the rules of the flow (who may endorse, how many approvals,
+//! expiry) live in `portcullis-workflows`. Times are Unix milliseconds.
 
-use std::fmt;
 use std::str::FromStr;
 
 use rusqlite::{OptionalExtension, Row, TransactionBehavior};
@@ -57,12 +57,12 @@ macro_rules! text_enum {
                 match self { $(Self::$variant => $text),+ }
             }
         }
-        impl fmt::Display for $ty {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(self.as_str())
             }
         }
-        impl FromStr for $ty {
+        impl std::str::FromStr for $ty {
             type Err = StoreError;
             fn from_str(s: &str) -> Result<Self> {
                 match s {
@@ -73,6 +73,8 @@ macro_rules! text_enum {
         }
     };
 }
+
+pub(crate) use text_enum;
 
 text_enum!(RequestKind, "request kind", Access => "access", Query => "query", Connection => "connection", Reservation => "reservation");
 text_enum!(RequestStatus, "request status", Pending => "pending", Approved => "approved", Rejected => "rejected", Expired => "expired");
@@ -222,7 +224,7 @@ fn strings(id: i64, json: Option<String>) -> rusqlite::Result<Vec<String>> {
     }
 }
 
-fn parse<T: FromStr<Err = StoreError>>(text: String) -> rusqlite::Result<T> {
+pub(crate) fn parse<T: FromStr<Err = StoreError>>(text: String) -> rusqlite::Result<T> {
     text.parse().map_err(|e: StoreError| {
         rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
     })

@@ -164,6 +164,52 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE requests ADD COLUMN escalated_at BIGINT;
     CREATE INDEX requests_window ON requests(kind, requester, resource, window_until);
     "#,
+    // 7: notifications of workflow steps: the message (written when a request is filed or concluded),
+    // each recipient's inbox entry, and the outbox of e-mail and webhook deliveries a gateway makes
+    // from it, with every attempt.
+    r#"
+    CREATE TABLE notifications (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        request_id INTEGER NOT NULL,
+        event      TEXT NOT NULL,
+        requester  TEXT NOT NULL,
+        resource   TEXT NOT NULL,
+        workflow   TEXT NOT NULL,
+        recipients TEXT NOT NULL,
+        subject    TEXT NOT NULL,
+        body       TEXT NOT NULL,
+        payload    TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        fanned_out INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX notifications_fan_out ON notifications(fanned_out);
+    CREATE TABLE notification_inbox (
+        notification_id INTEGER NOT NULL REFERENCES notifications(id) ON DELETE CASCADE,
+        user_name       TEXT NOT NULL,
+        read_at         BIGINT,
+        PRIMARY KEY (notification_id, user_name)
+    );
+    CREATE INDEX notification_inbox_user ON notification_inbox(user_name, read_at);
+    CREATE TABLE notification_deliveries (
+        id              INTEGER PRIMARY KEY AUTOINCREMENT,
+        notification_id INTEGER NOT NULL REFERENCES notifications(id) ON DELETE CASCADE,
+        channel         TEXT NOT NULL,
+        target          TEXT NOT NULL,
+        status          TEXT NOT NULL,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at BIGINT NOT NULL,
+        last_error      TEXT,
+        delivered_at    BIGINT
+    );
+    CREATE INDEX notification_deliveries_due ON notification_deliveries(status, next_attempt_at);
+    CREATE TABLE notification_attempts (
+        delivery_id INTEGER NOT NULL REFERENCES notification_deliveries(id) ON DELETE CASCADE,
+        attempt     INTEGER NOT NULL,
+        at          BIGINT NOT NULL,
+        error       TEXT,
+        PRIMARY KEY (delivery_id, attempt)
+    );
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -6,7 +6,7 @@ use portcullis_store::{AccessDetail, NewRequest, Request, RequestKind, Store};
 use time::{Duration, OffsetDateTime};
 
 use crate::error::{Result, WorkflowError};
-use crate::{audit, from_millis, millis};
+use crate::{from_millis, millis};
 
 /// What a user asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,33 +117,29 @@ pub fn request_access(
     let workflow = policy.workflow(&entry.workflow).ok_or_else(|| {
         WorkflowError::Invalid(format!("workflow `{}` is not defined", entry.workflow))
     })?;
-    let request = store.create_request(&NewRequest {
-        kind: RequestKind::Access,
-        requester: requester.to_owned(),
-        resource: entry.resource.clone(),
-        workflow: workflow.name.clone(),
-        reason: ask.reason.clone(),
-        created_at: millis(now),
-        expires_at: millis(now + workflow.expire_after),
-        access: Some(AccessDetail {
-            bundle: ask.bundle.clone(),
-            objects,
-            privileges,
-            duration_ms: i64::try_from(ask.duration.whole_milliseconds()).unwrap_or(i64::MAX),
-        }),
-        query: None,
-        window: None,
-    })?;
-    audit::record(
+    crate::file(
         store,
-        &request,
-        "requested",
-        requester,
+        workflow,
+        &NewRequest {
+            kind: RequestKind::Access,
+            requester: requester.to_owned(),
+            resource: entry.resource.clone(),
+            workflow: workflow.name.clone(),
+            reason: ask.reason.clone(),
+            created_at: millis(now),
+            expires_at: millis(now + workflow.expire_after),
+            access: Some(AccessDetail {
+                bundle: ask.bundle.clone(),
+                objects,
+                privileges,
+                duration_ms: i64::try_from(ask.duration.whole_milliseconds()).unwrap_or(i64::MAX),
+            }),
+            query: None,
+            window: None,
+        },
         "",
-        audit::summary(&request),
         now,
-    );
-    Ok(request)
+    )
 }
 
 /// The longest an approved access request may last under the current policy: its own duration capped

@@ -10,7 +10,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::access::access_cap;
 use crate::error::{Result, WorkflowError};
-use crate::{audit, millis};
+use crate::{audit, millis, notify};
 
 /// Who the audit log names for steps the gateway takes on its own (timeouts, escalations).
 const SYSTEM: &str = "portcullis";
@@ -43,6 +43,9 @@ pub fn expire_due(
             format!("nobody decided in time; {to} may decide it now"),
             now,
         );
+        if let Some(workflow) = workflow(&request.workflow) {
+            notify::escalated(store, workflow, request, now);
+        }
     }
     let reject: Vec<&str> = workflows
         .iter()
@@ -59,6 +62,7 @@ pub fn expire_due(
             _ => ("expired", "nobody decided before it expired"),
         };
         audit::record(store, request, action, SYSTEM, "", detail.into(), now);
+        notify::concluded(store, request, now);
     }
     Ok(concluded)
 }
@@ -230,6 +234,9 @@ pub fn decide(
             now,
         ),
         _ => {}
+    }
+    if updated.status != RequestStatus::Pending {
+        notify::concluded(store, &updated, now);
     }
     Ok(updated)
 }

@@ -19,17 +19,19 @@
 //!   nobody decided within `expire_after` expires, or is rejected with `on_timeout: reject`.
 //!
 //! Every step is an audit record (`requested`, `endorsed`, `approved`, `rejected`, `escalated`,
-//! `expired`, `used`).
+//! `expired`, `used`). Filing (through [`file`], whatever the kind) notifies the workflow's approvers,
+//! an escalation the approvers it adds, and a conclusion the requester: see the `notify` module.
 
 mod access;
 mod audit;
 mod endorse;
 mod error;
+mod notify;
 mod query;
 mod reservation;
 
-use portcullis_policy::Policy;
-use portcullis_store::Store;
+use portcullis_policy::{Policy, Workflow};
+use portcullis_store::{NewRequest, Request, Store};
 use time::OffsetDateTime;
 
 pub use access::{active_grants, request_access, AccessAsk};
@@ -46,6 +48,30 @@ pub fn load_policy(store: &Store) -> Result<Policy> {
     let stored = store.active_policy()?.ok_or(WorkflowError::NoPolicy)?;
     let source = format!("{} (policy version {})", stored.source, stored.version);
     Policy::from_yaml(&stored.text, &source).map_err(|e| WorkflowError::Policy(e.to_string()))
+}
+
+/// Files `new` under `workflow`: stores it, records the `requested` audit step (from gateway session
+/// `session_id`, empty outside one) and notifies the workflow's approvers. Every request kind is filed
+/// here, so every kind is audited and notified the same way.
+pub fn file(
+    store: &Store,
+    workflow: &Workflow,
+    new: &NewRequest,
+    session_id: &str,
+    now: OffsetDateTime,
+) -> Result<Request> {
+    let request = store.create_request(new)?;
+    audit::record(
+        store,
+        &request,
+        "requested",
+        &request.requester,
+        session_id,
+        audit::summary(&request),
+        now,
+    );
+    notify::requested(store, workflow, &request, now);
+    Ok(request)
 }
 
 /// Unix milliseconds, the store's clock.

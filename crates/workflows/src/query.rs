@@ -127,28 +127,24 @@ impl Held<'_> {
         if let Some(pending) = self.find(store, &workflow.name, RequestStatus::Pending, now)? {
             return Ok(pending);
         }
-        let request = store.create_request(&NewRequest {
-            kind: self.kind,
-            requester: self.user.to_owned(),
-            resource: self.resource.to_owned(),
-            workflow: workflow.name.clone(),
-            reason: self.reason.to_owned(),
-            created_at: millis(now),
-            expires_at: millis(now + workflow.expire_after),
-            access: None,
-            query: self.query,
-            window: None,
-        })?;
-        audit::record(
+        crate::file(
             store,
-            &request,
-            "requested",
-            self.user,
+            workflow,
+            &NewRequest {
+                kind: self.kind,
+                requester: self.user.to_owned(),
+                resource: self.resource.to_owned(),
+                workflow: workflow.name.clone(),
+                reason: self.reason.to_owned(),
+                created_at: millis(now),
+                expires_at: millis(now + workflow.expire_after),
+                access: None,
+                query: self.query,
+                window: None,
+            },
             self.session_id,
-            audit::summary(&request),
             now,
-        );
-        Ok(request)
+        )
     }
 }
 

@@ -7,7 +7,7 @@ use portcullis_store::{NewRequest, Request, RequestKind, ReservationWindow, Stor
 use time::OffsetDateTime;
 
 use crate::error::{Result, WorkflowError};
-use crate::{audit, millis};
+use crate::millis;
 
 /// The window a user asks for, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,31 +74,27 @@ pub fn reserve(
     })?;
     // Undecided when the window closes, it could never be used: it times out then at the latest.
     let expires_at = (now + workflow.expire_after).min(ask.until);
-    let request = store.create_request(&NewRequest {
-        kind: RequestKind::Reservation,
-        requester: requester.to_owned(),
-        resource: ask.resource.clone(),
-        workflow: workflow.name.clone(),
-        reason: ask.reason.clone(),
-        created_at: millis(now),
-        expires_at: millis(expires_at),
-        access: None,
-        query: None,
-        window: Some(ReservationWindow {
-            from: millis(ask.from),
-            until: millis(ask.until),
-        }),
-    })?;
-    audit::record(
+    crate::file(
         store,
-        &request,
-        "requested",
-        requester,
+        workflow,
+        &NewRequest {
+            kind: RequestKind::Reservation,
+            requester: requester.to_owned(),
+            resource: ask.resource.clone(),
+            workflow: workflow.name.clone(),
+            reason: ask.reason.clone(),
+            created_at: millis(now),
+            expires_at: millis(expires_at),
+            access: None,
+            query: None,
+            window: Some(ReservationWindow {
+                from: millis(ask.from),
+                until: millis(ask.until),
+            }),
+        },
         "",
-        audit::summary(&request),
         now,
-    );
-    Ok(request)
+    )
 }
 
 /// The approved reservation of `user` on `resource` whose window covers `now`, if there is one.

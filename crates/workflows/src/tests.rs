@@ -317,6 +317,16 @@ fn actions(store: &Store) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The events of the notifications in `user`'s inbox, newest first.
+fn events_told(store: &Store, user: &str) -> Vec<String> {
+    store
+        .inbox_notifications(user, false, 100)
+        .unwrap()
+        .into_iter()
+        .map(|n| n.notification.event)
+        .collect()
+}
+
 fn window(from: Duration, until: Duration) -> ReservationAsk {
     ReservationAsk {
         resource: "prod".into(),
@@ -411,6 +421,9 @@ fn escalation_approvers_decide_only_after_escalate_after() {
     );
     let late = NOW + Duration::hours(1);
     assert_eq!(inbox(&store, &policy, "erin", &[], late).unwrap().len(), 1);
+    // Escalation tells erin, whom it adds; the original approvers were told at filing.
+    assert_eq!(events_told(&store, "erin"), ["escalated"]);
+    assert_eq!(events_told(&store, "carol"), ["requested"]);
     let one = decide(&store, &policy, "erin", &[], r.id, approve, None, late).unwrap();
     assert_eq!(one.status, RequestStatus::Pending);
     assert!(one.escalated_at.is_some());
@@ -462,6 +475,8 @@ fn on_timeout_rejects_or_lets_requests_expire() {
         e.to_string().contains("is rejected; its decision is final"),
         "{e}"
     );
+    // The requester hears how each ended.
+    assert_eq!(events_told(&store, "alice"), ["expired", "rejected"]);
     store.shutdown().unwrap();
     let steps = actions(&store);
     assert!(

@@ -2,6 +2,8 @@
 
 use std::fmt::Write;
 
+use portcullis_notify::webhook::slack_escape as escape;
+
 use super::{Alert, AlertFormat};
 
 /// Statement text longer than this is cut in chat messages (the JSON body always has all of it).
@@ -45,11 +47,4 @@ fn chat_text(alert: &Alert) -> String {
         let _ = write!(text, "\n```{cut}```");
     }
     text
-}
-
-/// Slack treats `<`, `>` and `&` as control characters (links, mentions) unless escaped.
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }

@@ -9,7 +9,6 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
-use super::url::WebhookUrl;
 use super::worker::backoff;
 use super::{Alert, AlertConfig, AlertError, AlertFormat, AlertKind, Alerter};
 
@@ -434,31 +433,6 @@ fn bad_settings_are_refused_with_the_setting_named() {
         ..config("http://example.com/".into())
     });
     assert_eq!(e, "alerts.timeout_secs: must be at least 1");
-}
-
-#[test]
-fn webhook_urls_become_request_targets_and_host_headers() {
-    let u = WebhookUrl::parse("HTTPS://Hooks.Example.com/services/T0/B1/xyz").unwrap();
-    assert!(u.tls);
-    assert_eq!((u.host.as_str(), u.port), ("hooks.example.com", 443));
-    assert_eq!(u.target, "/services/T0/B1/xyz");
-    assert_eq!(u.host_header(), "hooks.example.com");
-    assert_eq!(
-        u.origin(),
-        "https://hooks.example.com:443",
-        "no token in logs"
-    );
-
-    let u = WebhookUrl::parse("http://[::1]:8080?token=a").unwrap();
-    assert_eq!((u.host.as_str(), u.port), ("::1", 8080));
-    assert_eq!(u.target, "/?token=a");
-    assert_eq!(u.host_header(), "[::1]:8080");
-
-    let u = WebhookUrl::parse("http://example.com").unwrap();
-    assert_eq!((u.port, u.target.as_str()), (80, "/"));
-    assert_eq!(u.host_header(), "example.com");
-    assert!(WebhookUrl::parse("http://[::1/").is_err());
-    assert!(WebhookUrl::parse("http://[nothost]:80/").is_err());
 }
 
 #[test]

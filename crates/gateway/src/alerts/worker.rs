@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
+use portcullis_notify::webhook::{self, Endpoint, Failure};
 use tokio::sync::{mpsc, watch};
 
-use super::http::Endpoint;
 use super::{payload, Alert, AlertFormat};
 
 /// The first pause after a failed attempt; each further one doubles, up to [`MAX_BACKOFF`].
@@ -20,14 +20,6 @@ pub(super) struct Worker {
     pub format: AlertFormat,
     pub timeout: Duration,
     pub retries: u32,
-}
-
-/// Why an attempt failed.
-enum Failure {
-    /// Worth another try: connection trouble, a timeout, a 5xx, 408 or 429.
-    Transient(String),
-    /// Another try would fail the same way: a 3xx or 4xx says the request itself is wrong.
-    Permanent(String),
 }
 
 impl Worker {
@@ -60,7 +52,7 @@ impl Worker {
         };
         let mut attempt = 0u32;
         loop {
-            let failure = match self.attempt(&body).await {
+            let failure = match webhook::post(&self.endpoint, &body, self.timeout).await {
                 Ok(()) => return,
                 Err(failure) => failure,
             };
@@ -92,24 +84,6 @@ impl Worker {
         }
     }
 
-    async fn attempt(&self, body: &[u8]) -> Result<(), Failure> {
-        let status = match tokio::time::timeout(self.timeout, self.endpoint.post(body)).await {
-            Err(_) => {
-                return Err(Failure::Transient(format!(
-                    "no answer within {:?}",
-                    self.timeout
-                )))
-            }
-            Ok(Err(e)) => return Err(Failure::Transient(e)),
-            Ok(Ok(status)) => status,
-        };
-        match status {
-            200..=299 => Ok(()),
-            408 | 429 | 500..=599 => Err(Failure::Transient(format!("HTTP status {status}"))),
-            _ => Err(Failure::Permanent(format!("HTTP status {status}"))),
-        }
-    }
-
     fn give_up(&self, alert: &Alert, reason: &str, attempts: u32) {
         tracing::error!(
             webhook = %self.endpoint.url.origin(), rule = %alert.rule_id, session = %alert.session_id,
@@ -126,7 +100,5 @@ async fn stopping(stop: &mut watch::Receiver<bool>) {
 
 /// The pause after failed attempt `n` (from 0).
 pub(super) fn backoff(n: u32) -> Duration {
-    FIRST_BACKOFF
-        .checked_mul(2u32.saturating_pow(n))
-        .map_or(MAX_BACKOFF, |d| d.min(MAX_BACKOFF))
+    portcullis_notify::backoff(FIRST_BACKOFF, MAX_BACKOFF, n)
 }

@@ -7,6 +7,7 @@ pub mod device;
 mod explain;
 pub mod mfa;
 pub mod monitor;
+pub mod notifications;
 pub mod policy;
 pub mod requests;
 mod serve;
@@ -53,6 +54,9 @@ pub fn run(cli: Cli) -> Result<()> {
         ),
         Command::Inbox(args) => {
             requests::inbox(&settings.open_store(&data_dir)?, &settings.clock(), &args)
+        }
+        Command::Notifications(args) => {
+            notifications::deliveries(&settings.open_store(&data_dir)?, &args)
         }
         Command::Mfa(command) => {
             mfa::run(&settings.open_store(&data_dir)?, &settings.clock(), command)

@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 
 use crate::cli::PasswordSource;
 use crate::commands::audit::one_line;
+use crate::commands::notifications;
 use crate::password;
 use crate::table;
 
@@ -117,6 +118,15 @@ pub struct InboxArgs {
     /// JSON lines instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Show your notifications (unread first) instead of the requests you may decide.
+    #[arg(long)]
+    pub notifications: bool,
+    /// With --notifications: read ones too, not only unread ones.
+    #[arg(long, requires = "notifications")]
+    pub all: bool,
+    /// Mark notifications read: ids (`3,4`) or `all`.
+    #[arg(long, value_name = "IDS", conflicts_with_all = ["notifications", "json"])]
+    pub mark_read: Option<String>,
     /// The approver.
     #[command(flatten)]
     pub acting: ActingUser,
@@ -288,10 +298,21 @@ pub fn decide(
 /// Runs `inbox`.
 pub fn inbox(store: &Store, clock: &Clock, args: &InboxArgs) -> Result<()> {
     let roles = authenticate(store, &args.acting.user, &args.acting.password)?;
+    let user = &args.acting.user;
+    if let Some(ids) = &args.mark_read {
+        return notifications::mark_read(store, user, ids);
+    }
+    if args.notifications {
+        return notifications::show(store, user, !args.all, args.json);
+    }
     let policy = workflows::load_policy(store)?;
     let requests = workflows::inbox(store, &policy, &args.acting.user, &roles, clock.now())?;
     store.shutdown()?;
-    print_requests(&requests, args.json)
+    print_requests(&requests, args.json)?;
+    if !args.json {
+        notifications::show_unread_summary(store, user)?;
+    }
+    Ok(())
 }
 
 fn print_requests(requests: &[Request], json: bool) -> Result<()> {
@@ -363,6 +384,6 @@ fn what(r: &Request) -> String {
     }
 }
 
-fn format_millis(ms: i64) -> String {
+pub(crate) fn format_millis(ms: i64) -> String {
     crate::commands::audit::format_micros(ms.saturating_mul(1000))
 }

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use portcullis_gateway::Gateway;
@@ -10,11 +11,22 @@ use tokio::sync::watch;
 
 use crate::settings::Settings;
 
-/// Runs the gateway on the embedded store in `data_dir`.
+/// How long a stopping gateway waits for notification deliveries in flight.
+const NOTIFY_GRACE: Duration = Duration::from_secs(5);
+
+/// Runs the gateway on the embedded store in `data_dir`, with the notification delivery worker.
 pub fn run(settings: &Settings, data_dir: &Path, listen: Option<SocketAddr>) -> Result<()> {
     let store = settings.open_store(data_dir)?;
     let config = settings.gateway_config(listen, data_dir)?;
-    runtime()?.block_on(async move { serve(config, store, |_| {}).await })
+    let notifications = settings.notifications.clone();
+    runtime()?.block_on(async move {
+        // Only https webhooks need it; a missing CA bundle fails them when they are configured.
+        let tls = portcullis_gateway::system_tls_client().ok();
+        let notifier = portcullis_notify::start(store.clone(), &notifications, tls)?;
+        let served = serve(config, store, |_| {}).await;
+        notifier.shutdown(NOTIFY_GRACE).await;
+        served
+    })
 }
 
 /// A multi-threaded runtime for the gateway.

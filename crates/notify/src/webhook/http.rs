@@ -8,16 +8,20 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use super::url::WebhookUrl;
+use super::WebhookUrl;
 
 /// The longest response head read while looking for the status line.
 const MAX_HEAD: usize = 16 * 1024;
 
 /// How to reach the webhook: its URL and, for `https`, the TLS client.
 #[derive(Clone)]
-pub(super) struct Endpoint {
+pub struct Endpoint {
+    /// Where to POST.
     pub url: WebhookUrl,
+    /// For `https`: the TLS client and the name the certificate must carry.
     pub tls: Option<(TlsConnector, ServerName<'static>)>,
+    /// Extra request headers (an `Authorization` token, say), checked by [`Endpoint::with_headers`].
+    headers: String,
 }
 
 impl Endpoint {
@@ -33,7 +37,42 @@ impl Endpoint {
         } else {
             None
         };
-        Ok(Endpoint { url, tls })
+        Ok(Endpoint {
+            url,
+            tls,
+            headers: String::new(),
+        })
+    }
+
+    /// Adds `headers` to every request; refuses names and values that would break the request head.
+    pub fn with_headers<'a>(
+        mut self,
+        headers: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Endpoint, String> {
+        for (name, value) in headers {
+            let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+            if name.is_empty() || !name.bytes().all(token) {
+                return Err(format!("`{name}` is not a valid header name"));
+            }
+            if value.bytes().any(|b| b.is_ascii_control() && b != b'\t') {
+                return Err(format!(
+                    "the value of header `{name}` has control characters"
+                ));
+            }
+            let reserved = [
+                "host",
+                "content-type",
+                "content-length",
+                "connection",
+                "transfer-encoding",
+            ];
+            if reserved.iter().any(|r| name.eq_ignore_ascii_case(r)) {
+                return Err(format!("header `{name}` is set by Portcullis"));
+            }
+            self.headers
+                .push_str(&format!("{name}: {}\r\n", value.trim()));
+        }
+        Ok(self)
     }
 
     /// Sends `body` and returns the response's status code.
@@ -45,11 +84,12 @@ impl Endpoint {
         let _ = tcp.set_nodelay(true);
         let head = format!(
             "POST {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: portcullis/{}\r\n\
-             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n{}\r\n",
             self.url.target,
             self.url.host_header(),
             env!("CARGO_PKG_VERSION"),
-            body.len()
+            body.len(),
+            self.headers
         );
         match &self.tls {
             None => exchange(tcp, head.as_bytes(), body).await,
@@ -136,7 +176,24 @@ fn truncate(s: &str, max: usize) -> &str {
 
 #[cfg(test)]
 mod tests {
-    use super::final_status;
+    use super::{final_status, Endpoint, WebhookUrl};
+
+    #[test]
+    fn extra_headers_are_checked_and_go_into_the_request_head() {
+        let endpoint = || {
+            let url = WebhookUrl::parse("http://127.0.0.1:9/hook").unwrap();
+            Endpoint::new(url, || Err("no TLS".into())).unwrap()
+        };
+        let e = endpoint()
+            .with_headers([("Authorization", "Bearer t0ken "), ("X-Team", "db")])
+            .unwrap();
+        assert_eq!(e.headers, "Authorization: Bearer t0ken\r\nX-Team: db\r\n");
+        assert!(endpoint()
+            .with_headers([("X-A", "a\r\nHost: evil")])
+            .is_err());
+        assert!(endpoint().with_headers([("Bad Name", "v")]).is_err());
+        assert!(endpoint().with_headers([("Content-Length", "1")]).is_err());
+    }
 
     #[test]
     fn the_final_status_skips_interim_responses() {

@@ -1,8 +1,8 @@
-//! The webhook URL, taken apart once at start-up into what an HTTP/1.1 request needs.
+//! A webhook URL, taken apart once at start-up into what an HTTP/1.1 request needs.
 
 /// A parsed `http://` or `https://` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct WebhookUrl {
+pub struct WebhookUrl {
     /// `https`.
     pub tls: bool,
     /// Host name or IP address, without IPv6 brackets.
@@ -121,4 +121,34 @@ fn split_host_port(authority: &str, default_port: u16) -> Result<(String, u16), 
             .ok_or_else(|| format!("`{p}` is not a port number"))?,
     };
     Ok((host.to_ascii_lowercase(), port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::WebhookUrl;
+
+    #[test]
+    fn webhook_urls_become_request_targets_and_host_headers() {
+        let u = WebhookUrl::parse("HTTPS://Hooks.Example.com/services/T0/B1/xyz").unwrap();
+        assert!(u.tls);
+        assert_eq!((u.host.as_str(), u.port), ("hooks.example.com", 443));
+        assert_eq!(u.target, "/services/T0/B1/xyz");
+        assert_eq!(u.host_header(), "hooks.example.com");
+        assert_eq!(
+            u.origin(),
+            "https://hooks.example.com:443",
+            "no token in logs"
+        );
+
+        let u = WebhookUrl::parse("http://[::1]:8080?token=a").unwrap();
+        assert_eq!((u.host.as_str(), u.port), ("::1", 8080));
+        assert_eq!(u.target, "/?token=a");
+        assert_eq!(u.host_header(), "[::1]:8080");
+
+        let u = WebhookUrl::parse("http://example.com").unwrap();
+        assert_eq!((u.port, u.target.as_str()), (80, "/"));
+        assert_eq!(u.host_header(), "example.com");
+        assert!(WebhookUrl::parse("http://[::1/").is_err());
+        assert!(WebhookUrl::parse("http://[nothost]:80/").is_err());
+    }
 }
