@@ -24,3 +24,4 @@ mod upstream;
 pub use config::{ClientTls, GatewayConfig, MfaConfig};
 pub use error::GatewayError;
 pub use listener::Gateway;
+pub use tls::server_config_from_files as tls_server_config;
