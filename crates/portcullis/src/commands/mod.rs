@@ -10,6 +10,7 @@ pub mod monitor;
 pub mod policy;
 pub mod requests;
 mod serve;
+pub mod token;
 
 use anyhow::Result;
 
@@ -43,6 +44,7 @@ pub fn run(cli: Cli) -> Result<()> {
             portcullis_store::EndorsementDecision::Reject,
         ),
         Command::Inbox(args) => requests::inbox(&settings.open_store(&data_dir)?, &args),
+        Command::Token(command) => token::run(&settings.open_store(&data_dir)?, command),
         Command::Mfa(command) => {
             mfa::run(&settings.open_store(&data_dir)?, &settings.clock(), command)
         }
