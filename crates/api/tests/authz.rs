@@ -688,6 +688,15 @@ async fn malformed_input_gets_json_4xx() {
         (
             raw(
                 Method::GET,
+                "/api/v1/audit?since=6y%C3%8F",
+                None,
+                Vec::new(),
+            ),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            raw(
+                Method::GET,
                 "/api/v1/audit?kind=everything",
                 None,
                 Vec::new(),

@@ -91,7 +91,9 @@ pub fn parse_time(text: &str, now: OffsetDateTime) -> Result<i64, String> {
     let at = if let Ok(at) = OffsetDateTime::parse(text, &Rfc3339) {
         at
     } else {
-        let (number, unit) = text.split_at(text.len().saturating_sub(1));
+        // Split before the last character, not byte: the text is whatever the caller sent.
+        let cut = text.char_indices().last().map_or(0, |(i, _)| i);
+        let (number, unit) = text.split_at(cut);
         let n: i64 = number.parse().map_err(|_| {
             format!("{text:?}: expected RFC 3339 (2026-11-23T10:00:00Z) or a duration like 15m")
         })?;
