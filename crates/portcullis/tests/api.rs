@@ -443,6 +443,6 @@ async fn schemathesis_finds_no_server_error() {
         out.status.success(),
         "schemathesis found failures:\n{report}"
     );
-    // The gateway answered throughout.
-    assert_eq!(api.call("GET", "/api/v1/users", Some(&admin), None).0, 200);
+    // The API still answers (the fuzzer may well have revoked its own token on the way).
+    assert_eq!(api.call("GET", "/openapi.json", None, None).0, 200);
 }
