@@ -3,7 +3,8 @@
 # only missing pieces are installed, and a second run does nothing.
 #   apt: postgresql-client (psql), postgresql (server binaries for the testkit, and pgbench),
 #        libpostgresql-jdbc-java (pgjdbc), a JDK (single-file source launch), nodejs + npm
-#   pip: psycopg[binary], asyncpg (pinned below); aiosmtpd, the SMTP receiver of the notification tests
+#   pip: psycopg[binary], asyncpg, aiosmtpd (the notification tests' SMTP receiver), schemathesis (the
+#        HTTP API's OpenAPI fuzzer); pinned below
 #   npm: pg, pg-copy-streams (pinned in package.json / package-lock.json) via `npm ci`
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -11,6 +12,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PSYCOPG_VERSION=3.3.9
 ASYNCPG_VERSION=0.32.0
 AIOSMTPD_VERSION=1.4.6
+SCHEMATHESIS_VERSION=4.32.5
 
 say() { echo "install.sh: $*" >&2; }
 
@@ -36,19 +38,22 @@ fi
 
 # --- Python drivers -----------------------------------------------------------------------------
 have_python_drivers() {
-  python3 - "$PSYCOPG_VERSION" "$ASYNCPG_VERSION" "$AIOSMTPD_VERSION" <<'PY' 2>/dev/null
+  python3 - "$PSYCOPG_VERSION" "$ASYNCPG_VERSION" "$AIOSMTPD_VERSION" "$SCHEMATHESIS_VERSION" <<'PY' 2>/dev/null
 import sys
+from importlib.metadata import version
 import aiosmtpd
 import asyncpg
 import psycopg
 import psycopg_binary  # the binary build, so no libpq headers or compiler are needed
-sys.exit(0 if (psycopg.__version__, asyncpg.__version__, aiosmtpd.__version__) == tuple(sys.argv[1:4]) else 1)
+found = (psycopg.__version__, asyncpg.__version__, aiosmtpd.__version__, version("schemathesis"))
+sys.exit(0 if found == tuple(sys.argv[1:5]) else 1)
 PY
 }
 if ! have_python_drivers; then
-  say "pip install psycopg[binary]==$PSYCOPG_VERSION asyncpg==$ASYNCPG_VERSION aiosmtpd==$AIOSMTPD_VERSION"
+  say "pip install psycopg[binary]==$PSYCOPG_VERSION asyncpg==$ASYNCPG_VERSION aiosmtpd==$AIOSMTPD_VERSION schemathesis==$SCHEMATHESIS_VERSION"
   export PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1
-  pip_args=(-q "psycopg[binary]==$PSYCOPG_VERSION" "asyncpg==$ASYNCPG_VERSION" "aiosmtpd==$AIOSMTPD_VERSION")
+  pip_args=(-q "psycopg[binary]==$PSYCOPG_VERSION" "asyncpg==$ASYNCPG_VERSION" "aiosmtpd==$AIOSMTPD_VERSION"
+    "schemathesis==$SCHEMATHESIS_VERSION")
   # Debian's own python3 is "externally managed" (PEP 668); a pyenv/venv python is not.
   if ! python3 -m pip install "${pip_args[@]}" 2>/dev/null; then
     python3 -m pip install --break-system-packages "${pip_args[@]}"

@@ -24,6 +24,7 @@ mod upstream;
 pub use config::{ClientTls, GatewayConfig, MfaConfig};
 pub use error::GatewayError;
 pub use listener::Gateway;
+pub use tls::server_config_from_files as tls_server_config;
 
 /// A TLS client configuration that checks servers against the system CA bundle, for the other
 /// outbound connections a gateway makes (notification webhooks).

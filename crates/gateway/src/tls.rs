@@ -31,8 +31,17 @@ pub fn server_config(config: &GatewayConfig) -> Result<Arc<ServerConfig>, Gatewa
             ))
         }
     };
-    let certs = read_certs(&cert_path)?;
-    let key = read_key(&key_path)?;
+    server_config_from_files(&cert_path, &key_path)
+}
+
+/// The server-side TLS configuration of a PEM certificate chain and private key; the HTTP API's
+/// listener uses it too.
+pub fn server_config_from_files(
+    cert_path: &Path,
+    key_path: &Path,
+) -> Result<Arc<ServerConfig>, GatewayError> {
+    let certs = read_certs(cert_path)?;
+    let key = read_key(key_path)?;
     let server = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| GatewayError::Tls(e.to_string()))?

@@ -73,6 +73,9 @@ pub enum Command {
     /// Multi-factor authentication: enrol users in TOTP, verify a code, see and reset enrolments.
     #[command(subcommand)]
     Mfa(crate::commands::mfa::MfaCommand),
+    /// Bearer tokens for the HTTP API: create (printed once), list, revoke.
+    #[command(subcommand)]
+    Token(crate::commands::token::TokenCommand),
 }
 
 /// How a command gets a password without it appearing in the process list or shell history.

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use portcullis_api::ApiConfig;
 use portcullis_gateway::alerts::AlertConfig;
 use portcullis_gateway::location::LocationConfig;
 use portcullis_gateway::{ClientTls, GatewayConfig};
@@ -43,9 +44,39 @@ pub struct Settings {
     /// Where notifications of approval workflow steps go (e-mail, webhooks) and how they are retried.
     #[serde(default)]
     pub notifications: NotifyConfig,
+    /// The HTTP API; it runs only when this section is present.
+    pub api: Option<ApiSettings>,
     /// Settings for tests only; never set them in production.
     #[serde(default)]
     pub testing: TestingSettings,
+}
+
+/// The HTTP API (`api:`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSettings {
+    /// Address of the API listener (default 127.0.0.1:8080).
+    pub listen: Option<SocketAddr>,
+    /// HTTPS with this certificate and key (PEM); plain HTTP without.
+    pub tls: Option<ApiTlsSettings>,
+    /// How long a login token is valid (default 900).
+    pub token_ttl_secs: Option<u64>,
+    /// Refuse API login to users not enrolled in MFA (default true).
+    pub require_mfa: Option<bool>,
+    /// Members of these gateway roles are API admins (default [portcullis-admin]).
+    pub admin_roles: Option<Vec<String>>,
+    /// Members of these gateway roles are API auditors (default [portcullis-auditor]).
+    pub auditor_roles: Option<Vec<String>>,
+}
+
+/// The API's certificate.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiTlsSettings {
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
 }
 
 /// MFA settings (ARCHITECTURE §4); every field in seconds.
@@ -102,6 +133,9 @@ pub enum DurabilitySetting {
 
 /// Default address of the PostgreSQL listener.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:6432";
+
+/// Default address of the API listener.
+pub const DEFAULT_API_LISTEN: &str = "127.0.0.1:8080";
 
 impl Settings {
     /// Reads the file, or the defaults when `path` is None.
@@ -184,6 +218,33 @@ impl Settings {
         )?;
         config.clock = self.clock();
         Ok(config)
+    }
+
+    /// The API's address and runtime settings, when the file has an `api:` section.
+    pub fn api_config(&self) -> Result<Option<(SocketAddr, ApiConfig)>> {
+        let Some(api) = &self.api else {
+            return Ok(None);
+        };
+        let listen = match api.listen {
+            Some(addr) => addr,
+            None => DEFAULT_API_LISTEN.parse().context("default API address")?,
+        };
+        let mut config = ApiConfig::default();
+        match api.token_ttl_secs {
+            Some(0) => bail!("api.token_ttl_secs must be at least 1 second"),
+            Some(secs) => config.token_ttl = Duration::from_secs(secs),
+            None => {}
+        }
+        if let Some(require) = api.require_mfa {
+            config.require_mfa = require;
+        }
+        if let Some(roles) = &api.admin_roles {
+            config.admin_roles = roles.clone();
+        }
+        if let Some(roles) = &api.auditor_roles {
+            config.auditor_roles = roles.clone();
+        }
+        Ok(Some((listen, config)))
     }
 
     /// The clock of the MFA rules: the system clock, shifted when `testing.clock_offset_file` is set.

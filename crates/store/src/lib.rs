@@ -5,6 +5,7 @@
 //! one connection behind a mutex; audit events go to a dedicated writer thread with its own connection
 //! that group-commits them (see [`AuditSink`]).
 
+mod api_tokens;
 mod audit;
 mod clock;
 mod crypto;
@@ -26,6 +27,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::{Connection, OptionalExtension};
 
+pub use api_tokens::{ApiToken, ApiTokenRole, IssuedToken, NewApiToken};
 pub use audit::{
     AuditEvent, AuditFilter, AuditKindFilter, AuditObject, AuditRecord, AuditSink, AuditTicket,
     ConnectionEvent, ConnectionPhase, DecisionEvent, FiredRuleRecord, MfaEvent, PolicyTrail,

@@ -210,6 +210,21 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (delivery_id, attempt)
     );
     "#,
+    // 8: HTTP API tokens, kept only as SHA-256 hashes: named admin/auditor tokens from the CLI and the
+    // short-lived tokens a user's API login issues (name NULL, user_name set).
+    r#"
+    CREATE TABLE api_tokens (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        token_sha256 TEXT NOT NULL UNIQUE,
+        name         TEXT,
+        role         TEXT,
+        user_name    TEXT REFERENCES users(name) ON DELETE CASCADE,
+        created_at   BIGINT NOT NULL,
+        expires_at   BIGINT,
+        revoked_at   BIGINT
+    );
+    CREATE UNIQUE INDEX api_tokens_name ON api_tokens(name) WHERE name IS NOT NULL;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -41,7 +41,9 @@ pub use query::{
     approved_connection, approved_query, record_used, request_connection, request_query,
     statement_sha256, HeldConnection, HeldStatement,
 };
-pub use reservation::{covering_reservation, reserve, reserve_command, ReservationAsk};
+pub use reservation::{
+    covering_reservation, parse_instant, reserve, reserve_command, ReservationAsk,
+};
 
 /// The applied policy, loaded: the workflows and on-demand entries in force.
 pub fn load_policy(store: &Store) -> Result<Policy> {

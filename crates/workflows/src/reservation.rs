@@ -4,6 +4,7 @@
 
 use portcullis_policy::Policy;
 use portcullis_store::{NewRequest, Request, RequestKind, ReservationWindow, Store};
+use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::error::{Result, WorkflowError};
@@ -27,6 +28,29 @@ pub fn reserve_command(resource: &str, user: &str) -> String {
     format!(
         "portcullis reserve --resource {resource} --from now --until +1h --reason TEXT --as {user} --password-env VAR"
     )
+}
+
+/// An instant as a reservation's window takes it: RFC 3339 (`2026-12-03T09:00:00Z`), `now`, or
+/// `+DURATION` (`+2h`) from `now`.
+pub fn parse_instant(
+    text: &str,
+    now: OffsetDateTime,
+) -> std::result::Result<OffsetDateTime, String> {
+    let text = text.trim();
+    if text == "now" {
+        return Ok(now);
+    }
+    if let Some(after) = text.strip_prefix('+') {
+        let d = portcullis_policy::parse_duration(after)?;
+        return now
+            .checked_add(d)
+            .ok_or_else(|| format!("{text:?}: too far ahead"));
+    }
+    OffsetDateTime::parse(text, &Rfc3339).map_err(|_| {
+        format!(
+            "{text:?}: expected RFC 3339 (2026-12-03T09:00:00Z), `now`, or `+DURATION` such as +2h"
+        )
+    })
 }
 
 /// Files a reservation for `requester` (a member of `roles`), after checking it against the policy's

@@ -1,9 +1,9 @@
 //! `portcullis audit`: query the audit log.
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 use portcullis_store::{AuditEvent, AuditFilter, AuditKindFilter, Store};
 use time::format_description::well_known::Rfc3339;
-use time::{Duration, OffsetDateTime};
+use time::OffsetDateTime;
 
 use crate::cli::{AuditArgs, RecordArgs};
 use crate::table;
@@ -97,7 +97,11 @@ pub fn run(store: &Store, args: &AuditArgs) -> Result<()> {
 /// The filter for the options `audit` and `monitor` share.
 pub fn record_filter(args: &RecordArgs) -> Result<AuditFilter> {
     let now = OffsetDateTime::now_utc();
-    let time = |t: &Option<String>| t.as_deref().map(|t| parse_time(t, now)).transpose();
+    let time = |t: &Option<String>| {
+        t.as_deref()
+            .map(|t| portcullis_api::parse_time(t, now).map_err(anyhow::Error::msg))
+            .transpose()
+    };
     Ok(AuditFilter {
         user: args.user.clone(),
         resource: args.resource.clone(),
@@ -106,27 +110,6 @@ pub fn record_filter(args: &RecordArgs) -> Result<AuditFilter> {
         limit: args.limit,
         ..AuditFilter::default()
     })
-}
-
-/// RFC 3339 or a relative duration back from now ("90s", "15m", "2h", "7d").
-fn parse_time(text: &str, now: OffsetDateTime) -> Result<i64> {
-    let at = if let Ok(at) = OffsetDateTime::parse(text, &Rfc3339) {
-        at
-    } else {
-        let (number, unit) = text.split_at(text.len().saturating_sub(1));
-        let n: i64 = number.parse().with_context(|| {
-            format!("{text:?}: expected RFC 3339 (2026-11-23T10:00:00Z) or a duration like 15m")
-        })?;
-        let ago = match unit {
-            "s" => Duration::seconds(n),
-            "m" => Duration::minutes(n),
-            "h" => Duration::hours(n),
-            "d" => Duration::days(n),
-            _ => bail!("{text:?}: a relative time ends in s, m, h or d"),
-        };
-        now - ago
-    };
-    Ok(i64::try_from(at.unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX))
 }
 
 pub fn format_micros(micros: i64) -> String {

@@ -84,7 +84,7 @@ pub fn run(settings: &Settings, data_dir: Option<&Path>, listen: SocketAddr) -> 
     store.apply_policy("examples/policy.yaml", DEMO_POLICY, "demo")?;
     let config = settings.gateway_config(Some(listen), &data_dir)?;
     let shown_dir = data_dir.display().to_string();
-    serve::runtime()?.block_on(serve::serve(config, store, move |addr| {
+    serve::runtime()?.block_on(serve::serve(config, store, None, move |addr| {
         println!();
         println!("Portcullis demo is running: a throwaway PostgreSQL with sample data behind the gateway.");
         println!();

@@ -4,7 +4,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
-use portcullis_store::{AuditEvent, Clock, MfaCheck, MfaEvent, Store};
+use portcullis_store::{Clock, Store};
 use qrcode::render::unicode::Dense1x2;
 use qrcode::QrCode;
 
@@ -75,33 +75,15 @@ pub fn run(store: &Store, clock: &Clock, command: MfaCommand) -> Result<()> {
         }
         MfaCommand::Verify { user, code } => {
             let check = store.verify_mfa(&user, &code, clock.now())?;
-            let (result, problem) = match check {
-                MfaCheck::Verified { .. } => ("ok", None),
-                MfaCheck::WrongCode => (
-                    "wrong code",
-                    Some(format!(
-                        "wrong code for {user}: type the 6 digits your authenticator app shows for \
-                         Portcullis now"
-                    )),
-                ),
-                MfaCheck::Replayed => (
-                    "replayed code",
-                    Some(format!(
-                        "this code was already used by {user}; wait for the next one (codes change \
-                         every 30 seconds)"
-                    )),
-                ),
-                MfaCheck::NotEnrolled => (
-                    "not enrolled",
-                    Some(format!(
-                        "{user} is not enrolled in MFA; an administrator enrols them with \
-                         `portcullis mfa enroll {user}`"
-                    )),
-                ),
-            };
-            record(store, &user, "verify", result)?;
+            let problem = portcullis_api::mfa::problem(&user, check);
+            record(
+                store,
+                &user,
+                "verify",
+                problem.as_ref().map_or("ok", |p| p.result),
+            )?;
             if let Some(problem) = problem {
-                bail!(problem);
+                bail!(problem.message);
             }
             println!("MFA verified for {user}");
             Ok(())
@@ -148,23 +130,6 @@ pub fn run(store: &Store, clock: &Clock, command: MfaCommand) -> Result<()> {
 
 /// Records an MFA event of the CLI in the audit log and waits until it is written.
 fn record(store: &Store, user: &str, action: &str, result: &str) -> Result<()> {
-    let event = AuditEvent::Mfa(MfaEvent {
-        session_id: String::new(),
-        at: now_micros(),
-        user: user.to_owned(),
-        resource: String::new(),
-        client_addr: String::new(),
-        action: action.to_owned(),
-        result: result.to_owned(),
-        detail: None,
-    });
-    store
-        .audit()
-        .record(event)
-        .wait_blocking()
+    portcullis_api::mfa::record(store, user, action, result)
         .context("cannot record the MFA event in the audit log")
-}
-
-fn now_micros() -> i64 {
-    i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX)
 }

@@ -11,6 +11,7 @@ pub mod notifications;
 pub mod policy;
 pub mod requests;
 mod serve;
+pub mod token;
 
 use anyhow::Result;
 
@@ -58,6 +59,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Notifications(args) => {
             notifications::deliveries(&settings.open_store(&data_dir)?, &args)
         }
+        Command::Token(command) => token::run(&settings.open_store(&data_dir)?, command),
         Command::Mfa(command) => {
             mfa::run(&settings.open_store(&data_dir)?, &settings.clock(), command)
         }

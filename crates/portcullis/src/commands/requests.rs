@@ -184,8 +184,12 @@ pub fn reserve(store: &Store, clock: &Clock, args: &ReserveArgs) -> Result<()> {
     let now = clock.now();
     let ask = ReservationAsk {
         resource: args.resource.clone(),
-        from: parse_at(&args.from, now).context("--from")?,
-        until: parse_at(&args.until, now).context("--until")?,
+        from: workflows::parse_instant(&args.from, now)
+            .map_err(anyhow::Error::msg)
+            .context("--from")?,
+        until: workflows::parse_instant(&args.until, now)
+            .map_err(anyhow::Error::msg)
+            .context("--until")?,
         reason: args.reason.clone(),
     };
     let policy = workflows::load_policy(store)?;
@@ -205,23 +209,6 @@ pub fn reserve(store: &Store, clock: &Clock, args: &ReserveArgs) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// An instant as `reserve` takes it: RFC 3339, `now`, or `+DURATION` from `now`.
-fn parse_at(text: &str, now: OffsetDateTime) -> Result<OffsetDateTime> {
-    let text = text.trim();
-    if text == "now" {
-        return Ok(now);
-    }
-    if let Some(after) = text.strip_prefix('+') {
-        let d = portcullis_policy::parse_duration(after).map_err(anyhow::Error::msg)?;
-        return Ok(now + d);
-    }
-    OffsetDateTime::parse(text, &Rfc3339).with_context(|| {
-        format!(
-            "{text:?}: expected RFC 3339 (2026-12-03T09:00:00Z), `now`, or `+DURATION` such as +2h"
-        )
-    })
 }
 
 fn format_at(t: OffsetDateTime) -> String {

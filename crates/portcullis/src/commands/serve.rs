@@ -1,32 +1,68 @@
-//! `portcullis serve`: run the gateway until interrupted.
+//! `portcullis serve`: run the gateway, and the HTTP API when configured, until interrupted.
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use portcullis_api::{ApiConfig, ApiState, TlsServerConfig};
 use portcullis_gateway::Gateway;
-use portcullis_store::Store;
+use portcullis_store::{Clock, Store};
 use tokio::sync::watch;
 
 use crate::settings::Settings;
 
+/// The HTTP API to run beside the gateway.
+pub struct Api {
+    /// Where it listens.
+    pub listen: SocketAddr,
+    /// Its settings.
+    pub config: ApiConfig,
+    /// HTTPS when set.
+    pub tls: Option<Arc<TlsServerConfig>>,
+    /// Token expiry and TOTP steps follow this clock.
+    pub clock: Clock,
+}
+
 /// How long a stopping gateway waits for notification deliveries in flight.
 const NOTIFY_GRACE: Duration = Duration::from_secs(5);
 
-/// Runs the gateway on the embedded store in `data_dir`, with the notification delivery worker.
+/// Runs the gateway on the embedded store in `data_dir`, with the notification delivery worker and,
+/// when configured, the HTTP API.
 pub fn run(settings: &Settings, data_dir: &Path, listen: Option<SocketAddr>) -> Result<()> {
     let store = settings.open_store(data_dir)?;
     let config = settings.gateway_config(listen, data_dir)?;
+    let api = api(settings)?;
     let notifications = settings.notifications.clone();
     runtime()?.block_on(async move {
         // Only https webhooks need it; a missing CA bundle fails them when they are configured.
         let tls = portcullis_gateway::system_tls_client().ok();
         let notifier = portcullis_notify::start(store.clone(), &notifications, tls)?;
-        let served = serve(config, store, |_| {}).await;
+        let served = serve(config, store, api, |_| {}).await;
         notifier.shutdown(NOTIFY_GRACE).await;
         served
     })
+}
+
+/// The API the settings ask for, if any.
+fn api(settings: &Settings) -> Result<Option<Api>> {
+    let Some((listen, config)) = settings.api_config()? else {
+        return Ok(None);
+    };
+    let tls = match settings.api.as_ref().and_then(|api| api.tls.as_ref()) {
+        Some(tls) => Some(
+            portcullis_gateway::tls_server_config(&tls.cert, &tls.key)
+                .context("cannot load the API's TLS certificate (api.tls)")?,
+        ),
+        None => None,
+    };
+    Ok(Some(Api {
+        listen,
+        config,
+        tls,
+        clock: settings.clock(),
+    }))
 }
 
 /// A multi-threaded runtime for the gateway.
@@ -37,16 +73,32 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-/// Binds, calls `ready` with the bound address, and serves until Ctrl-C or SIGTERM.
+/// Binds the gateway (and the API), calls `ready` with the gateway's address, and serves until Ctrl-C
+/// or SIGTERM.
 pub async fn serve(
     config: portcullis_gateway::GatewayConfig,
     store: Store,
+    api: Option<Api>,
     ready: impl FnOnce(SocketAddr),
 ) -> Result<()> {
-    let gateway = Gateway::bind(config, store).await?;
+    let gateway = Gateway::bind(config, store.clone()).await?;
     let addr = gateway.local_addr()?;
-    ready(addr);
     let (stop, stopped) = watch::channel(false);
+    if let Some(api) = api {
+        let listener = tokio::net::TcpListener::bind(api.listen)
+            .await
+            .with_context(|| format!("cannot listen on {} for the API", api.listen))?;
+        let scheme = if api.tls.is_some() { "https" } else { "http" };
+        tracing::info!(address = %api.listen, scheme, "HTTP API listening");
+        let router = portcullis_api::router(ApiState::new(store, api.clock, api.config));
+        let stopped = stopped.clone();
+        tokio::spawn(async move {
+            if let Err(error) = portcullis_api::serve(listener, router, api.tls, stopped).await {
+                tracing::error!(%error, "the HTTP API stopped");
+            }
+        });
+    }
+    ready(addr);
     tokio::spawn(async move {
         wait_for_signal().await;
         let _ = stop.send(true);
