@@ -2,7 +2,8 @@
 # Installs what the driver sessions in this folder need, on Debian. Idempotent and quiet:
 # only missing pieces are installed, and a second run does nothing.
 #   apt: postgresql-client (psql), postgresql (server binaries for the testkit, and pgbench),
-#        libpostgresql-jdbc-java (pgjdbc), a JDK (single-file source launch), nodejs + npm
+#        libpostgresql-jdbc-java (pgjdbc), a JDK (single-file source launch), nodejs + npm,
+#        curl (the HTTP API tests' client), procps (/bin/kill for the demo test)
 #   pip: psycopg[binary], asyncpg, aiosmtpd (the notification tests' SMTP receiver), schemathesis (the
 #        HTTP API's OpenAPI fuzzer); pinned below
 #   npm: pg, pg-copy-streams (pinned in package.json / package-lock.json) via `npm ci`
@@ -29,6 +30,8 @@ command -v javac >/dev/null 2>&1 || missing+=(default-jdk-headless)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
+command -v curl >/dev/null 2>&1 || missing+=(curl)     # the HTTP API tests' client
+[ -x /bin/kill ] || [ -x /usr/bin/kill ] || missing+=(procps)  # /bin/kill, for the demo test
 if [ "${#missing[@]}" -gt 0 ]; then
   say "apt-get install ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
