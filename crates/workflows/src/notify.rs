@@ -20,28 +20,7 @@ pub(crate) fn requested(
     request: &Request,
     now: OffsetDateTime,
 ) {
-    let headline = format!(
-        "{} asks for approval of request {} ({}) on {}.",
-        request.requester, request.id, request.kind, request.resource
-    );
-    let subject = format!(
-        "[portcullis] request {} ({}) by {} on {} needs approval",
-        request.id, request.kind, request.requester, request.resource
-    );
-    let approvers = (
-        workflow.approver_users.as_slice(),
-        workflow.approver_roles.as_slice(),
-    );
-    waiting(
-        store,
-        workflow,
-        approvers,
-        request,
-        "requested",
-        headline,
-        subject,
-        now,
-    );
+    waiting(store, workflow, request, Waiting::Requested, now);
 }
 
 /// Tells the approvers escalation adds (`escalate_to`) that `request`, undecided in time, waits for
@@ -52,42 +31,49 @@ pub(crate) fn escalated(
     request: &Request,
     now: OffsetDateTime,
 ) {
-    let headline = format!(
-        "Nobody decided request {} ({}) by {} on {} in time; you may decide it now.",
-        request.id, request.kind, request.requester, request.resource
-    );
-    let subject = format!(
-        "[portcullis] request {} ({}) by {} on {} escalated to you",
-        request.id, request.kind, request.requester, request.resource
-    );
-    let approvers = (
-        workflow.escalate_users.as_slice(),
-        workflow.escalate_roles.as_slice(),
-    );
-    waiting(
-        store,
-        workflow,
-        approvers,
-        request,
-        "escalated",
-        headline,
-        subject,
-        now,
-    );
+    waiting(store, workflow, request, Waiting::Escalated, now);
 }
 
-/// Tells `approvers` (users, roles) that `request` waits for their decision.
-#[allow(clippy::too_many_arguments)]
+/// Why a request waits for someone's decision.
+#[derive(Clone, Copy)]
+enum Waiting {
+    /// Just filed: the workflow's approvers decide.
+    Requested,
+    /// Undecided in time: the escalation's approvers may decide too.
+    Escalated,
+}
+
+/// Tells the approvers `why` names that `request` waits for their decision.
 fn waiting(
     store: &Store,
     workflow: &Workflow,
-    (users, roles): (&[String], &[String]),
     request: &Request,
-    event: &str,
-    headline: String,
-    subject: String,
+    why: Waiting,
     now: OffsetDateTime,
 ) {
+    let about = format!(
+        "request {} ({}) by {} on {}",
+        request.id, request.kind, request.requester, request.resource
+    );
+    let (event, users, roles, headline, subject) = match why {
+        Waiting::Requested => (
+            "requested",
+            &workflow.approver_users,
+            &workflow.approver_roles,
+            format!(
+                "{} asks for approval of request {} ({}) on {}.",
+                request.requester, request.id, request.kind, request.resource
+            ),
+            format!("[portcullis] {about} needs approval"),
+        ),
+        Waiting::Escalated => (
+            "escalated",
+            &workflow.escalate_users,
+            &workflow.escalate_roles,
+            format!("Nobody decided {about} in time; you may decide it now."),
+            format!("[portcullis] {about} escalated to you"),
+        ),
+    };
     let recipients = match approvers(store, users, roles, &request.requester) {
         Ok(recipients) => recipients,
         Err(e) => {

@@ -548,7 +548,7 @@ async fn decide_connection(
     };
     let active = shared.policy.current();
     let now = shared.mfa.now();
-    let (verdict, mut trail, held) = match active.version {
+    let (mut verdict, mut trail, held) = match active.version {
         None => (
             Verdict::Deny,
             policy::no_policy_trail(stage_name, &info.ctx),
@@ -610,20 +610,21 @@ async fn decide_connection(
         match admission::reserved_window(shared, info, &active, now).await {
             Ok(found) => window = found,
             Err(why) => {
-                trail.result = policy::verdict_name(Verdict::Deny).into();
+                verdict = Verdict::Deny;
+                trail.result = policy::verdict_name(verdict).into();
                 trail.reason = why;
             }
         }
     }
     let reason = &trail.reason;
-    let refused = match (verdict, trail.result.as_str()) {
-        (Verdict::Allow, "allow") => None,
-        (Verdict::RequireApproval, _) => Some(Refused::new(
+    let refused = match verdict {
+        Verdict::Allow => None,
+        Verdict::RequireApproval => Some(Refused::new(
             "28000",
             held.unwrap_or_else(|| format!("portcullis holds the connection: {reason}")),
             format!("{stage_name} approval required: {reason}"),
         )),
-        _ => Some(Refused::new(
+        Verdict::Deny => Some(Refused::new(
             "28000",
             format!("portcullis denied the connection: {reason}"),
             format!("{stage_name} denied: {reason}"),
