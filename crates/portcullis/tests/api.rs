@@ -547,6 +547,9 @@ async fn schemathesis_finds_no_server_error() {
             "--request-timeout",
             "10",
         ])
+        // Health checks judge the fuzzer's own data generation (too many generated values filtered
+        // out for a path of two string parameters, now and then), not the API: only 5xx fail here.
+        .args(["--suppress-health-check", "all"])
         .env("SCHEMATHESIS_HOOKS", "")
         // Its crash cache goes to the working directory; keep it out of the source tree.
         .current_dir(api.gw.dir.path())
