@@ -727,13 +727,12 @@ fn with_permits(mut reason: String, cedar: &CedarOutcome) -> String {
 }
 
 fn allowed_reason(fired: &[FiredRule], pending: bool) -> String {
+    use std::fmt::Write;
     let mut reason = String::from("allowed");
-    if !fired.is_empty() {
-        let ids: Vec<String> = fired
-            .iter()
-            .map(|f| format!("`{}` ({})", f.id, f.action))
-            .collect();
-        reason.push_str(&format!("; rules fired: {}", ids.join(", ")));
+    for (i, f) in fired.iter().enumerate() {
+        let lead = if i == 0 { "; rules fired: " } else { ", " };
+        // Writing to a String cannot fail.
+        let _ = write!(reason, "{lead}`{}` ({})", f.id, f.action);
     }
     if pending {
         reason.push_str("; row-count rules decided after execution");

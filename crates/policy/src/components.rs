@@ -70,7 +70,8 @@ impl Component {
     /// A short description for reasons and audit records.
     pub fn describe(&self) -> String {
         match self {
-            Self::Object(o) => format!("{} {}", o.operation, o.display_name()),
+            Self::Object(o) if o.schema.is_empty() => format!("{} {}", o.operation, o.name),
+            Self::Object(o) => format!("{} {}.{}", o.operation, o.schema, o.name),
             Self::Statement(s) => format!("statement {}", s.kind),
         }
     }

@@ -1,6 +1,7 @@
 //! The result of analysing one query text: statements and their components.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -30,7 +31,7 @@ pub struct Statement {
     /// Byte offset of `text` in the analysed query text.
     pub location: usize,
     /// The object components, deduplicated by (object, kind, operation), in first-seen order.
-    pub objects: Vec<ObjectAccess>,
+    pub objects: Arc<[ObjectAccess]>,
     /// `Some(reason)` when the analyser cannot attribute everything the statement does to objects; the
     /// gateway must deny such statements.
     pub opaque: Option<String>,

@@ -1,5 +1,6 @@
 //! PostgreSQL name resolution: search paths and resolving names as written to schema-qualified names.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
 
@@ -171,16 +172,11 @@ pub struct QualifiedName {
 
 impl fmt::Display for QualifiedName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.schema.is_empty() {
-            f.write_str(&quote_ident(&self.name))
-        } else {
-            write!(
-                f,
-                "{}.{}",
-                quote_ident(&self.schema),
-                quote_ident(&self.name)
-            )
+        if !self.schema.is_empty() {
+            f.write_str(&quote_ident(&self.schema))?;
+            f.write_str(".")?;
         }
+        f.write_str(&quote_ident(&self.name))
     }
 }
 
@@ -252,23 +248,23 @@ pub fn resolve(
 
 /// Quotes an identifier the way `quote_ident` does when it needs it (not lower-case, not a plain
 /// identifier, or a reserved word).
-pub fn quote_ident(ident: &str) -> String {
+pub fn quote_ident(ident: &str) -> Cow<'_, str> {
     let plain = ident
-        .chars()
+        .bytes()
         .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        .is_some_and(|c| c.is_ascii_lowercase() || c == b'_')
         && ident
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        && !RESERVED.contains(&ident);
+            .bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
+        && RESERVED.binary_search(&ident).is_err();
     if plain {
-        ident.to_owned()
+        Cow::Borrowed(ident)
     } else {
-        format!("\"{}\"", ident.replace('"', "\"\""))
+        Cow::Owned(format!("\"{}\"", ident.replace('"', "\"\"")))
     }
 }
 
-/// PostgreSQL's reserved key words (those that can never be bare identifiers).
+/// PostgreSQL's reserved key words (those that can never be bare identifiers), sorted for binary search.
 const RESERVED: &[&str] = &[
     "all",
     "analyse",
@@ -353,6 +349,14 @@ const RESERVED: &[&str] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reserved_words_are_sorted_for_binary_search() {
+        assert!(RESERVED.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(quote_ident("select"), "\"select\"");
+        assert_eq!(quote_ident("orders"), "orders");
+        assert_eq!(quote_ident("Orders"), "\"Orders\"");
+    }
 
     fn catalog() -> MemoryCatalog {
         MemoryCatalog::new()

@@ -6,6 +6,8 @@
 //! `SET`, `EXPLAIN` options and `set_config(...)`, so only plain DML whose analysis has no session effect, is
 //! not opaque and calls no `set_config` is shared (see [`shareable`]).
 
+use std::sync::Arc;
+
 use crate::analysis::{Analysis, Statement};
 use crate::kind::{ObjectKind, StatementKind};
 
@@ -177,8 +179,14 @@ pub(crate) fn with_text(template: &Analysis, sql: &str) -> Analysis {
         .statements
         .iter()
         .map(|s| Statement {
+            kind: s.kind.clone(),
             text: single_statement_text(sql).to_string(),
-            ..s.clone()
+            location: s.location,
+            // Shared, not copied: a repeated shape costs no allocation per object.
+            objects: Arc::clone(&s.objects),
+            opaque: s.opaque.clone(),
+            effect: s.effect.clone(),
+            param_refs: s.param_refs,
         })
         .collect();
     Analysis { statements }
