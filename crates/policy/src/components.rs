@@ -1,5 +1,7 @@
 //! Components (ARCHITECTURE §2): one per object a statement touches, plus one for the statement itself.
 
+use std::fmt;
+
 use portcullis_sql::{
     ObjectAccess, ObjectKind, Operation, QualifiedName, Statement, StatementKind,
 };
@@ -22,11 +24,17 @@ pub struct ObjectComponent {
 impl ObjectComponent {
     /// `schema.name`, or `name` for schema-less objects.
     pub fn display_name(&self) -> String {
-        if self.schema.is_empty() {
-            self.name.clone()
-        } else {
-            format!("{}.{}", self.schema, self.name)
+        self.to_string()
+    }
+}
+
+/// Writes [`ObjectComponent::display_name`] without building it first.
+impl fmt::Display for ObjectComponent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.schema.is_empty() {
+            write!(f, "{}.", self.schema)?;
         }
+        f.write_str(&self.name)
     }
 }
 
@@ -70,8 +78,7 @@ impl Component {
     /// A short description for reasons and audit records.
     pub fn describe(&self) -> String {
         match self {
-            Self::Object(o) if o.schema.is_empty() => format!("{} {}", o.operation, o.name),
-            Self::Object(o) => format!("{} {}.{}", o.operation, o.schema, o.name),
+            Self::Object(o) => format!("{} {o}", o.operation),
             Self::Statement(s) => format!("statement {}", s.kind),
         }
     }
