@@ -117,7 +117,9 @@ pub struct TlsSettings {
 #[serde(deny_unknown_fields)]
 pub struct AuditSettings {
     /// `strict` (default): a result reaches the client only after its audit record is on disk.
-    /// `buffered`: records are written in the background (faster; the last few may be lost in a crash).
+    /// `journaled`: only after its audit record is in the audit journal, which survives a crash of the
+    /// gateway but not of the machine (faster).
+    /// `buffered`: records are written in the background (fastest; the last few may be lost in a crash).
     pub durability: Option<DurabilitySetting>,
 }
 
@@ -127,6 +129,8 @@ pub struct AuditSettings {
 pub enum DurabilitySetting {
     /// See [`Durability::Strict`].
     Strict,
+    /// See [`Durability::Journaled`].
+    Journaled,
     /// See [`Durability::Buffered`].
     Buffered,
 }
@@ -168,7 +172,8 @@ impl Settings {
         };
         let durability = match self.audit.durability {
             Some(DurabilitySetting::Buffered) => Durability::Buffered,
-            _ => Durability::Strict,
+            Some(DurabilitySetting::Journaled) => Durability::Journaled,
+            Some(DurabilitySetting::Strict) | None => Durability::Strict,
         };
         let path = data_dir.join("portcullis.sqlite");
         Store::open(&path, key, durability)

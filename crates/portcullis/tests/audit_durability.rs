@@ -1,5 +1,6 @@
 //! A statement whose result reached the client has its audit record on disk, even if the gateway is
-//! killed right after.
+//! killed right after: in strict mode (the default) in the database, in journaled mode in the audit
+//! journal, from which the next process to open the store (here `portcullis audit`) takes it.
 
 mod common;
 
@@ -8,7 +9,21 @@ use common::{fresh_database, Gateway, ALICE_PASSWORD};
 #[tokio::test(flavor = "multi_thread")]
 async fn acknowledged_statements_survive_kill_9() {
     let pg = fresh_database("durability");
-    let mut gw = Gateway::start(pg, "durability");
+    survives_kill_9(Gateway::start(pg, "durability")).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn journaled_statements_survive_kill_9() {
+    let pg = fresh_database("journaled");
+    survives_kill_9(Gateway::start_with_config(
+        pg,
+        "journaled",
+        "audit:\n  durability: journaled",
+    ))
+    .await;
+}
+
+async fn survives_kill_9(mut gw: Gateway) {
     let client = gw.connect("alice", ALICE_PASSWORD).await;
     for i in 0..20 {
         client
@@ -27,4 +42,5 @@ async fn acknowledged_statements_survive_kill_9() {
     client.simple_query("SELECT 'after restart'").await.unwrap();
     drop(client);
     assert_eq!(gw.statements(&["--text", "after restart"]).len(), 1);
+    assert_eq!(gw.statements(&["--text", "AS marker_"]).len(), 20);
 }

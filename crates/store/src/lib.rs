@@ -59,6 +59,10 @@ pub enum Durability {
     /// A record's ticket resolves as soon as it is queued; it is written shortly after.
     /// A crash can lose the last records.
     Buffered,
+    /// A record's ticket resolves once it is written to the audit journal next to the database (see
+    /// `audit/journal.rs`); the database has it a few milliseconds later. Survives a crash of the
+    /// process (the next open replays the journal), not of the machine.
+    Journaled,
 }
 
 /// The gateway's state. Clones share one database connection and one audit writer.
@@ -92,8 +96,9 @@ impl Store {
         let mut conn = schema::open_connection(path, true)?;
         schema::migrate(&mut conn)?;
         check_master_key(&conn, &key)?;
+        audit::journal::recover(&mut conn, path)?;
         let writer_conn = schema::open_connection(path, durability == Durability::Strict)?;
-        let audit = audit::writer::spawn(writer_conn, durability)?;
+        let audit = audit::writer::spawn(writer_conn, durability, path)?;
         Ok(Store {
             inner: Arc::new(Inner {
                 conn: Mutex::new(conn),

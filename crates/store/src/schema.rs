@@ -225,6 +225,15 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE UNIQUE INDEX api_tokens_name ON api_tokens(name) WHERE name IS NOT NULL;
     "#,
+    // 9: the strict audit journals (one per writing process) and the last of each one's records the
+    // audit log holds; see audit/journal.rs.
+    r#"
+    CREATE TABLE audit_journals (
+        name  TEXT PRIMARY KEY,
+        seq   BIGINT NOT NULL,
+        syncs BIGINT NOT NULL DEFAULT 0
+    );
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -374,16 +374,32 @@ fn resolved_record_is_present_after_reopen_without_shutdown() {
     assert_eq!(got[0].event.at(), 7);
 }
 
+/// In a child test: the store its parent set up, or `None` when run as an ordinary test.
+fn child_store(durability: Durability) -> Option<Store> {
+    let dir = std::env::var("PORTCULLIS_STORE_CHILD_DIR").ok()?;
+    let key =
+        MasterKey::from_base64(&std::env::var("PORTCULLIS_STORE_CHILD_KEY").unwrap()).unwrap();
+    Some(Store::open(&common::db_path(dir.as_ref()), key, durability).unwrap())
+}
+
+/// Runs the test `child` in a child process on the store in `dir`; it must abort.
+fn run_aborting_child(child: &str, dir: &std::path::Path, key: &MasterKey) {
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", child, "--nocapture", "--test-threads=1"])
+        .env("PORTCULLIS_STORE_CHILD_DIR", dir)
+        .env("PORTCULLIS_STORE_CHILD_KEY", key.to_base64())
+        .status()
+        .unwrap();
+    assert!(!status.success(), "the child must have aborted");
+}
+
 /// Child half of `resolved_record_survives_abort`: records, waits for the ticket, then aborts the
 /// process without running any destructor.
 #[test]
 fn abort_child() {
-    let Ok(dir) = std::env::var("PORTCULLIS_STORE_ABORT_CHILD_DIR") else {
+    let Some(store) = child_store(Durability::Strict) else {
         return;
     };
-    let key = MasterKey::from_base64(&std::env::var("PORTCULLIS_STORE_ABORT_CHILD_KEY").unwrap())
-        .unwrap();
-    let store = Store::open(&common::db_path(dir.as_ref()), key, Durability::Strict).unwrap();
     let sink = Arc::new(store.audit());
     sink.record(statement("alice", "prod", 99, "TRUNCATE t", &[]))
         .wait_blocking()
@@ -404,17 +420,128 @@ fn resolved_record_survives_abort() {
         )
         .unwrap(),
     );
-    let status = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "abort_child", "--nocapture", "--test-threads=1"])
-        .env("PORTCULLIS_STORE_ABORT_CHILD_DIR", dir.path())
-        .env("PORTCULLIS_STORE_ABORT_CHILD_KEY", key.to_base64())
-        .status()
-        .unwrap();
-    assert!(!status.success(), "the child must have aborted");
+    run_aborting_child("abort_child", dir.path(), &key);
     let store = Store::open(&common::db_path(dir.path()), key, Durability::Strict).unwrap();
     let got = store.query_audit(&all()).unwrap();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].event.at(), 99);
+}
+
+/// The audit journals next to the database at `dir`.
+fn journals(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains(".audit-journal."))
+        .collect()
+}
+
+/// Child half of `journaled_records_survive_abort`: records two journaled events and waits until the
+/// database has them, records a third, then aborts the process without running any destructor, before
+/// the writer's linger is over.
+#[test]
+fn journal_child() {
+    let Some(store) = child_store(Durability::Journaled) else {
+        return;
+    };
+    let record = |at| {
+        store
+            .audit()
+            .record(statement("alice", "prod", at, "DELETE FROM t", &[]))
+            .wait_blocking()
+            .unwrap();
+    };
+    record(1);
+    record(2);
+    store.shutdown().unwrap();
+    record(3);
+    std::process::abort();
+}
+
+#[test]
+fn journaled_records_survive_abort() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = MasterKey::generate();
+    let path = common::db_path(dir.path());
+    drop(Store::open(&path, key.clone(), Durability::Journaled).unwrap());
+    run_aborting_child("journal_child", dir.path(), &key);
+    let left = journals(dir.path());
+    assert_eq!(
+        left.len(),
+        1,
+        "the aborted writer's journal stays: {left:?}"
+    );
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&left[0]).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the journal holds statement texts");
+    }
+
+    let store = Store::open(&path, key.clone(), Durability::Journaled).unwrap();
+    let mut at: Vec<i64> = store
+        .query_audit(&all())
+        .unwrap()
+        .iter()
+        .map(|r| r.event.at())
+        .collect();
+    at.sort_unstable();
+    assert_eq!(
+        at,
+        [1, 2, 3],
+        "the third from the journal, the first two not twice"
+    );
+    assert!(
+        journals(dir.path()).is_empty(),
+        "a replayed journal is removed"
+    );
+    drop(store);
+    let again = Store::open(&path, key, Durability::Journaled).unwrap();
+    assert_eq!(
+        again.query_audit(&all()).unwrap().len(),
+        3,
+        "nothing replayed twice"
+    );
+}
+
+#[test]
+fn journaled_mode_writes_and_removes_its_journal() {
+    let t = TestStore::new(Durability::Journaled);
+    t.store
+        .audit()
+        .record(statement("a", "r", 1, "SELECT 1", &[]))
+        .wait_blocking()
+        .unwrap();
+    assert_eq!(journals(t.dir.path()).len(), 1);
+    t.store.shutdown().unwrap();
+    assert_eq!(t.store.query_audit(&all()).unwrap().len(), 1);
+    // A second store on the same file (another process, in effect) leaves a live journal alone.
+    let other = Store::open(&t.path(), t.key.clone(), Durability::Journaled).unwrap();
+    assert_eq!(journals(t.dir.path()).len(), 1);
+    drop(other);
+    let TestStore { dir, store, .. } = t;
+    drop(store);
+    assert!(journals(dir.path()).is_empty());
+}
+
+/// A full journal hands over to a new one and is removed once the database has all it held.
+#[test]
+fn full_journals_roll_over_and_go() {
+    let t = TestStore::new(Durability::Journaled);
+    let text = format!("SELECT '{}'", "x".repeat(1024 * 1024));
+    for at in 0..10 {
+        t.store
+            .audit()
+            .record(statement("a", "r", at, &text, &[]))
+            .wait_blocking()
+            .unwrap();
+    }
+    t.store.shutdown().unwrap();
+    assert_eq!(t.store.query_audit(&all()).unwrap().len(), 10);
+    assert_eq!(
+        journals(t.dir.path()).len(),
+        1,
+        "only the journal in use is left"
+    );
 }
 
 #[test]

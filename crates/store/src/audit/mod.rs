@@ -1,6 +1,7 @@
 //! The append-only audit log: event types, the group-committing writer and queries.
 
 mod event;
+pub(crate) mod journal;
 mod query;
 pub(crate) mod writer;
 

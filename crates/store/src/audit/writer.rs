@@ -3,6 +3,9 @@
 //! Sessions hand events to [`AuditSink::record`]. The writer thread takes everything queued (up to
 //! [`MAX_BATCH`]), inserts it in one transaction, commits (one fsync in strict mode) and only then
 //! completes the tickets, so concurrent sessions share fsyncs and nobody is told "durable" early.
+//! In journaled mode `record` first appends the event to this process's [`journal`](super::journal)
+//! on the caller's thread, and the writer commits it with the buffered events' linger; the journal
+//! then rolls over to a new file and the writer removes each full one once the database has it all.
 //!
 //! Failures:
 //! - A batch that fails with a transient SQLite error (busy, locked, I/O, disk full) is retried as a
@@ -17,7 +20,11 @@
 //!   fails, so callers learn that the log is behind instead of losing records silently. Only if more
 //!   than [`MAX_CARRIED`] events pile up are the oldest dropped, and only if the final attempt when the
 //!   writer stops fails are the kept events lost; both are logged as errors with the count.
+//! - Journaled mode: as buffered mode, but the kept events are in the journal too, so a final attempt
+//!   that fails loses nothing (the next start replays them). A journal that cannot be written fails
+//!   the ticket of the event it could not take; the event is queued all the same.
 
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -27,13 +34,14 @@ use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 use super::event::{AuditEvent, PolicyTrail};
+use super::journal::Journal;
 use crate::error::{is_transient, StoreError};
 use crate::Durability;
 
 /// Most events written in one transaction.
 const MAX_BATCH: usize = 1024;
-/// How long a buffered batch waits for company before it is committed.
-const BUFFERED_LINGER: Duration = Duration::from_millis(5);
+/// How long a buffered or journaled batch waits for company before it is committed.
+const LINGER: Duration = Duration::from_millis(5);
 /// Queue capacity; when full, `record` blocks (backpressure rather than unbounded memory or lost events).
 const QUEUE_CAPACITY: usize = 16 * 1024;
 /// Pauses between attempts at a batch that failed with a transient error.
@@ -56,13 +64,20 @@ const CARRY_RETRY_INTERVAL: Duration = Duration::from_secs(1);
 
 type Done = oneshot::Sender<Result<(), StoreError>>;
 
+/// Where a journaled event's record is: its journal's name and its sequence there.
+type JournalPos = (Arc<str>, u64);
+
 enum Msg {
     // Boxed: the bounded channel preallocates every slot, so keep slots small.
     Record {
         event: Box<AuditEvent>,
         done: Option<Done>,
+        journal: Option<JournalPos>,
     },
     Flush(mpsc::Sender<Result<(), StoreError>>),
+    /// A journal that takes no more records: removed once the database has them (they were all sent
+    /// before it).
+    Sealed(Journal),
 }
 
 /// Why buffered events are waiting in the writer; `None` when nothing is waiting.
@@ -80,10 +95,25 @@ struct SinkInner {
     durability: Durability,
     backlog: Backlog,
     thread: Option<JoinHandle<()>>,
+    /// Journaled mode's journal, appended to by the recording threads.
+    journal: Option<Mutex<Appender>>,
+}
+
+/// The journal records are appended to, created with the first record and replaced when full.
+struct Appender {
+    /// The database file journals go next to.
+    db: PathBuf,
+    current: Option<(Journal, Arc<str>)>,
 }
 
 impl Drop for SinkInner {
     fn drop(&mut self) {
+        if let (Some(appender), Some(tx)) = (&self.journal, &self.tx) {
+            let mut appender = appender.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((journal, _)) = appender.current.take() {
+                drop(tx.send(Msg::Sealed(journal)));
+            }
+        }
         // Closing the channel lets the writer drain the queue and exit; joining makes "dropped" mean
         // "written".
         drop(self.tx.take());
@@ -103,7 +133,7 @@ impl std::fmt::Debug for AuditSink {
     }
 }
 
-/// Completes when the record is durable (strict) or queued (buffered).
+/// Completes when the record is durable (strict), in the journal (journaled) or queued (buffered).
 #[derive(Debug)]
 #[must_use = "a ticket must be awaited before the event is acknowledged"]
 pub struct AuditTicket {
@@ -140,26 +170,56 @@ impl AuditTicket {
 
 impl AuditSink {
     /// Hands the event to the writer thread. The ticket completes when the record is durable
-    /// ([`Durability::Strict`]) or at once ([`Durability::Buffered`]). In buffered mode the ticket fails
-    /// while earlier events are kept unwritten after a write failure (see the module documentation);
-    /// the event is queued all the same and will be written with them.
+    /// ([`Durability::Strict`]) or at once ([`Durability::Buffered`], and [`Durability::Journaled`]
+    /// after appending the event to the journal). In buffered and journaled mode the ticket fails
+    /// while earlier events are kept unwritten after a write failure (see the module documentation),
+    /// and in journaled mode also if the journal cannot be written; the event is queued all the same
+    /// and will be written with them.
     /// Blocks only if the writer is more than a full queue behind.
     pub fn record(&self, event: AuditEvent) -> AuditTicket {
+        if let Some(appender) = &self.inner.journal {
+            return self.record_journaled(appender, event);
+        }
         let (done, state) = match self.inner.durability {
             Durability::Strict => {
                 let (tx, rx) = oneshot::channel();
                 (Some(tx), TicketState::Pending(rx))
             }
-            Durability::Buffered => (None, TicketState::Ready(self.backlog_status())),
+            Durability::Buffered | Durability::Journaled => {
+                (None, TicketState::Ready(self.backlog_status()))
+            }
         };
         match self.send(Msg::Record {
             event: Box::new(event),
             done,
+            journal: None,
         }) {
             Ok(()) => AuditTicket { state },
             Err(e) => AuditTicket {
                 state: TicketState::Ready(Err(e)),
             },
+        }
+    }
+
+    /// Journaled mode: appends the event to the journal, then queues it. Both happen under the
+    /// appender's lock, so the writer receives each journal's records in sequence order.
+    fn record_journaled(&self, appender: &Mutex<Appender>, event: AuditEvent) -> AuditTicket {
+        let payload = serde_json::to_vec(&event)
+            .map_err(|e| StoreError::AuditWrite(format!("cannot encode an audit event: {e}")));
+        let mut appender = appender.lock().unwrap_or_else(|p| p.into_inner());
+        let appended = payload.and_then(|payload| appender.append(&payload, |msg| self.send(msg)));
+        let (journal, written) = match appended {
+            Ok(pos) => (Some(pos), Ok(())),
+            Err(e) => (None, Err(e)),
+        };
+        let sent = self.send(Msg::Record {
+            event: Box::new(event),
+            done: None,
+            journal,
+        });
+        drop(appender);
+        AuditTicket {
+            state: TicketState::Ready(written.and(sent).and_then(|()| self.backlog_status())),
         }
     }
 
@@ -195,16 +255,52 @@ impl AuditSink {
     }
 }
 
-/// Starts the writer thread on `conn` (which must already have the schema).
-pub(crate) fn spawn(conn: Connection, durability: Durability) -> Result<AuditSink, StoreError> {
+impl Appender {
+    /// Appends one record to the current journal, first handing a full one to `seal` and starting
+    /// another.
+    fn append(
+        &mut self,
+        payload: &[u8],
+        seal: impl FnOnce(Msg) -> Result<(), StoreError>,
+    ) -> Result<JournalPos, StoreError> {
+        let failed = |e: std::io::Error| {
+            StoreError::AuditWrite(format!("cannot write the audit journal: {e}"))
+        };
+        if self.current.as_ref().is_some_and(|(j, _)| j.is_full()) {
+            if let Some((full, _)) = self.current.take() {
+                seal(Msg::Sealed(full))?;
+            }
+        }
+        let (journal, name) = match &mut self.current {
+            Some(current) => current,
+            None => {
+                let journal = Journal::create(&self.db).map_err(failed)?;
+                let name = Arc::from(journal.name());
+                self.current.insert((journal, name))
+            }
+        };
+        let (frames, last) = journal.frame(std::slice::from_ref(&payload));
+        journal.append(&frames, last).map_err(failed)?;
+        Ok((Arc::clone(name), last))
+    }
+}
+
+/// Starts the writer thread on `conn` (which must already have the schema); journals, in journaled
+/// mode, go next to the database file `db`.
+pub(crate) fn spawn(
+    conn: Connection,
+    durability: Durability,
+    db: &Path,
+) -> Result<AuditSink, StoreError> {
     let (tx, rx) = mpsc::sync_channel(QUEUE_CAPACITY);
     let backlog = Backlog::default();
     let writer = Writer {
         conn,
-        // Nobody waits for a buffered record, so gathering a few milliseconds of them into one
-        // transaction costs no latency and saves a commit per statement.
-        linger: (durability == Durability::Buffered).then_some(BUFFERED_LINGER),
+        // Nobody waits for a buffered or journaled record, so gathering a few milliseconds of them
+        // into one transaction costs no latency and saves a commit per statement.
+        linger: (durability != Durability::Strict).then_some(LINGER),
         carried: Vec::new(),
+        sealed: Vec::new(),
         backlog: Arc::clone(&backlog),
     };
     let thread = std::thread::Builder::new()
@@ -220,6 +316,12 @@ pub(crate) fn spawn(conn: Connection, durability: Durability) -> Result<AuditSin
             durability,
             backlog,
             thread: Some(thread),
+            journal: (durability == Durability::Journaled).then(|| {
+                Mutex::new(Appender {
+                    db: db.to_path_buf(),
+                    current: None,
+                })
+            }),
         }),
     })
 }
@@ -227,10 +329,12 @@ pub(crate) fn spawn(conn: Connection, durability: Durability) -> Result<AuditSin
 /// The writer thread's state.
 struct Writer {
     conn: Connection,
-    /// How long to wait for more events after the first of a batch (buffered mode only).
+    /// How long to wait for more events after the first of a batch (buffered and journaled modes).
     linger: Option<Duration>,
-    /// Buffered events whose batch failed, oldest first; written ahead of the next batch.
-    carried: Vec<AuditEvent>,
+    /// Buffered or journaled events whose batch failed, oldest first; written ahead of the next batch.
+    carried: Vec<(AuditEvent, Option<JournalPos>)>,
+    /// Full journals whose records are not all committed yet.
+    sealed: Vec<Journal>,
     backlog: Backlog,
 }
 
@@ -287,17 +391,24 @@ impl Writer {
 
     /// Writes the carried events and `batch` in one transaction, then completes the batch.
     fn write(&mut self, batch: Vec<Msg>) {
-        let events: Vec<&AuditEvent> = self
+        let mut events = Vec::new();
+        let mut marks = Marks::default();
+        let carried = self
             .carried
             .iter()
-            .chain(batch.iter().filter_map(|m| match m {
-                Msg::Record { event, .. } => Some(&**event),
-                Msg::Flush(_) => None,
-            }))
-            .collect();
+            .map(|(event, pos)| (event, pos.as_ref()));
+        let queued = batch.iter().filter_map(|m| match m {
+            Msg::Record { event, journal, .. } => Some((&**event, journal.as_ref())),
+            Msg::Flush(_) | Msg::Sealed(_) => None,
+        });
+        for (event, pos) in carried.chain(queued) {
+            events.push(event);
+            marks.note(pos);
+        }
         let count = events.len();
-        let result = write_with_retry(&mut self.conn, &events).map_err(|e| e.to_string());
+        let result = write_with_retry(&mut self.conn, &events, &marks).map_err(|e| e.to_string());
         drop(events);
+        drop(marks);
         match &result {
             Ok(()) if !self.carried.is_empty() => {
                 tracing::info!(
@@ -318,12 +429,22 @@ impl Writer {
                     done: Some(done), ..
                 } => drop(done.send(outcome())),
                 // Buffered: the caller was told "ok" already, so keep the event for another attempt.
-                Msg::Record { done: None, event } => {
+                Msg::Record {
+                    done: None,
+                    event,
+                    journal,
+                } => {
                     if result.is_err() {
-                        self.carried.push(*event);
+                        self.carried.push((*event, journal));
                     }
                 }
                 Msg::Flush(ack) => acks.push(ack),
+                Msg::Sealed(journal) => self.sealed.push(journal),
+            }
+        }
+        if result.is_ok() {
+            for journal in self.sealed.drain(..) {
+                remove_journal(&self.conn, journal);
             }
         }
         if self.carried.len() > MAX_CARRIED {
@@ -346,12 +467,46 @@ impl Writer {
     }
 }
 
+/// How far each journal's records are in a batch: its name and last sequence.
+#[derive(Default)]
+struct Marks<'a>(Vec<(&'a str, u64)>);
+
+impl<'a> Marks<'a> {
+    fn note(&mut self, pos: Option<&'a JournalPos>) {
+        let Some((name, seq)) = pos else {
+            return;
+        };
+        match self.0.iter_mut().find(|(n, _)| *n == &**name) {
+            Some((_, last)) => *last = (*last).max(*seq),
+            None => self.0.push((name, *seq)),
+        }
+    }
+}
+
+/// Removes a journal the database has every record of. One that cannot be removed is left for the
+/// next start, which finds its records applied.
+fn remove_journal(conn: &Connection, journal: Journal) {
+    let name = journal.name().to_owned();
+    let removed = journal.remove().map_err(|e| e.to_string()).and_then(|()| {
+        conn.execute("DELETE FROM audit_journals WHERE name = ?1", [&name])
+            .map(drop)
+            .map_err(|e| e.to_string())
+    });
+    if let Err(e) = removed {
+        tracing::warn!(error = %e, journal = %name, "cannot remove a full audit journal; the next start will");
+    }
+}
+
 /// [`write_batch`], retried with a bounded backoff while it fails with a transient error.
-fn write_with_retry(conn: &mut Connection, events: &[&AuditEvent]) -> Result<(), StoreError> {
+fn write_with_retry(
+    conn: &mut Connection,
+    events: &[&AuditEvent],
+    marks: &Marks<'_>,
+) -> Result<(), StoreError> {
     let started = Instant::now();
     let mut delays = RETRY_DELAYS.iter();
     loop {
-        match write_batch(conn, events.iter().copied()) {
+        match write_batch(conn, events.iter().copied(), &marks.0) {
             Err(e) if is_transient(&e) => match delays.next() {
                 Some(delay) if started.elapsed() < RETRY_BUDGET => {
                     tracing::warn!(error = %e, retry_in = ?delay, "audit write failed; retrying");
@@ -364,9 +519,12 @@ fn write_with_retry(conn: &mut Connection, events: &[&AuditEvent]) -> Result<(),
     }
 }
 
-fn write_batch<'a>(
+/// Inserts `events` in one transaction, and records for each journal in `marks` that the database has
+/// its records up to that sequence.
+pub(crate) fn write_batch<'a>(
     conn: &mut Connection,
     events: impl Iterator<Item = &'a AuditEvent>,
+    marks: &[(&str, u64)],
 ) -> Result<(), StoreError> {
     let tx = conn.transaction()?;
     {
@@ -374,6 +532,13 @@ fn write_batch<'a>(
         for event in events {
             insert_event(&mut insert, event)?;
         }
+    }
+    for (name, seq) in marks {
+        tx.prepare_cached(
+            "INSERT INTO audit_journals (name, seq) VALUES (?1, ?2) \
+             ON CONFLICT (name) DO UPDATE SET seq = excluded.seq",
+        )?
+        .execute(rusqlite::params![name, sat(*seq)])?;
     }
     tx.commit()?;
     Ok(())
@@ -601,7 +766,7 @@ mod tests {
         let writer_conn = schema::open_connection(&path, false).unwrap();
         // Far shorter than the lock is held: only retrying gets the batch in.
         writer_conn.busy_timeout(Duration::from_millis(10)).unwrap();
-        let sink = spawn(writer_conn, durability).unwrap();
+        let sink = spawn(writer_conn, durability, &path).unwrap();
 
         let locker = schema::open_connection(&path, false).unwrap();
         locker.execute_batch("BEGIN IMMEDIATE").unwrap();

@@ -1,0 +1,329 @@
+//! The audit journal of [`Durability::Journaled`](crate::Durability::Journaled): what lets a record
+//! be acknowledged before the database has it, and still survive a crash of the gateway.
+//!
+//! The writer appends each batch to this file with one `write`, acknowledges it, and commits what it
+//! has gathered to SQLite a few milliseconds later in one transaction. Once `write` has returned the
+//! record is in the operating system's hands, so killing the gateway loses nothing: the next process to
+//! open the store replays the journal's records SQLite does not have. (A crash of the machine can lose
+//! what was not yet flushed to disk; [`Durability::Strict`](crate::Durability::Strict) is for that.)
+//!
+//! Each writer process has its own journal, named after the database, the process and a random part,
+//! and holds an exclusive lock on it while it runs; a journal nobody holds is an orphan, left by a
+//! process that stopped without cleaning up.
+//!
+//! A record is `[payload length: u32][sequence: u64][checksum: u64][payload]`, little-endian, the
+//! payload an [`AuditEvent`] as JSON and the checksum FNV-1a over the sequence, the length and the
+//! payload. Sequences count up by one for the journal's life. Every commit's last sequence is stored
+//! with it in SQLite (`audit_journals`), so a replay skips what the database already has. When the file
+//! reaches its size limit and everything in it is committed, the writer starts again at offset 0: the
+//! old records behind the new ones carry lower sequences, so reading stops at them.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension};
+
+use super::event::AuditEvent;
+use crate::error::StoreError;
+
+/// Size of a record's header: length, sequence, checksum.
+const HEADER: usize = 4 + 8 + 8;
+/// A journal this long takes no more records; the next goes to a new journal.
+const MAX_SIZE: u64 = 8 * 1024 * 1024;
+/// What a journal's file name adds to the database's.
+const INFIX: &str = ".audit-journal.";
+/// A journal being created, before it is locked.
+const NEW_SUFFIX: &str = ".new";
+
+/// This process's journal: open and locked.
+#[derive(Debug)]
+pub(crate) struct Journal {
+    file: File,
+    path: PathBuf,
+    name: String,
+    /// Where the next record goes.
+    offset: u64,
+    /// The next record's sequence.
+    next_seq: u64,
+}
+
+impl Journal {
+    /// Creates a journal next to the database at `db`. It is locked before it gets its final name, so
+    /// no other process takes it for an orphan.
+    pub(crate) fn create(db: &Path) -> io::Result<Journal> {
+        let (dir, prefix) = dir_and_prefix(db)?;
+        let name = format!(
+            "{prefix}{}.{:016x}",
+            std::process::id(),
+            rand::random::<u64>()
+        );
+        let path = dir.join(&name);
+        let fresh = dir.join(format!("{name}{NEW_SUFFIX}"));
+        let file = private_file(&fresh)?;
+        file.try_lock().map_err(io::Error::from)?;
+        std::fs::rename(&fresh, &path)?;
+        Ok(Journal {
+            file,
+            path,
+            name,
+            offset: 0,
+            next_seq: 1,
+        })
+    }
+
+    /// The file's name: the key of its row in `audit_journals`.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The records for `payloads`, numbered from the next sequence, and the last sequence; the journal
+    /// counts them as used only once [`Journal::append`] has written them.
+    pub(crate) fn frame<P: AsRef<[u8]>>(&self, payloads: &[P]) -> (Vec<u8>, u64) {
+        let total = payloads.iter().map(|p| HEADER + p.as_ref().len()).sum();
+        let mut frames = Vec::with_capacity(total);
+        let mut seq = self.next_seq;
+        for payload in payloads {
+            let payload = payload.as_ref();
+            let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+            frames.extend_from_slice(&len.to_le_bytes());
+            frames.extend_from_slice(&seq.to_le_bytes());
+            frames.extend_from_slice(&checksum(seq, len, payload).to_le_bytes());
+            frames.extend_from_slice(payload);
+            seq += 1;
+        }
+        (frames, seq - 1)
+    }
+
+    /// Whether the journal should take no more records (a new one takes them).
+    pub(crate) fn is_full(&self) -> bool {
+        self.offset >= MAX_SIZE
+    }
+
+    /// Writes records made by [`Journal::frame`].
+    pub(crate) fn append(&mut self, frames: &[u8], last_seq: u64) -> io::Result<()> {
+        self.file.write_all_at(frames, self.offset)?;
+        self.offset += frames.len() as u64;
+        self.next_seq = last_seq + 1;
+        Ok(())
+    }
+
+    /// Deletes the journal. Only once the database has every record in it.
+    pub(crate) fn remove(self) -> io::Result<()> {
+        std::fs::remove_file(&self.path)
+    }
+}
+
+/// FNV-1a over the sequence, the length and the payload: enough to tell a torn write from a record.
+fn checksum(seq: u64, len: u32, payload: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in seq
+        .to_le_bytes()
+        .iter()
+        .chain(len.to_le_bytes().iter())
+        .chain(payload)
+    {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}
+
+/// The whole records at the start of `bytes`: consecutive sequences, each checksum right.
+fn read_records(bytes: &[u8]) -> Vec<(u64, &[u8])> {
+    let mut records = Vec::new();
+    let mut rest = bytes;
+    let mut expected = None;
+    while rest.len() >= HEADER {
+        let (len, seq, sum) = (
+            u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]),
+            u64::from_le_bytes(rest[4..12].try_into().unwrap_or_default()),
+            u64::from_le_bytes(rest[12..20].try_into().unwrap_or_default()),
+        );
+        let Some(payload) = rest[HEADER..].get(..len as usize) else {
+            break;
+        };
+        if len == 0 || seq == 0 || expected.is_some_and(|e| e != seq) {
+            break;
+        }
+        if checksum(seq, len, payload) != sum {
+            break;
+        }
+        records.push((seq, payload));
+        expected = Some(seq + 1);
+        rest = &rest[HEADER + payload.len()..];
+    }
+    records
+}
+
+/// Replays into SQLite the records of every orphaned journal of the database at `db` that SQLite does
+/// not have, then deletes the journals.
+pub(crate) fn recover(conn: &mut Connection, db: &Path) -> Result<(), StoreError> {
+    let io_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| StoreError::Io { path, source }
+    };
+    let (dir, prefix) = dir_and_prefix(db).map_err(io_err(db))?;
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(&dir).map_err(io_err(&dir))? {
+        let entry = entry.map_err(io_err(&dir))?;
+        if let Some(name) = entry.file_name().to_str() {
+            if name.starts_with(&prefix) {
+                names.push(name.to_owned());
+            }
+        }
+    }
+    for name in &names {
+        let path = dir.join(name);
+        let mut file = match OpenOptions::new().read(true).write(true).open(&path) {
+            Ok(file) => file,
+            // Its process removed it meanwhile.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io_err(&path)(e)),
+        };
+        if file.try_lock().is_err() {
+            // A running process's journal.
+            continue;
+        }
+        if !name.ends_with(NEW_SUFFIX) {
+            replay(conn, name, &mut file, &path)?;
+        }
+        std::fs::remove_file(&path).map_err(io_err(&path))?;
+        tracing::info!(journal = %path.display(), "orphaned audit journal replayed and removed");
+    }
+    // A journal's row goes once its file has (a crash in between leaves the row alone).
+    let rows: Vec<String> = conn
+        .prepare("SELECT name FROM audit_journals")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for row in rows {
+        if !dir.join(&row).exists() {
+            conn.execute("DELETE FROM audit_journals WHERE name = ?1", [&row])?;
+        }
+    }
+    Ok(())
+}
+
+fn replay(
+    conn: &mut Connection,
+    name: &str,
+    file: &mut File,
+    path: &Path,
+) -> Result<(), StoreError> {
+    let mut bytes = Vec::new();
+    io::Read::read_to_end(file, &mut bytes).map_err(|source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let applied: i64 = conn
+        .query_row(
+            "SELECT seq FROM audit_journals WHERE name = ?1",
+            [name],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(0);
+    let applied = u64::try_from(applied).unwrap_or(0);
+    let mut events = Vec::new();
+    let mut last = applied;
+    for (seq, payload) in read_records(&bytes) {
+        if seq <= applied {
+            continue;
+        }
+        let event: AuditEvent = serde_json::from_slice(payload).map_err(|e| {
+            StoreError::Corrupt(format!(
+                "{}: record {seq} is not an audit event: {e}",
+                path.display()
+            ))
+        })?;
+        events.push(event);
+        last = seq;
+    }
+    if !events.is_empty() {
+        tracing::warn!(
+            journal = %path.display(),
+            events = events.len(),
+            "recovering audit events the database lost in a crash"
+        );
+        super::writer::write_batch(conn, events.iter(), &[(name, last)])?;
+    }
+    Ok(())
+}
+
+/// The database's folder and the file-name prefix its journals share.
+fn dir_and_prefix(db: &Path) -> io::Result<(PathBuf, String)> {
+    let file_name = db
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
+    let dir = match db.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    Ok((dir, format!("{file_name}{INFIX}")))
+}
+
+/// A new file only its owner can read: the journal holds statement texts, as the database does.
+fn private_file(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn payloads(n: usize) -> Vec<Vec<u8>> {
+        (0..n).map(|i| format!("record {i}").into_bytes()).collect()
+    }
+
+    /// A new journal in a new folder, with `n` records appended.
+    fn journal_of(n: usize) -> (tempfile::TempDir, Journal) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut journal = Journal::create(&dir.path().join("a.db")).unwrap();
+        let (frames, last) = journal.frame(&payloads(n));
+        journal.append(&frames, last).unwrap();
+        (dir, journal)
+    }
+
+    #[test]
+    fn records_read_back_in_order() {
+        let (_dir, mut journal) = journal_of(3);
+        let (frames, last) = journal.frame(&payloads(2));
+        assert_eq!(last, 5);
+        journal.append(&frames, last).unwrap();
+        let bytes = std::fs::read(&journal.path).unwrap();
+        let records = read_records(&bytes);
+        let seqs: Vec<u64> = records.iter().map(|(s, _)| *s).collect();
+        assert_eq!(seqs, [1, 2, 3, 4, 5]);
+        assert_eq!(records[4].1, b"record 1");
+    }
+
+    #[test]
+    fn a_torn_record_ends_the_journal() {
+        let (_dir, journal) = journal_of(3);
+        let mut bytes = std::fs::read(&journal.path).unwrap();
+        // A flipped byte in the second record's payload, as a write cut short would leave it.
+        let second = HEADER + "record 0".len() + HEADER;
+        bytes[second] ^= 0xff;
+        let seqs: Vec<u64> = read_records(&bytes).iter().map(|(s, _)| *s).collect();
+        assert_eq!(seqs, [1]);
+    }
+
+    #[test]
+    fn a_running_processs_journal_is_not_an_orphan() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("a.db");
+        let mut conn = crate::schema::open_connection(&db, true).unwrap();
+        crate::schema::migrate(&mut conn).unwrap();
+        let journal = Journal::create(&db).unwrap();
+        recover(&mut conn, &db).unwrap();
+        assert!(journal.path.exists());
+    }
+}
