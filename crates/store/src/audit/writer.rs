@@ -34,7 +34,7 @@ use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 use super::event::{AuditEvent, PolicyTrail};
-use super::journal::Journal;
+use super::journal::{self, Journal};
 use crate::error::{is_transient, StoreError};
 use crate::Durability;
 
@@ -42,6 +42,8 @@ use crate::Durability;
 const MAX_BATCH: usize = 1024;
 /// How long a buffered or journaled batch waits for company before it is committed.
 const LINGER: Duration = Duration::from_millis(5);
+/// Room reserved for an event's JSON in the journal: most statement events fit.
+const RECORD_HINT: usize = 1024;
 /// Queue capacity; when full, `record` blocks (backpressure rather than unbounded memory or lost events).
 const QUEUE_CAPACITY: usize = 16 * 1024;
 /// Pauses between attempts at a batch that failed with a transient error.
@@ -204,10 +206,11 @@ impl AuditSink {
     /// Journaled mode: appends the event to the journal, then queues it. Both happen under the
     /// appender's lock, so the writer receives each journal's records in sequence order.
     fn record_journaled(&self, appender: &Mutex<Appender>, event: AuditEvent) -> AuditTicket {
-        let payload = serde_json::to_vec(&event)
+        let mut record = journal::record_buffer(RECORD_HINT);
+        let encoded = serde_json::to_writer(&mut record, &event)
             .map_err(|e| StoreError::AuditWrite(format!("cannot encode an audit event: {e}")));
         let mut appender = appender.lock().unwrap_or_else(|p| p.into_inner());
-        let appended = payload.and_then(|payload| appender.append(&payload, |msg| self.send(msg)));
+        let appended = encoded.and_then(|()| appender.append(&mut record, |msg| self.send(msg)));
         let (journal, written) = match appended {
             Ok(pos) => (Some(pos), Ok(())),
             Err(e) => (None, Err(e)),
@@ -260,7 +263,7 @@ impl Appender {
     /// another.
     fn append(
         &mut self,
-        payload: &[u8],
+        record: &mut [u8],
         seal: impl FnOnce(Msg) -> Result<(), StoreError>,
     ) -> Result<JournalPos, StoreError> {
         let failed = |e: std::io::Error| {
@@ -279,9 +282,8 @@ impl Appender {
                 self.current.insert((journal, name))
             }
         };
-        let (frames, last) = journal.frame(std::slice::from_ref(&payload));
-        journal.append(&frames, last).map_err(failed)?;
-        Ok((Arc::clone(name), last))
+        let seq = journal.append(record).map_err(failed)?;
+        Ok((Arc::clone(name), seq))
     }
 }
 
