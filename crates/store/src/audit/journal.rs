@@ -1,22 +1,23 @@
 //! The audit journal of [`Durability::Journaled`](crate::Durability::Journaled): what lets a record
 //! be acknowledged before the database has it, and still survive a crash of the gateway.
 //!
-//! The writer appends each batch to this file with one `write`, acknowledges it, and commits what it
-//! has gathered to SQLite a few milliseconds later in one transaction. Once `write` has returned the
-//! record is in the operating system's hands, so killing the gateway loses nothing: the next process to
-//! open the store replays the journal's records SQLite does not have. (A crash of the machine can lose
-//! what was not yet flushed to disk; [`Durability::Strict`](crate::Durability::Strict) is for that.)
+//! Recording an event appends it to this file with one `write` and queues it; the writer thread
+//! commits what has gathered to SQLite a few milliseconds later, in one transaction. Once `write` has
+//! returned the record is in the operating system's hands, so killing the gateway loses nothing: the
+//! next process to open the store replays the journal's records SQLite does not have. (A crash of the
+//! machine can lose what was not yet flushed to disk; [`Durability::Strict`](crate::Durability::Strict)
+//! is for that.)
 //!
-//! Each writer process has its own journal, named after the database, the process and a random part,
-//! and holds an exclusive lock on it while it runs; a journal nobody holds is an orphan, left by a
-//! process that stopped without cleaning up.
+//! Each process has its own journal, named after the database, the process and a random part, and
+//! holds an exclusive lock on it while it runs; a journal nobody holds is an orphan, left by a process
+//! that stopped without cleaning up. A journal past [`MAX_SIZE`] takes no more records: a new one
+//! does, and the writer removes the full one once the database has everything in it.
 //!
 //! A record is `[payload length: u32][sequence: u64][checksum: u64][payload]`, little-endian, the
 //! payload an [`AuditEvent`] as JSON and the checksum a multiply-xorshift hash over the sequence, the
-//! length and the payload. Sequences count up by one for the journal's life. Every commit's last sequence is stored
-//! with it in SQLite (`audit_journals`), so a replay skips what the database already has. When the file
-//! reaches its size limit and everything in it is committed, the writer starts again at offset 0: the
-//! old records behind the new ones carry lower sequences, so reading stops at them.
+//! length and the payload. Sequences count up by one from 1, so a torn last record, or anything after
+//! it, ends the journal. Every commit stores, in the same transaction, the last sequence of each
+//! journal it holds (`audit_journals`), so a replay skips what the database already has.
 
 use std::fs::{File, OpenOptions};
 use std::io;
