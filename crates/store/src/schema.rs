@@ -230,8 +230,7 @@ const MIGRATIONS: &[&str] = &[
     r#"
     CREATE TABLE audit_journals (
         name  TEXT PRIMARY KEY,
-        seq   BIGINT NOT NULL,
-        syncs BIGINT NOT NULL DEFAULT 0
+        seq   BIGINT NOT NULL
     );
     "#,
 ];

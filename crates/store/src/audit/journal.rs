@@ -23,6 +23,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rusqlite::{Connection, OptionalExtension};
 
@@ -43,7 +44,7 @@ const NEW_SUFFIX: &str = ".new";
 pub(crate) struct Journal {
     file: File,
     path: PathBuf,
-    name: String,
+    name: Arc<str>,
     /// Where the next record goes.
     offset: u64,
     /// The next record's sequence.
@@ -68,14 +69,14 @@ impl Journal {
         Ok(Journal {
             file,
             path,
-            name,
+            name: name.into(),
             offset: 0,
             next_seq: 1,
         })
     }
 
     /// The file's name: the key of its row in `audit_journals`.
-    pub(crate) fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &Arc<str> {
         &self.name
     }
 
@@ -105,9 +106,20 @@ impl Journal {
         Ok(seq)
     }
 
-    /// Deletes the journal. Only once the database has every record in it.
-    pub(crate) fn remove(self) -> io::Result<()> {
-        std::fs::remove_file(&self.path)
+    /// Deletes the journal and then its row in `audit_journals`. Only once the database has every
+    /// record in it. A journal that cannot be deleted is left for the next start, which finds its
+    /// records applied.
+    pub(crate) fn remove(self, conn: &Connection) {
+        let removed = std::fs::remove_file(&self.path)
+            .map_err(|e| e.to_string())
+            .and_then(|()| {
+                conn.execute("DELETE FROM audit_journals WHERE name = ?1", [&*self.name])
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            });
+        if let Err(e) = removed {
+            tracing::warn!(error = %e, journal = %self.name, "cannot remove a full audit journal; the next start will");
+        }
     }
 }
 

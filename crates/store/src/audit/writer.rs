@@ -105,14 +105,14 @@ struct SinkInner {
 struct Appender {
     /// The database file journals go next to.
     db: PathBuf,
-    current: Option<(Journal, Arc<str>)>,
+    current: Option<Journal>,
 }
 
 impl Drop for SinkInner {
     fn drop(&mut self) {
         if let (Some(appender), Some(tx)) = (&self.journal, &self.tx) {
             let mut appender = appender.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((journal, _)) = appender.current.take() {
+            if let Some(journal) = appender.current.take() {
                 drop(tx.send(Msg::Sealed(journal)));
             }
         }
@@ -269,21 +269,19 @@ impl Appender {
         let failed = |e: std::io::Error| {
             StoreError::AuditWrite(format!("cannot write the audit journal: {e}"))
         };
-        if self.current.as_ref().is_some_and(|(j, _)| j.is_full()) {
-            if let Some((full, _)) = self.current.take() {
+        if self.current.as_ref().is_some_and(Journal::is_full) {
+            if let Some(full) = self.current.take() {
                 seal(Msg::Sealed(full))?;
             }
         }
-        let (journal, name) = match &mut self.current {
+        let journal = match &mut self.current {
             Some(current) => current,
-            None => {
-                let journal = Journal::create(&self.db).map_err(failed)?;
-                let name = Arc::from(journal.name());
-                self.current.insert((journal, name))
-            }
+            None => self
+                .current
+                .insert(Journal::create(&self.db).map_err(failed)?),
         };
         let seq = journal.append(record).map_err(failed)?;
-        Ok((Arc::clone(name), seq))
+        Ok((Arc::clone(journal.name()), seq))
     }
 }
 
@@ -446,7 +444,7 @@ impl Writer {
         }
         if result.is_ok() {
             for journal in self.sealed.drain(..) {
-                remove_journal(&self.conn, journal);
+                journal.remove(&self.conn);
             }
         }
         if self.carried.len() > MAX_CARRIED {
@@ -482,20 +480,6 @@ impl<'a> Marks<'a> {
             Some((_, last)) => *last = (*last).max(*seq),
             None => self.0.push((name, *seq)),
         }
-    }
-}
-
-/// Removes a journal the database has every record of. One that cannot be removed is left for the
-/// next start, which finds its records applied.
-fn remove_journal(conn: &Connection, journal: Journal) {
-    let name = journal.name().to_owned();
-    let removed = journal.remove().map_err(|e| e.to_string()).and_then(|()| {
-        conn.execute("DELETE FROM audit_journals WHERE name = ?1", [&name])
-            .map(drop)
-            .map_err(|e| e.to_string())
-    });
-    if let Err(e) = removed {
-        tracing::warn!(error = %e, journal = %name, "cannot remove a full audit journal; the next start will");
     }
 }
 
