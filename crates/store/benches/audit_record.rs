@@ -1,0 +1,114 @@
+//! What recording one statement's audit event costs, per durability mode that answers at once:
+//! `journaled` (the event is appended to the journal, then queued) and `buffered` (only queued).
+//! First the session's share (the `record` call), then with the writer thread's share (committing it
+//! to SQLite). The event is what `pgbench -S` leaves: one object, one rule fired, the policy trail.
+//!
+//! Run with `cargo bench -p portcullis-store -- --warm-up-time 1 --measurement-time 3`.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use portcullis_store::{
+    AuditEvent, AuditObject, Durability, FiredRuleRecord, MasterKey, PolicyTrail, StatementEvent,
+    Store,
+};
+
+fn pgbench_select() -> AuditEvent {
+    let read = "read public.pgbench_accounts".to_string();
+    AuditEvent::Statement(StatementEvent {
+        session_id: "92f9f7e8a202bf6f".into(),
+        at: 1_796_325_168_579_757,
+        user: "benchuser".into(),
+        resource: "bench".into(),
+        client_addr: "127.0.0.1:37930".into(),
+        text: "SELECT abalance FROM pgbench_accounts WHERE aid = $1".into(),
+        kind: "SELECT".into(),
+        objects: vec![AuditObject {
+            name: "public.pgbench_accounts".into(),
+            operation: "read".into(),
+        }],
+        param_count: 1,
+        rows: Some(1),
+        duration_us: 150,
+        decision: "allow".into(),
+        outcome: "ok".into(),
+        sqlstate: None,
+        message: None,
+        policy: Some(PolicyTrail {
+            stage: "statement".into(),
+            result: "allow".into(),
+            policy_version: Some(1),
+            actions: vec![read.clone(), "statement SELECT".into()],
+            location: "unknown".into(),
+            device_trust: "unknown".into(),
+            rules: vec![FiredRuleRecord {
+                id: "accounts_read".into(),
+                name: None,
+                action: "audit".into(),
+                severity: "info".into(),
+                components: vec![read],
+                message: None,
+            }],
+            reason: "allowed; rules fired: `accounts_read` (audit)".into(),
+            ..PolicyTrail::default()
+        }),
+    })
+}
+
+/// Events recorded between two flushes: well under the writer's queue, so recording never waits for it.
+const CHUNK: u64 = 4096;
+
+fn record(c: &mut Criterion) {
+    let event = pgbench_select();
+    for (name, durability) in [
+        ("journaled", Durability::Journaled),
+        ("buffered", Durability::Buffered),
+    ] {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let store = Store::open(
+            &dir.path().join("portcullis.sqlite"),
+            MasterKey::generate(),
+            durability,
+        )
+        .expect("a store");
+        let sink = store.audit();
+        // The session's share: recording, timed in chunks the writer commits between (untimed).
+        c.bench_function(&format!("record a statement event ({name})"), |b| {
+            b.iter_custom(|iters| {
+                let mut spent = Duration::ZERO;
+                let mut left = iters;
+                while left > 0 {
+                    let n = left.min(CHUNK);
+                    let events: Vec<AuditEvent> = (0..n).map(|_| event.clone()).collect();
+                    let start = Instant::now();
+                    for event in events {
+                        black_box(sink.record(event).wait_blocking()).expect("recorded");
+                    }
+                    spent += start.elapsed();
+                    sink.flush().expect("committed");
+                    left -= n;
+                }
+                spent
+            })
+        });
+        // The writer thread's share as well: recording and committing, per event.
+        c.bench_function(
+            &format!("record and commit a statement event ({name})"),
+            |b| {
+                b.iter_custom(|iters| {
+                    let events: Vec<AuditEvent> = (0..iters).map(|_| event.clone()).collect();
+                    let start = Instant::now();
+                    for event in events {
+                        black_box(sink.record(event).wait_blocking()).expect("recorded");
+                    }
+                    sink.flush().expect("committed");
+                    start.elapsed()
+                })
+            },
+        );
+    }
+}
+
+criterion_group!(benches, record);
+criterion_main!(benches);
