@@ -504,6 +504,51 @@ async fn alert_rules_reach_the_webhook() {
     assert_eq!(alert["statement"], "SELECT salary FROM hr.employees");
 }
 
+/// An `alert` rule on a row count fires once the statement's rows are known: a small read raises
+/// nothing, a bulk one reaches the webhook, naming the rule and the statement.
+#[tokio::test(flavor = "multi_thread")]
+async fn row_count_alerts_reach_the_webhook() {
+    let (port, bodies) = webhook_receiver();
+    let pg = fresh_database("policy_row_alerts");
+    let gw = Gateway::start_with_config(
+        pg,
+        "policy_row_alerts",
+        &format!("alerts:\n  webhook: http://127.0.0.1:{port}/hooks/portcullis\n"),
+    );
+    hr_fixtures(&gw).await;
+    gw.apply_policy_live(&alice_may_do_anything(
+        "
+  - id: bulk_salary_read
+    name: Bulk salary reads
+    when: {objects: [hr.employees], rows_above: 5}
+    action: alert
+    severity: high
+",
+    ));
+    let alice = gw.connect("alice", ALICE_PASSWORD).await;
+    alice
+        .simple_query("SELECT salary FROM hr.employees WHERE id < 3")
+        .await
+        .unwrap();
+    alice
+        .simple_query("SELECT salary FROM hr.employees")
+        .await
+        .unwrap();
+    // The receiver takes one request: were the two-row read alerted on, its alert would be this one.
+    let body = bodies
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("the webhook received the alert");
+    let alert: Value = serde_json::from_str(&body).expect("alert JSON");
+    assert_eq!(alert["rule_id"], "bulk_salary_read");
+    assert_eq!(alert["severity"], "high");
+    assert_eq!(alert["user"], "alice");
+    assert_eq!(alert["statement"], "SELECT salary FROM hr.employees");
+    assert_eq!(
+        alert["message"],
+        "rule `bulk_salary_read` fired on read hr.employees"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn row_count_rules_are_recorded_after_execution_and_roll_back_writes() {
     let pg = fresh_database("policy_rows");

@@ -4,13 +4,13 @@ use portcullis_policy::{Action, FiredRule};
 use time::OffsetDateTime;
 
 use super::SessionInfo;
-use crate::alerts::{Alert, AlertKind};
-use crate::listener::Shared;
+use crate::alerts::{Alert, AlertKind, Alerter};
 
-impl Shared {
-    /// Raises an alert for every fired `alert` rule. Never waits: a slow or down receiver must not hold
-    /// up statements. `statement` is the statement's text, `None` for a connection stage.
-    pub fn alert_fired(
+impl Alerter {
+    /// Raises an alert for every fired `alert` rule, whether it fired before the statement ran or on
+    /// its row count after. Never waits: a slow or down receiver must not hold up statements.
+    /// `statement` is the statement's text, `None` for a connection stage.
+    pub fn fired(
         &self,
         info: &SessionInfo,
         fired: &[FiredRule],
@@ -28,7 +28,7 @@ impl Shared {
                 (None, false) => format!("rule `{}` fired on {}", rule.id, components.join(", ")),
                 (None, true) => format!("rule `{}` fired", rule.id),
             };
-            self.alerts.send(Alert {
+            self.send(Alert {
                 time: OffsetDateTime::now_utc(),
                 severity: rule.severity,
                 kind: if statement.is_some() {

@@ -28,7 +28,7 @@ use tokio::sync::oneshot;
 use super::flow::{Flow, Internal, Pending};
 use super::masking::SessionMasking;
 use super::row_guard::{self, GuardVerdict, Guarded};
-use super::statement::{Refusal, Run};
+use super::statement::{OutcomeRules, Refusal, Run};
 use super::SessionInfo;
 use crate::catalog::SNAPSHOT_QUERY;
 use crate::error::GatewayError;
@@ -758,8 +758,12 @@ impl<'a> ClientSide<'a> {
                 }
                 Some(MfaOutcome::Refused(refusal)) => {
                     let refusal = refusal.clone();
-                    self.shared
-                        .alert_fired(self.info, &decision.fired, &actions, Some(run.text()));
+                    self.shared.alerts.fired(
+                        self.info,
+                        &decision.fired,
+                        &actions,
+                        Some(run.text()),
+                    );
                     let mut trail = policy::statement_trail(Some(version), ctx, actions, &decision);
                     trail.reason.clone_from(&refusal.message);
                     run.policy = Some(trail);
@@ -769,7 +773,8 @@ impl<'a> ClientSide<'a> {
             }
         }
         self.shared
-            .alert_fired(self.info, &decision.fired, &actions, Some(run.text()));
+            .alerts
+            .fired(self.info, &decision.fired, &actions, Some(run.text()));
         run.policy = Some(policy::statement_trail(
             Some(version),
             ctx,
@@ -804,7 +809,11 @@ impl<'a> ClientSide<'a> {
                     }
                 }
                 run.row_limits = limits;
-                run.outcome_rules = Some((Arc::clone(&active), decision.post_execution));
+                run.outcome_rules = Some(OutcomeRules {
+                    active: Arc::clone(&active),
+                    pending: decision.post_execution,
+                    alerts: self.shared.alerts.clone(),
+                });
                 return Ok(());
             }
             // Say first that the statement could not be analysed: no grant or rule change alone fixes it.

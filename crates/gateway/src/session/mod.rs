@@ -595,7 +595,9 @@ async fn decide_connection(
                 (Some(_), Some(Err(why))) => trail.reason.clone_from(why),
                 _ => {}
             }
-            shared.alert_fired(info, decision.fired.as_slice(), &[], None);
+            shared
+                .alerts
+                .fired(info, decision.fired.as_slice(), &[], None);
             let held = match (stage, decision.verdict) {
                 (ConnectionStage::Post, Verdict::RequireApproval) => {
                     Some(admission::hold(shared, info, &active, &decision, now).await)

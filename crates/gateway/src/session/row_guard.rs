@@ -92,9 +92,7 @@ impl Guarded {
         self.run
             .outcome_rules
             .as_ref()
-            .is_some_and(|(active, pending)| {
-                active.compiled.evaluate_outcome(pending, rows).verdict == Verdict::Deny
-            })
+            .is_some_and(|rules| rules.evaluate(rows).verdict == Verdict::Deny)
     }
 
     /// Handles one DataRow frame: forwards it to `out`, holds it, or drops it.
@@ -184,7 +182,7 @@ impl Guarded {
         self.run
             .outcome_rules
             .as_ref()
-            .map(|(active, pending)| active.compiled.evaluate_outcome(pending, counted).reason)
+            .map(|rules| rules.evaluate(counted).reason)
             .unwrap_or_else(|| format!("a row-count rule denies {counted} rows"))
     }
 

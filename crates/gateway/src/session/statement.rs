@@ -4,11 +4,12 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use portcullis_policy::{Component, PendingOutcome, ResolvedAccess};
+use portcullis_policy::{Component, OutcomeDecision, PendingOutcome, ResolvedAccess};
 use portcullis_sql::{resolve, Catalog, ObjectKind, Operation, SearchPath, Statement};
 use portcullis_store::{AuditEvent, AuditObject, PolicyTrail, StatementEvent};
 
 use super::SessionInfo;
+use crate::alerts::Alerter;
 use crate::policy::{self, ActivePolicy, RowLimits};
 
 /// A statement sent upstream (or refused) whose outcome is still to be recorded.
@@ -22,8 +23,8 @@ pub struct Run {
     pub components: Vec<Component>,
     /// The policy decision, once made.
     pub policy: Option<PolicyTrail>,
-    /// Row-count rules to decide once the statement's rows are known, with the policy that set them.
-    pub outcome_rules: Option<(Arc<ActivePolicy>, PendingOutcome)>,
+    /// Row-count rules to decide once the statement's rows are known.
+    pub outcome_rules: Option<OutcomeRules>,
     /// Where those rules deny: the statement must then run guarded (see `row_guard`).
     pub row_limits: Option<RowLimits>,
     at: i64,
@@ -35,6 +36,24 @@ pub struct Run {
     /// Its text was rewritten for masks or row filters, so its errors' details (which may quote a row's
     /// raw values, e.g. "Failing row contains …") are not shown.
     pub masked: bool,
+}
+
+/// Row-count rules a statement's decision left to its outcome, with the policy that set them.
+#[derive(Debug)]
+pub struct OutcomeRules {
+    /// The policy in force when the statement was decided.
+    pub active: Arc<ActivePolicy>,
+    /// The rules still to decide, per component.
+    pub pending: PendingOutcome,
+    /// Where the `alert` rules among them raise their alerts.
+    pub alerts: Alerter,
+}
+
+impl OutcomeRules {
+    /// What the rules decide for `rows` rows.
+    pub fn evaluate(&self, rows: u64) -> OutcomeDecision {
+        self.active.compiled.evaluate_outcome(&self.pending, rows)
+    }
 }
 
 /// How a statement ended.
@@ -260,10 +279,12 @@ impl Run {
             ),
         };
         let mut policy = self.policy;
-        if let (Some((active, pending)), Some(trail), Some(rows)) =
-            (&self.outcome_rules, policy.as_mut(), rows)
+        if let (Some(rules), Some(trail), Some(rows)) = (&self.outcome_rules, policy.as_mut(), rows)
         {
-            let outcome = active.compiled.evaluate_outcome(pending, rows);
+            let outcome = rules.evaluate(rows);
+            rules
+                .alerts
+                .fired(info, &outcome.fired, &trail.actions, Some(&self.text));
             policy::add_outcome(trail, &outcome);
             if stopped {
                 trail.result = "deny".into();
