@@ -1,7 +1,8 @@
 //! Gateway-issued cancel keys, mapped to the upstream keys they stand for.
 //!
 //! Clients never learn an upstream's process id or secret: they get a key the gateway made, and a
-//! CancelRequest carrying it is relayed to the right upstream with the real key.
+//! CancelRequest carrying it is relayed to the right upstream with the real key. The session hears of
+//! it too, for a statement the gateway itself holds (waiting for MFA) and has not sent upstream.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -9,18 +10,27 @@ use std::sync::Mutex;
 use bytes::BytesMut;
 use portcullis_wire::{encode_cancel_request, CancelKey};
 use tokio::io::AsyncWriteExt;
+use tokio::sync::watch;
 
 use crate::upstream::{self, CancelTarget};
+
+/// A live session's upstream, its key there, and the count of cancel requests it was sent.
+type Entry = (CancelTarget, CancelKey, watch::Sender<u64>);
 
 /// All live sessions' cancel keys.
 #[derive(Default)]
 pub struct CancelRegistry {
-    keys: Mutex<HashMap<CancelKey, (CancelTarget, CancelKey)>>,
+    keys: Mutex<HashMap<CancelKey, Entry>>,
 }
 
 impl CancelRegistry {
-    /// Issues a fresh gateway key for a session whose upstream key is `upstream_key`.
-    pub fn register(&self, target: CancelTarget, upstream_key: CancelKey) -> CancelKey {
+    /// Issues a fresh gateway key for a session whose upstream key is `upstream_key`, with what counts
+    /// the cancel requests the session is sent.
+    pub fn register(
+        &self,
+        target: CancelTarget,
+        upstream_key: CancelKey,
+    ) -> (CancelKey, watch::Receiver<u64>) {
         let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
         loop {
             let key = CancelKey {
@@ -28,8 +38,9 @@ impl CancelRegistry {
                 secret_key: rand::random(),
             };
             if let std::collections::hash_map::Entry::Vacant(slot) = keys.entry(key) {
-                slot.insert((target, upstream_key));
-                return key;
+                let (cancels, cancelled) = watch::channel(0);
+                slot.insert((target, upstream_key, cancels));
+                return (key, cancelled);
             }
         }
     }
@@ -50,7 +61,10 @@ impl CancelRegistry {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(&key)
-            .cloned();
+            .map(|(target, upstream_key, cancels)| {
+                cancels.send_modify(|n| *n += 1);
+                (target.clone(), *upstream_key)
+            });
         let Some((target, upstream_key)) = found else {
             tracing::debug!("cancel request with an unknown key");
             return;

@@ -309,6 +309,11 @@ impl<'a> Hold<'a> {
         }
     }
 
+    /// Records that the client's CancelRequest ended the hold; `Err` when the audit log cannot.
+    pub async fn cancelled(&self) -> Result<(), String> {
+        self.record("cancel", "cancelled").await
+    }
+
     /// Whether the tracker, told the newest verification, lets the request through now.
     fn covered(&self) -> bool {
         let now = self.tracker().now();

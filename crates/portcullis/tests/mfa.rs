@@ -339,6 +339,47 @@ async fn statement_step_up_with_validity_and_idle_reprompt() {
     );
 }
 
+/// A CancelRequest (psql's Ctrl-C) ends a statement held for MFA at once, as PostgreSQL ends a
+/// cancelled query, instead of leaving the client waiting out the hold; the session goes on.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancel_ends_a_statement_held_for_mfa() {
+    let pg = fresh_database("mfa_cancel");
+    let clock = TestClock::new();
+    let gw = Gateway::start_with_policy(pg, "mfa_cancel", &clock.config(""), Some(STEP_UP_POLICY));
+    hr_fixtures(&gw).await;
+    enroll(&gw, "alice");
+    let alice = std::sync::Arc::new(gw.connect("alice", ALICE_PASSWORD).await);
+    let held = {
+        let alice = std::sync::Arc::clone(&alice);
+        tokio::spawn(async move { alice.simple_query("SELECT count(*) FROM hr.people").await })
+    };
+    let gw_ref = &gw;
+    tokio::task::block_in_place(|| wait_for_holds(gw_ref, 1));
+    alice
+        .cancel_token()
+        .cancel_query(tokio_postgres::NoTls)
+        .await
+        .expect("the cancel request is sent");
+    let err = tokio::time::timeout(Duration::from_secs(10), held)
+        .await
+        .expect("the hold ends well before its timeout")
+        .unwrap()
+        .expect_err("the held statement is cancelled");
+    assert_eq!(err.code().map(|c| c.code()), Some("57014"), "{err}");
+
+    alice
+        .simple_query("SELECT 1")
+        .await
+        .expect("the session goes on");
+    let events = mfa_events(&gw);
+    assert_eq!(count(&events, "cancel", "cancelled"), 1, "{events:?}");
+    let records = gw.statements(&["--text", "SELECT count(*) FROM hr.people"]);
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0]["outcome"], "cancelled");
+    assert_eq!(records[0]["sqlstate"], "57014");
+    assert_eq!(records[0]["policy"]["requirements"][0]["met"], false);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn holds_time_out_and_unenrolled_users_are_told_how_to_enrol() {
     let pg = fresh_database("mfa_timeout");

@@ -23,7 +23,7 @@ use portcullis_workflows::HeldStatement;
 use time::OffsetDateTime;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc::UnboundedSender;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use super::flow::{Flow, Internal, Pending};
 use super::masking::SessionMasking;
@@ -159,6 +159,8 @@ pub struct ClientSide<'a> {
     mfa_outcome: Option<MfaOutcome>,
     /// Where the gateway's own messages to the client go (the upstream side writes them out).
     to_client: UnboundedSender<BytesMut>,
+    /// Counts the CancelRequests sent with this session's key: one ends an MFA hold.
+    cancelled: watch::Receiver<u64>,
 }
 
 impl<'a> ClientSide<'a> {
@@ -168,6 +170,7 @@ impl<'a> ClientSide<'a> {
         info: &'a Arc<SessionInfo>,
         flow: &'a Mutex<Flow>,
         to_client: UnboundedSender<BytesMut>,
+        cancelled: watch::Receiver<u64>,
     ) -> Self {
         ClientSide {
             shared,
@@ -190,6 +193,7 @@ impl<'a> ClientSide<'a> {
             mfa_hold: None,
             mfa_outcome: None,
             to_client,
+            cancelled,
         }
     }
 
@@ -375,7 +379,17 @@ impl<'a> ClientSide<'a> {
             Begin::Wait => {
                 // The upstream side is gone only when the session is ending.
                 let _ = self.to_client.send(hold.notice());
-                hold.wait().await
+                // Only a cancel sent while this statement is held ends it.
+                self.cancelled.mark_unchanged();
+                tokio::select! {
+                    ended = hold.wait() => ended,
+                    Ok(()) = self.cancelled.changed() => {
+                        return MfaOutcome::Refused(match hold.cancelled().await {
+                            Ok(()) => Refusal::cancelled(),
+                            Err(why) => Refusal::denied(&why),
+                        });
+                    }
+                }
             }
         };
         match ended {

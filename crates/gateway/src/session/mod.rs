@@ -26,6 +26,7 @@ use portcullis_wire::{
 };
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use tokio::sync::watch;
 
 use crate::catalog::{catalog_row, CatalogSnapshot, SNAPSHOT_QUERY};
 use crate::config::ClientTls;
@@ -117,7 +118,7 @@ pub async fn run(shared: Arc<Shared>, socket: TcpStream, peer: SocketAddr) {
             }
         }
     };
-    let (client, upstream, key, catalog) = match opened {
+    let (client, upstream, (key, cancelled), catalog) = match opened {
         Err(()) => {
             record_connection(
                 &shared,
@@ -162,7 +163,13 @@ pub async fn run(shared: Arc<Shared>, socket: TcpStream, peer: SocketAddr) {
     let bytes_in = AtomicU64::new(0);
     let bytes_out = AtomicU64::new(0);
     let (detail, application_name) = relay(
-        &shared, &info, client, upstream, catalog, &bytes_in, &bytes_out,
+        &shared,
+        &info,
+        client,
+        upstream,
+        catalog,
+        cancelled,
+        (&bytes_in, &bytes_out),
     )
     .await;
     shared.cancels.remove(&key);
@@ -181,7 +188,12 @@ pub async fn run(shared: Arc<Shared>, socket: TcpStream, peer: SocketAddr) {
     .await;
 }
 
-type Opened = (BoxStream, Upstream, CancelKey, Arc<CatalogSnapshot>);
+type Opened = (
+    BoxStream,
+    Upstream,
+    (CancelKey, watch::Receiver<u64>),
+    Arc<CatalogSnapshot>,
+);
 
 fn lock_deadline(
     deadline: &Mutex<tokio::time::Instant>,
@@ -393,7 +405,7 @@ async fn open(
             ),
         )));
     };
-    let key = shared
+    let (key, cancelled) = shared
         .cancels
         .register(upstream.target.clone(), upstream_key);
 
@@ -415,7 +427,7 @@ async fn open(
         shared.cancels.remove(&key);
         return Err(None);
     }
-    Ok((stream, upstream, key, catalog))
+    Ok((stream, upstream, (key, cancelled), catalog))
 }
 
 /// Reads a catalog snapshot over a freshly logged-in upstream connection.
@@ -434,15 +446,15 @@ async fn relay(
     client: BoxStream,
     upstream: Upstream,
     catalog: Arc<CatalogSnapshot>,
-    bytes_in: &AtomicU64,
-    bytes_out: &AtomicU64,
+    cancelled: watch::Receiver<u64>,
+    (bytes_in, bytes_out): (&AtomicU64, &AtomicU64),
 ) -> (String, Option<String>) {
     let flow = Mutex::new(Flow::new(SearchPath::default_path(), catalog));
     let (mut client_rd, mut client_wr) = tokio::io::split(client);
     let (mut up_rd, mut up_wr) = tokio::io::split(upstream.stream);
     let (to_client, own_messages) = tokio::sync::mpsc::unbounded_channel();
     let window_notices = to_client.clone();
-    let mut client_side = ClientSide::new(shared, info, &flow, to_client);
+    let mut client_side = ClientSide::new(shared, info, &flow, to_client, cancelled);
     let window_closed = async {
         match info.window {
             Some(window) => admission::guard_window(shared, window, window_notices).await,

@@ -70,6 +70,9 @@ pub enum Outcome<'a> {
     Stopped(&'a Refusal, u64),
 }
 
+/// SQLSTATE `query_canceled`.
+const CANCELLED: &str = "57014";
+
 /// Why the gateway refuses a statement, as the client will read it.
 #[derive(Debug, Clone)]
 pub struct Refusal {
@@ -134,6 +137,15 @@ impl Refusal {
     /// A statement the gateway cannot analyse fully.
     pub fn unanalysable(why: impl std::fmt::Display) -> Self {
         Self::new("0A000", format!("portcullis refused the statement: {why}"))
+    }
+
+    /// A statement the client cancelled while the gateway held it: answered as PostgreSQL answers a
+    /// cancelled query.
+    pub fn cancelled() -> Self {
+        Self::new(
+            CANCELLED,
+            "canceling statement due to user request".to_owned(),
+        )
     }
 
     /// A request the gateway does not relay at all.
@@ -254,7 +266,7 @@ impl Run {
             Outcome::Suspended => ("allow", "ok", Some(self.rows_seen), None, None),
             Outcome::Failed(code, message) => (
                 "allow",
-                if code == Some("57014") {
+                if code == Some(CANCELLED) {
                     "cancelled"
                 } else {
                     "error"
@@ -265,7 +277,11 @@ impl Run {
             ),
             Outcome::Refused(refusal) => (
                 "deny",
-                "denied",
+                if refusal.code == CANCELLED {
+                    "cancelled"
+                } else {
+                    "denied"
+                },
                 None,
                 Some(refusal.code.to_string()),
                 Some(refusal.message.clone()),

@@ -246,9 +246,10 @@ pub struct MfaEvent {
     /// Client address, `ip:port` (empty for CLI events).
     pub client_addr: String,
     /// `enroll`, `verify`, `reset`, `hold` (a request waits for MFA), `resume` (it goes on after a
-    /// verification), `timeout` (no verification came in time) or `refuse` (the user is not enrolled).
+    /// verification), `timeout` (no verification came in time), `cancel` (the client cancelled the held
+    /// statement) or `refuse` (the user is not enrolled).
     pub action: String,
-    /// `ok`, or what went wrong: `wrong code`, `replayed code`, `not enrolled`, `timed out`.
+    /// `ok`, or what went wrong: `wrong code`, `replayed code`, `not enrolled`, `timed out`, `cancelled`.
     pub result: String,
     /// What was held (`post-connection`, `statement: SELECT …`), the permits requiring MFA, the
     /// verification used.
