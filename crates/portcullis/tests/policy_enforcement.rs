@@ -468,17 +468,40 @@ fn webhook_receiver() -> (u16, std::sync::mpsc::Receiver<String>) {
     (port, rx)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn alert_rules_reach_the_webhook() {
+/// A gateway on database `name` whose alerts go to a one-shot receiver, with the hr fixtures and
+/// `rules` applied; with alice connected.
+async fn alerting_gateway(
+    name: &str,
+    rules: &str,
+) -> (
+    Gateway,
+    tokio_postgres::Client,
+    std::sync::mpsc::Receiver<String>,
+) {
     let (port, bodies) = webhook_receiver();
-    let pg = fresh_database("policy_alerts");
     let gw = Gateway::start_with_config(
-        pg,
-        "policy_alerts",
+        fresh_database(name),
+        name,
         &format!("alerts:\n  webhook: http://127.0.0.1:{port}/hooks/portcullis\n"),
     );
     hr_fixtures(&gw).await;
-    gw.apply_policy_live(&alice_may_do_anything(
+    gw.apply_policy_live(&alice_may_do_anything(rules));
+    let alice = gw.connect("alice", ALICE_PASSWORD).await;
+    (gw, alice, bodies)
+}
+
+/// The alert the receiver got, as JSON.
+fn received_alert(bodies: &std::sync::mpsc::Receiver<String>) -> Value {
+    let body = bodies
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("the webhook received the alert");
+    serde_json::from_str(&body).expect("alert JSON")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn alert_rules_reach_the_webhook() {
+    let (_gw, alice, bodies) = alerting_gateway(
+        "policy_alerts",
         "
   - id: salary_watch
     name: Salary reads
@@ -487,16 +510,13 @@ async fn alert_rules_reach_the_webhook() {
     severity: high
     message: someone read salaries
 ",
-    ));
-    let alice = gw.connect("alice", ALICE_PASSWORD).await;
+    )
+    .await;
     alice
         .simple_query("SELECT salary FROM hr.employees")
         .await
         .unwrap();
-    let body = bodies
-        .recv_timeout(std::time::Duration::from_secs(20))
-        .expect("the webhook received the alert");
-    let alert: Value = serde_json::from_str(&body).expect("alert JSON");
+    let alert = received_alert(&bodies);
     assert_eq!(alert["rule_id"], "salary_watch");
     assert_eq!(alert["severity"], "high");
     assert_eq!(alert["user"], "alice");
@@ -508,15 +528,8 @@ async fn alert_rules_reach_the_webhook() {
 /// nothing, a bulk one reaches the webhook, naming the rule and the statement.
 #[tokio::test(flavor = "multi_thread")]
 async fn row_count_alerts_reach_the_webhook() {
-    let (port, bodies) = webhook_receiver();
-    let pg = fresh_database("policy_row_alerts");
-    let gw = Gateway::start_with_config(
-        pg,
+    let (_gw, alice, bodies) = alerting_gateway(
         "policy_row_alerts",
-        &format!("alerts:\n  webhook: http://127.0.0.1:{port}/hooks/portcullis\n"),
-    );
-    hr_fixtures(&gw).await;
-    gw.apply_policy_live(&alice_may_do_anything(
         "
   - id: bulk_salary_read
     name: Bulk salary reads
@@ -524,8 +537,8 @@ async fn row_count_alerts_reach_the_webhook() {
     action: alert
     severity: high
 ",
-    ));
-    let alice = gw.connect("alice", ALICE_PASSWORD).await;
+    )
+    .await;
     alice
         .simple_query("SELECT salary FROM hr.employees WHERE id < 3")
         .await
@@ -535,10 +548,7 @@ async fn row_count_alerts_reach_the_webhook() {
         .await
         .unwrap();
     // The receiver takes one request: were the two-row read alerted on, its alert would be this one.
-    let body = bodies
-        .recv_timeout(std::time::Duration::from_secs(20))
-        .expect("the webhook received the alert");
-    let alert: Value = serde_json::from_str(&body).expect("alert JSON");
+    let alert = received_alert(&bodies);
     assert_eq!(alert["rule_id"], "bulk_salary_read");
     assert_eq!(alert["severity"], "high");
     assert_eq!(alert["user"], "alice");
