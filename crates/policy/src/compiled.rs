@@ -2,6 +2,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use portcullis_sql::builtins::{self, FunctionClass, RelationClass};
 use portcullis_sql::{ObjectKind, Operation, StatementKind};
 use time::OffsetDateTime;
 
@@ -18,9 +19,6 @@ use crate::model::{privilege_name, Action, Grant, Policy, Rule, Stage, DEFAULT_W
 use crate::protection::{
     ColumnDenyRule, MaskRule, ProtectionRules, ProtectionStatus, RowFilterRule, SessionProtections,
 };
-
-/// Schema whose functions every user may execute without a grant (`now()`, `lower()`, `count()`, ...).
-pub const IMPLICIT_EXECUTE_SCHEMA: &str = "pg_catalog";
 
 /// A connection stage for [`CompiledPolicy::evaluate_connection`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -463,12 +461,20 @@ impl CompiledPolicy {
                     Some(col) => format!("{}.{col}", o.display_name()),
                     None => o.display_name(),
                 };
+                // Settings, channels and server operations are no tables: say which kind is meant.
+                let kind = match o.kind {
+                    ObjectKind::Setting | ObjectKind::Channel | ObjectKind::Server => {
+                        o.kind.as_str()
+                    }
+                    _ => "",
+                };
                 missing.push(MissingGrant {
                     component: i,
                     message: format!(
-                        "{} lacks {} on {object} in {}",
+                        "{} lacks {} on {kind}{}{object} in {}",
                         ctx.user_label(),
                         privilege_name(o.operation),
+                        if kind.is_empty() { "" } else { " " },
                         ctx.resource
                     ),
                     object,
@@ -558,7 +564,7 @@ impl CompiledPolicy {
                 return Tri::NoMatch;
             };
             let op_hit = if w.operations.is_empty() {
-                o.operation != Operation::Create
+                o.operation != Operation::Create || !rule.action.is_passive()
             } else {
                 w.operations.contains(&o.operation)
             };
@@ -573,6 +579,14 @@ impl CompiledPolicy {
             {
                 return Tri::NoMatch;
             }
+        }
+        // A row count says nothing about BEGIN or COMMIT; matching them would make transactions impossible.
+        if w.rows_above.is_some()
+            && subject
+                .stmt
+                .is_some_and(|s| s.kind.is_transaction_control())
+        {
+            return Tri::NoMatch;
         }
         if let Some(re) = &w.text_regex {
             match subject.stmt {
@@ -591,10 +605,7 @@ impl CompiledPolicy {
 /// `None` when `grants` cover the access; `Some(None)` when the object is not covered, `Some(Some(col))`
 /// when column grants cover some columns but not `col`.
 fn uncovered(grants: &[&Grant], o: &ObjectComponent) -> Option<Option<String>> {
-    if o.operation == Operation::Execute
-        && o.kind == ObjectKind::Function
-        && o.schema == IMPLICIT_EXECUTE_SCHEMA
-    {
+    if implicitly_granted(o) {
         return None;
     }
     let relevant = || {
@@ -621,6 +632,20 @@ fn uncovered(grants: &[&Grant], o: &ObjectComponent) -> Option<Option<String>> {
         .iter()
         .find(|c| !column_patterns.iter().any(|p| p.matches_column(c)))
         .map(|c| Some(c.clone()))
+}
+
+/// What every user may do without a grant, as every PostgreSQL role may: call a harmless built-in
+/// function and read a catalog relation that shows only definitions (see `portcullis_sql::builtins`).
+pub fn implicitly_granted(o: &ObjectComponent) -> bool {
+    match (o.kind, o.operation) {
+        (ObjectKind::Function, Operation::Execute) => {
+            builtins::function_class(&o.schema, &o.name).is_some_and(FunctionClass::is_harmless)
+        }
+        (ObjectKind::Relation, Operation::Read) => {
+            builtins::relation_class(&o.schema, &o.name) == Some(RelationClass::Public)
+        }
+        _ => false,
+    }
 }
 
 /// Fired rules, one entry per rule with every component that fired it.

@@ -150,7 +150,8 @@ impl ObjectBuckets {
     }
 }
 
-/// Object rules by the operations they name; rules naming none match every operation except `create`.
+/// Object rules by the operations they name; rules naming none match every operation, except that a
+/// passive one (allow, audit, alert) leaves `create` to the statement component (see the crate docs).
 #[derive(Debug, Default)]
 pub(crate) struct ByOperation {
     by_op: HashMap<Operation, ObjectBuckets>,
@@ -158,9 +159,15 @@ pub(crate) struct ByOperation {
 }
 
 impl ByOperation {
-    fn insert(&mut self, ops: &[Operation], patterns: &[ObjectPattern], pos: u32) {
+    fn insert(&mut self, ops: &[Operation], patterns: &[ObjectPattern], pos: u32, passive: bool) {
         if ops.is_empty() {
             self.default.insert(patterns, pos);
+            if !passive {
+                self.by_op
+                    .entry(Operation::Create)
+                    .or_default()
+                    .insert(patterns, pos);
+            }
         }
         for op in ops {
             self.by_op.entry(*op).or_default().insert(patterns, pos);
@@ -247,7 +254,12 @@ impl RuleIndex {
                     ix.statement.slots_for(&w.resources, |b| {
                         b.slots_for(users, roles, |s| match class {
                             RuleClass::Forbid => push(&mut s.forbid, pos),
-                            RuleClass::Object => s.objects.insert(&w.operations, &w.objects, pos),
+                            RuleClass::Object => s.objects.insert(
+                                &w.operations,
+                                &w.objects,
+                                pos,
+                                rule.action.is_passive(),
+                            ),
                             RuleClass::Statement if w.statement_kinds.is_empty() => {
                                 push(&mut s.statement.any, pos)
                             }

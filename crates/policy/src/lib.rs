@@ -14,8 +14,9 @@
 //!    the user's roles', for the resource or `*`, an object pattern matching it, a privilege for its
 //!    operation); otherwise deny naming it: `alice lacks SELECT on hr.employees in prod`. Column grants
 //!    (`hr.employees.salary`) cover an access only when its columns are known and all covered. Statement
-//!    components (SET, BEGIN, SHOW, ...) need no grant. Executing functions in `pg_catalog` is implicitly
-//!    granted ([`IMPLICIT_EXECUTE_SCHEMA`]); other functions need `execute`.
+//!    components (SET, BEGIN, SHOW, ...) need no grant. Calling a harmless built-in function and reading
+//!    a catalog relation that shows only definitions is implicitly granted ([`implicitly_granted`]);
+//!    other functions need `execute`, other catalog relations `select`.
 //! 3. **Permit statements with requirements** ([`cedar`], seed 002): Cedar `permit`/`forbid` policies
 //!    under the file's `cedar:` key, validated against the Portcullis schema at load. A matching Cedar
 //!    forbid denies in step 1 (with logout when it has `@logout`; one whose evaluation fails applies, to
@@ -33,10 +34,12 @@
 //!    statement).
 //!
 //! # Object creation (seed 004's CTAS)
-//! An object rule **without** an `operations` filter matches every operation **except `create`**: a
-//! pattern names objects that exist, and the creation of a new one is what the statement component (its
-//! kind) describes. To fire on creation, list `create` in `operations`. Creating still needs a `create`
-//! grant. So with rules 1 `objects: [hr.employees]`, 2 `objects: ["hr.*"]`, 3 `objects: ["*.*"]`,
+//! An object rule **without** an `operations` filter matches every operation on the objects it names.
+//! A rule that denies or holds (`block`, `logout`, `require-approval`) also matches creating a new object
+//! its pattern names (`{objects: ['hr.*'], action: block}` refuses `CREATE TABLE hr.evil`); a passive one
+//! (`allow`, `audit`, `alert`) leaves the creation to the statement component (its kind), as seed 004's
+//! audit trail expects — list `create` in `operations` to fire one on creation. Creating always needs a
+//! `create` grant. So with rules 1 `objects: [hr.employees]`, 2 `objects: ["hr.*"]`, 3 `objects: ["*.*"]`,
 //! 4 `statement_kinds_not: [SELECT]` (all audit), `SELECT * FROM hr.employees` fires \[1\] and
 //! `CREATE TABLE x AS SELECT … FROM hr.employees e JOIN hr.departments d …` fires [1 (employees),
 //! 2 (departments), 4 (the CREATE TABLE AS)] — the new `public.x` fires nothing, as in the seed.
@@ -90,7 +93,7 @@ mod workflow;
 mod yaml;
 
 pub use cedar::{CedarEffect, CedarPolicies, CedarStatement, Requirement, SessionCache};
-pub use compiled::{CompiledPolicy, ConnectionStage, IMPLICIT_EXECUTE_SCHEMA};
+pub use compiled::{implicitly_granted, CompiledPolicy, ConnectionStage};
 pub use components::{
     components, components_with, Component, ObjectComponent, ResolvedAccess, StatementComponent,
 };

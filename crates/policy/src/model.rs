@@ -390,7 +390,8 @@ pub struct When {
     pub statement_kinds_not: Vec<StatementKind>,
     /// Object patterns (object rule).
     pub objects: Vec<ObjectPattern>,
-    /// Operations on the object (object rule). When empty, every operation except `create` matches.
+    /// Operations on the object (object rule). When empty, every operation matches, except `create` for a
+    /// passive action (see the crate docs).
     pub operations: Vec<Operation>,
     /// A regular expression the statement text must match.
     pub text_regex: Option<TextRegex>,

@@ -979,3 +979,111 @@ fn a_connection_approval_meets_a_post_connection_require_approval_rule() {
     assert_eq!(approved.verdict, Verdict::Allow, "{}", approved.reason);
     assert!(approved.approvals_needed.is_empty());
 }
+
+/// Default deny covers what touches no table: a user granted only `select` on `hr.*` may change no
+/// server setting, signal no backend, notify no channel and lock no row; what they lack is named.
+#[test]
+fn server_operations_built_ins_and_row_locks_need_grants() {
+    let p = load(
+        "
+grants:
+  - to: {user: alice}
+    resource: prod
+    objects: ['hr.*']
+    privileges: [select, copy-out]
+",
+    );
+    for (sql, reason) in [
+        (
+            "ALTER SYSTEM SET work_mem = '1GB'",
+            "alice lacks ALTER-SYSTEM on setting work_mem in prod",
+        ),
+        (
+            "CHECKPOINT",
+            "alice lacks ADMIN on server checkpoint in prod",
+        ),
+        (
+            "LOAD 'auto_explain'",
+            "alice lacks ADMIN on server load in prod",
+        ),
+        (
+            "NOTIFY app_events, 'purge-all'",
+            "alice lacks NOTIFY on channel app_events in prod",
+        ),
+        (
+            "LISTEN app_events",
+            "alice lacks LISTEN on channel app_events in prod",
+        ),
+        (
+            "SET session_replication_role = replica",
+            "alice lacks SET on setting session_replication_role in prod",
+        ),
+        (
+            "SELECT pg_catalog.pg_terminate_backend(42)",
+            "alice lacks EXECUTE on pg_catalog.pg_terminate_backend in prod",
+        ),
+        (
+            "SELECT pg_catalog.nextval('hr.badge_seq')",
+            "alice lacks EXECUTE on pg_catalog.nextval in prod",
+        ),
+        (
+            "SELECT query FROM pg_catalog.pg_stat_get_activity(NULL)",
+            "alice lacks EXECUTE on pg_catalog.pg_stat_get_activity in prod",
+        ),
+        (
+            "SELECT * FROM pg_catalog.pg_stat_activity",
+            "alice lacks SELECT on pg_catalog.pg_stat_activity in prod",
+        ),
+        (
+            "SELECT * FROM hr.departments WHERE id = 1 FOR UPDATE",
+            "alice lacks UPDATE on hr.departments in prod",
+        ),
+        (
+            "VACUUM",
+            "alice lacks MAINTAIN on server all_tables in prod",
+        ),
+    ] {
+        let d = p.evaluate_statement(&alice(), &comps(sql), MONDAY_10);
+        assert_eq!(d.verdict, Verdict::Deny, "{sql}");
+        assert_eq!(d.reason, reason, "{sql}");
+    }
+    // What every role may do: harmless built-ins, the catalog's definitions, ordinary settings.
+    for sql in [
+        "SELECT pg_catalog.lower('A'), pg_catalog.now(), pg_catalog.version()",
+        "SELECT c.relname, pg_catalog.pg_get_userbyid(c.relowner) FROM pg_catalog.pg_class c",
+        "SELECT * FROM information_schema.tables",
+        "SET work_mem = '64MB'",
+        "SELECT * FROM hr.departments",
+    ] {
+        let d = p.evaluate_statement(&alice(), &comps(sql), MONDAY_10);
+        assert_eq!(d.verdict, Verdict::Allow, "{sql}: {}", d.reason);
+    }
+}
+
+#[test]
+fn denying_rules_without_operations_cover_creation_and_row_rules_skip_transaction_control() {
+    let p = load(&format!(
+        "{ALL_GRANT}
+rules:
+  - id: hr-frozen
+    when: {{objects: ['hr.*']}}
+    action: block
+"
+    ));
+    let d = p.evaluate_statement(&alice(), &comps("CREATE TABLE hr.evil (id int)"), MONDAY_10);
+    assert_eq!(d.verdict, Verdict::Deny);
+    assert_eq!(ids(&d.fired), ["hr-frozen"]);
+    let d = p.evaluate_statement(
+        &alice(),
+        &comps("CREATE TABLE public.fine (id int)"),
+        MONDAY_10,
+    );
+    assert_eq!(d.verdict, Verdict::Allow, "{}", d.reason);
+
+    let p = rows_policy(BLOCK_ABOVE_10, "");
+    for sql in ["BEGIN", "COMMIT", "SAVEPOINT s", "ROLLBACK"] {
+        let d = p.evaluate_statement(&alice(), &comps(sql), MONDAY_10);
+        assert_eq!(d.verdict, Verdict::Allow, "{sql}");
+        assert!(d.post_execution.components.is_empty(), "{sql}");
+    }
+}

@@ -60,6 +60,14 @@ tagged_enum! {
         Type => "type",
         /// Role.
         Role => "role",
+        /// A server setting (`SET`, `set_config`, `ALTER SYSTEM`, a startup parameter). A dotted name
+        /// (`app.tenant`) is reported with its prefix as the schema, so `app.*` patterns select it.
+        Setting => "setting",
+        /// A `LISTEN`/`NOTIFY` channel.
+        Channel => "channel",
+        /// An operation on the server as a whole, named by what it does (`checkpoint`, `load`,
+        /// `prepared_transactions`, `all_tables`).
+        Server => "server",
         /// Anything else (extension, trigger, policy, ...).
         Other => "other",
     }
@@ -96,6 +104,17 @@ tagged_enum! {
         Lock => "lock",
         /// Maintenance: VACUUM, ANALYZE, CLUSTER, REINDEX, REFRESH MATERIALIZED VIEW.
         Maintain => "maintain",
+        /// A setting that is not an ordinary user setting is changed for the session (`SET`, `RESET`,
+        /// `set_config`, a startup parameter).
+        Set => "set",
+        /// A setting is changed for the whole server (`ALTER SYSTEM`).
+        AlterSystem => "alter-system",
+        /// A notification is sent on a channel (`NOTIFY`).
+        Notify => "notify",
+        /// The session listens on a channel (`LISTEN`).
+        Listen => "listen",
+        /// A server-wide operation (`CHECKPOINT`, `LOAD`, two-phase commit of any session's transaction).
+        Admin => "admin",
         /// Any other access.
         Other => "other",
     }
@@ -288,6 +307,49 @@ impl StatementKind {
         Self::Comment,
         Self::Checkpoint,
     ];
+
+    /// Whether a statement of this kind that touches no object needs no privilege: it reads nothing,
+    /// changes only the session's own state or transaction, or is judged by what it names elsewhere
+    /// (`EXECUTE` by its prepared statement, `FETCH` by its cursor). Any other kind must come with at least
+    /// one object component a grant can cover, or the analyser refuses it.
+    pub fn needs_no_privilege(&self) -> bool {
+        matches!(
+            self,
+            Self::Select
+                | Self::Set
+                | Self::Show
+                | Self::Reset
+                | Self::Begin
+                | Self::Commit
+                | Self::Rollback
+                | Self::Savepoint
+                | Self::Release
+                | Self::RollbackToSavepoint
+                | Self::Prepare
+                | Self::Execute
+                | Self::Deallocate
+                | Self::DeclareCursor
+                | Self::Fetch
+                | Self::Move
+                | Self::ClosePortal
+                | Self::Explain
+                | Self::Unlisten
+                | Self::Discard
+        ) || matches!(self, Self::Other(tag) if tag == "SET CONSTRAINTS")
+    }
+
+    /// Whether the statement only controls the transaction (`BEGIN`, `COMMIT`, `SAVEPOINT`, ...).
+    pub fn is_transaction_control(&self) -> bool {
+        matches!(
+            self,
+            Self::Begin
+                | Self::Commit
+                | Self::Rollback
+                | Self::Savepoint
+                | Self::Release
+                | Self::RollbackToSavepoint
+        )
+    }
 
     /// The command-tag style name: `"SELECT"`, `"CREATE TABLE AS"`, `"ROLLBACK TO SAVEPOINT"`, ...
     pub fn as_str(&self) -> &str {

@@ -21,7 +21,7 @@
 //! ```
 
 mod analysis;
-mod builtins;
+pub mod builtins;
 mod cache;
 #[rustfmt::skip]
 mod children;
@@ -31,6 +31,7 @@ mod kind;
 pub mod mask;
 mod parse;
 mod resolve;
+mod settings;
 mod shape;
 mod statements;
 mod walker;
@@ -43,6 +44,7 @@ pub use error::AnalysisError;
 pub use implicit::{implicit_names, ImplicitNames};
 pub use kind::{ObjectKind, Operation, StatementKind};
 pub use resolve::{quote_ident, resolve, Catalog, MemoryCatalog, QualifiedName, SearchPath};
+pub use settings::{setting_class, setting_object, SettingClass};
 pub use statements::{leading_justification, JUSTIFICATION_SETTING};
 
 /// Default limit on the length of a query text the analyser accepts.

@@ -200,7 +200,12 @@ pub fn resolve(
     }
     if matches!(
         kind,
-        ObjectKind::Schema | ObjectKind::Database | ObjectKind::Role
+        ObjectKind::Schema
+            | ObjectKind::Database
+            | ObjectKind::Role
+            | ObjectKind::Setting
+            | ObjectKind::Channel
+            | ObjectKind::Server
     ) {
         return QualifiedName {
             schema: String::new(),

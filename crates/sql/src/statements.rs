@@ -9,6 +9,7 @@ use pg_query::NodeRef;
 use crate::analysis::{ObjectName, SessionEffect, Statement};
 use crate::children::{for_each_child, node_name};
 use crate::kind::{ObjectKind, Operation, StatementKind};
+use crate::settings::{setting_class, setting_object, SettingClass};
 use crate::walker::{const_bool, const_string, created_name, range_var_name, string_list, Walker};
 
 const IDENTITY_CHANGE: &str = "SET ROLE / SET SESSION AUTHORIZATION changes the upstream identity";
@@ -27,6 +28,11 @@ pub(crate) fn analyze_statement(
             StatementKind::Other("UNKNOWN".into())
         }
     };
+    if w.objects.is_empty() && !kind.needs_no_privilege() {
+        w.opaque(format!(
+            "{kind} names no object a grant could cover, so the gateway cannot tell what privilege it needs"
+        ));
+    }
     Statement {
         kind,
         text,
@@ -198,9 +204,20 @@ fn classify(node: NodeRef<'_>, w: &mut Walker) -> StatementKind {
             Ok(TransactionStmtKind::TransStmtSavepoint) => K::Savepoint,
             Ok(TransactionStmtKind::TransStmtRelease) => K::Release,
             Ok(TransactionStmtKind::TransStmtRollbackTo) => K::RollbackToSavepoint,
-            Ok(TransactionStmtKind::TransStmtPrepare) => K::PrepareTransaction,
-            Ok(TransactionStmtKind::TransStmtCommitPrepared) => K::CommitPrepared,
-            Ok(TransactionStmtKind::TransStmtRollbackPrepared) => K::RollbackPrepared,
+            // A prepared transaction outlives the session, holding its locks, and COMMIT/ROLLBACK PREPARED
+            // end any session's: server administration, not the session's own transaction.
+            Ok(TransactionStmtKind::TransStmtPrepare) => {
+                server(w, "prepared_transactions", Operation::Admin);
+                K::PrepareTransaction
+            }
+            Ok(TransactionStmtKind::TransStmtCommitPrepared) => {
+                server(w, "prepared_transactions", Operation::Admin);
+                K::CommitPrepared
+            }
+            Ok(TransactionStmtKind::TransStmtRollbackPrepared) => {
+                server(w, "prepared_transactions", Operation::Admin);
+                K::RollbackPrepared
+            }
             _ => {
                 w.opaque("unknown transaction statement");
                 other("TRANSACTION")
@@ -213,6 +230,7 @@ fn classify(node: NodeRef<'_>, w: &mut Walker) -> StatementKind {
             K::Discard
         }
         NodeRef::ListenStmt(s) => {
+            channel(w, &s.conditionname, Operation::Listen);
             w.set_effect(SessionEffect::Listen(s.conditionname.clone()));
             K::Listen
         }
@@ -221,7 +239,10 @@ fn classify(node: NodeRef<'_>, w: &mut Walker) -> StatementKind {
             w.set_effect(SessionEffect::Unlisten(name));
             K::Unlisten
         }
-        NodeRef::NotifyStmt(_) => K::Notify,
+        NodeRef::NotifyStmt(s) => {
+            channel(w, &s.conditionname, Operation::Notify);
+            K::Notify
+        }
         NodeRef::DoStmt(_) => {
             w.opaque("DO executes dynamic SQL the gateway cannot analyse");
             K::Do
@@ -373,6 +394,9 @@ fn classify(node: NodeRef<'_>, w: &mut Walker) -> StatementKind {
                     }
                 }
             }
+            if s.rels.is_empty() {
+                server(w, ALL_TABLES, Operation::Maintain);
+            }
             if s.is_vacuumcmd {
                 K::Vacuum
             } else {
@@ -380,8 +404,9 @@ fn classify(node: NodeRef<'_>, w: &mut Walker) -> StatementKind {
             }
         }
         NodeRef::ClusterStmt(s) => {
-            if let Some(rel) = &s.relation {
-                w.relation(rel, Operation::Maintain, Vec::new());
+            match &s.relation {
+                Some(rel) => w.relation(rel, Operation::Maintain, Vec::new()),
+                None => server(w, ALL_TABLES, Operation::Maintain),
             }
             K::Cluster
         }
@@ -464,9 +489,29 @@ fn classify(node: NodeRef<'_>, w: &mut Walker) -> StatementKind {
             );
             other("ALTER EXTENSION")
         }
-        NodeRef::AlterSystemStmt(_) => other("ALTER SYSTEM"),
-        NodeRef::LoadStmt(_) => other("LOAD"),
-        NodeRef::CheckPointStmt(_) => K::Checkpoint,
+        NodeRef::AlterSystemStmt(s) => {
+            let name = s
+                .setstmt
+                .as_ref()
+                .map(|v| v.name.as_str())
+                .filter(|n| !n.is_empty())
+                .unwrap_or("all");
+            w.add(
+                setting_object(name),
+                ObjectKind::Setting,
+                Operation::AlterSystem,
+                Vec::new(),
+            );
+            other("ALTER SYSTEM")
+        }
+        NodeRef::LoadStmt(_) => {
+            server(w, "load", Operation::Admin);
+            other("LOAD")
+        }
+        NodeRef::CheckPointStmt(_) => {
+            server(w, "checkpoint", Operation::Admin);
+            K::Checkpoint
+        }
         NodeRef::ConstraintsSetStmt(_) => other("SET CONSTRAINTS"),
         NodeRef::CreatedbStmt(s) => {
             w.add(
@@ -623,6 +668,29 @@ fn classify(node: NodeRef<'_>, w: &mut Walker) -> StatementKind {
     }
 }
 
+/// The server object whole-database maintenance (`VACUUM`, `ANALYZE`, `CLUSTER` without a table) names.
+const ALL_TABLES: &str = "all_tables";
+
+/// Records `operation` on the server-wide object `name`.
+fn server(w: &mut Walker, name: &str, operation: Operation) {
+    w.add(
+        ObjectName::unqualified(name),
+        ObjectKind::Server,
+        operation,
+        Vec::new(),
+    );
+}
+
+/// Records `operation` on a LISTEN/NOTIFY channel.
+fn channel(w: &mut Walker, name: &str, operation: Operation) {
+    w.add(
+        ObjectName::unqualified(name),
+        ObjectKind::Channel,
+        operation,
+        Vec::new(),
+    );
+}
+
 fn relations(w: &mut Walker, nodes: &[protobuf::Node], operation: Operation) {
     for n in nodes {
         match &n.node {
@@ -656,7 +724,7 @@ fn role_name(r: &protobuf::RoleSpec) -> String {
 }
 
 fn is_identity_setting(name: &str) -> bool {
-    name.eq_ignore_ascii_case("role") || name.eq_ignore_ascii_case("session_authorization")
+    setting_class(name) == SettingClass::Identity
 }
 
 /// The setting through which native clients give a justification (`SET portcullis.justification = '…'`).
@@ -698,6 +766,21 @@ fn variable_set(s: &protobuf::VariableSetStmt, w: &mut Walker) -> StatementKind 
         }
     } else if matches!(kind, Ok(VariableSetKind::VarResetAll)) {
         w.set_effect(SessionEffect::ResetSearchPath);
+    }
+    // Going back to a default undoes a change; only giving a value needs the privilege.
+    let sets_value = matches!(
+        kind,
+        Ok(VariableSetKind::VarSetValue
+            | VariableSetKind::VarSetMulti
+            | VariableSetKind::VarSetCurrent)
+    );
+    if sets_value && setting_class(&s.name) == SettingClass::Privileged {
+        w.add(
+            setting_object(&s.name),
+            ObjectKind::Setting,
+            Operation::Set,
+            Vec::new(),
+        );
     }
     if is_reset {
         StatementKind::Reset

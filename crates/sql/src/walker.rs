@@ -9,6 +9,7 @@ use crate::builtins;
 use crate::children::{for_each_child, node_name};
 use crate::kind::{ObjectKind, Operation};
 use crate::resolve::SearchPath;
+use crate::settings::{setting_class, setting_object, SettingClass};
 
 /// How deep the walk goes before giving up (fail closed). The protobuf decoder already limits nesting to
 /// about 100 messages, so this is a second line of defence for the stack.
@@ -222,7 +223,65 @@ impl Walker {
                 NodeRef::WithClause(_) | NodeRef::IntoClause(_) => {}
                 other => w.walk(other),
             });
+            w.row_locks(s);
         });
+    }
+
+    /// `FOR UPDATE / NO KEY UPDATE / SHARE / KEY SHARE` lock rows against writers, which PostgreSQL allows
+    /// only to a role that may update the relation: each locked relation is also updated. `OF name` picks
+    /// FROM items by alias or name; a clause without names, or a name that is not a plain relation (a
+    /// subquery, a CTE), locks every relation the FROM list reads.
+    fn row_locks(&mut self, s: &protobuf::SelectStmt) {
+        if s.locking_clause.is_empty() {
+            return;
+        }
+        let mut named = Vec::new();
+        from_relations(&s.from_clause, &mut named);
+        named.retain(|(_, rv)| {
+            !(rv.schemaname.is_empty()
+                && rv.catalogname.is_empty()
+                && self.ctes.contains(&rv.relname))
+        });
+        let mut every = false;
+        let mut locked = Vec::new();
+        for clause in &s.locking_clause {
+            let Some(NodeEnum::LockingClause(lc)) = &clause.node else {
+                self.opaque("unexpected node in a locking clause");
+                continue;
+            };
+            if lc.locked_rels.is_empty() {
+                every = true;
+            }
+            for rel in &lc.locked_rels {
+                let target = match &rel.node {
+                    Some(NodeEnum::RangeVar(rv)) => named
+                        .iter()
+                        .find(|(alias, _)| *alias == rv.relname)
+                        .map(|(_, rv)| range_var_name(rv)),
+                    _ => None,
+                };
+                match target {
+                    Some(name) => locked.push(name),
+                    None => every = true,
+                }
+            }
+        }
+        if every {
+            let mut from = Walker {
+                ctes: self.ctes.clone(),
+                ..Walker::new()
+            };
+            from.walk_list(&s.from_clause);
+            locked.extend(
+                from.objects
+                    .into_iter()
+                    .filter(|o| o.kind == ObjectKind::Relation && o.operation == Operation::Read)
+                    .map(|o| o.object),
+            );
+        }
+        for name in locked {
+            self.add(name, ObjectKind::Relation, Operation::Update, Vec::new());
+        }
     }
 
     fn returning(
@@ -347,8 +406,15 @@ impl Walker {
                 let builtin = name.schema.as_deref().is_none_or(|s| s == "pg_catalog");
                 let is_set_config = builtin && name.name == "set_config";
                 if let Some(why) = builtin
-                    .then(|| builtins::unanalysable(&name.name))
+                    .then(|| builtins::function_class("pg_catalog", &name.name))
                     .flatten()
+                    .and_then(builtins::FunctionClass::unanalysable)
+                    .or_else(|| {
+                        // dblink's functions, wherever the extension lives, run SQL given as text.
+                        name.name
+                            .starts_with("dblink")
+                            .then_some("runs SQL given as text, which the gateway cannot analyse")
+                    })
                 {
                     self.opaque(format!("{}() {why}", name.name));
                 }
@@ -369,21 +435,52 @@ impl Walker {
             self.opaque("set_config() with a non-constant setting name may change the session's identity or search_path");
             return;
         };
-        match setting.to_ascii_lowercase().as_str() {
-            "role" | "session_authorization" => {
+        match setting_class(&setting) {
+            SettingClass::Identity => {
                 self.opaque("set_config() of role changes the upstream identity")
             }
-            "search_path" => {
-                let value = args.get(1).and_then(const_string);
-                let local = args.get(2).and_then(const_bool);
-                match (value, local) {
-                    (Some(v), Some(false)) => self.set_effect(SessionEffect::SetSearchPath(
-                        SearchPath::from_setting(&v).entries().to_vec(),
-                    )),
-                    (Some(v), Some(true)) => self.set_effect(SessionEffect::SetLocalSearchPath(
-                        SearchPath::from_setting(&v).entries().to_vec(),
-                    )),
-                    _ => self.opaque("set_config() of search_path with a non-constant value"),
+            SettingClass::Privileged => self.add(
+                setting_object(&setting),
+                ObjectKind::Setting,
+                Operation::Set,
+                Vec::new(),
+            ),
+            SettingClass::Ordinary => {}
+        }
+        if setting.eq_ignore_ascii_case("search_path") {
+            let value = args.get(1).and_then(const_string);
+            let local = args.get(2).and_then(const_bool);
+            match (value, local) {
+                (Some(v), Some(false)) => self.set_effect(SessionEffect::SetSearchPath(
+                    SearchPath::from_setting(&v).entries().to_vec(),
+                )),
+                (Some(v), Some(true)) => self.set_effect(SessionEffect::SetLocalSearchPath(
+                    SearchPath::from_setting(&v).entries().to_vec(),
+                )),
+                _ => self.opaque("set_config() of search_path with a non-constant value"),
+            }
+        }
+    }
+}
+
+/// The plain relations of a FROM list (through joins) with the name a locking clause would use for
+/// each: its alias, else its own name.
+fn from_relations<'a>(
+    items: &'a [protobuf::Node],
+    out: &mut Vec<(&'a str, &'a protobuf::RangeVar)>,
+) {
+    for item in items {
+        match &item.node {
+            Some(NodeEnum::RangeVar(rv)) => {
+                let alias = rv
+                    .alias
+                    .as_ref()
+                    .map_or(rv.relname.as_str(), |a| a.aliasname.as_str());
+                out.push((alias, rv));
+            }
+            Some(NodeEnum::JoinExpr(j)) => {
+                for side in [&j.larg, &j.rarg].into_iter().flatten() {
+                    from_relations(std::slice::from_ref(side.as_ref()), out);
                 }
             }
             _ => {}

@@ -18,6 +18,9 @@ fn components(stmt: &Statement) -> Vec<String> {
                 ObjectKind::Sequence => "seq:",
                 ObjectKind::Type => "t:",
                 ObjectKind::Role => "r:",
+                ObjectKind::Setting => "set:",
+                ObjectKind::Channel => "ch:",
+                ObjectKind::Server => "srv:",
                 ObjectKind::Other => "o:",
             };
             format!("{prefix}{}:{}", o.object, o.operation)
@@ -86,8 +89,8 @@ fn selects() {
         ("VALUES (1, 2), (3, 4)", "SELECT", &[], false),
         ("SELECT * FROM (VALUES (1), ((SELECT 1 FROM u))) v(x)", "SELECT", &["u:read"], false),
         ("SELECT * FROM t ORDER BY (SELECT 1 FROM u LIMIT 1)", "SELECT", &["t:read", "u:read"], false),
-        ("SELECT * FROM t FOR UPDATE OF t", "SELECT", &["t:read"], false),
-        ("SELECT * FROM t AS x FOR SHARE OF x", "SELECT", &["t:read"], false),
+        ("SELECT * FROM t FOR UPDATE OF t", "SELECT", &["t:read", "t:update"], false),
+        ("SELECT * FROM t AS x FOR SHARE OF x", "SELECT", &["t:read", "t:update"], false),
         ("SELECT * FROM t TABLESAMPLE SYSTEM ((SELECT 10 FROM u))", "SELECT", &["t:read", "u:read"], false),
         ("SELECT * FROM ONLY t", "SELECT", &["t:read"], false),
         ("SELECT count(*), now() FROM t", "SELECT", &["t:read", "f:count:execute", "f:now:execute"], false),
@@ -521,10 +524,10 @@ fn ddl() {
         (
             "ALTER SYSTEM SET work_mem = '1GB'",
             "ALTER SYSTEM",
-            &[],
+            &["set:work_mem:alter-system"],
             false,
         ),
-        ("LOAD 'auto_explain'", "LOAD", &[], false),
+        ("LOAD 'auto_explain'", "LOAD", &["srv:load:admin"], false),
         ("COMMENT ON TABLE t IS 'x'", "COMMENT", &["t:alter"], false),
         (
             "COMMENT ON COLUMN s.t.c IS 'x'",
@@ -649,7 +652,7 @@ fn privileges_and_maintenance() {
             false,
         ),
         ("LOCK a, s.b", "LOCK TABLE", &["a:lock", "s.b:lock"], false),
-        ("VACUUM", "VACUUM", &[], false),
+        ("VACUUM", "VACUUM", &["srv:all_tables:maintain"], false),
         (
             "VACUUM (FULL, ANALYZE) t, s.u (a)",
             "VACUUM",
@@ -660,7 +663,7 @@ fn privileges_and_maintenance() {
         ("CLUSTER t USING idx", "CLUSTER", &["t:maintain"], false),
         ("REINDEX TABLE t", "REINDEX", &["t:maintain"], false),
         ("REINDEX SCHEMA hr", "REINDEX", &["s:hr:maintain"], false),
-        ("CHECKPOINT", "CHECKPOINT", &[], false),
+        ("CHECKPOINT", "CHECKPOINT", &["srv:checkpoint:admin"], false),
     ]);
 }
 
@@ -711,12 +714,22 @@ fn session_statements() {
             &[],
             false,
         ),
-        ("PREPARE TRANSACTION 'x'", "PREPARE TRANSACTION", &[], false),
+        (
+            "PREPARE TRANSACTION 'x'",
+            "PREPARE TRANSACTION",
+            &["srv:prepared_transactions:admin"],
+            false,
+        ),
         ("DISCARD ALL", "DISCARD", &[], false),
         ("DISCARD PLANS", "DISCARD", &[], false),
-        ("LISTEN chan", "LISTEN", &[], false),
+        ("LISTEN chan", "LISTEN", &["ch:chan:listen"], false),
         ("UNLISTEN *", "UNLISTEN", &[], false),
-        ("NOTIFY chan, 'payload'", "NOTIFY", &[], false),
+        (
+            "NOTIFY chan, 'payload'",
+            "NOTIFY",
+            &["ch:chan:notify"],
+            false,
+        ),
         (
             "SELECT pg_notify('chan', 'x')",
             "SELECT",
@@ -1083,4 +1096,149 @@ fn constants_share_an_analysis_only_where_they_cannot_change_it() {
     analyzer.analyze("SET search_path = 'a'").unwrap();
     let other = analyzer.analyze("SET search_path = 'b'").unwrap();
     assert!(format!("{:?}", other.statements[0].effect).contains("\"b\""));
+}
+
+/// Default deny covers what touches no table: server-wide statements, settings, channels and row locks
+/// are components a grant must cover, and a kind with nothing to grant is refused.
+#[test]
+fn server_settings_channels_and_row_locks_are_components() {
+    check(&[
+        (
+            "ALTER SYSTEM SET work_mem = '1GB'",
+            "ALTER SYSTEM",
+            &["set:work_mem:alter-system"],
+            false,
+        ),
+        (
+            "ALTER SYSTEM RESET ALL",
+            "ALTER SYSTEM",
+            &["set:\"all\":alter-system"],
+            false,
+        ),
+        ("CHECKPOINT", "CHECKPOINT", &["srv:checkpoint:admin"], false),
+        ("LOAD 'auto_explain'", "LOAD", &["srv:load:admin"], false),
+        (
+            "NOTIFY app_events, 'purge-all'",
+            "NOTIFY",
+            &["ch:app_events:notify"],
+            false,
+        ),
+        (
+            "LISTEN app_events",
+            "LISTEN",
+            &["ch:app_events:listen"],
+            false,
+        ),
+        ("UNLISTEN *", "UNLISTEN", &[], false),
+        (
+            "PREPARE TRANSACTION 'x'",
+            "PREPARE TRANSACTION",
+            &["srv:prepared_transactions:admin"],
+            false,
+        ),
+        (
+            "COMMIT PREPARED 'x'",
+            "COMMIT PREPARED",
+            &["srv:prepared_transactions:admin"],
+            false,
+        ),
+        ("VACUUM", "VACUUM", &["srv:all_tables:maintain"], false),
+        ("ANALYZE", "ANALYZE", &["srv:all_tables:maintain"], false),
+        (
+            "VACUUM hr.employees",
+            "VACUUM",
+            &["hr.employees:maintain"],
+            false,
+        ),
+        ("CLUSTER", "CLUSTER", &["srv:all_tables:maintain"], false),
+        (
+            "SET session_replication_role = replica",
+            "SET",
+            &["set:session_replication_role:set"],
+            false,
+        ),
+        (
+            "SET log_statement TO 'none'",
+            "SET",
+            &["set:log_statement:set"],
+            false,
+        ),
+        (
+            "SET LOCAL log_min_duration_statement = -1",
+            "SET",
+            &["set:log_min_duration_statement:set"],
+            false,
+        ),
+        (
+            "SET app.tenant = '7'",
+            "SET",
+            &["set:app.tenant:set"],
+            false,
+        ),
+        ("RESET log_statement", "RESET", &[], false),
+        ("SET work_mem = '64MB'", "SET", &[], false),
+        ("SET TIME ZONE 'UTC'", "SET", &[], false),
+        (
+            "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE",
+            "SET",
+            &[],
+            false,
+        ),
+        (
+            "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY",
+            "SET",
+            &[],
+            false,
+        ),
+        ("SET NAMES 'UTF8'", "SET", &[], false),
+        ("SET ROLE postgres", "SET", &[], true),
+        (
+            "SELECT set_config('log_statement', 'none', false)",
+            "SELECT",
+            &["f:set_config:execute", "set:log_statement:set"],
+            false,
+        ),
+        (
+            "SELECT set_config('work_mem', '1MB', false)",
+            "SELECT",
+            &["f:set_config:execute"],
+            false,
+        ),
+        (
+            "SELECT * FROM hr.departments WHERE id = 1 FOR UPDATE",
+            "SELECT",
+            &["hr.departments:read", "hr.departments:update"],
+            false,
+        ),
+        (
+            "SELECT * FROM hr.departments d FOR SHARE",
+            "SELECT",
+            &["hr.departments:read", "hr.departments:update"],
+            false,
+        ),
+        (
+            "SELECT * FROM hr.a x JOIN hr.b y ON x.id = y.id FOR NO KEY UPDATE OF y",
+            "SELECT",
+            &["hr.a:read", "hr.b:read", "hr.b:update"],
+            false,
+        ),
+        (
+            "SELECT * FROM hr.a x, (SELECT * FROM hr.b) s FOR KEY SHARE OF s",
+            "SELECT",
+            &["hr.a:read", "hr.b:read", "hr.a:update", "hr.b:update"],
+            false,
+        ),
+        (
+            "SELECT * FROM hr.a WHERE id IN (SELECT id FROM hr.b FOR UPDATE)",
+            "SELECT",
+            &["hr.a:read", "hr.b:read", "hr.b:update"],
+            false,
+        ),
+        (
+            "SELECT query_to_xml('select 1', true, true, '')",
+            "SELECT",
+            &["f:query_to_xml:execute"],
+            true,
+        ),
+    ]);
 }

@@ -12,9 +12,10 @@
 //! - actions: `connect` (opening a session, on the resource), `statement` (every statement, on the
 //!   resource) and one action per SQL operation of an object component, named like the YAML privileges:
 //!   `select`, `insert`, `update`, `delete`, `truncate`, `copy-in`, `copy-out`, `execute`, `create`,
-//!   `alter`, `drop`, `grant`, `lock`, `maintain`, `other`; groups `read` (select, copy-out), `write`
-//!   (insert, update, delete, truncate, copy-in), `ddl` (create, alter, drop, truncate, grant), `copy`
-//!   and `sql` (everything but `connect`);
+//!   `alter`, `drop`, `grant`, `lock`, `maintain`, `set`, `alter-system`, `notify`, `listen`, `admin`,
+//!   `other`; groups `read` (select, copy-out), `write` (insert, update, delete, truncate, copy-in), `ddl`
+//!   (create, alter, drop, truncate, grant), `copy`, `administer` (set, alter-system, admin) and `sql`
+//!   (everything but `connect`);
 //! - context: `location` (`"DE"` or `"unknown"`), `device_trust` (`DeviceTrust::"low"`, an enumerated
 //!   entity so a misspelt level fails validation), optional `client_addr` (absent without an IP address:
 //!   strict validation makes a policy test `context has client_addr` before reading it), and UTC time

@@ -54,9 +54,13 @@ pub(crate) fn object_type(kind: ObjectKind) -> ObjectType {
         ObjectKind::Relation | ObjectKind::Sequence => ObjectType::Table,
         ObjectKind::Function => ObjectType::Function,
         ObjectKind::Schema => ObjectType::Schema,
-        ObjectKind::Database | ObjectKind::Type | ObjectKind::Role | ObjectKind::Other => {
-            ObjectType::Object
-        }
+        ObjectKind::Database
+        | ObjectKind::Type
+        | ObjectKind::Role
+        | ObjectKind::Setting
+        | ObjectKind::Channel
+        | ObjectKind::Server
+        | ObjectKind::Other => ObjectType::Object,
     }
 }
 
