@@ -580,12 +580,9 @@ impl CompiledPolicy {
                 return Tri::NoMatch;
             }
         }
-        // A row count says nothing about BEGIN or COMMIT; matching them would make transactions impossible.
-        if w.rows_above.is_some()
-            && subject
-                .stmt
-                .is_some_and(|s| s.kind.is_transaction_control())
-        {
+        // BEGIN, SET or CREATE TABLE move no rows: a row-count rule matching them would make
+        // transactions and DDL impossible.
+        if w.rows_above.is_some() && subject.stmt.is_some_and(|s| !s.kind.moves_rows()) {
             return Tri::NoMatch;
         }
         if let Some(re) = &w.text_regex {

@@ -1081,7 +1081,14 @@ rules:
     assert_eq!(d.verdict, Verdict::Allow, "{}", d.reason);
 
     let p = rows_policy(BLOCK_ABOVE_10, "");
-    for sql in ["BEGIN", "COMMIT", "SAVEPOINT s", "ROLLBACK"] {
+    for sql in [
+        "BEGIN",
+        "COMMIT",
+        "SAVEPOINT s",
+        "ROLLBACK",
+        "SET work_mem = '1MB'",
+        "CREATE TABLE t (id int)",
+    ] {
         let d = p.evaluate_statement(&alice(), &comps(sql), MONDAY_10);
         assert_eq!(d.verdict, Verdict::Allow, "{sql}");
         assert!(d.post_execution.components.is_empty(), "{sql}");

@@ -338,16 +338,27 @@ impl StatementKind {
         ) || matches!(self, Self::Other(tag) if tag == "SET CONSTRAINTS")
     }
 
-    /// Whether the statement only controls the transaction (`BEGIN`, `COMMIT`, `SAVEPOINT`, ...).
-    pub fn is_transaction_control(&self) -> bool {
+    /// Whether a statement of this kind can read or change rows, so that a row count means something:
+    /// not transaction control, settings or DDL.
+    pub fn moves_rows(&self) -> bool {
         matches!(
             self,
-            Self::Begin
-                | Self::Commit
-                | Self::Rollback
-                | Self::Savepoint
-                | Self::Release
-                | Self::RollbackToSavepoint
+            Self::Select
+                | Self::Insert
+                | Self::Update
+                | Self::Delete
+                | Self::Merge
+                | Self::CreateTableAs
+                | Self::SelectInto
+                | Self::CreateMaterializedView
+                | Self::RefreshMaterializedView
+                | Self::Copy
+                | Self::Execute
+                | Self::DeclareCursor
+                | Self::Fetch
+                | Self::Move
+                | Self::Explain
+                | Self::Call
         )
     }
 
