@@ -60,31 +60,40 @@ pub const BUILTIN_SCHEMAS: [&str; 2] = ["pg_catalog", "information_schema"];
 /// The class of the built-in function `schema.name` (any overload); `None` outside the built-in schemas.
 /// A built-in the table lacks is [`FunctionClass::Privileged`].
 pub fn function_class(schema: &str, name: &str) -> Option<FunctionClass> {
-    if !BUILTIN_SCHEMAS.contains(&schema) {
-        return None;
-    }
-    Some(
-        functions::FUNCTIONS
-            .binary_search_by(|(s, n, _)| (*s, *n).cmp(&(schema, name)))
-            .ok()
-            .and_then(|i| functions::FUNCTIONS.get(i))
-            .map_or(FunctionClass::Privileged, |(_, _, class)| *class),
+    classify(
+        functions::FUNCTIONS,
+        schema,
+        name,
+        FunctionClass::Privileged,
     )
 }
 
 /// The class of the catalog relation `schema.name`; `None` outside the built-in schemas. A relation the
 /// table lacks is [`RelationClass::Privileged`].
 pub fn relation_class(schema: &str, name: &str) -> Option<RelationClass> {
+    classify(
+        relations::RELATIONS,
+        schema,
+        name,
+        RelationClass::Privileged,
+    )
+}
+
+/// Looks `schema.name` up in a table sorted by schema and name; `unlisted` for a built-in it lacks.
+fn classify<C: Copy>(
+    table: &[(&str, &str, C)],
+    schema: &str,
+    name: &str,
+    unlisted: C,
+) -> Option<C> {
     if !BUILTIN_SCHEMAS.contains(&schema) {
         return None;
     }
-    Some(
-        relations::RELATIONS
-            .binary_search_by(|(s, n, _)| (*s, *n).cmp(&(schema, name)))
-            .ok()
-            .and_then(|i| relations::RELATIONS.get(i))
-            .map_or(RelationClass::Privileged, |(_, _, class)| *class),
-    )
+    let found = table
+        .binary_search_by(|(s, n, _)| (*s, *n).cmp(&(schema, name)))
+        .ok()
+        .and_then(|i| table.get(i));
+    Some(found.map_or(unlisted, |(_, _, class)| *class))
 }
 
 /// Every classified function, for the test that compares the table with a live server's catalog.
