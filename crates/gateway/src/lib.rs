@@ -9,6 +9,7 @@ pub mod alerts;
 mod cancel;
 mod catalog;
 pub mod config;
+mod devices;
 mod error;
 mod frames;
 mod listener;

@@ -13,6 +13,7 @@ use crate::alerts::Alerter;
 use crate::cancel::CancelRegistry;
 use crate::catalog::CatalogCache;
 use crate::config::{ClientTls, GatewayConfig};
+use crate::devices::DeviceTrusts;
 use crate::error::GatewayError;
 use crate::location::Locator;
 use crate::mfa::MfaTracker;
@@ -33,6 +34,7 @@ pub(crate) struct Shared {
     pub locator: Locator,
     pub alerts: Alerter,
     pub mfa: MfaTracker,
+    pub devices: DeviceTrusts,
 }
 
 /// A bound gateway, ready to serve.
@@ -67,6 +69,8 @@ impl Gateway {
                  can make MFA verifications last forever. Never set testing.clock_offset_file in production"
             );
         }
+        let devices = DeviceTrusts::default();
+        devices.refresh(&store)?;
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| GatewayError::io(format!("listen on {}", config.listen), e))?;
@@ -79,6 +83,7 @@ impl Gateway {
             locator,
             alerts,
             mfa: MfaTracker::new(config.mfa, config.clock.clone()),
+            devices,
             tls,
             store,
             config,
@@ -101,6 +106,7 @@ impl Gateway {
             self.shared.config.clock.clone(),
             shutdown.clone(),
         ));
+        tokio::spawn(watch_devices(Arc::clone(&self.shared), shutdown.clone()));
         loop {
             tokio::select! {
                 accepted = self.listener.accept() => match accepted {
@@ -121,6 +127,29 @@ impl Gateway {
                     }
                 }
             }
+        }
+    }
+}
+
+/// Reads the device reports again every reload interval until `shutdown` turns true, so open sessions
+/// decide their next statement with the trust last reported.
+async fn watch_devices(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(crate::policy::RELOAD_INTERVAL) => {}
+            changed = shutdown.changed() => {
+                if changed.is_err() || *shutdown.borrow() {
+                    return;
+                }
+            }
+        }
+        let reader = Arc::clone(&shared);
+        match tokio::task::spawn_blocking(move || reader.devices.refresh(&reader.store)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "cannot read device reports; the last ones stay")
+            }
+            Err(e) => tracing::error!(error = %e, "device report task failed"),
         }
     }
 }

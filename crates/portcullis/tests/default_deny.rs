@@ -384,3 +384,50 @@ rules:
         "1"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lowered_device_trust_reaches_open_sessions() {
+    let db = "deny_device_trust";
+    let (_pg, gw) = superuser_gateway(db, INTERN_POLICY).await;
+    gw.apply_policy_live(&format!(
+        r#"{INTERN_POLICY}
+cedar: |
+  @id("no-low-trust")
+  @logout("this device is not trusted")
+  forbid(principal, action, resource)
+  when {{ context.device_trust == DeviceTrust::"low" }};
+"#
+    ));
+    let alice = gw.connect("alice", ALICE_PASSWORD).await;
+    alice
+        .simple_query("SELECT 1")
+        .await
+        .expect("trusted so far");
+    gw.cli(&[
+        "device",
+        "report",
+        "--user",
+        "alice",
+        "--address",
+        "127.0.0.1",
+        "--trust",
+        "low",
+    ]);
+    // The gateway reads reports again every second; the open session's next statement ends it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let message = loop {
+        match alice.simple_query("SELECT 1").await {
+            Ok(_) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            Ok(_) => panic!("the open session kept its trust"),
+            Err(e) => {
+                break e
+                    .as_db_error()
+                    .map_or(e.to_string(), |d| d.message().to_string())
+            }
+        }
+    };
+    assert!(message.contains("this device is not trusted"), "{message}");
+    assert!(alice.is_closed() || alice.simple_query("SELECT 1").await.is_err());
+}

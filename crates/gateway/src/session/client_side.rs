@@ -707,6 +707,10 @@ impl<'a> ClientSide<'a> {
                 .mfa
                 .verified(&self.info.user, &self.info.resource, mfa_now),
         };
+        // A report that changed the trust of this user's device since login applies from now on.
+        if let Some(address) = self.ctx.client_addr {
+            self.ctx.device_trust = self.shared.devices.trust(&self.info.user, address);
+        }
         let with_comment;
         let ctx = match &self.message_justification {
             Some(why) => {
