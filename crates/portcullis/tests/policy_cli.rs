@@ -288,3 +288,54 @@ cedar: |
     let met = run(&["--mfa-verified", "--justification", "quarterly report"]);
     assert_eq!(met["verdict"], "allow", "{}", met["reason"]);
 }
+
+#[test]
+fn explain_exit_code_follows_the_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("held.yaml");
+    std::fs::write(
+        &file,
+        "grants:\n  - {to: {user: alice}, resource: demo, objects: ['*'], privileges: [all]}\n\
+         rules:\n  - {id: hold-drops, when: {operations: [drop]}, action: require-approval, workflow: dba}\n\
+         workflows:\n  - {name: dba, approvers: {users: [carol]}}\n",
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+    let explain = |user: &str, sql: &str, exit_code: bool| {
+        let mut args = vec![
+            "policy",
+            "explain",
+            "-f",
+            file,
+            "--user",
+            user,
+            "--resource",
+            "demo",
+        ];
+        if exit_code {
+            args.push("--exit-code");
+        }
+        args.push(sql);
+        portcullis(&args)
+    };
+    let code = |o: &Output| o.status.code();
+    assert_eq!(code(&explain("alice", "SELECT 1", true)), Some(0));
+    let denied = explain("bob", "SELECT * FROM public.t", true);
+    assert_eq!(code(&denied), Some(1), "{}", stderr(&denied));
+    // The report is printed all the same, and nothing is reported as an error.
+    assert!(
+        stdout(&denied).contains("verdict: deny"),
+        "{}",
+        stdout(&denied)
+    );
+    assert!(stderr(&denied).is_empty(), "{}", stderr(&denied));
+    assert_eq!(
+        code(&explain("alice", "DROP TABLE public.t", true)),
+        Some(2)
+    );
+    // Without the flag a denial is an answer, not a failure.
+    assert_eq!(
+        code(&explain("bob", "SELECT * FROM public.t", false)),
+        Some(0)
+    );
+}

@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
 use clap::{Args, Subcommand};
-use portcullis_policy::{CompiledPolicy, Context, DeviceTrust, Observed, Policy};
-use time::format_description::well_known::Rfc3339;
+use portcullis_policy::{CompiledPolicy, Context, Policy, Verdict};
 use time::OffsetDateTime;
 
-use super::explain;
+use super::policy_context::{parse_device_trust, parse_location, parse_time, ContextInput};
+use super::{decide, explain, ExitStatus};
 use crate::settings::Settings;
 
 /// `policy` subcommands.
@@ -92,6 +92,10 @@ pub struct ExplainArgs {
     /// One JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Exit 1 when the verdict is deny and 2 when it is require-approval (for scripts); by default the
+    /// exit status only says whether the explanation could be made.
+    #[arg(long)]
+    pub exit_code: bool,
     /// The SQL (one or more statements).
     pub sql: String,
 }
@@ -137,24 +141,29 @@ pub fn run(command: PolicyCommand, settings: &Settings, data_dir: &Path) -> Resu
             let policy = load(&args.file)?;
             let ctx = context(&args)?;
             let now = match &args.at {
-                Some(at) => OffsetDateTime::parse(at, &Rfc3339).with_context(|| {
-                    format!("--at `{at}` is not an RFC 3339 time such as 2026-11-23T10:00:00Z")
-                })?,
+                Some(at) => parse_time(at).map_err(|e| anyhow::anyhow!("--at {e}"))?,
                 None => OffsetDateTime::now_utc(),
             };
-            let request = explain::Request {
-                policy_file: args.file.display().to_string(),
+            let request = decide::Request {
                 ctx: &ctx,
                 search_path: &args.search_path,
                 now,
                 rows: args.rows,
                 sql: &args.sql,
             };
-            let report = explain::explain(&CompiledPolicy::compile(&policy), &request);
+            let compiled = CompiledPolicy::compile(&policy);
+            let report = explain::explain(&compiled, &args.file.display().to_string(), &request);
             if args.json {
                 println!("{}", serde_json::to_string(&report)?);
             } else {
                 explain::print_text(&report);
+            }
+            if args.exit_code {
+                match report.verdict() {
+                    Verdict::Allow => {}
+                    Verdict::Deny => return Err(ExitStatus(1).into()),
+                    Verdict::RequireApproval => return Err(ExitStatus(2).into()),
+                }
             }
             Ok(())
         }
@@ -196,40 +205,19 @@ fn load(file: &Path) -> Result<Policy> {
 }
 
 fn context(args: &ExplainArgs) -> Result<Context> {
-    let location = if args.location.eq_ignore_ascii_case("unknown") {
-        Observed::Unknown
-    } else if args.location.len() == 2 && args.location.bytes().all(|b| b.is_ascii_alphabetic()) {
-        Observed::Known(args.location.to_ascii_uppercase())
-    } else {
-        bail!(
-            "--location `{}`: write an ISO 3166-1 alpha-2 country code such as DE, or unknown",
-            args.location
-        );
-    };
-    let device_trust = if args.device_trust.eq_ignore_ascii_case("unknown") {
-        Observed::Unknown
-    } else {
-        match DeviceTrust::from_tag(&args.device_trust) {
-            Some(t) => Observed::Known(t),
-            None => bail!(
-                "--device-trust `{}`: use high, medium, low, exempt or unknown",
-                args.device_trust
-            ),
-        }
-    };
-    let mut ctx = Context::new(args.user.clone(), args.resource.clone())
-        .with_roles(args.roles.iter().cloned())
-        .with_location(location)
-        .with_device_trust(device_trust);
-    if let Some(addr) = args.client_addr {
-        ctx = ctx.with_addr(addr);
+    let location = parse_location(&args.location).map_err(|e| anyhow::anyhow!("--location {e}"))?;
+    let device_trust = parse_device_trust(&args.device_trust)
+        .map_err(|e| anyhow::anyhow!("--device-trust {e}"))?;
+    Ok(ContextInput {
+        user: &args.user,
+        roles: &args.roles,
+        resource: &args.resource,
+        client_addr: args.client_addr,
+        location,
+        device_trust,
+        mfa_verified: args.mfa_verified,
+        justification: args.justification.as_deref(),
+        approvals: &args.approvals,
     }
-    ctx = ctx.with_mfa_verified(args.mfa_verified);
-    if let Some(justification) = &args.justification {
-        ctx = ctx.with_justification(justification.clone());
-    }
-    for workflow in &args.approvals {
-        ctx = ctx.with_approval(workflow.clone());
-    }
-    Ok(ctx)
+    .build())
 }
