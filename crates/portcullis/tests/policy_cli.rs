@@ -1,4 +1,4 @@
-//! `portcullis policy check` and `policy explain`, run as the built binary against the example policy.
+//! `portcullis policy check`, `explain` and `test`, run as the built binary against the example policy.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -8,6 +8,10 @@ const CTAS: &str = "CREATE TABLE x AS SELECT e.name, d.name AS dept FROM hr.empl
 
 fn example_policy() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/policy.yaml")
+}
+
+fn example_cases() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/policy-cases.yaml")
 }
 
 fn portcullis(args: &[&str]) -> Output {
@@ -337,5 +341,156 @@ fn explain_exit_code_follows_the_verdict() {
     assert_eq!(
         code(&explain("bob", "SELECT * FROM public.t", false)),
         Some(0)
+    );
+}
+
+#[test]
+fn test_passes_the_example_cases() {
+    let policy = example_policy();
+    let cases = example_cases();
+    let out = portcullis(&[
+        "policy",
+        "test",
+        "-f",
+        policy.to_str().unwrap(),
+        cases.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out).contains("9 passed, 0 failed"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+fn write_cases(dir: &Path, text: &str) -> PathBuf {
+    let file = dir.join("cases.yaml");
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+#[test]
+fn test_reports_every_mismatch_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = write_cases(
+        dir.path(),
+        "defaults: {resource: demo, at: 2026-01-05T10:00:00Z}
+cases:
+  - name: alice reads
+    user: alice
+    statement: SELECT name FROM hr.employees
+    expect: allow
+  - name: bob deletes
+    user: bob
+    roles: [analysts]
+    statement: DELETE FROM hr.employees
+    expect: allow
+    masked: [hr.employees.ssn]
+    fired: [no_such_rule]
+  - user: alice
+    statement: SELECT ssn FROM hr.employees
+    expect: allow
+    masked: [hr.employees.ssn]
+",
+    );
+    let policy = example_policy();
+    let run = |json: bool| {
+        let mut args = vec![
+            "policy",
+            "test",
+            "-f",
+            policy.to_str().unwrap(),
+            cases.to_str().unwrap(),
+        ];
+        if json {
+            args.push("--json");
+        }
+        portcullis(&args)
+    };
+    let out = run(false);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("1 passed, 2 failed"), "{text}");
+    // The wrong verdict: the case, where it is, the statement, what was expected and what came.
+    let line = text
+        .lines()
+        .find(|l| l.contains("bob deletes") && l.contains("DELETE FROM hr.employees"))
+        .unwrap_or_else(|| panic!("no mismatch row for bob in\n{text}"));
+    assert!(line.contains("cases.yaml:7"), "{line}");
+    assert!(line.contains("allow") && line.contains("deny"), "{line}");
+    assert!(
+        line.contains("bob lacks DELETE on hr.employees in demo"),
+        "{line}"
+    );
+    assert!(text.contains("no_such_rule fired"), "{text}");
+    // An unnamed case is named by its position; alice is exempt from the SSN mask.
+    assert!(text.contains("case 3"), "{text}");
+    assert!(text.contains("hr.employees.ssn masked"), "{text}");
+    assert!(!text.contains("alice reads"), "{text}");
+
+    let out = run(true);
+    assert_eq!(out.status.code(), Some(1));
+    let summary: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(summary["passed"], 1);
+    assert_eq!(summary["failed"], 2);
+    let bob = &summary["cases"][1];
+    assert_eq!(bob["verdict"], "deny");
+    assert_eq!(bob["failures"].as_array().unwrap().len(), 2, "{bob}");
+}
+
+#[test]
+fn test_rejects_a_malformed_case_file_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = example_policy();
+    for (text, line, word) in [
+        (
+            "cases:\n  - user: alice\n    resource: demo\n    statement: SELECT 1\n    expect: maybe\n",
+            5,
+            "maybe",
+        ),
+        (
+            "cases:\n  - user: alice\n    resource: demo\n    statement: SELECT 1\n    expect: allow\n    location: Germany\n",
+            6,
+            "Germany",
+        ),
+        (
+            "cases:\n  - user: alice\n    resource: demo\n    statment: SELECT 1\n    expect: allow\n",
+            4,
+            "statment",
+        ),
+    ] {
+        let cases = write_cases(dir.path(), text);
+        let out = portcullis(&[
+            "policy",
+            "test",
+            "-f",
+            policy.to_str().unwrap(),
+            cases.to_str().unwrap(),
+        ]);
+        assert!(!out.status.success(), "{text} accepted");
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!("{}:{line}:", cases.display())),
+            "{line} in {err}"
+        );
+        assert!(err.contains(word), "{err}");
+    }
+    // A case without a resource, and no default for it.
+    let cases = write_cases(
+        dir.path(),
+        "cases:\n  - user: alice\n    statement: SELECT 1\n    expect: allow\n",
+    );
+    let out = portcullis(&[
+        "policy",
+        "test",
+        "-f",
+        policy.to_str().unwrap(),
+        cases.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("case 1 has no `resource`"),
+        "{}",
+        stderr(&out)
     );
 }

@@ -58,6 +58,27 @@ impl Decided {
             (verdict, _) => *verdict,
         }
     }
+
+    /// The reason, with what the row-count rules added, worded as the monitor records it.
+    pub fn reason(&self) -> String {
+        match &self.outcome {
+            Some((_, o)) if !o.fired.is_empty() => {
+                format!("{}; after execution: {}", self.decision.reason, o.reason)
+            }
+            _ => self.decision.reason.clone(),
+        }
+    }
+
+    /// Ids of the Cedar policies that decided and the rules that fired, before and after execution.
+    pub fn fired_ids(&self) -> impl Iterator<Item = &str> {
+        let after = self.outcome.iter().flat_map(|(_, o)| o.fired.iter());
+        self.decision
+            .policies
+            .iter()
+            .map(|p| p.id.as_str())
+            .chain(self.decision.fired.iter().map(|f| f.id.as_str()))
+            .chain(after.map(|f| f.id.as_str()))
+    }
 }
 
 impl Decision {
@@ -76,6 +97,18 @@ impl Decision {
                     Verdict::Allow
                 }
             }
+        }
+    }
+
+    /// The reasons of every statement, joined (the analyser's message for an unanalysable text).
+    pub fn reason(&self) -> String {
+        match self {
+            Decision::Unanalysable(e) => unanalysable_reason(e),
+            Decision::Statements(statements) => statements
+                .iter()
+                .map(Decided::reason)
+                .collect::<Vec<_>>()
+                .join("; "),
         }
     }
 }

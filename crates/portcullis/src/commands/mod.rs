@@ -10,7 +10,9 @@ pub mod mfa;
 pub mod monitor;
 pub mod notifications;
 pub mod policy;
+mod policy_cases;
 mod policy_context;
+mod policy_test;
 pub mod requests;
 mod serve;
 pub mod token;
@@ -21,7 +23,8 @@ use crate::cli::{Cli, Command};
 use crate::settings::Settings;
 
 /// Ends the process with this exit status once the command has printed its answer: a denial from
-/// `policy explain --exit-code` is a result for scripts to branch on, not an error to print.
+/// `policy explain --exit-code` or a failed `policy test` case is a result for scripts to branch on, not
+/// an error to print.
 #[derive(Debug)]
 pub struct ExitStatus(pub u8);
 

@@ -1,6 +1,7 @@
-//! `policy apply`, `show`, `check` and `explain`. `apply` validates a policy file and stores it as the
-//! policy in force (running gateways load it within a second, without dropping sessions); `check` and
-//! `explain` run the same loader and engine the gateway uses, without touching any database.
+//! `policy apply`, `show`, `check`, `explain` and `test`. `apply` validates a policy file and stores it
+//! as the policy in force (running gateways load it within a second, without dropping sessions);
+//! `check`, `explain` and `test` run the same loader and engine the gateway uses, without touching any
+//! database.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -11,7 +12,7 @@ use portcullis_policy::{CompiledPolicy, Context, Policy, Verdict};
 use time::OffsetDateTime;
 
 use super::policy_context::{parse_device_trust, parse_location, parse_time, ContextInput};
-use super::{decide, explain, ExitStatus};
+use super::{decide, explain, policy_cases, policy_test, ExitStatus};
 use crate::settings::Settings;
 
 /// `policy` subcommands.
@@ -45,6 +46,19 @@ pub enum PolicyCommand {
     /// Unqualified function names are taken to be built-ins in pg_catalog. Qualify names
     /// (`hr.employees`, `util.f()`) to explain exactly the object you mean.
     Explain(Box<ExplainArgs>),
+    /// Run a file of cases (statement, who, context, expected verdict, masks, row filters, rules) through
+    /// the same analysis and engine as `explain`; prints every mismatch and `N passed, M failed`, and
+    /// exits 1 when any case fails (or the file is malformed).
+    Test {
+        /// The policy file (YAML).
+        #[arg(long = "file", short = 'f')]
+        file: PathBuf,
+        /// The case file (YAML).
+        cases: PathBuf,
+        /// One JSON object with every case's result instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `policy explain` arguments.
@@ -166,6 +180,28 @@ pub fn run(command: PolicyCommand, settings: &Settings, data_dir: &Path) -> Resu
                 }
             }
             Ok(())
+        }
+        PolicyCommand::Test { file, cases, json } => {
+            let policy = load(&file)?;
+            let cases_name = cases.display().to_string();
+            let cases = policy_cases::load(&cases).map_err(anyhow::Error::msg)?;
+            let summary = policy_test::run(
+                &CompiledPolicy::compile(&policy),
+                &file.display().to_string(),
+                &cases_name,
+                &cases,
+                OffsetDateTime::now_utc(),
+            );
+            if json {
+                println!("{}", serde_json::to_string(&summary)?);
+            } else {
+                policy_test::print_text(&summary);
+            }
+            if summary.all_passed() {
+                Ok(())
+            } else {
+                Err(ExitStatus(1).into())
+            }
         }
     }
 }
