@@ -16,6 +16,7 @@ mod policy_test;
 pub mod requests;
 mod serve;
 pub mod token;
+mod what_if;
 
 use anyhow::Result;
 

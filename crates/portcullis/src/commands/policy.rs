@@ -1,7 +1,7 @@
-//! `policy apply`, `show`, `check`, `explain` and `test`. `apply` validates a policy file and stores it
-//! as the policy in force (running gateways load it within a second, without dropping sessions);
-//! `check`, `explain` and `test` run the same loader and engine the gateway uses, without touching any
-//! database.
+//! `policy apply`, `show`, `check`, `explain`, `test` and `what-if`. `apply` validates a policy file and
+//! stores it as the policy in force (running gateways load it within a second, without dropping
+//! sessions); `check`, `explain` and `test` run the same loader and engine the gateway uses, without
+//! touching any database; `what-if` replays the audit log through a proposed policy.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -12,7 +12,7 @@ use portcullis_policy::{CompiledPolicy, Context, Policy, Verdict};
 use time::OffsetDateTime;
 
 use super::policy_context::{parse_device_trust, parse_location, parse_time, ContextInput};
-use super::{decide, explain, policy_cases, policy_test, ExitStatus};
+use super::{decide, explain, policy_cases, policy_test, what_if, ExitStatus};
 use crate::settings::Settings;
 
 /// `policy` subcommands.
@@ -59,6 +59,39 @@ pub enum PolicyCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Replay the statements the audit log recorded in a window through a proposed policy and list every
+    /// decision that would change, grouped by what makes the difference. Reads the store; changes
+    /// nothing.
+    WhatIf(WhatIfArgs),
+}
+
+/// `policy what-if` arguments.
+#[derive(Debug, Args)]
+pub struct WhatIfArgs {
+    /// The proposed policy file (YAML).
+    #[arg(long = "file", short = 'f')]
+    pub file: PathBuf,
+    /// From this time on (RFC 3339, or a relative "15m", "2h", "7d").
+    #[arg(long, default_value = "7d")]
+    pub since: String,
+    /// Up to this time (same forms as --since; default: now).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Only statements on this resource.
+    #[arg(long)]
+    pub resource: Option<String>,
+    /// Only statements of this gateway user.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Example statements shown per group of changes (0: all of them).
+    #[arg(long, default_value_t = 5)]
+    pub examples: usize,
+    /// Exit 1 when any decision would change (for CI); otherwise only errors fail.
+    #[arg(long)]
+    pub fail_on_change: bool,
+    /// One JSON object with every change instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `policy explain` arguments.
@@ -202,6 +235,35 @@ pub fn run(command: PolicyCommand, settings: &Settings, data_dir: &Path) -> Resu
             } else {
                 Err(ExitStatus(1).into())
             }
+        }
+        PolicyCommand::WhatIf(args) => {
+            let policy = load(&args.file)?;
+            let store = settings.open_store(data_dir)?;
+            let now = OffsetDateTime::now_utc();
+            let time = |flag: &str, t: &str| {
+                portcullis_api::parse_time(t, now).map_err(|e| anyhow::anyhow!("{flag}: {e}"))
+            };
+            let window = what_if::Window {
+                since: time("--since", &args.since)?,
+                until: args
+                    .until
+                    .as_deref()
+                    .map(|t| time("--until", t))
+                    .transpose()?,
+                resource: args.resource.clone(),
+                user: args.user.clone(),
+            };
+            let report =
+                what_if::replay(&store, &policy, &args.file.display().to_string(), &window)?;
+            if args.json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                what_if::print_text(&report, args.examples);
+            }
+            if args.fail_on_change && report.changed() > 0 {
+                return Err(ExitStatus(1).into());
+            }
+            Ok(())
         }
     }
 }
