@@ -501,9 +501,14 @@ fn test_rejects_a_malformed_case_file_with_its_line() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn what_if_lists_statements_a_new_policy_would_deny() {
+async fn what_if_lists_decisions_a_new_policy_would_change() {
     let pg = fresh_database("policy_cli_what_if");
-    let gw = Gateway::start(pg, "policy_cli_what_if");
+    // In force: alice and bob may do anything, but nobody deletes notes.
+    let policy = format!(
+        "{}rules:\n  - {{id: keep_notes, when: {{objects: [public.notes], operations: [delete]}}, action: block}}\n",
+        common::ALLOW_ALL_POLICY
+    );
+    let gw = Gateway::start_with_policy(pg, "policy_cli_what_if", "", Some(&policy));
     let alice = gw.connect("alice", ALICE_PASSWORD).await;
     alice
         .batch_execute(
@@ -521,19 +526,22 @@ async fn what_if_lists_statements_a_new_policy_would_deny() {
     bob.simple_query("SELECT count(*) FROM public.notes")
         .await
         .expect("bob may read notes");
+    bob.simple_query("DELETE FROM public.notes")
+        .await
+        .expect_err("keep_notes blocks it");
     // An unqualified name: the replay finds the table the gateway resolved it to.
     bob.simple_query("SET search_path TO hr, public")
         .await
         .unwrap();
     bob.simple_query("SELECT id FROM employees").await.unwrap();
 
-    // The proposal: bob keeps reading public, loses HR.
+    // The proposal: bob keeps reading public and may now delete there, loses HR; the rule is gone.
     let proposal = gw.dir.path().join("proposal.yaml");
     std::fs::write(
         &proposal,
         "grants:
   - {to: {user: alice}, resource: app, objects: ['*'], privileges: [all]}
-  - {to: {user: bob}, resource: app, objects: ['public.*'], privileges: [select]}
+  - {to: {user: bob}, resource: app, objects: ['public.*'], privileges: [select, delete]}
 ",
     )
     .unwrap();
@@ -552,8 +560,22 @@ async fn what_if_lists_statements_a_new_policy_would_deny() {
         text.contains("bob on app: SELECT id FROM employees"),
         "{text}"
     );
-    assert!(!text.contains("public.notes"), "{text}");
-    assert!(text.contains("would change (2 allow -> deny)"), "{text}");
+    assert!(
+        !text.contains("SELECT count(*) FROM public.notes"),
+        "{text}"
+    );
+    assert!(
+        text.contains("deny -> allow: 1 statement, because block `keep_notes` no longer applies"),
+        "{text}"
+    );
+    assert!(
+        text.contains("bob on app: DELETE FROM public.notes"),
+        "{text}"
+    );
+    assert!(
+        text.contains("would change (2 allow -> deny, 1 deny -> allow)"),
+        "{text}"
+    );
     assert!(
         text.contains("note: roles are the users' current memberships"),
         "{text}"
@@ -563,6 +585,7 @@ async fn what_if_lists_statements_a_new_policy_would_deny() {
         "policy", "what-if", "-f", proposal, "--since", "1h", "--user", "bob", "--json",
     ]);
     let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    // The largest group first.
     let group = &report["changes"][0];
     assert_eq!(group["from"], "allow");
     assert_eq!(group["to"], "deny");
