@@ -347,6 +347,11 @@ fn explain_exit_code_follows_the_verdict() {
         code(&explain("bob", "SELECT * FROM public.t", false)),
         Some(0)
     );
+    // A broken policy is not a denial: a script asserting one must not pass.
+    std::fs::write(file, "grants: [oops").unwrap();
+    let broken = explain("bob", "SELECT * FROM public.t", true);
+    assert_eq!(code(&broken), Some(3));
+    assert!(stderr(&broken).contains(file), "{}", stderr(&broken));
 }
 
 #[test]

@@ -139,8 +139,8 @@ pub struct ExplainArgs {
     /// One JSON object instead of text.
     #[arg(long)]
     pub json: bool,
-    /// Exit 1 when the verdict is deny and 2 when it is require-approval (for scripts); by default the
-    /// exit status only says whether the explanation could be made.
+    /// Exit 1 when the verdict is deny, 2 when it is require-approval and 3 when nothing could be
+    /// explained (for scripts); by default the exit status only says whether the explanation was made.
     #[arg(long)]
     pub exit_code: bool,
     /// The SQL (one or more statements).
@@ -184,36 +184,17 @@ pub fn run(command: PolicyCommand, settings: &Settings, data_dir: &Path) -> Resu
             Ok(())
         }
         PolicyCommand::Check { file } => check(&file),
-        PolicyCommand::Explain(args) => {
-            let policy = load(&args.file)?;
-            let ctx = context(&args)?;
-            let now = match &args.at {
-                Some(at) => parse_time(at).map_err(|e| anyhow::anyhow!("--at {e}"))?,
-                None => OffsetDateTime::now_utc(),
-            };
-            let request = decide::Request {
-                ctx: &ctx,
-                search_path: &args.search_path,
-                now,
-                rows: args.rows,
-                sql: &args.sql,
-            };
-            let compiled = CompiledPolicy::compile(&policy);
-            let report = explain::explain(&compiled, &args.file.display().to_string(), &request);
-            if args.json {
-                println!("{}", serde_json::to_string(&report)?);
-            } else {
-                explain::print_text(&report);
+        PolicyCommand::Explain(args) => match (explain(&args), args.exit_code) {
+            (Ok(Verdict::Allow), _) | (Ok(_), false) => Ok(()),
+            (Ok(Verdict::Deny), true) => Err(ExitStatus(1).into()),
+            (Ok(Verdict::RequireApproval), true) => Err(ExitStatus(2).into()),
+            (Err(e), false) => Err(e),
+            // Not 1: a script asserting a denial must not pass because the policy file is broken.
+            (Err(e), true) => {
+                eprintln!("Error: {e:?}");
+                Err(ExitStatus(3).into())
             }
-            if args.exit_code {
-                match report.verdict() {
-                    Verdict::Allow => {}
-                    Verdict::Deny => return Err(ExitStatus(1).into()),
-                    Verdict::RequireApproval => return Err(ExitStatus(2).into()),
-                }
-            }
-            Ok(())
-        }
+        },
         PolicyCommand::Test { file, cases, json } => {
             let policy = load(&file)?;
             let cases_name = cases.display().to_string();
@@ -266,6 +247,31 @@ pub fn run(command: PolicyCommand, settings: &Settings, data_dir: &Path) -> Resu
             Ok(())
         }
     }
+}
+
+/// Prints the explanation `args` ask for; the verdict for the whole text.
+fn explain(args: &ExplainArgs) -> Result<Verdict> {
+    let policy = load(&args.file)?;
+    let ctx = context(args)?;
+    let now = match &args.at {
+        Some(at) => parse_time(at).map_err(|e| anyhow::anyhow!("--at {e}"))?,
+        None => OffsetDateTime::now_utc(),
+    };
+    let request = decide::Request {
+        ctx: &ctx,
+        search_path: &args.search_path,
+        now,
+        rows: args.rows,
+        sql: &args.sql,
+    };
+    let compiled = CompiledPolicy::compile(&policy);
+    let report = explain::explain(&compiled, &args.file.display().to_string(), &request);
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        explain::print_text(&report);
+    }
+    Ok(report.verdict())
 }
 
 fn check(file: &Path) -> Result<()> {
