@@ -13,6 +13,7 @@ pub mod policy;
 mod policy_cases;
 mod policy_context;
 mod policy_test;
+mod recorded_catalog;
 pub mod requests;
 mod serve;
 pub mod token;

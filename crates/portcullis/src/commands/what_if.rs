@@ -8,7 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use portcullis_policy::{
     privilege_name, Action, CedarEffect, CompiledPolicy, Observed, Policy, Verdict,
 };
-use portcullis_sql::{quote_ident, Catalog, StatementKind};
+use portcullis_sql::StatementKind;
 use portcullis_store::{AuditEvent, AuditFilter, AuditKindFilter, PolicyTrail, StatementEvent};
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -16,6 +16,7 @@ use time::OffsetDateTime;
 use super::audit::{format_micros, one_line};
 use super::decide::{self, verdict_name, Decision};
 use super::policy_context::{parse_device_trust, parse_location, ContextInput};
+use super::recorded_catalog::RecordedCatalog;
 
 /// What to replay.
 pub struct Window {
@@ -360,52 +361,6 @@ fn lifted(trail: &PolicyTrail) -> Vec<String> {
 fn from_micros(micros: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000)
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
-}
-
-/// The catalog a recorded statement was resolved against, as far as its record shows: the objects it
-/// touched, by the names the gateway resolved them to. Unqualified names in the text find them along a
-/// search path of their schemas; anything else falls back to what `policy explain` assumes.
-struct RecordedCatalog {
-    objects: HashSet<(String, String)>,
-    schemas: Vec<String>,
-}
-
-impl RecordedCatalog {
-    fn new(s: &StatementEvent) -> Self {
-        let mut objects = HashSet::new();
-        let mut schemas: Vec<String> = Vec::new();
-        for o in &s.objects {
-            if let Some((schema, name)) = o.name.split_once('.') {
-                objects.insert((schema.to_owned(), name.to_owned()));
-                if !schemas.iter().any(|s| s == schema) {
-                    schemas.push(schema.to_owned());
-                }
-            }
-        }
-        RecordedCatalog { objects, schemas }
-    }
-
-    /// The recorded schemas, then PostgreSQL's default path.
-    fn search_path(&self) -> String {
-        self.schemas
-            .iter()
-            .map(|s| quote_ident(s).into_owned())
-            .chain(["\"$user\"".to_owned(), "public".to_owned()])
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-}
-
-impl Catalog for RecordedCatalog {
-    fn has_relation(&self, schema: &str, name: &str) -> bool {
-        self.objects.contains(&(schema.to_owned(), name.to_owned()))
-    }
-    fn has_schema(&self, schema: &str) -> bool {
-        self.schemas.iter().any(|s| s == schema)
-    }
-    fn has_function(&self, schema: &str, name: &str) -> bool {
-        self.has_relation(schema, name) || schema == "pg_catalog"
-    }
 }
 
 /// Prints the report for a terminal, with up to `examples` statements per group (0: all).
