@@ -47,7 +47,8 @@ pub enum Command {
     Role(RoleCommand),
     /// Query the audit log.
     Audit(AuditArgs),
-    /// Apply, show, check or explain the policy the gateway enforces.
+    /// Apply, show, check, explain or test the policy the gateway enforces, or replay the audit log
+    /// through a proposed one.
     #[command(subcommand)]
     Policy(crate::commands::policy::PolicyCommand),
     /// The policy monitor: every decision (connection stages and statements) and why it was made.

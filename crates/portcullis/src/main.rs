@@ -6,7 +6,8 @@ mod password;
 mod settings;
 mod table;
 
-use anyhow::Result;
+use std::process::ExitCode;
+
 use clap::Parser;
 
 // Every statement allocates on a session's worker and frees its audit record on the writer thread;
@@ -15,7 +16,7 @@ use clap::Parser;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn main() -> Result<()> {
+fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -24,5 +25,15 @@ fn main() -> Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    commands::run(cli)
+    match commands::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => match e.downcast_ref::<commands::ExitStatus>() {
+            Some(status) => ExitCode::from(status.0),
+            // As `fn main() -> anyhow::Result<()>` reports it: the error and its causes.
+            None => {
+                eprintln!("Error: {e:?}");
+                ExitCode::FAILURE
+            }
+        },
+    }
 }

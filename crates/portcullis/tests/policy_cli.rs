@@ -1,13 +1,22 @@
-//! `portcullis policy check` and `policy explain`, run as the built binary against the example policy.
+//! `portcullis policy check`, `explain`, `test` and `what-if`, run as the built binary against the example
+//! policy (and, for `what-if`, against the audit log of a real gateway).
+
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use common::{fresh_database, Gateway, ALICE_PASSWORD, BOB_PASSWORD};
 
 const CTAS: &str = "CREATE TABLE x AS SELECT e.name, d.name AS dept FROM hr.employees e \
                     JOIN hr.departments d ON e.dept_id = d.id";
 
 fn example_policy() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/policy.yaml")
+}
+
+fn example_cases() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/policy-cases.yaml")
 }
 
 fn portcullis(args: &[&str]) -> Output {
@@ -287,4 +296,326 @@ cedar: |
     // Both requirements met: the permit authorises its scope without a grant.
     let met = run(&["--mfa-verified", "--justification", "quarterly report"]);
     assert_eq!(met["verdict"], "allow", "{}", met["reason"]);
+}
+
+#[test]
+fn explain_exit_code_follows_the_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("held.yaml");
+    std::fs::write(
+        &file,
+        "grants:\n  - {to: {user: alice}, resource: demo, objects: ['*'], privileges: [all]}\n\
+         rules:\n  - {id: hold-drops, when: {operations: [drop]}, action: require-approval, workflow: dba}\n\
+         workflows:\n  - {name: dba, approvers: {users: [carol]}}\n",
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+    let explain = |user: &str, sql: &str, exit_code: bool| {
+        let mut args = vec![
+            "policy",
+            "explain",
+            "-f",
+            file,
+            "--user",
+            user,
+            "--resource",
+            "demo",
+        ];
+        if exit_code {
+            args.push("--exit-code");
+        }
+        args.push(sql);
+        portcullis(&args)
+    };
+    let code = |o: &Output| o.status.code();
+    assert_eq!(code(&explain("alice", "SELECT 1", true)), Some(0));
+    let denied = explain("bob", "SELECT * FROM public.t", true);
+    assert_eq!(code(&denied), Some(1), "{}", stderr(&denied));
+    // The report is printed all the same, and nothing is reported as an error.
+    assert!(
+        stdout(&denied).contains("verdict: deny"),
+        "{}",
+        stdout(&denied)
+    );
+    assert!(stderr(&denied).is_empty(), "{}", stderr(&denied));
+    assert_eq!(
+        code(&explain("alice", "DROP TABLE public.t", true)),
+        Some(2)
+    );
+    // Without the flag a denial is an answer, not a failure.
+    assert_eq!(
+        code(&explain("bob", "SELECT * FROM public.t", false)),
+        Some(0)
+    );
+    // A broken policy is not a denial: a script asserting one must not pass.
+    std::fs::write(file, "grants: [oops").unwrap();
+    let broken = explain("bob", "SELECT * FROM public.t", true);
+    assert_eq!(code(&broken), Some(3));
+    assert!(stderr(&broken).contains(file), "{}", stderr(&broken));
+}
+
+#[test]
+fn test_passes_the_example_cases() {
+    let policy = example_policy();
+    let cases = example_cases();
+    let out = portcullis(&[
+        "policy",
+        "test",
+        "-f",
+        policy.to_str().unwrap(),
+        cases.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out).contains("9 passed, 0 failed"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+fn write_cases(dir: &Path, text: &str) -> PathBuf {
+    let file = dir.join("cases.yaml");
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+#[test]
+fn test_reports_every_mismatch_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = write_cases(
+        dir.path(),
+        "defaults: {resource: demo, at: 2026-01-05T10:00:00Z}
+cases:
+  - name: alice reads
+    user: alice
+    statement: SELECT name FROM hr.employees
+    expect: allow
+  - name: bob deletes
+    user: bob
+    roles: [analysts]
+    statement: DELETE FROM hr.employees
+    expect: allow
+    masked: [hr.employees.ssn]
+    fired: [no_such_rule]
+  - user: alice
+    statement: SELECT ssn FROM hr.employees
+    expect: allow
+    masked: [hr.employees.ssn]
+",
+    );
+    let policy = example_policy();
+    let run = |json: bool| {
+        let mut args = vec![
+            "policy",
+            "test",
+            "-f",
+            policy.to_str().unwrap(),
+            cases.to_str().unwrap(),
+        ];
+        if json {
+            args.push("--json");
+        }
+        portcullis(&args)
+    };
+    let out = run(false);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("1 passed, 2 failed"), "{text}");
+    // The wrong verdict: the case, where it is, the statement, what was expected and what came.
+    let line = text
+        .lines()
+        .find(|l| l.contains("bob deletes") && l.contains("DELETE FROM hr.employees"))
+        .unwrap_or_else(|| panic!("no mismatch row for bob in\n{text}"));
+    assert!(line.contains("cases.yaml:7"), "{line}");
+    assert!(line.contains("allow") && line.contains("deny"), "{line}");
+    assert!(
+        line.contains("bob lacks DELETE on hr.employees in demo"),
+        "{line}"
+    );
+    assert!(text.contains("no_such_rule fired"), "{text}");
+    // An unnamed case is named by its position; alice is exempt from the SSN mask.
+    assert!(text.contains("case 3"), "{text}");
+    assert!(text.contains("hr.employees.ssn masked"), "{text}");
+    assert!(!text.contains("alice reads"), "{text}");
+
+    let out = run(true);
+    assert_eq!(out.status.code(), Some(1));
+    let summary: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(summary["passed"], 1);
+    assert_eq!(summary["failed"], 2);
+    let bob = &summary["cases"][1];
+    assert_eq!(bob["verdict"], "deny");
+    assert_eq!(bob["failures"].as_array().unwrap().len(), 2, "{bob}");
+}
+
+#[test]
+fn test_rejects_a_malformed_case_file_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = example_policy();
+    for (text, line, word) in [
+        (
+            "cases:\n  - user: alice\n    resource: demo\n    statement: SELECT 1\n    expect: maybe\n",
+            5,
+            "maybe",
+        ),
+        (
+            "cases:\n  - user: alice\n    resource: demo\n    statement: SELECT 1\n    expect: allow\n    location: Germany\n",
+            6,
+            "Germany",
+        ),
+        (
+            "cases:\n  - user: alice\n    resource: demo\n    statment: SELECT 1\n    expect: allow\n",
+            4,
+            "statment",
+        ),
+    ] {
+        let cases = write_cases(dir.path(), text);
+        let out = portcullis(&[
+            "policy",
+            "test",
+            "-f",
+            policy.to_str().unwrap(),
+            cases.to_str().unwrap(),
+        ]);
+        assert!(!out.status.success(), "{text} accepted");
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!("{}:{line}:", cases.display())),
+            "{line} in {err}"
+        );
+        assert!(err.contains(word), "{err}");
+    }
+    // A case without a resource, and no default for it.
+    let cases = write_cases(
+        dir.path(),
+        "cases:\n  - user: alice\n    statement: SELECT 1\n    expect: allow\n",
+    );
+    let out = portcullis(&[
+        "policy",
+        "test",
+        "-f",
+        policy.to_str().unwrap(),
+        cases.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("case 1 has no `resource`"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn what_if_lists_decisions_a_new_policy_would_change() {
+    let pg = fresh_database("policy_cli_what_if");
+    // In force: alice and bob may do anything, but nobody deletes notes.
+    let policy = format!(
+        "{}rules:\n  - {{id: keep_notes, when: {{objects: [public.notes], operations: [delete]}}, action: block}}\n",
+        common::ALLOW_ALL_POLICY
+    );
+    let gw = Gateway::start_with_policy(pg, "policy_cli_what_if", "", Some(&policy));
+    let alice = gw.connect("alice", ALICE_PASSWORD).await;
+    alice
+        .batch_execute(
+            "CREATE SCHEMA hr;
+             CREATE TABLE hr.employees(id int, name text);
+             INSERT INTO hr.employees VALUES (1, 'ann');
+             CREATE TABLE public.notes(id int);",
+        )
+        .await
+        .expect("fixtures");
+    let bob = gw.connect("bob", BOB_PASSWORD).await;
+    bob.simple_query("SELECT name FROM hr.employees")
+        .await
+        .expect("bob may read under the start policy");
+    bob.simple_query("SELECT count(*) FROM public.notes")
+        .await
+        .expect("bob may read notes");
+    bob.simple_query("DELETE FROM public.notes")
+        .await
+        .expect_err("keep_notes blocks it");
+    // An unqualified name: the replay finds the table the gateway resolved it to.
+    bob.simple_query("SET search_path TO hr, public")
+        .await
+        .unwrap();
+    bob.simple_query("SELECT id FROM employees").await.unwrap();
+
+    // The proposal: bob keeps reading public and may now delete there, loses HR; the rule is gone.
+    let proposal = gw.dir.path().join("proposal.yaml");
+    std::fs::write(
+        &proposal,
+        "grants:
+  - {to: {user: alice}, resource: app, objects: ['*'], privileges: [all]}
+  - {to: {user: bob}, resource: app, objects: ['public.*'], privileges: [select, delete]}
+",
+    )
+    .unwrap();
+    let proposal = proposal.to_str().unwrap();
+    let out = gw.cli(&["policy", "what-if", "-f", proposal, "--since", "1h"]);
+    let text = stdout(&out);
+    assert!(
+        text.contains("allow -> deny: 2 statements, because no grant of SELECT on hr.employees"),
+        "{text}"
+    );
+    assert!(
+        text.contains("bob on app: SELECT name FROM hr.employees"),
+        "{text}"
+    );
+    assert!(
+        text.contains("bob on app: SELECT id FROM employees"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("SELECT count(*) FROM public.notes"),
+        "{text}"
+    );
+    assert!(
+        text.contains("deny -> allow: 1 statement, because block `keep_notes` no longer applies"),
+        "{text}"
+    );
+    assert!(
+        text.contains("bob on app: DELETE FROM public.notes"),
+        "{text}"
+    );
+    assert!(
+        text.contains("would change (2 allow -> deny, 1 deny -> allow)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("note: roles are the users' current memberships"),
+        "{text}"
+    );
+
+    let out = gw.cli(&[
+        "policy", "what-if", "-f", proposal, "--since", "1h", "--user", "bob", "--json",
+    ]);
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    // The largest group first.
+    let group = &report["changes"][0];
+    assert_eq!(group["from"], "allow");
+    assert_eq!(group["to"], "deny");
+    assert_eq!(group["count"], 2);
+    assert!(
+        group["statements"][0]["new_reason"]
+            .as_str()
+            .unwrap()
+            .contains("bob lacks SELECT on hr.employees in app"),
+        "{group}"
+    );
+    // Only alice: nothing changes.
+    let out = gw.cli(&[
+        "policy", "what-if", "-f", proposal, "--since", "1h", "--user", "alice",
+    ]);
+    assert!(stdout(&out).contains("0 would change"), "{}", stdout(&out));
+    // A report, not a check, unless asked to be one.
+    let out = gw.try_cli(&[
+        "policy",
+        "what-if",
+        "-f",
+        proposal,
+        "--since",
+        "1h",
+        "--fail-on-change",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
 }

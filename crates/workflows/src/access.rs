@@ -156,54 +156,79 @@ pub(crate) fn access_cap(policy: &Policy, request: &Request) -> Option<Duration>
 pub fn active_grants(store: &Store, policy: &Policy, now: OffsetDateTime) -> Result<Vec<Grant>> {
     let mut grants = Vec::new();
     for request in store.active_access_requests(millis(now))? {
-        let (Some(access), Some(until)) = (&request.access, request.valid_until) else {
-            continue;
-        };
-        let grant = |objects: Vec<ObjectPattern>, privileges| Grant {
-            to: Principal::User(request.requester.clone()),
-            resource: request.resource.clone(),
-            objects,
-            privileges,
-            expires: None,
-            valid_from: None,
-            valid_until: Some(from_millis(until)),
-        };
-        match &access.bundle {
-            Some(bundle) => {
-                let Some(bundle_grants) = policy.on_demand(bundle).and_then(|o| o.grants.as_ref())
-                else {
-                    tracing::warn!(
-                        request = request.id,
-                        bundle,
-                        "approved bundle is no longer in the policy; it gives nothing"
-                    );
-                    continue;
-                };
-                grants.extend(
-                    bundle_grants
-                        .iter()
-                        .map(|g| grant(g.objects.clone(), g.privileges.clone())),
+        grants.extend(request_grants(&request, policy, false));
+    }
+    Ok(grants)
+}
+
+/// The grants of every access request approved and still valid at some time from `since` on, each valid
+/// only from its approval to its end: what `policy what-if` replays recorded statements with, since a
+/// statement recorded before an approval did not have its grant.
+pub fn grants_approved_since(
+    store: &Store,
+    policy: &Policy,
+    since: OffsetDateTime,
+) -> Result<Vec<Grant>> {
+    let mut grants = Vec::new();
+    for request in store.active_access_requests(millis(since))? {
+        grants.extend(request_grants(&request, policy, true));
+    }
+    Ok(grants)
+}
+
+/// The grants one approved access request gives; `from_approval` makes them start at the approval.
+fn request_grants(request: &Request, policy: &Policy, from_approval: bool) -> Vec<Grant> {
+    let (Some(access), Some(until)) = (&request.access, request.valid_until) else {
+        return Vec::new();
+    };
+    let grant = |objects: Vec<ObjectPattern>, privileges| Grant {
+        to: Principal::User(request.requester.clone()),
+        resource: request.resource.clone(),
+        objects,
+        privileges,
+        expires: None,
+        valid_from: request
+            .decided_at
+            .filter(|_| from_approval)
+            .map(from_millis),
+        valid_until: Some(from_millis(until)),
+    };
+    match &access.bundle {
+        Some(bundle) => {
+            let Some(bundle_grants) = policy.on_demand(bundle).and_then(|o| o.grants.as_ref())
+            else {
+                tracing::warn!(
+                    request = request.id,
+                    bundle,
+                    "approved bundle is no longer in the policy; it gives nothing"
                 );
-            }
-            None => {
-                let objects: std::result::Result<Vec<_>, _> = access
-                    .objects
-                    .iter()
-                    .map(|o| ObjectPattern::parse(o))
-                    .collect();
-                let privileges: std::result::Result<Vec<Vec<_>>, _> = access
-                    .privileges
-                    .iter()
-                    .map(|p| parse_privilege(p))
-                    .collect();
-                match (objects, privileges) {
-                    (Ok(objects), Ok(privileges)) => {
-                        grants.push(grant(objects, privileges.into_iter().flatten().collect()))
-                    }
-                    _ => tracing::warn!(request = request.id, "approved request names objects or privileges that no longer parse; it gives nothing"),
+                return Vec::new();
+            };
+            bundle_grants
+                .iter()
+                .map(|g| grant(g.objects.clone(), g.privileges.clone()))
+                .collect()
+        }
+        None => {
+            let objects: std::result::Result<Vec<_>, _> = access
+                .objects
+                .iter()
+                .map(|o| ObjectPattern::parse(o))
+                .collect();
+            let privileges: std::result::Result<Vec<Vec<_>>, _> = access
+                .privileges
+                .iter()
+                .map(|p| parse_privilege(p))
+                .collect();
+            match (objects, privileges) {
+                (Ok(objects), Ok(privileges)) => {
+                    vec![grant(objects, privileges.into_iter().flatten().collect())]
+                }
+                _ => {
+                    tracing::warn!(request = request.id, "approved request names objects or privileges that no longer parse; it gives nothing");
+                    Vec::new()
                 }
             }
         }
     }
-    Ok(grants)
 }

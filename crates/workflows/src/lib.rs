@@ -34,7 +34,7 @@ use portcullis_policy::{Policy, Workflow};
 use portcullis_store::{NewRequest, Request, Store};
 use time::OffsetDateTime;
 
-pub use access::{active_grants, request_access, AccessAsk};
+pub use access::{active_grants, grants_approved_since, request_access, AccessAsk};
 pub use endorse::{decide, expire_due, inbox};
 pub use error::{Result, WorkflowError};
 pub use query::{

@@ -120,6 +120,43 @@ fn n_of_m_approves_and_the_requester_never_endorses() {
 }
 
 #[test]
+fn grants_approved_since_start_at_their_approval() {
+    let (_d, store, policy) = setup();
+    let ask = AccessAsk {
+        bundle: None,
+        resource: Some("app".into()),
+        objects: vec!["public.t".into()],
+        privileges: vec!["select".into()],
+        duration: Duration::hours(1),
+        reason: "fix the report".into(),
+    };
+    let r = request_access(&store, &policy, "alice", &ask, NOW).unwrap();
+    let approved_at = NOW + Duration::minutes(30);
+    let approve = EndorsementDecision::Approve;
+    decide(
+        &store,
+        &policy,
+        "carol",
+        &[],
+        r.id,
+        approve,
+        None,
+        approved_at,
+    )
+    .unwrap();
+
+    // Replaying the past: before its approval the grant did not exist.
+    let grants = grants_approved_since(&store, &policy, NOW).unwrap();
+    assert_eq!(grants.len(), 1);
+    assert!(!grants[0].is_active(NOW + Duration::minutes(10)));
+    assert!(grants[0].is_active(approved_at));
+    assert!(!grants[0].is_active(approved_at + Duration::hours(1)));
+    // The gateway's view, asked at the present, is unchanged.
+    let active = active_grants(&store, &policy, approved_at).unwrap();
+    assert!(active[0].valid_from.is_none());
+}
+
+#[test]
 fn one_rejection_is_final() {
     let (_d, store, policy) = setup();
     let r = request_access(&store, &policy, "alice", &bundle_ask(), NOW).unwrap();

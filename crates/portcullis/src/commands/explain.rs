@@ -1,32 +1,13 @@
-//! The explanation behind `policy explain`: the same analysis, name resolution and engine calls the
-//! gateway makes, collected into a report printed as text or JSON.
+//! The explanation behind `policy explain`: what the shared pipeline ([`super::decide`]) decides,
+//! collected into a report printed as text or JSON.
 
-use portcullis_policy::{
-    components_with, Applicability, CompiledPolicy, Component, Context, FiredRule, Observed,
-    Verdict,
-};
-use portcullis_sql::{resolve, Analyzer, Catalog, SearchPath, Statement};
+use portcullis_policy::{Applicability, CompiledPolicy, Component, FiredRule, Observed, Verdict};
+use portcullis_sql::SearchPath;
 use serde::Serialize;
 use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 
+use super::decide::{self, verdict_name, AssumedCatalog, Decided, Decision, Request};
 use crate::table;
-
-/// What to explain.
-pub struct Request<'a> {
-    /// The policy file's name, for the report.
-    pub policy_file: String,
-    /// Who, where from, on what.
-    pub ctx: &'a Context,
-    /// The session's search_path setting.
-    pub search_path: &'a str,
-    /// The statement's time.
-    pub now: OffsetDateTime,
-    /// Rows fetched or affected, to decide row-count rules.
-    pub rows: Option<u64>,
-    /// The SQL text.
-    pub sql: &'a str,
-}
 
 /// Everything `policy explain` shows.
 #[derive(Debug, Serialize)]
@@ -44,6 +25,17 @@ pub struct Report {
     /// Masks, row filters and column denies, and whether each applies to this context.
     protections: Vec<ProtectionReport>,
     statements: Vec<StatementReport>,
+    /// The verdict for the whole text once the rows are known (a denial of any statement denies it).
+    verdict: &'static str,
+    #[serde(skip)]
+    overall: Verdict,
+}
+
+impl Report {
+    /// The verdict for the whole text.
+    pub fn verdict(&self) -> Verdict {
+        self.overall
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -152,48 +144,21 @@ struct OutcomeReport {
     reason: String,
 }
 
-/// The catalog `policy explain` assumes, having no database to ask: every schema on the search path
-/// exists, every relation lives in the first one, and functions are built-ins in `pg_catalog`.
-struct AssumedCatalog {
-    schemas: Vec<String>,
-}
-
-impl Catalog for AssumedCatalog {
-    fn has_relation(&self, schema: &str, _name: &str) -> bool {
-        self.schemas.first().is_some_and(|s| s == schema)
-    }
-    fn has_schema(&self, schema: &str) -> bool {
-        self.schemas.iter().any(|s| s == schema)
-    }
-    fn has_function(&self, schema: &str, _name: &str) -> bool {
-        schema == "pg_catalog"
-    }
-}
-
-/// Explains `request.sql` under `policy`.
-pub fn explain(policy: &CompiledPolicy, request: &Request<'_>) -> Report {
+/// Explains `request.sql` under `policy`, read from `policy_file`.
+pub fn explain(policy: &CompiledPolicy, policy_file: &str, request: &Request<'_>) -> Report {
     let ctx = request.ctx;
     let user = ctx.user_label().to_owned();
-    let path = SearchPath::from_setting(request.search_path);
-    let catalog = AssumedCatalog {
-        schemas: path.schemas(&user).map(str::to_owned).collect(),
-    };
-    // Cache disabled: one text, analysed once, with the gateway's size limit.
-    let statements = match Analyzer::new(0).analyze(request.sql) {
-        Ok(analysis) => analysis
-            .statements
-            .iter()
-            .map(|stmt| {
-                explain_statement(policy, request, stmt, |o| {
-                    resolve(&o.object, o.kind, &path, &user, &catalog)
-                })
-            })
-            .collect(),
-        Err(e) => vec![StatementReport {
+    let catalog = AssumedCatalog::new(request.search_path, &user);
+    let decision = decide::decide(policy, request, &catalog);
+    let overall = decision.verdict();
+    let statements = match decision {
+        Decision::Statements(statements) => statements.iter().map(statement_report).collect(),
+        Decision::Unanalysable(e) => vec![StatementReport {
             text: request.sql.trim().to_owned(),
             kind: None,
             opaque: None,
-            error: Some(e.to_string()),
+            reason: decide::unanalysable_reason(&e),
+            error: Some(e),
             components: Vec::new(),
             fired: Vec::new(),
             policies: Vec::new(),
@@ -201,13 +166,12 @@ pub fn explain(policy: &CompiledPolicy, request: &Request<'_>) -> Report {
             missing_grants: Vec::new(),
             verdict: verdict_name(Verdict::Deny),
             logout: false,
-            reason: format!("the text cannot be analysed: {e}"),
             rows_rules_pending: false,
             outcome: None,
         }],
     };
     Report {
-        policy: request.policy_file.clone(),
+        policy: policy_file.to_owned(),
         user,
         roles: ctx.roles.clone(),
         resource: ctx.resource.clone(),
@@ -220,7 +184,7 @@ pub fn explain(policy: &CompiledPolicy, request: &Request<'_>) -> Report {
             Observed::Known(t) => t.to_string(),
             Observed::Unknown => "unknown".into(),
         },
-        search_path: path.to_setting(),
+        search_path: SearchPath::from_setting(request.search_path).to_setting(),
         at: request
             .now
             .format(&Rfc3339)
@@ -247,32 +211,22 @@ pub fn explain(policy: &CompiledPolicy, request: &Request<'_>) -> Report {
             })
             .collect(),
         statements,
+        verdict: verdict_name(overall),
+        overall,
     }
 }
 
-fn explain_statement(
-    policy: &CompiledPolicy,
-    request: &Request<'_>,
-    stmt: &Statement,
-    resolve: impl FnMut(&portcullis_sql::ObjectAccess) -> portcullis_sql::QualifiedName,
-) -> StatementReport {
-    let components = components_with(stmt, resolve);
-    let decision = policy.evaluate_statement(request.ctx, &components, request.now);
-    let pending = !decision.post_execution.is_empty();
-    let outcome = match request.rows {
-        Some(rows) if pending => Some((
-            rows,
-            policy.evaluate_outcome(&decision.post_execution, rows),
-        )),
-        _ => None,
-    };
+fn statement_report(d: &Decided) -> StatementReport {
+    let decision = &d.decision;
+    let outcome = d.outcome.as_ref();
     let rule_for = |fired: &[FiredRule], i: usize| {
         fired
             .iter()
             .find(|f| f.components.contains(&i))
             .map(rule_ref)
     };
-    let component_reports = components
+    let component_reports = d
+        .components
         .iter()
         .enumerate()
         .map(|(i, c)| {
@@ -296,14 +250,14 @@ fn explain_statement(
                 operation,
                 columns,
                 rule: rule_for(&decision.fired, i),
-                outcome_rule: outcome.as_ref().and_then(|(_, o)| rule_for(&o.fired, i)),
+                outcome_rule: outcome.and_then(|(_, o)| rule_for(&o.fired, i)),
             }
         })
         .collect();
     StatementReport {
-        text: stmt.text.clone(),
-        kind: Some(stmt.kind.to_string()),
-        opaque: stmt.opaque.clone(),
+        text: d.text.clone(),
+        kind: Some(d.kind.to_string()),
+        opaque: d.opaque.clone(),
         error: None,
         components: component_reports,
         fired: decision.fired.iter().map(fired_report).collect(),
@@ -337,22 +291,14 @@ fn explain_statement(
             .collect(),
         verdict: verdict_name(decision.verdict),
         logout: decision.logout,
-        reason: decision.reason,
-        rows_rules_pending: pending && outcome.is_none(),
+        reason: decision.reason.clone(),
+        rows_rules_pending: !decision.post_execution.is_empty() && outcome.is_none(),
         outcome: outcome.map(|(rows, o)| OutcomeReport {
-            rows,
+            rows: *rows,
             verdict: verdict_name(o.verdict),
             fired: o.fired.iter().map(fired_report).collect(),
-            reason: o.reason,
+            reason: o.reason.clone(),
         }),
-    }
-}
-
-fn verdict_name(v: Verdict) -> &'static str {
-    match v {
-        Verdict::Allow => "allow",
-        Verdict::Deny => "deny",
-        Verdict::RequireApproval => "require-approval",
     }
 }
 

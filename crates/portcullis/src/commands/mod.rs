@@ -2,6 +2,7 @@
 
 mod admin;
 pub mod audit;
+mod decide;
 mod demo;
 pub mod device;
 mod explain;
@@ -9,14 +10,33 @@ pub mod mfa;
 pub mod monitor;
 pub mod notifications;
 pub mod policy;
+mod policy_cases;
+mod policy_context;
+mod policy_test;
+mod recorded_catalog;
 pub mod requests;
 mod serve;
 pub mod token;
+mod what_if;
 
 use anyhow::Result;
 
 use crate::cli::{Cli, Command};
 use crate::settings::Settings;
+
+/// Ends the process with this exit status once the command has printed its answer: a denial from
+/// `policy explain --exit-code` or a failed `policy test` case is a result for scripts to branch on, not
+/// an error to print.
+#[derive(Debug)]
+pub struct ExitStatus(pub u8);
+
+impl std::fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit status {}", self.0)
+    }
+}
+
+impl std::error::Error for ExitStatus {}
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<()> {

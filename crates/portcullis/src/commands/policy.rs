@@ -1,17 +1,18 @@
-//! `policy apply`, `show`, `check` and `explain`. `apply` validates a policy file and stores it as the
-//! policy in force (running gateways load it within a second, without dropping sessions); `check` and
-//! `explain` run the same loader and engine the gateway uses, without touching any database.
+//! `policy apply`, `show`, `check`, `explain`, `test` and `what-if`. `apply` validates a policy file and
+//! stores it as the policy in force (running gateways load it within a second, without dropping
+//! sessions); `check`, `explain` and `test` run the same loader and engine the gateway uses, without
+//! touching any database; `what-if` replays the audit log through a proposed policy.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
 use clap::{Args, Subcommand};
-use portcullis_policy::{CompiledPolicy, Context, DeviceTrust, Observed, Policy};
-use time::format_description::well_known::Rfc3339;
+use portcullis_policy::{CompiledPolicy, Context, Policy, Verdict};
 use time::OffsetDateTime;
 
-use super::explain;
+use super::policy_context::{parse_device_trust, parse_location, parse_time, ContextInput};
+use super::{decide, explain, policy_cases, policy_test, what_if, ExitStatus};
 use crate::settings::Settings;
 
 /// `policy` subcommands.
@@ -45,6 +46,52 @@ pub enum PolicyCommand {
     /// Unqualified function names are taken to be built-ins in pg_catalog. Qualify names
     /// (`hr.employees`, `util.f()`) to explain exactly the object you mean.
     Explain(Box<ExplainArgs>),
+    /// Run a file of cases (statement, who, context, expected verdict, masks, row filters, rules) through
+    /// the same analysis and engine as `explain`; prints every mismatch and `N passed, M failed`, and
+    /// exits 1 when any case fails (or the file is malformed).
+    Test {
+        /// The policy file (YAML).
+        #[arg(long = "file", short = 'f')]
+        file: PathBuf,
+        /// The case file (YAML).
+        cases: PathBuf,
+        /// One JSON object with every case's result instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replay the statements the audit log recorded in a window through a proposed policy and list every
+    /// decision that would change, grouped by what makes the difference. Reads the store; changes
+    /// nothing.
+    WhatIf(WhatIfArgs),
+}
+
+/// `policy what-if` arguments.
+#[derive(Debug, Args)]
+pub struct WhatIfArgs {
+    /// The proposed policy file (YAML).
+    #[arg(long = "file", short = 'f')]
+    pub file: PathBuf,
+    /// From this time on (RFC 3339, or a relative "15m", "2h", "7d").
+    #[arg(long, default_value = "7d")]
+    pub since: String,
+    /// Up to this time (same forms as --since; default: now).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Only statements on this resource.
+    #[arg(long)]
+    pub resource: Option<String>,
+    /// Only statements of this gateway user.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Example statements shown per group of changes (0: all of them).
+    #[arg(long, default_value_t = 5)]
+    pub examples: usize,
+    /// Exit 1 when any decision would change (for CI); otherwise only errors fail.
+    #[arg(long)]
+    pub fail_on_change: bool,
+    /// One JSON object with every change instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `policy explain` arguments.
@@ -92,6 +139,10 @@ pub struct ExplainArgs {
     /// One JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Exit 1 when the verdict is deny, 2 when it is require-approval and 3 when nothing could be
+    /// explained (for scripts); by default the exit status only says whether the explanation was made.
+    #[arg(long)]
+    pub exit_code: bool,
     /// The SQL (one or more statements).
     pub sql: String,
 }
@@ -133,32 +184,94 @@ pub fn run(command: PolicyCommand, settings: &Settings, data_dir: &Path) -> Resu
             Ok(())
         }
         PolicyCommand::Check { file } => check(&file),
-        PolicyCommand::Explain(args) => {
+        PolicyCommand::Explain(args) => match (explain(&args), args.exit_code) {
+            (Ok(Verdict::Allow), _) | (Ok(_), false) => Ok(()),
+            (Ok(Verdict::Deny), true) => Err(ExitStatus(1).into()),
+            (Ok(Verdict::RequireApproval), true) => Err(ExitStatus(2).into()),
+            (Err(e), false) => Err(e),
+            // Not 1: a script asserting a denial must not pass because the policy file is broken.
+            (Err(e), true) => {
+                eprintln!("Error: {e:?}");
+                Err(ExitStatus(3).into())
+            }
+        },
+        PolicyCommand::Test { file, cases, json } => {
+            let policy = load(&file)?;
+            let cases_name = cases.display().to_string();
+            let cases = policy_cases::load(&cases).map_err(anyhow::Error::msg)?;
+            let summary = policy_test::run(
+                &CompiledPolicy::compile(&policy),
+                &file.display().to_string(),
+                &cases_name,
+                &cases,
+                OffsetDateTime::now_utc(),
+            );
+            if json {
+                println!("{}", serde_json::to_string(&summary)?);
+            } else {
+                policy_test::print_text(&summary);
+            }
+            if summary.all_passed() {
+                Ok(())
+            } else {
+                Err(ExitStatus(1).into())
+            }
+        }
+        PolicyCommand::WhatIf(args) => {
             let policy = load(&args.file)?;
-            let ctx = context(&args)?;
-            let now = match &args.at {
-                Some(at) => OffsetDateTime::parse(at, &Rfc3339).with_context(|| {
-                    format!("--at `{at}` is not an RFC 3339 time such as 2026-11-23T10:00:00Z")
-                })?,
-                None => OffsetDateTime::now_utc(),
+            let store = settings.open_store(data_dir)?;
+            let now = OffsetDateTime::now_utc();
+            let time = |flag: &str, t: &str| {
+                portcullis_api::parse_time(t, now).map_err(|e| anyhow::anyhow!("{flag}: {e}"))
             };
-            let request = explain::Request {
-                policy_file: args.file.display().to_string(),
-                ctx: &ctx,
-                search_path: &args.search_path,
-                now,
-                rows: args.rows,
-                sql: &args.sql,
+            let window = what_if::Window {
+                since: time("--since", &args.since)?,
+                until: args
+                    .until
+                    .as_deref()
+                    .map(|t| time("--until", t))
+                    .transpose()?,
+                resource: args.resource.clone(),
+                user: args.user.clone(),
             };
-            let report = explain::explain(&CompiledPolicy::compile(&policy), &request);
+            let report =
+                what_if::replay(&store, &policy, &args.file.display().to_string(), &window)?;
             if args.json {
                 println!("{}", serde_json::to_string(&report)?);
             } else {
-                explain::print_text(&report);
+                what_if::print_text(&report, args.examples);
+            }
+            if args.fail_on_change && report.changed() > 0 {
+                return Err(ExitStatus(1).into());
             }
             Ok(())
         }
     }
+}
+
+/// Prints the explanation `args` ask for; the verdict for the whole text.
+fn explain(args: &ExplainArgs) -> Result<Verdict> {
+    let policy = load(&args.file)?;
+    let ctx = context(args)?;
+    let now = match &args.at {
+        Some(at) => parse_time(at).map_err(|e| anyhow::anyhow!("--at {e}"))?,
+        None => OffsetDateTime::now_utc(),
+    };
+    let request = decide::Request {
+        ctx: &ctx,
+        search_path: &args.search_path,
+        now,
+        rows: args.rows,
+        sql: &args.sql,
+    };
+    let compiled = CompiledPolicy::compile(&policy);
+    let report = explain::explain(&compiled, &args.file.display().to_string(), &request);
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        explain::print_text(&report);
+    }
+    Ok(report.verdict())
 }
 
 fn check(file: &Path) -> Result<()> {
@@ -196,40 +309,19 @@ fn load(file: &Path) -> Result<Policy> {
 }
 
 fn context(args: &ExplainArgs) -> Result<Context> {
-    let location = if args.location.eq_ignore_ascii_case("unknown") {
-        Observed::Unknown
-    } else if args.location.len() == 2 && args.location.bytes().all(|b| b.is_ascii_alphabetic()) {
-        Observed::Known(args.location.to_ascii_uppercase())
-    } else {
-        bail!(
-            "--location `{}`: write an ISO 3166-1 alpha-2 country code such as DE, or unknown",
-            args.location
-        );
-    };
-    let device_trust = if args.device_trust.eq_ignore_ascii_case("unknown") {
-        Observed::Unknown
-    } else {
-        match DeviceTrust::from_tag(&args.device_trust) {
-            Some(t) => Observed::Known(t),
-            None => bail!(
-                "--device-trust `{}`: use high, medium, low, exempt or unknown",
-                args.device_trust
-            ),
-        }
-    };
-    let mut ctx = Context::new(args.user.clone(), args.resource.clone())
-        .with_roles(args.roles.iter().cloned())
-        .with_location(location)
-        .with_device_trust(device_trust);
-    if let Some(addr) = args.client_addr {
-        ctx = ctx.with_addr(addr);
+    let location = parse_location(&args.location).map_err(|e| anyhow::anyhow!("--location {e}"))?;
+    let device_trust = parse_device_trust(&args.device_trust)
+        .map_err(|e| anyhow::anyhow!("--device-trust {e}"))?;
+    Ok(ContextInput {
+        user: &args.user,
+        roles: &args.roles,
+        resource: &args.resource,
+        client_addr: args.client_addr,
+        location,
+        device_trust,
+        mfa_verified: args.mfa_verified,
+        justification: args.justification.as_deref(),
+        approvals: &args.approvals,
     }
-    ctx = ctx.with_mfa_verified(args.mfa_verified);
-    if let Some(justification) = &args.justification {
-        ctx = ctx.with_justification(justification.clone());
-    }
-    for workflow in &args.approvals {
-        ctx = ctx.with_approval(workflow.clone());
-    }
-    Ok(ctx)
+    .build())
 }
