@@ -223,6 +223,7 @@ fn context_trail(ctx: &Context) -> PolicyTrail {
             Observed::Unknown => "unknown".into(),
         },
         justification: ctx.justification.clone(),
+        roles: Some(ctx.roles.clone()),
         ..PolicyTrail::default()
     }
 }

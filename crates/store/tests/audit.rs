@@ -617,6 +617,7 @@ fn policy_decisions_round_trip_and_filter_by_rule() {
         actions: vec!["select hr.employees".into()],
         location: "DE".into(),
         device_trust: "low".into(),
+        roles: Some(vec!["analysts".into()]),
         justification: Some("ticket 42".into()),
         rules: vec![FiredRuleRecord {
             id: rule.into(),

@@ -131,6 +131,7 @@ pub fn replay(
     let mut groups: BTreeMap<(String, &'static str, Vec<String>), Vec<Changed>> = BTreeMap::new();
     let mut skipped: BTreeMap<&'static str, usize> = BTreeMap::new();
     let mut gone_users: HashSet<String> = HashSet::new();
+    let mut without_roles = 0usize;
     let (mut replayed, mut unchanged) = (0, 0);
     // Oldest first, so examples read in the order things happened.
     for record in records.iter().rev() {
@@ -145,9 +146,14 @@ pub fn replay(
             *skipped.entry(NO_RESULT).or_default() += 1;
             continue;
         }
-        let user_roles = match roles.get(&s.user) {
-            Some(r) => r.as_slice(),
-            None => {
+        let user_roles = match (&trail.roles, roles.get(&s.user)) {
+            (Some(recorded), _) => recorded.as_slice(),
+            (None, Some(current)) => {
+                without_roles += 1;
+                current.as_slice()
+            }
+            (None, None) => {
+                without_roles += 1;
                 gone_users.insert(s.user.clone());
                 &[]
             }
@@ -195,14 +201,18 @@ pub fn replay(
         })
         .collect();
     changes.sort_by_key(|g| std::cmp::Reverse(g.count));
-    let mut notes = vec![
-        "roles are the users' current memberships: the audit log does not record a session's roles"
-            .to_owned(),
+    let mut notes = Vec::new();
+    if without_roles > 0 {
+        notes.push(format!(
+            "{without_roles} records predate recorded roles: replayed with the users' current memberships"
+        ));
+    }
+    notes.extend([
         "the session's search_path is not recorded: unqualified names resolve to the schemas recorded \
          with each statement"
             .to_owned(),
         "MFA counts as done only where the recorded decision shows an MFA requirement met".to_owned(),
-    ];
+    ]);
     let mut gone: Vec<String> = gone_users.into_iter().collect();
     gone.sort();
     if !gone.is_empty() {

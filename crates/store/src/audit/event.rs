@@ -273,6 +273,10 @@ pub struct PolicyTrail {
     pub location: String,
     /// The client device's trust level, or `unknown`.
     pub device_trust: String,
+    /// The gateway roles the user held for the decision; `None` in records written before roles were
+    /// recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roles: Option<Vec<String>>,
     /// The justification the user gave, if any (recorded, never judged).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub justification: Option<String>,
