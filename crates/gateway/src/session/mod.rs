@@ -8,6 +8,7 @@ mod login;
 mod masking;
 mod row_guard;
 mod startup;
+mod startup_params;
 mod statement;
 mod upstream_side;
 
@@ -361,6 +362,10 @@ async fn open(
     shared
         .mfa
         .note_action(&login.name, &info.resource, shared.mfa.now());
+    // Decided once the user and their context are known, and before the upstream session applies them.
+    if let Err(refused) = startup_params::decide(shared, info, &startup.params).await {
+        return Err(Some((stream, refused)));
+    }
     info.upstream_user = resource.username.clone();
     let mut upstream = match upstream::connect(&resource, &startup.params).await {
         Ok(upstream) => upstream,
