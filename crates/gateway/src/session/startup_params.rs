@@ -165,7 +165,7 @@ fn decide_one(
     shared: &Shared,
     info: &SessionInfo,
     sql: &str,
-) -> Result<(), (Refusal, Option<Run>)> {
+) -> Result<(), (Refusal, Option<Box<Run>>)> {
     let analysis = shared
         .analyzer
         .analyze(sql)
@@ -187,7 +187,7 @@ fn decide_one(
     );
     let active = shared.policy.current();
     let Some(version) = active.version else {
-        return Err((Refusal::denied(policy::NO_POLICY), Some(run)));
+        return Err((Refusal::denied(policy::NO_POLICY), Some(Box::new(run))));
     };
     let now = shared.mfa.now();
     let mut ctx = info.ctx.clone();
@@ -219,7 +219,7 @@ fn decide_one(
         trail.result = "deny".into();
         trail.reason.clone_from(&refusal.message);
     }
-    Err((refusal, Some(run)))
+    Err((refusal, Some(Box::new(run))))
 }
 
 #[cfg(test)]
