@@ -320,6 +320,24 @@ async fn a_pipelined_statement_waits_for_the_search_path_the_server_has() {
     assert_eq!(err.as_db_error().map(|e| e.code().code()), Some("42501"));
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_search_path_change_next_to_a_copy_is_learnt_before_the_next_query() {
+    let db = "state_path_copy";
+    let (_pg, gw) = start(db).await;
+    // One message with SET and COPY: the gateway cannot ask the server mid-COPY.
+    let script = "SET search_path = hr\\; COPY hr.employees FROM STDIN;\n2\tcopied\n\\.\n\
+                  SELECT count(*) AS after_copy FROM employees;\n";
+    let (out, errors) = psql_raw(
+        gw.pg_env("alice", ALICE_PASSWORD),
+        "UTF8",
+        script.as_bytes(),
+    );
+    let out = String::from_utf8_lossy(&out).into_owned();
+    assert_eq!(out.lines().last(), Some("2"), "{out} {errors}");
+    let objects = objects_of(&gw, "SELECT count(*) AS after_copy FROM employees");
+    assert!(objects.contains(&"hr.employees".to_string()), "{objects:?}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // B. The text is read as the server reads it.
 

@@ -229,6 +229,10 @@ impl<'a> ClientSide<'a> {
             bytes_in.fetch_add(n as u64, Ordering::Relaxed);
             let mut terminated = false;
             while let Some(header) = peek_frame(&buf, max)? {
+                // A simple Query starts a cycle: a settings query a COPY held back goes first.
+                if buf[0] == tag::frontend::QUERY && self.settings_unknown && !self.skipping {
+                    self.end_of_cycle(&mut out);
+                }
                 if !self.skipping
                     && matches!(
                         buf[0],
@@ -332,7 +336,13 @@ impl<'a> ClientSide<'a> {
                 flow.standard_conforming_strings,
             )
         };
+        // After a COPY, a settings change may still be unasked (see `end_of_cycle`): then the text must
+        // read the same whatever the encoding and standard_conforming_strings are.
+        let conforming = conforming && !self.settings_unknown;
         let refusal = match encoding.decode(bytes, &name) {
+            Ok(_) if self.settings_unknown && !bytes.is_ascii() => {
+                Refusal::unanalysable(UNKNOWN_SETTINGS)
+            }
             Ok(text) if conforming || !backslash_in_plain_string(&text) => return Some(text),
             Ok(_) => Refusal::unanalysable(
                 "standard_conforming_strings is off, and the statement has a backslash in a '...' \
@@ -595,7 +605,10 @@ impl<'a> ClientSide<'a> {
         let mut path_unknown = false;
         for statement in &analysis.statements {
             let mut run = self.run_for(statement, 0);
-            let mut decided = if path_unknown && depends_on_settings(statement) {
+            let mut decided = if self.settings_unknown && depends_on_settings(statement) {
+                // Only left over from a cycle with a COPY, whose settings query waits for this one.
+                Err(Decided::refuse(Refusal::unanalysable(UNKNOWN_SETTINGS)))
+            } else if path_unknown && depends_on_settings(statement) {
                 Err(Decided::refuse(Refusal::unanalysable(
                     "this query ends a transaction that changed search_path, and the gateway learns \
                      the path the server returns to only once it has run; send the statements after \
@@ -1231,6 +1244,7 @@ impl<'a> ClientSide<'a> {
     /// At the end of a request cycle, queues the gateway's own queries (their replies are swallowed).
     fn end_of_cycle(&mut self, out: &mut BytesMut) {
         if std::mem::take(&mut self.copy_in_cycle) {
+            // The settings stay unknown (and `settings_unknown` set) until a later cycle asks.
             return;
         }
         let mut flow = self.lock();
@@ -1279,9 +1293,9 @@ fn parse_param_types(frame: &[u8], count: u16) -> Vec<u32> {
 }
 
 /// Why a statement that depends on the session's settings is refused right after one that may change them.
-const UNKNOWN_SETTINGS: &str = "an earlier statement in this request cycle may change search_path, \
-     client_encoding or standard_conforming_strings, which the gateway learns from the server only once \
-     the cycle ends; send Sync before this statement";
+const UNKNOWN_SETTINGS: &str = "an earlier statement may have changed search_path, client_encoding or \
+     standard_conforming_strings, and the gateway learns what they are from the server only at the end of \
+     a request cycle (one without COPY); send Sync before this statement, or run it again";
 
 /// Whether `statement` may change a setting the gateway follows: search_path (names), client_encoding
 /// and standard_conforming_strings (how text reads). `set_config` is found in the text, wherever it is.
