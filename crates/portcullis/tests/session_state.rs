@@ -12,7 +12,7 @@ use common::{connection_of, denial, fresh_database, Gateway, ALICE_PASSWORD, BOB
 use portcullis_testkit::{PgServer, APP_PASSWORD, APP_USER};
 use tokio_postgres::SimpleQueryMessage;
 
-/// alice may do anything; bob may read public.employees and nothing else.
+/// alice may do anything; bob may read public.employees and run public.scs_off, nothing else.
 const POLICY: &str = "\
 grants:
   - to: {user: alice}
@@ -23,6 +23,10 @@ grants:
     resource: app
     objects: [public.employees]
     privileges: [select]
+  - to: {user: bob}
+    resource: app
+    objects: [public.scs_off]
+    privileges: [execute]
 ";
 
 async fn start(name: &str) -> (&'static PgServer, Gateway) {
@@ -37,7 +41,9 @@ async fn start(name: &str) -> (&'static PgServer, Gateway) {
              CREATE TABLE public.employees(id int, note text);
              INSERT INTO public.employees VALUES (1, 'public-row');
              CREATE TABLE public.secret_t(s text);
-             INSERT INTO public.secret_t VALUES ('TOPSECRET');",
+             INSERT INTO public.secret_t VALUES ('TOPSECRET');
+             CREATE FUNCTION public.scs_off() RETURNS text LANGUAGE sql AS
+               $$ SELECT pg_catalog.set_config('standard_conforming_strings', 'off', false) $$;",
         )
         .await
         .expect("fixtures");
@@ -406,6 +412,29 @@ async fn standard_conforming_strings_off_cannot_hide_a_subquery() {
                 "{errors}"
             );
         }
+    }
+}
+
+/// A function may change standard_conforming_strings without any statement saying so; a statement
+/// pipelined behind it was read the old way, so its results never reach the client.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_setting_changed_by_a_function_stops_what_was_read_the_old_way() {
+    let (_pg, gw) = start("state_scs_function").await;
+    let bob = gw.connect("bob", BOB_PASSWORD).await;
+    let leak = "SELECT 'a\\' AS c1, ' , (SELECT s FROM public.secret_t) AS leaked --'";
+    let (_, read) = tokio::join!(
+        bob.simple_query("SELECT public.scs_off()"),
+        bob.simple_query(leak)
+    );
+    if let Ok(messages) = read {
+        let rows: Vec<String> = messages
+            .iter()
+            .filter_map(|m| match m {
+                SimpleQueryMessage::Row(row) => Some(format!("{:?}", row.get(1))),
+                _ => None,
+            })
+            .collect();
+        assert!(!rows.iter().any(|r| r.contains("TOPSECRET")), "{rows:?}");
     }
 }
 

@@ -99,6 +99,9 @@ pub struct Flow {
     pub encoding: ClientEncoding,
     /// standard_conforming_strings as the upstream last reported it.
     pub standard_conforming_strings: bool,
+    /// Set when the session must end: the server changed how it reads text under statements the
+    /// gateway had already read the old way.
+    pub ended: Option<String>,
     /// The catalog names resolve against.
     pub catalog: Arc<CatalogSnapshot>,
     /// The upstream's transaction status at the last ReadyForQuery.
@@ -132,6 +135,7 @@ impl Flow {
             client_encoding: "SQL_ASCII".into(),
             encoding: ClientEncoding::Unreadable,
             standard_conforming_strings: true,
+            ended: None,
             catalog,
             txn: TransactionStatus::Idle,
             catalog_stale: false,
@@ -143,6 +147,19 @@ impl Flow {
             flow.note_parameter(name, value);
         }
         flow
+    }
+
+    /// Whether a statement behind the one running now was read with settings the server just changed,
+    /// and its text is one that reads differently under another client_encoding or
+    /// standard_conforming_strings (ASCII without a backslash reads the same under all of them).
+    /// Statements of the running simple Query were lexed with it, before any of them ran.
+    fn read_the_old_way(&self) -> bool {
+        let sensitive = |run: &Run| !run.text().is_ascii() || run.text().contains('\\');
+        self.queue.iter().skip(1).any(|pending| match pending {
+            Pending::Query(runs) => runs.iter().any(sensitive),
+            Pending::Parse(Some(run)) => sensitive(run),
+            _ => false,
+        })
     }
 
     /// Follows a setting the server reports (ParameterStatus).
@@ -236,7 +253,25 @@ impl Flow {
                     if name == "application_name" {
                         self.application_name = Some(value.to_string());
                     }
+                    let before = (
+                        self.client_encoding.clone(),
+                        self.standard_conforming_strings,
+                    );
                     self.note_parameter(name, value);
+                    if before
+                        != (
+                            self.client_encoding.clone(),
+                            self.standard_conforming_strings,
+                        )
+                        && self.read_the_old_way()
+                    {
+                        self.ended = Some(format!(
+                            "the server changed {name} while statements the gateway had read with \
+                             its old value were waiting to run (a function may have set it); they \
+                             were not run"
+                        ));
+                        return Ok(());
+                    }
                     // The upstream reports the credential's role name; clients see their own identity.
                     if name == "session_authorization" {
                         encode_parameter_status(name, &info.user, out);
