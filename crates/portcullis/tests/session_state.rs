@@ -292,6 +292,11 @@ async fn transaction_ends_undo_search_path_changes_as_the_server_does() {
         objects_of(&gw, &read("after_commit")),
         vec!["public.employees"]
     );
+    // DISCARD ALL returns to the login value too.
+    alice.simple_query("SET search_path = hr").await.unwrap();
+    alice.simple_query("DISCARD ALL").await.unwrap();
+    let rows = alice.simple_query(&read("discarded")).await.unwrap();
+    assert_eq!(first_value(&rows), "public-row");
     // In one message, the path after the transaction's end is not known before it runs: refused.
     let (code, message) = denial(
         alice
@@ -486,4 +491,18 @@ async fn statements_are_read_in_the_client_encoding() {
     );
     assert!(String::from_utf8_lossy(&through).contains("public-row"));
     assert!(errors.contains("cannot read non-ASCII text"), "{errors}");
+    // A statement rewritten for a mask goes back in the client's encoding.
+    gw.apply_policy_live(&format!(
+        "{POLICY}masks:\n  - {{id: mask-note, resource: app, columns: [public.employees.note], \
+         mask: {{kind: full}}}}\n"
+    ));
+    let masked = b"SELECT note, '\xe9\xa4' AS x FROM public.employees;\n";
+    let (direct, _) = psql_raw(direct_env(pg, db), "LATIN9", masked);
+    let (through, errors) = psql_raw(gw.pg_env("bob", BOB_PASSWORD), "LATIN9", masked);
+    assert!(direct.ends_with(b"public-row|\xe9\xa4\n"), "{direct:?}");
+    assert!(through.ends_with(b"|\xe9\xa4\n"), "{through:?} {errors}");
+    assert!(
+        !String::from_utf8_lossy(&through).contains("public-row"),
+        "{through:?}"
+    );
 }
