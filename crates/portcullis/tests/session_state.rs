@@ -304,6 +304,21 @@ async fn transaction_ends_undo_search_path_changes_as_the_server_does() {
             .await,
     );
     assert_eq!(code, "0A000", "{message}");
+    // A change committed before the transaction began is not undone by its end: nothing is refused.
+    alice.simple_query("SET search_path = hr").await.unwrap();
+    let messages = alice
+        .simple_query("BEGIN; SELECT 1; COMMIT; SELECT note AS committed FROM employees")
+        .await
+        .unwrap();
+    let last = messages.iter().rev().find_map(|m| match m {
+        SimpleQueryMessage::Row(row) => row.get(0).map(str::to_string),
+        _ => None,
+    });
+    assert_eq!(last.as_deref(), Some("hr-row"));
+    assert_eq!(
+        objects_of(&gw, "SELECT note AS committed FROM employees"),
+        vec!["hr.employees"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -240,6 +240,11 @@ impl<'a> ClientSide<'a> {
                     )
                 {
                     self.settle(upstream, &mut out).await?;
+                    let outside_txn = std::mem::take(&mut self.lock().settled_outside_txn);
+                    if outside_txn && !self.refresh_path {
+                        // Committed: a later transaction end undoes nothing the gateway followed.
+                        self.path_changed_in_txn = false;
+                    }
                 }
                 let step = self.on_frame(&buf[..header.total_len], &mut out)?;
                 if let Some((required, text)) = self.mfa_hold.take() {

@@ -93,6 +93,9 @@ pub struct Flow {
     pub settings_pending: u32,
     /// Woken when `settings_pending` drops to zero.
     pub settled: Arc<Notify>,
+    /// A settings query was answered outside a transaction block: no transaction end can undo the
+    /// changes made before it. The client side takes it.
+    pub settled_outside_txn: bool,
     /// The client_encoding the upstream last reported.
     pub client_encoding: String,
     /// How the gateway reads it.
@@ -131,6 +134,7 @@ impl Flow {
             search_path,
             settings_pending: 0,
             settled: Arc::new(Notify::new()),
+            settled_outside_txn: false,
             // What the server assumes until it reports otherwise.
             client_encoding: "SQL_ASCII".into(),
             encoding: ClientEncoding::Unreadable,
@@ -561,6 +565,7 @@ impl Flow {
 
     fn apply_internal(&mut self, done: Internal) {
         if let Internal::SearchPath(_) = done {
+            self.settled_outside_txn = self.txn == TransactionStatus::Idle;
             self.settings_pending = self.settings_pending.saturating_sub(1);
             if self.settings_pending == 0 {
                 self.settled.notify_one();
