@@ -28,6 +28,7 @@ mod children;
 mod error;
 mod implicit;
 mod kind;
+mod lexical;
 pub mod mask;
 mod parse;
 mod resolve;
@@ -43,6 +44,7 @@ pub use analysis::{Analysis, ObjectAccess, ObjectName, SessionEffect, Statement}
 pub use error::AnalysisError;
 pub use implicit::{implicit_names, ImplicitNames};
 pub use kind::{ObjectKind, Operation, StatementKind};
+pub use lexical::backslash_in_plain_string;
 pub use resolve::{quote_ident, resolve, Catalog, MemoryCatalog, QualifiedName, SearchPath};
 pub use settings::{setting_class, setting_object, SettingClass};
 pub use statements::{leading_justification, JUSTIFICATION_SETTING};

@@ -39,6 +39,12 @@ pub(crate) fn put_cstr(out: &mut BytesMut, s: &str) {
     out.put_u8(0);
 }
 
+/// Like `put_cstr` for bytes in a client encoding.
+fn put_cbytes(out: &mut BytesMut, s: &[u8]) {
+    out.extend(s.iter().copied().filter(|&c| c != 0));
+    out.put_u8(0);
+}
+
 fn empty(out: &mut BytesMut, tag: u8) {
     out.put_u8(tag);
     out.put_i32(4);
@@ -199,6 +205,25 @@ pub fn encode_auth_sasl_final(data: &[u8], out: &mut BytesMut) {
 pub fn encode_query(sql: &str, out: &mut BytesMut) {
     let start = begin(out, f::QUERY);
     put_cstr(out, sql);
+    finish(out, start);
+}
+
+/// Appends Query with text already in the session's client encoding.
+pub fn encode_query_bytes(sql: &[u8], out: &mut BytesMut) {
+    let start = begin(out, f::QUERY);
+    put_cbytes(out, sql);
+    finish(out, start);
+}
+
+/// Appends Parse with text already in the session's client encoding and parameter type OIDs.
+pub fn encode_parse_bytes(name: &str, sql: &[u8], param_types: &[u32], out: &mut BytesMut) {
+    let start = begin(out, f::PARSE);
+    put_cstr(out, name);
+    put_cbytes(out, sql);
+    out.put_u16(u16::try_from(param_types.len()).unwrap_or(u16::MAX));
+    for oid in param_types.iter().take(usize::from(u16::MAX)) {
+        out.put_u32(*oid);
+    }
     finish(out, start);
 }
 

@@ -38,15 +38,15 @@ impl Target {
 pub enum FrontendMessage<'a> {
     /// Simple query.
     Query {
-        /// The SQL text (may hold several statements).
-        sql: &'a str,
+        /// The SQL text (may hold several statements), in the session's client encoding.
+        sql: &'a [u8],
     },
     /// Parse (extended protocol).
     Parse {
         /// Statement name, empty for the unnamed statement.
         name: &'a str,
-        /// The SQL text.
-        sql: &'a str,
+        /// The SQL text, in the session's client encoding.
+        sql: &'a [u8],
         /// Number of parameter type OIDs the client specified.
         param_types: u16,
     },
@@ -108,11 +108,11 @@ pub fn decode_frontend(tag: u8, body: &[u8]) -> Result<FrontendMessage<'_>, Wire
     let mut r = Reader::new(body);
     let msg = match tag {
         t::QUERY => FrontendMessage::Query {
-            sql: r.cstr("Query text")?,
+            sql: r.cstr_bytes("Query text")?,
         },
         t::PARSE => {
             let name = r.cstr("Parse statement name")?;
-            let sql = r.cstr("Parse query text")?;
+            let sql = r.cstr_bytes("Parse query text")?;
             let param_types = r.u16("Parse parameter count")?;
             r.take(usize::from(param_types) * 4, "Parse parameter types")?;
             FrontendMessage::Parse {
@@ -227,14 +227,14 @@ mod tests {
         let (tg, b) = one(&mut buf);
         assert_eq!(
             decode_frontend(tg, &b).unwrap(),
-            FrontendMessage::Query { sql: "SELECT 1" }
+            FrontendMessage::Query { sql: b"SELECT 1" }
         );
         let (tg, b) = one(&mut buf);
         assert_eq!(
             decode_frontend(tg, &b).unwrap(),
             FrontendMessage::Parse {
                 name: "s1",
-                sql: "SELECT $1",
+                sql: b"SELECT $1",
                 param_types: 0
             }
         );
@@ -302,7 +302,7 @@ mod tests {
             decode_frontend(b'P', &p).unwrap(),
             FrontendMessage::Parse {
                 name: "",
-                sql: "SELECT $1",
+                sql: b"SELECT $1",
                 param_types: 1
             }
         );
@@ -356,7 +356,15 @@ mod tests {
         );
         assert!(decode_frontend(b'Q', b"SELECT 1").is_err(), "no terminator");
         assert!(decode_frontend(b'Q', b"SELECT 1\0x").is_err(), "trailing");
-        assert!(decode_frontend(b'Q', b"\xff\0").is_err(), "not UTF-8");
+        // Statement text is in the session's client encoding, which only the session knows.
+        assert_eq!(
+            decode_frontend(b'Q', b"\xff\0").unwrap(),
+            FrontendMessage::Query { sql: b"\xff" }
+        );
+        assert!(
+            decode_frontend(b'P', b"\xff\0SELECT 1\0\0\0").is_err(),
+            "a statement name is not UTF-8"
+        );
         assert!(decode_frontend(b'S', b"x").is_err());
         assert!(decode_frontend(b'E', b"\0\0").is_err());
         assert!(decode_sasl_initial_response(b"SCRAM-SHA-256\0\0\0\0\x05abc").is_err());

@@ -10,14 +10,14 @@ use portcullis_policy::{
     Component, Context, SessionCache, StatementComponent, StatementDecision, Verdict,
 };
 use portcullis_sql::{
-    leading_justification, Analysis, AnalysisError, SearchPath, SessionEffect, Statement,
-    StatementKind,
+    backslash_in_plain_string, leading_justification, Analysis, AnalysisError, ObjectKind,
+    SearchPath, SessionEffect, Statement, StatementKind,
 };
 use portcullis_store::Request;
 use portcullis_wire::{
     decode_frontend, encode_bind_without_params, encode_describe_portal, encode_execute,
-    encode_flush, encode_parse, encode_parse_with_types, encode_query, encode_sync, peek_frame,
-    tag, FrontendMessage, Target, TransactionStatus, WireError,
+    encode_flush, encode_parse, encode_parse_bytes, encode_query, encode_query_bytes, encode_sync,
+    peek_frame, tag, FrontendMessage, Target, TransactionStatus, WireError,
 };
 use portcullis_workflows::HeldStatement;
 use time::OffsetDateTime;
@@ -25,7 +25,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::{oneshot, watch};
 
-use super::flow::{Flow, Internal, Pending};
+use super::flow::{Flow, Internal, Pending, SETTINGS_QUERY};
 use super::masking::SessionMasking;
 use super::row_guard::{self, GuardVerdict, Guarded};
 use super::statement::{OutcomeRules, Refusal, Run};
@@ -88,8 +88,8 @@ enum Step {
 
 /// How a guarded statement reached the gateway.
 enum GuardedRequest<'m> {
-    /// A simple Query with this (possibly rewritten) text.
-    Query(&'m str),
+    /// A simple Query with this (possibly rewritten) text, in the client encoding.
+    Query(&'m [u8]),
     /// An Execute of this portal, in this frame.
     Execute {
         /// The portal.
@@ -142,8 +142,14 @@ pub struct ClientSide<'a> {
     message_justification: Option<Arc<str>>,
     /// After a refusal in the extended protocol, messages up to Sync are dropped (the server would skip them).
     skipping: bool,
+    /// A statement sent in this request cycle may have changed a setting the gateway follows
+    /// (search_path, client_encoding, standard_conforming_strings): the settings query goes at its end.
     refresh_path: bool,
+    /// Such a statement was sent since the last transaction end: the transaction's end may undo it.
     path_changed_in_txn: bool,
+    /// Such a statement was sent in this extended-protocol cycle: until the cycle ends and the server
+    /// says what the settings are, statements that depend on them are refused.
+    settings_unknown: bool,
     /// A COPY may be in progress: injecting a query now would break its data stream.
     copy_in_cycle: bool,
     /// Rows each portal has returned under a guard so far (a fetch size runs a portal in pieces).
@@ -186,6 +192,7 @@ impl<'a> ClientSide<'a> {
             skipping: false,
             refresh_path: false,
             path_changed_in_txn: false,
+            settings_unknown: false,
             copy_in_cycle: false,
             portal_rows: HashMap::new(),
             path_in_message: None,
@@ -222,6 +229,23 @@ impl<'a> ClientSide<'a> {
             bytes_in.fetch_add(n as u64, Ordering::Relaxed);
             let mut terminated = false;
             while let Some(header) = peek_frame(&buf, max)? {
+                // A simple Query starts a cycle: a settings query a COPY held back goes first.
+                if buf[0] == tag::frontend::QUERY && self.settings_unknown && !self.skipping {
+                    self.end_of_cycle(&mut out);
+                }
+                if !self.skipping
+                    && matches!(
+                        buf[0],
+                        tag::frontend::QUERY | tag::frontend::PARSE | tag::frontend::EXECUTE
+                    )
+                {
+                    self.settle(upstream, &mut out).await?;
+                    let outside_txn = std::mem::take(&mut self.lock().settled_outside_txn);
+                    if outside_txn && !self.refresh_path {
+                        // Committed: a later transaction end undoes nothing the gateway followed.
+                        self.path_changed_in_txn = false;
+                    }
+                }
                 let step = self.on_frame(&buf[..header.total_len], &mut out)?;
                 if let Some((required, text)) = self.mfa_hold.take() {
                     // Nothing of this frame was sent: send what came before it, hold, then handle
@@ -270,6 +294,82 @@ impl<'a> ClientSide<'a> {
         }
     }
 
+    /// Waits until the server has answered every settings query sent: a statement is decided with the
+    /// search_path, client_encoding and standard_conforming_strings the server will read it with, never
+    /// with ones the gateway guessed while an earlier statement that changes them was on its way.
+    async fn settle<W>(&mut self, upstream: &mut W, out: &mut BytesMut) -> Result<(), GatewayError>
+    where
+        W: AsyncWrite + Unpin + ?Sized,
+    {
+        let settled = {
+            let flow = self.lock();
+            if flow.settings_pending == 0 {
+                return Ok(());
+            }
+            Arc::clone(&flow.settled)
+        };
+        // The settings query may still be in `out`.
+        if !out.is_empty() {
+            upstream
+                .write_all(out)
+                .await
+                .map_err(|e| GatewayError::io("write to upstream", e))?;
+            out.clear();
+        }
+        loop {
+            let notified = settled.notified();
+            if self.lock().settings_pending == 0 {
+                return Ok(());
+            }
+            notified.await;
+        }
+    }
+
+    /// The text of a Query or Parse as the server reads it (converted from the client encoding), or the
+    /// refusal that replaced it.
+    fn read_text<'t>(
+        &mut self,
+        bytes: &'t [u8],
+        extended: bool,
+        out: &mut BytesMut,
+    ) -> Option<std::borrow::Cow<'t, str>> {
+        let (encoding, name, conforming) = {
+            let flow = self.lock();
+            (
+                flow.encoding,
+                flow.client_encoding.clone(),
+                flow.standard_conforming_strings,
+            )
+        };
+        // After a COPY, a settings change may still be unasked (see `end_of_cycle`): then the text must
+        // read the same whatever the encoding and standard_conforming_strings are.
+        let conforming = conforming && !self.settings_unknown;
+        let refusal = match encoding.decode(bytes, &name) {
+            Ok(_) if self.settings_unknown && !bytes.is_ascii() => {
+                Refusal::unanalysable(UNKNOWN_SETTINGS)
+            }
+            Ok(text) if conforming || !backslash_in_plain_string(&text) => return Some(text),
+            Ok(_) => Refusal::unanalysable(
+                "standard_conforming_strings is off, and the statement has a backslash in a '...' \
+                 string, which the gateway's parser would read differently from the server; write it \
+                 as E'...' or turn standard_conforming_strings on",
+            ),
+            Err(why) => Refusal::unanalysable(why),
+        };
+        let text = String::from_utf8_lossy(bytes).into_owned();
+        self.refuse(Run::opaque(&text, "UNKNOWN"), refusal, extended, out);
+        None
+    }
+
+    /// `text` (rewritten by the gateway) in the client encoding, or why it cannot be sent.
+    fn encode_text(&self, text: &str) -> Result<Vec<u8>, Refusal> {
+        let flow = self.lock();
+        flow.encoding
+            .encode(text, &flow.client_encoding)
+            .map(std::borrow::Cow::into_owned)
+            .map_err(Refusal::unanalysable)
+    }
+
     /// Handles one whole client frame.
     fn on_frame(&mut self, frame: &[u8], out: &mut BytesMut) -> Result<Step, GatewayError> {
         let tag = frame[0];
@@ -277,12 +377,21 @@ impl<'a> ClientSide<'a> {
             return Ok(Step::Continue);
         }
         match decode_frontend(tag, &frame[5..])? {
-            FrontendMessage::Query { sql } => return self.on_query(sql, frame, out),
+            FrontendMessage::Query { sql } => {
+                let Some(text) = self.read_text(sql, false, out) else {
+                    return Ok(Step::Continue);
+                };
+                return self.on_query(&text, frame, out);
+            }
             FrontendMessage::Parse {
                 name,
                 sql,
                 param_types,
-            } => self.on_parse(name, sql, param_types, frame, out)?,
+            } => {
+                if let Some(text) = self.read_text(sql, true, out) {
+                    self.on_parse(name, &text, param_types, frame, out)?
+                }
+            }
             FrontendMessage::Bind {
                 portal,
                 statement,
@@ -304,6 +413,17 @@ impl<'a> ClientSide<'a> {
             FrontendMessage::Execute { portal, .. } => {
                 let bound = self.portals.get(portal).cloned();
                 self.message_justification = bound.as_ref().and_then(|p| p.justification.clone());
+                if let Some(statement) = bound.as_ref().and_then(Prepared::statement) {
+                    if self.settings_unknown && depends_on_settings(statement) {
+                        let refusal = Refusal::unanalysable(UNKNOWN_SETTINGS);
+                        let run = self.run_for(statement, 0);
+                        self.refuse(run, refusal, true, out);
+                        return Ok(Step::Continue);
+                    }
+                    // A prepared SET takes effect when it runs, not when it is parsed.
+                    let statement = statement.clone();
+                    self.note_settings(&statement);
+                }
                 let run = bound
                     .as_ref()
                     .and_then(|p| Some(self.run_for(p.statement()?, p.params)));
@@ -422,7 +542,7 @@ impl<'a> ClientSide<'a> {
             // A simple Query drops the unnamed statement and portal too, so using them changes nothing
             // the client relies on.
             GuardedRequest::Query(sql) => {
-                encode_parse("", sql, out);
+                encode_parse_bytes("", sql, &[], out);
                 encode_bind_without_params("", "", out);
                 encode_describe_portal("", out);
                 encode_execute("", 0, out);
@@ -485,9 +605,23 @@ impl<'a> ClientSide<'a> {
         // so none of them runs.
         let mut runs = VecDeque::with_capacity(analysis.statements.len());
         let session_justification = self.ctx.justification.clone();
+        // A transaction end after a search_path change in it (in this message or before) sets the
+        // path back to a value the gateway learns only once the message has run.
+        let mut path_unknown = false;
         for statement in &analysis.statements {
             let mut run = self.run_for(statement, 0);
-            let mut decided = self.decide(&mut run);
+            let mut decided = if self.settings_unknown && depends_on_settings(statement) {
+                // Only left over from a cycle with a COPY, whose settings query waits for this one.
+                Err(Decided::refuse(Refusal::unanalysable(UNKNOWN_SETTINGS)))
+            } else if path_unknown && depends_on_settings(statement) {
+                Err(Decided::refuse(Refusal::unanalysable(
+                    "this query ends a transaction that changed search_path, and the gateway learns \
+                     the path the server returns to only once it has run; send the statements after \
+                     the transaction's end in a query of their own",
+                )))
+            } else {
+                self.decide(&mut run)
+            };
             if decided.is_ok() && run.row_limits.is_some() && analysis.statements.len() > 1 {
                 decided = Err(Decided::refuse(Refusal::unanalysable(
                     "a row-count rule may stop this statement part-way, which the gateway can do only \
@@ -520,9 +654,15 @@ impl<'a> ClientSide<'a> {
                     SessionEffect::SetSearchPath(path) | SessionEffect::SetLocalSearchPath(path),
                 ) => self.path_in_message = Some(Arc::new(SearchPath::from_list(path.clone()))),
                 Some(SessionEffect::ResetSearchPath | SessionEffect::DiscardAll) => {
-                    self.path_in_message = Some(Arc::new(SearchPath::default_path()))
+                    let reset = Arc::clone(&self.lock().reset_path);
+                    self.path_in_message = Some(reset);
                 }
                 _ => {}
+            }
+            if ends_transaction(statement)
+                && (self.path_in_message.is_some() || self.path_changed_in_txn)
+            {
+                path_unknown = true;
             }
             runs.push_back(run);
         }
@@ -538,20 +678,34 @@ impl<'a> ClientSide<'a> {
                 return Ok(Step::Continue);
             }
         };
+        let masked = match masked.as_deref().map(|text| self.encode_text(text)) {
+            None => None,
+            Some(Ok(bytes)) => Some(bytes),
+            Some(Err(refusal)) => {
+                self.ctx.justification = session_justification;
+                if let Some(run) = runs.pop_front() {
+                    self.refuse_rewrite(run, refusal, false, out);
+                }
+                return Ok(Step::Continue);
+            }
+        };
         for statement in &analysis.statements {
             self.note_effects(statement);
         }
         // A guarded statement is alone in its message (see above).
         if let Some(limits) = runs.front().and_then(|r| r.row_limits) {
             if let Some(run) = runs.pop_front() {
-                let text = masked.as_deref().unwrap_or(sql);
+                // The client's own bytes, unless rewritten: a Query body is the text and its NUL.
+                let text = masked
+                    .as_deref()
+                    .unwrap_or_else(|| &frame[5..frame.len().saturating_sub(1)]);
                 return Ok(self.send_guarded(run, limits, GuardedRequest::Query(text), out));
             }
         }
         match masked {
-            Some(text) => {
+            Some(bytes) => {
                 self.lock().push(Pending::Query(runs));
-                encode_query(&text, out);
+                encode_query_bytes(&bytes, out);
             }
             None => self.forward(Pending::Query(runs), frame, out),
         }
@@ -571,6 +725,17 @@ impl<'a> ClientSide<'a> {
         let Some(analysis) = self.analyse_or_refuse(sql, true, out) else {
             return Ok(());
         };
+        if self.settings_unknown {
+            if let Some(statement) = analysis
+                .statements
+                .first()
+                .filter(|s| depends_on_settings(s) || !sql.is_ascii() || sql.contains('\\'))
+            {
+                let run = self.run_for(statement, 0);
+                self.refuse(run, Refusal::unanalysable(UNKNOWN_SETTINGS), true, out);
+                return Ok(());
+            }
+        }
         let run = analysis.statements.first().map(|s| self.run_for(s, 0));
         // Refused at Parse too, so a client learns nothing (not even a Describe's columns) of what
         // it may not run.
@@ -611,8 +776,17 @@ impl<'a> ClientSide<'a> {
         }
         match rewritten {
             Some(text) => {
+                let bytes = match self.encode_text(&text) {
+                    Ok(bytes) => bytes,
+                    Err(refusal) => {
+                        if let Some(r) = run {
+                            self.refuse_rewrite(r, refusal, true, out);
+                        }
+                        return Ok(());
+                    }
+                };
                 self.lock().push(Pending::Parse(run));
-                encode_parse_with_types(name, &text, &parse_param_types(frame, param_types), out);
+                encode_parse_bytes(name, &bytes, &parse_param_types(frame, param_types), out);
             }
             None => self.forward(Pending::Parse(run), frame, out),
         }
@@ -1034,27 +1208,35 @@ impl<'a> ClientSide<'a> {
         )
     }
 
+    /// Notes a statement that may change a setting the gateway follows, or end a transaction that
+    /// did: the server is asked at the end of the cycle, and statements after it wait for the answer.
+    fn note_settings(&mut self, statement: &Statement) {
+        if changes_settings(statement) {
+            self.refresh_path = true;
+            self.settings_unknown = true;
+            // Even outside a transaction block as last seen: a BEGIN may be on its way with it.
+            self.path_changed_in_txn = true;
+        } else if ends_transaction(statement) && self.path_changed_in_txn {
+            self.refresh_path = true;
+            self.settings_unknown = true;
+            if statement.kind != StatementKind::RollbackToSavepoint {
+                self.path_changed_in_txn = false;
+            }
+        }
+    }
+
     /// Tracks what a statement changes in the session once it is sent.
     fn note_effects(&mut self, statement: &Statement) {
-        let in_txn = self.lock().txn != TransactionStatus::Idle;
         if statement.kind == StatementKind::Copy {
             self.copy_in_cycle = true;
         }
+        self.note_settings(statement);
         match &statement.effect {
-            Some(
-                SessionEffect::SetSearchPath(_)
-                | SessionEffect::SetLocalSearchPath(_)
-                | SessionEffect::ResetSearchPath,
-            ) => {
-                self.refresh_path = true;
-                self.path_changed_in_txn |= in_txn;
-            }
             Some(SessionEffect::SetJustification(why)) => self.ctx.justification = why.clone(),
             Some(SessionEffect::DiscardAll) => {
                 self.sql_prepared.clear();
                 self.statements.clear();
                 self.portals.clear();
-                self.refresh_path = true;
             }
             Some(SessionEffect::Prepare { name, statement }) => {
                 self.sql_prepared
@@ -1066,26 +1248,22 @@ impl<'a> ClientSide<'a> {
             Some(SessionEffect::Deallocate { name: None }) => self.sql_prepared.clear(),
             _ => {}
         }
-        if matches!(
-            statement.kind,
-            StatementKind::Commit | StatementKind::Rollback
-        ) && self.path_changed_in_txn
-        {
-            self.refresh_path = true;
-            self.path_changed_in_txn = false;
-        }
     }
 
     /// At the end of a request cycle, queues the gateway's own queries (their replies are swallowed).
     fn end_of_cycle(&mut self, out: &mut BytesMut) {
         if std::mem::take(&mut self.copy_in_cycle) {
+            // The settings stay unknown (and `settings_unknown` set) until a later cycle asks.
             return;
         }
         let mut flow = self.lock();
         if std::mem::take(&mut self.refresh_path) {
             flow.push(Pending::Internal(Internal::SearchPath(None)));
-            encode_query("SHOW search_path", out);
+            flow.settings_pending += 1;
+            encode_query(SETTINGS_QUERY, out);
         }
+        // From here the settings query's answer tells: statements wait for it (see `settle`).
+        self.settings_unknown = false;
         let mut read_catalog = std::mem::take(&mut flow.catalog_stale);
         // DDL made elsewhere reaches a session through its snapshot's age, read between transactions
         // (another session may have read a fresher one already).
@@ -1121,4 +1299,49 @@ fn parse_param_types(frame: &[u8], count: u16) -> Vec<u32> {
         .chunks_exact(4)
         .map(|oid| u32::from_be_bytes([oid[0], oid[1], oid[2], oid[3]]))
         .collect()
+}
+
+/// Why a statement that depends on the session's settings is refused right after one that may change them.
+const UNKNOWN_SETTINGS: &str = "an earlier statement may have changed search_path, client_encoding or \
+     standard_conforming_strings, and the gateway learns what they are from the server only at the end of \
+     a request cycle (one without COPY); send Sync before this statement, or run it again";
+
+/// Whether `statement` may change a setting the gateway follows: search_path (names), client_encoding
+/// and standard_conforming_strings (how text reads). `set_config` is found in the text, wherever it is.
+fn changes_settings(statement: &Statement) -> bool {
+    matches!(
+        statement.kind,
+        StatementKind::Set | StatementKind::Reset | StatementKind::Discard
+    ) || statement.effect.as_ref().is_some_and(|e| {
+        matches!(
+            e,
+            SessionEffect::SetSearchPath(_)
+                | SessionEffect::SetLocalSearchPath(_)
+                | SessionEffect::ResetSearchPath
+                | SessionEffect::DiscardAll
+        )
+    }) || statement.text.to_ascii_lowercase().contains("set_config")
+}
+
+/// Whether `statement` ends a transaction (or its part after a savepoint), which undoes the settings
+/// changed in it.
+fn ends_transaction(statement: &Statement) -> bool {
+    matches!(
+        statement.kind,
+        StatementKind::Commit
+            | StatementKind::Rollback
+            | StatementKind::RollbackToSavepoint
+            | StatementKind::PrepareTransaction
+    )
+}
+
+/// Whether what `statement` touches depends on the search path: it names an object without a schema.
+fn depends_on_settings(statement: &Statement) -> bool {
+    statement.objects.iter().any(|access| {
+        access.object.schema.is_none()
+            && !matches!(
+                access.kind,
+                ObjectKind::Schema | ObjectKind::Database | ObjectKind::Role
+            )
+    })
 }

@@ -16,7 +16,9 @@ use portcullis_wire::{
     decode_backend, encode_error, encode_parameter_status, tag::backend as tag, BackendMessage,
     ErrorInfo, TransactionStatus, WireError,
 };
+use tokio::sync::Notify;
 
+use super::encoding::ClientEncoding;
 use super::row_guard::Guarded;
 use super::statement::{Outcome, Refusal, Run};
 use super::SessionInfo;
@@ -63,7 +65,8 @@ pub enum Pending {
 /// The gateway's own queries.
 #[derive(Debug)]
 pub enum Internal {
-    /// `SHOW search_path`, after the client changed it.
+    /// [`SETTINGS_QUERY`], after the client may have changed a setting the gateway follows; `None`
+    /// until its row arrives, and when it failed (in an aborted transaction, where nothing changes).
     SearchPath(Option<String>),
     /// The catalog snapshot query, after DDL.
     Catalog(Vec<CatalogRow>),
@@ -71,11 +74,37 @@ pub enum Internal {
     Failed,
 }
 
+/// The gateway's query for the session's search_path, hex-encoded UTF-8 so that it reads the same in any
+/// client encoding. Sent after statements that may change a setting the gateway follows: its
+/// ReadyForQuery also means every ParameterStatus those statements caused has arrived.
+pub const SETTINGS_QUERY: &str = "SELECT pg_catalog.encode(pg_catalog.convert_to(\
+     pg_catalog.current_setting('search_path'), 'UTF8'), 'hex')";
+
 /// Session state both directions share.
 pub struct Flow {
     queue: VecDeque<Pending>,
     /// The session's search_path as the upstream last reported it.
     pub search_path: Arc<SearchPath>,
+    /// The search_path `RESET` returns to: the session's value at login (role, database or startup
+    /// option default).
+    pub reset_path: Arc<SearchPath>,
+    /// Settings queries sent and not answered yet: until they are, the gateway does not know the
+    /// session's search_path, client_encoding or standard_conforming_strings.
+    pub settings_pending: u32,
+    /// Woken when `settings_pending` drops to zero.
+    pub settled: Arc<Notify>,
+    /// A settings query was answered outside a transaction block: no transaction end can undo the
+    /// changes made before it. The client side takes it.
+    pub settled_outside_txn: bool,
+    /// The client_encoding the upstream last reported.
+    pub client_encoding: String,
+    /// How the gateway reads it.
+    pub encoding: ClientEncoding,
+    /// standard_conforming_strings as the upstream last reported it.
+    pub standard_conforming_strings: bool,
+    /// Set when the session must end: the server changed how it reads text under statements the
+    /// gateway had already read the old way.
+    pub ended: Option<String>,
     /// The catalog names resolve against.
     pub catalog: Arc<CatalogSnapshot>,
     /// The upstream's transaction status at the last ReadyForQuery.
@@ -91,17 +120,61 @@ pub struct Flow {
 }
 
 impl Flow {
-    /// A flow for a session that has just logged in.
-    pub fn new(search_path: SearchPath, catalog: Arc<CatalogSnapshot>) -> Self {
-        Flow {
+    /// A flow for a session that has just logged in with `search_path`, the upstream having reported
+    /// `parameters`.
+    pub fn new(
+        search_path: SearchPath,
+        catalog: Arc<CatalogSnapshot>,
+        parameters: &[(String, String)],
+    ) -> Self {
+        let search_path = Arc::new(search_path);
+        let mut flow = Flow {
             queue: VecDeque::with_capacity(16),
-            search_path: Arc::new(search_path),
+            reset_path: Arc::clone(&search_path),
+            search_path,
+            settings_pending: 0,
+            settled: Arc::new(Notify::new()),
+            settled_outside_txn: false,
+            // What the server assumes until it reports otherwise.
+            client_encoding: "SQL_ASCII".into(),
+            encoding: ClientEncoding::Unreadable,
+            standard_conforming_strings: true,
+            ended: None,
             catalog,
             txn: TransactionStatus::Idle,
             catalog_stale: false,
             catalog_loaded: None,
             catalog_changed: false,
             application_name: None,
+        };
+        for (name, value) in parameters {
+            flow.note_parameter(name, value);
+        }
+        flow
+    }
+
+    /// Whether a statement behind the one running now was read with settings the server just changed,
+    /// and its text is one that reads differently under another client_encoding or
+    /// standard_conforming_strings (ASCII without a backslash reads the same under all of them).
+    /// Statements of the running simple Query were lexed with it, before any of them ran.
+    fn read_the_old_way(&self) -> bool {
+        let sensitive = |run: &Run| !run.text().is_ascii() || run.text().contains('\\');
+        self.queue.iter().skip(1).any(|pending| match pending {
+            Pending::Query(runs) => runs.iter().any(sensitive),
+            Pending::Parse(Some(run)) => sensitive(run),
+            _ => false,
+        })
+    }
+
+    /// Follows a setting the server reports (ParameterStatus).
+    fn note_parameter(&mut self, name: &str, value: &str) {
+        match name {
+            "client_encoding" => {
+                self.encoding = ClientEncoding::from_server_name(value);
+                self.client_encoding = value.to_string();
+            }
+            "standard_conforming_strings" => self.standard_conforming_strings = value != "off",
+            _ => {}
         }
     }
 
@@ -183,6 +256,25 @@ impl Flow {
                 {
                     if name == "application_name" {
                         self.application_name = Some(value.to_string());
+                    }
+                    let before = (
+                        self.client_encoding.clone(),
+                        self.standard_conforming_strings,
+                    );
+                    self.note_parameter(name, value);
+                    if before
+                        != (
+                            self.client_encoding.clone(),
+                            self.standard_conforming_strings,
+                        )
+                        && self.read_the_old_way()
+                    {
+                        self.ended = Some(format!(
+                            "the server changed {name} while statements the gateway had read with \
+                             its old value were waiting to run (a function may have set it); they \
+                             were not run"
+                        ));
+                        return Ok(());
                     }
                     // The upstream reports the credential's role name; clients see their own identity.
                     if name == "session_authorization" {
@@ -358,7 +450,9 @@ impl Flow {
                 runs.clear();
             }
             Some(Pending::Internal(internal)) => {
-                *internal = Internal::Failed;
+                if !matches!(internal, Internal::SearchPath(_)) {
+                    *internal = Internal::Failed;
+                }
                 return Ok(());
             }
             Some(Pending::GuardRefusal) => {
@@ -470,6 +564,13 @@ impl Flow {
     }
 
     fn apply_internal(&mut self, done: Internal) {
+        if let Internal::SearchPath(_) = done {
+            self.settled_outside_txn = self.txn == TransactionStatus::Idle;
+            self.settings_pending = self.settings_pending.saturating_sub(1);
+            if self.settings_pending == 0 {
+                self.settled.notify_one();
+            }
+        }
         match done {
             Internal::SearchPath(Some(value)) => {
                 self.search_path = Arc::new(SearchPath::from_setting(&value))
@@ -505,14 +606,38 @@ fn is_conversion_reply(guarded: &Guarded, msg_tag: u8) -> bool {
 
 fn collect_internal_row(internal: &mut Internal, body: &[u8]) {
     let Ok(columns) = data_row_texts(body) else {
-        *internal = Internal::Failed;
+        if !matches!(internal, Internal::SearchPath(_)) {
+            *internal = Internal::Failed;
+        }
         return;
     };
     match internal {
-        Internal::SearchPath(value) => *value = columns.into_iter().next().flatten(),
+        Internal::SearchPath(value) => {
+            *value = columns
+                .into_iter()
+                .next()
+                .flatten()
+                .and_then(|hex| from_hex_utf8(&hex))
+        }
         Internal::Catalog(rows) => rows.extend(catalog_row(columns)),
         Internal::Failed => {}
     }
+}
+
+/// The text a hex string of UTF-8 bytes spells (`encode(…, 'hex')` output).
+pub fn from_hex_utf8(hex: &str) -> Option<String> {
+    let digits = hex.as_bytes();
+    if !digits.len().is_multiple_of(2) {
+        return None;
+    }
+    let bytes = digits
+        .chunks_exact(2)
+        .map(|pair| {
+            let pair = std::str::from_utf8(pair).ok()?;
+            u8::from_str_radix(pair, 16).ok()
+        })
+        .collect::<Option<Vec<u8>>>()?;
+    String::from_utf8(bytes).ok()
 }
 
 /// Writes the gateway's refusal as an ErrorResponse.

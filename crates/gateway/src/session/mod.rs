@@ -3,11 +3,13 @@
 mod admission;
 mod alerting;
 mod client_side;
+mod encoding;
 mod flow;
 mod login;
 mod masking;
 mod row_guard;
 mod startup;
+mod startup_params;
 mod statement;
 mod upstream_side;
 
@@ -53,7 +55,8 @@ pub struct SessionInfo {
     pub resource: String,
     /// Client address and port.
     pub client_addr: String,
-    /// The upstream role the gateway logs in as (`$user` in search_path).
+    /// The upstream session's current_user, as the server reported it at login (`$user` in
+    /// search_path). Never shown to the client: it names the gateway's credential.
     pub upstream_user: String,
     /// Whether the client connection is TLS.
     pub tls: bool,
@@ -118,7 +121,7 @@ pub async fn run(shared: Arc<Shared>, socket: TcpStream, peer: SocketAddr) {
             }
         }
     };
-    let (client, upstream, (key, cancelled), catalog) = match opened {
+    let (client, upstream, (key, cancelled), catalog, login_path) = match opened {
         Err(()) => {
             record_connection(
                 &shared,
@@ -166,7 +169,7 @@ pub async fn run(shared: Arc<Shared>, socket: TcpStream, peer: SocketAddr) {
         &shared,
         &info,
         client,
-        upstream,
+        (upstream, login_path),
         catalog,
         cancelled,
         (&bytes_in, &bytes_out),
@@ -193,7 +196,15 @@ type Opened = (
     Upstream,
     (CancelKey, watch::Receiver<u64>),
     Arc<CatalogSnapshot>,
+    SearchPath,
 );
+
+/// What the upstream session is at login: its search_path (from the role's or database's default or a
+/// startup option) and its current_user. Asked, not guessed: names resolve through exactly these.
+/// Hex-encoded UTF-8, so the answer reads the same in whatever client_encoding the client chose.
+const IDENTITY_QUERY: &str = "SELECT pg_catalog.encode(pg_catalog.convert_to(\
+    pg_catalog.current_setting('search_path'), 'UTF8'), 'hex'), \
+    pg_catalog.encode(pg_catalog.convert_to(CAST(CURRENT_USER AS text), 'UTF8'), 'hex')";
 
 fn lock_deadline(
     deadline: &Mutex<tokio::time::Instant>,
@@ -361,7 +372,10 @@ async fn open(
     shared
         .mfa
         .note_action(&login.name, &info.resource, shared.mfa.now());
-    info.upstream_user = resource.username.clone();
+    // Decided once the user and their context are known, and before the upstream session applies them.
+    if let Err(refused) = startup_params::decide(shared, info, &startup.params).await {
+        return Err(Some((stream, refused)));
+    }
     let mut upstream = match upstream::connect(&resource, &startup.params).await {
         Ok(upstream) => upstream,
         Err(e) => {
@@ -395,6 +409,28 @@ async fn open(
             }
         },
     };
+    // Nothing is in a transaction before the first ReadyForQuery reaches the client, so this query
+    // changes nothing the client will see.
+    let identity = upstream::simple_query_rows(&mut upstream, IDENTITY_QUERY)
+        .await
+        .ok()
+        .and_then(|rows| {
+            let mut row = rows.into_iter().next()?.into_iter();
+            let path = flow::from_hex_utf8(&row.next()??)?;
+            let user = flow::from_hex_utf8(&row.next()??)?;
+            Some((SearchPath::from_setting(&path), user))
+        });
+    let Some((login_path, upstream_user)) = identity else {
+        return Err(Some((
+            stream,
+            Refused::new(
+                "08006",
+                "the gateway could not read the upstream session's search_path",
+                "upstream session unreadable",
+            ),
+        )));
+    };
+    info.upstream_user = upstream_user;
     let Some(upstream_key) = upstream.cancel_key else {
         return Err(Some((
             stream,
@@ -427,7 +463,7 @@ async fn open(
         shared.cancels.remove(&key);
         return Err(None);
     }
-    Ok((stream, upstream, (key, cancelled), catalog))
+    Ok((stream, upstream, (key, cancelled), catalog, login_path))
 }
 
 /// Reads a catalog snapshot over a freshly logged-in upstream connection.
@@ -444,12 +480,12 @@ async fn relay(
     shared: &Shared,
     info: &Arc<SessionInfo>,
     client: BoxStream,
-    upstream: Upstream,
+    (upstream, login_path): (Upstream, SearchPath),
     catalog: Arc<CatalogSnapshot>,
     cancelled: watch::Receiver<u64>,
     (bytes_in, bytes_out): (&AtomicU64, &AtomicU64),
 ) -> (String, Option<String>) {
-    let flow = Mutex::new(Flow::new(SearchPath::default_path(), catalog));
+    let flow = Mutex::new(Flow::new(login_path, catalog, &upstream.parameters));
     let (mut client_rd, mut client_wr) = tokio::io::split(client);
     let (mut up_rd, mut up_wr) = tokio::io::split(upstream.stream);
     let (to_client, own_messages) = tokio::sync::mpsc::unbounded_channel();

@@ -180,7 +180,16 @@ impl Run {
             .objects
             .iter()
             .map(|access| {
-                let name = resolve(&access.object, access.kind, path, session_user, catalog);
+                let mut name = resolve(&access.object, access.kind, path, session_user, catalog);
+                // A name found nowhere resolves to where it would be created, which for `$user`
+                // spells the upstream role: clients must not learn the gateway's credential.
+                if !session_user.is_empty()
+                    && access.object.schema.is_none()
+                    && name.schema == session_user
+                    && !catalog.has_schema(session_user)
+                {
+                    name.schema = "$user".into();
+                }
                 (name, access.kind, access.operation, access.columns.clone())
             })
             .collect();

@@ -44,20 +44,33 @@ where
     let mut events = Vec::new();
     buf.reserve(32 * 1024);
     loop {
-        let (loaded, changed) = {
+        let (loaded, changed, ended) = {
             let mut flow = flow.lock().unwrap_or_else(|p| p.into_inner());
             let mut consumed = 0;
             while let Some(header) = peek_frame(&buf[consumed..], MAX_UPSTREAM_MESSAGE)? {
                 let end = consumed + header.total_len;
                 flow.on_upstream(&buf[consumed..end], info, &mut out, &mut events)?;
                 consumed = end;
+                if flow.ended.is_some() {
+                    break;
+                }
             }
             buf.advance(consumed);
             (
                 flow.catalog_loaded.take(),
                 std::mem::take(&mut flow.catalog_changed),
+                flow.ended.take(),
             )
         };
+        if let Some(reason) = ended {
+            // No reply after this one reaches the client: the statements queued behind it were
+            // decided on text the server now reads differently.
+            for event in events.drain(..) {
+                let _ = shared.audit.record(event).durable().await;
+            }
+            let _ = client.write_all(&out).await;
+            return Err(GatewayError::Logout(reason));
+        }
         if changed {
             shared.catalogs.invalidate(&info.resource);
         }
