@@ -168,9 +168,7 @@ async fn identity_changing_startup_parameters_refuse_the_login() {
 }
 
 /// `log_statement` is a superuser setting: a session must not take itself out of the server log.
-/// The analyser's privileged-setting components (issue 16, being added to crates/sql by another change)
-/// make `SET log_statement` need a grant; this gateway decides startup parameters through that same
-/// analysis, so this passes once they land.
+/// `SET log_statement` needs a grant of `set` on it, and a startup parameter is decided as that SET.
 #[tokio::test(flavor = "multi_thread")]
 async fn privileged_startup_settings_refuse_the_login() {
     let (_pg, gw) = start("state_startup_privileged").await;
