@@ -431,3 +431,43 @@ cedar: |
     assert!(message.contains("this device is not trusted"), "{message}");
     assert!(alice.is_closed() || alice.simple_query("SELECT 1").await.is_err());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_justification_in_the_startup_packet_meets_a_connect_permit() {
+    let db = "deny_connect_justification";
+    let (_pg, gw) = superuser_gateway(db, INTERN_POLICY).await;
+    gw.apply_policy_live(&format!(
+        r#"{INTERN_POLICY}
+cedar: |
+  @id("justify-login")
+  @justification("Which ticket is this for?")
+  permit(principal == User::"bob", action == Action::"connect", resource);
+"#
+    ));
+    let err = tokio_postgres::connect(&gw.conn_str("bob", BOB_PASSWORD), NoTls)
+        .await
+        .err()
+        .expect("no justification, no login");
+    let message = err
+        .as_db_error()
+        .map_or(err.to_string(), |d| d.message().to_string());
+    assert!(message.contains("Which ticket is this for?"), "{message}");
+
+    let with_reason = format!(
+        "{} options='-c portcullis.justification=HR-7'",
+        gw.conn_str("bob", BOB_PASSWORD)
+    );
+    let (bob, connection) = tokio_postgres::connect(&with_reason, NoTls)
+        .await
+        .expect("a justified login");
+    tokio::spawn(connection);
+    bob.simple_query("SELECT * FROM hr.departments")
+        .await
+        .expect("the session goes on");
+    let record = gw
+        .monitor(&["--stage", "post-connection", "--result", "allow"])
+        .into_iter()
+        .next()
+        .expect("the login's monitor record");
+    assert_eq!(record["policy"]["justification"], "HR-7", "{record}");
+}

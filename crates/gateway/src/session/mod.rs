@@ -328,6 +328,7 @@ async fn open(
     info.ctx.roles = login.roles.clone();
     info.ctx.attributes = login.attributes.clone();
     info.ctx.device_trust = device_trust(shared, &login.name, peer);
+    info.ctx.justification = startup_params::justification(&startup.params);
     let mut auth_ok_sent = false;
     let mut mfa: Option<Result<(), String>> = None;
     loop {

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use portcullis_policy::{Component, SessionCache, StatementComponent, Verdict};
-use portcullis_sql::{quote_ident, MemoryCatalog, SearchPath};
+use portcullis_sql::{quote_ident, MemoryCatalog, SearchPath, JUSTIFICATION_SETTING};
 use portcullis_store::AuditEvent;
 
 use super::statement::{Outcome, Refusal, Run};
@@ -40,6 +40,18 @@ pub fn settings(params: &[(String, String)]) -> Result<Vec<(String, String)>, Un
         }
     }
     Ok(settings)
+}
+
+/// The justification the startup packet gives (`options='-c portcullis.justification=…'`), the last one
+/// if several: it meets a connect-stage `@justification` permit, which no statement could, and holds for
+/// the session as `SET portcullis.justification` would.
+pub fn justification(params: &[(String, String)]) -> Option<String> {
+    settings(params)
+        .ok()?
+        .into_iter()
+        .rev()
+        .find(|(name, _)| name.eq_ignore_ascii_case(JUSTIFICATION_SETTING))
+        .map(|(_, value)| value)
 }
 
 /// Splits `options` as the server does (`pg_split_opts`: whitespace separates, a backslash makes the
