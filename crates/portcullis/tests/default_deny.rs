@@ -471,3 +471,51 @@ cedar: |
         .expect("the login's monitor record");
     assert_eq!(record["policy"]["justification"], "HR-7", "{record}");
 }
+
+/// A column a mask selects, added by someone else while a masked session is open, never comes back raw:
+/// the session reads the relation through the columns the gateway's catalog snapshot lists.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_column_added_behind_the_gateways_back_is_not_shown_raw() {
+    let db = "deny_new_column";
+    let (pg, gw) = superuser_gateway(db, INTERN_POLICY).await;
+    gw.apply_policy_live(&format!(
+        "{INTERN_POLICY}
+masks:
+  - {{id: mask-ssn, resource: app, columns: ['hr.*.ssn'], mask: {{kind: full}}, exempt: {{users: [alice]}}}}
+"
+    ));
+    let bob = gw.connect("bob", BOB_PASSWORD).await;
+    bob.simple_query("SELECT * FROM hr.departments")
+        .await
+        .expect("the snapshot knows id and name");
+    let up = direct(pg, db).await;
+    up.batch_execute("ALTER TABLE hr.departments ADD COLUMN ssn text DEFAULT '111-22-3333'")
+        .await
+        .expect("a DBA adds a column");
+    for sql in [
+        "SELECT * FROM hr.departments",
+        "SELECT d.* FROM hr.departments d",
+        "SELECT row_to_json(d) FROM hr.departments d",
+        "SELECT ssn FROM hr.departments",
+    ] {
+        let shown = match bob.simple_query(sql).await {
+            Ok(messages) => format!("{:?}", rows_of(&messages)),
+            Err(e) => e.to_string(),
+        };
+        assert!(!shown.contains("111-22-3333"), "{sql}: {shown}");
+    }
+}
+
+fn rows_of(messages: &[tokio_postgres::SimpleQueryMessage]) -> Vec<Vec<Option<String>>> {
+    messages
+        .iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(row) => Some(
+                (0..row.len())
+                    .map(|i| row.get(i).map(str::to_owned))
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect()
+}

@@ -54,6 +54,7 @@ fn fixture() -> Fixture {
             rule: "eu-only".into(),
         }],
         denied_columns: vec![("notes".into(), "notes".into())],
+        pinned: true,
     };
     let columns = [
         "id", "name", "ssn", "email", "salary", "dept_id", "region", "hired", "notes",

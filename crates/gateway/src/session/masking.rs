@@ -373,11 +373,13 @@ fn resolve(
             // rules are meant for its rows, wherever they are stored.
             let mut merged = RelationProtection::default();
             for named in std::iter::once(relation).chain(catalog.ancestors(relation)) {
-                if let Some(protection) = protections
-                    .may_protect(named)
-                    .then(|| protections.protection_for(named, columns))
-                    .flatten()
-                {
+                if !protections.may_protect(named) {
+                    continue;
+                }
+                // A column added after the snapshot could be one a rule selects: read the relation only
+                // through the columns the snapshot lists, whether or not one of them is protected now.
+                merged.pinned = true;
+                if let Some(protection) = protections.protection_for(named, columns) {
                     merge(&mut merged, protection);
                 }
             }

@@ -129,12 +129,19 @@ pub struct RelationProtection {
     pub row_filters: Vec<RowFilter>,
     /// Columns that may not be referenced at all, each with the rule that denies it.
     pub denied_columns: Vec<(String, String)>,
+    /// Read only through a projection of the columns the catalog snapshot lists, though none of them is
+    /// protected: a rule could select a column added since the snapshot was read, whose values must not
+    /// come back unmasked before the gateway has seen it.
+    pub pinned: bool,
 }
 
 impl RelationProtection {
     /// Whether nothing is protected.
     pub fn is_empty(&self) -> bool {
-        self.masks.is_empty() && self.row_filters.is_empty() && self.denied_columns.is_empty()
+        self.masks.is_empty()
+            && self.row_filters.is_empty()
+            && self.denied_columns.is_empty()
+            && !self.pinned
     }
 }
 

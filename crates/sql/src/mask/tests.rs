@@ -40,8 +40,8 @@ fn fixture() -> Fixture {
                 ),
                 mask("email", MaskKind::Email, "mask-email"),
             ],
-            row_filters: vec![],
             denied_columns: vec![("notes".into(), "deny-notes".into())],
+            ..Default::default()
         },
     );
     f.columns.insert(
@@ -57,7 +57,7 @@ fn fixture() -> Fixture {
                 values: vec![Some("eu".into())],
                 rule: "only-eu".into(),
             }],
-            denied_columns: vec![],
+            ..Default::default()
         },
     );
     f.columns.insert(
@@ -873,4 +873,37 @@ fn views_over_protected_relations_refuse_what_cannot_be_masked() {
     )
     .unwrap_err();
     assert!(matches!(e, RewriteError::DeniedColumn { .. }), "{e}");
+}
+
+/// A relation a rule could protect once it gains a column is read through the columns the catalog
+/// snapshot lists, so a column added since (an `ssn` a `hr.*.ssn` mask selects) never comes back raw.
+#[test]
+fn pinned_relations_show_only_the_columns_the_snapshot_knows() {
+    let mut f = fixture();
+    f.protections.insert(
+        q("hr", "departments"),
+        RelationProtection {
+            pinned: true,
+            ..Default::default()
+        },
+    );
+    f.columns
+        .insert(q("hr", "departments"), cols(&["id", "name"]));
+    let catalog = catalog();
+    let path = SearchPath::from_setting("hr, public");
+    let out = rewrite(
+        "SELECT * FROM hr.departments d WHERE d.id = 1",
+        &path,
+        "alice",
+        &catalog,
+        &f,
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+    .sql
+    .expect("rewritten");
+    assert_eq!(
+        out,
+        "SELECT * FROM (SELECT departments.id AS id, departments.name AS name FROM hr.departments) d \
+         WHERE d.id = 1"
+    );
 }
