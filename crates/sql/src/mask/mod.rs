@@ -43,6 +43,7 @@ mod filter;
 mod nodes;
 mod projection;
 mod rewrite;
+mod scope;
 mod view;
 mod walk;
 
