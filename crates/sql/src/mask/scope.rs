@@ -151,6 +151,15 @@ impl Scopes {
         }
     }
 
+    /// Whether the innermost level already has a visible unaliased reference to `relation`.
+    pub(crate) fn has_relation(&self, relation: &QualifiedName) -> bool {
+        self.levels.last().is_some_and(|l| {
+            l.items
+                .iter()
+                .any(|i| i.visible && i.relation.as_ref() == Some(relation))
+        })
+    }
+
     /// The name a projection replacing an unaliased reference to `relation` (in its `relname` spelling)
     /// takes: the relation name, unless another item of the level has that name too, when it is a new name
     /// no item in scope has.

@@ -1087,6 +1087,11 @@ fn one_relation_name_in_two_schemas() {
     let out =
         rewritten("SELECT hr.people.ssn FROM public.orders hr_people, hr.people, sales.people");
     assert!(out.starts_with("SELECT hr_people_2.ssn FROM"), "{out}");
+    // One relation twice without aliases is an error in PostgreSQL; the new names must not hide it.
+    let e = refused("SELECT 1 FROM hr.people, public.orders, hr.people");
+    assert!(e.to_string().contains("more than once"), "{e}");
+    // Once hidden by an aliased join it is not.
+    rewritten("SELECT 1 FROM (hr.people JOIN public.orders o ON true) j, hr.people");
     // A bare name was ambiguous in the original: refused rather than resolved to one of them.
     for sql in [
         "SELECT people.ssn FROM hr.people, sales.people",

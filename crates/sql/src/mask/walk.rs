@@ -484,6 +484,14 @@ impl<'a> Rewriter<'a> {
         name: &QualifiedName,
         replaced: Replaced,
     ) -> protobuf::RangeVar {
+        if rv.alias.is_none() && self.scopes.has_relation(name) {
+            // PostgreSQL refuses this ("specified more than once"); the new names the projections would get
+            // must not make it run.
+            self.fail(RewriteError::unsupported(format!(
+                "table name {} is specified more than once; give the references to {name} aliases",
+                rv.relname
+            )));
+        }
         let mut item = Item::named(Some(scope::range_var_refname(rv)));
         item.replaced = replaced;
         item.catalog = rv.catalogname.clone();
