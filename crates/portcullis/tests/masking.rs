@@ -856,6 +856,7 @@ masks:
             "1",
         ),
         ("SELECT s.x FROM hr.people, LATERAL (SELECT hr.people.ssn AS x) s WHERE id = 1", "XXXXXXX3333"),
+        ("SELECT u FROM hr.people, unnest(ARRAY[hr.people.ssn]) u WHERE id = 2", "XXXXXXX6666"),
         ("WITH c AS (SELECT hr.people.ssn FROM hr.people WHERE id = 1) SELECT * FROM c", "XXXXXXX3333"),
         (
             "SELECT hr.people.ssn FROM hr.people WHERE id = 1 UNION ALL SELECT sales.people.ssn FROM sales.people",

@@ -14,8 +14,8 @@
 //! `people.col` was ambiguous in the original and is refused as such.
 //!
 //! The model follows PostgreSQL's name resolution (parse_relation.c) closely enough for that purpose: levels
-//! are searched from the innermost out; a non-LATERAL subquery or function in a FROM list does not see the
-//! items of its own level; an aliased join hides the items inside it. Where it errs it errs on the side of
+//! are searched from the innermost out; a non-LATERAL subquery in a FROM list does not see the items of its
+//! own level (a function does: PostgreSQL makes every function in FROM LATERAL); an aliased join hides the items inside it. Where it errs it errs on the side of
 //! refusing or of leaving the reference as written, and a reference left as written can only fail on the
 //! server, never read a raw value: every reference to a protected relation was replaced by its projection.
 
@@ -82,8 +82,7 @@ impl Item {
 #[derive(Debug, Default)]
 pub(crate) struct Level {
     pub(crate) items: Vec<Item>,
-    /// While a non-LATERAL subquery or function of this level's FROM list is walked: it cannot see the
-    /// level's items.
+    /// While a non-LATERAL subquery of this level's FROM list is walked: it cannot see the level's items.
     hidden: bool,
     /// The reference names of every item of the level's FROM list (and its write target), collected before
     /// they are rewritten: a name that occurs twice belongs to relations of one name in different schemas.

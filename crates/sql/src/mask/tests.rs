@@ -965,6 +965,10 @@ fn every_form_of_column_reference_reaches_the_projection() {
             "LATERAL (SELECT employees.ssn AS x) s",
         ),
         (
+            "SELECT u FROM hr.employees, unnest(ARRAY[hr.employees.ssn]) u",
+            "unnest(ARRAY[employees.ssn]) u",
+        ),
+        (
             "WITH c AS (SELECT hr.employees.ssn FROM hr.employees) SELECT * FROM c",
             "WITH c AS (SELECT employees.ssn FROM (SELECT",
         ),

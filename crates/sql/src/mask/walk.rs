@@ -602,13 +602,8 @@ impl<'a> Rewriter<'a> {
                     }
                 }
             }
-            NodeEnum::RangeFunction(rf) => {
-                let hidden = self.scopes.set_hidden(!rf.lateral);
-                let name = scope::item_refname(n);
-                self.expr(n);
-                self.scopes.set_hidden(hidden);
-                self.scopes.add(Item::named(name));
-            }
+            // Functions (LATERAL or not, as PostgreSQL makes them) and table functions see the items
+            // before them.
             _ => {
                 let name = scope::item_refname(n);
                 self.expr(n);
