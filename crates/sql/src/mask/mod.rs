@@ -19,7 +19,10 @@
 //!   `SELECT INTO`, `CREATE [MATERIALIZED] VIEW`): a protected relation becomes
 //!   `(SELECT c1, <mask>(c2) AS c2, ... FROM [ONLY] schema.rel [TABLESAMPLE ...] WHERE <filters> [OFFSET 0]) AS alias`,
 //!   keeping the alias (and column aliases), so `e.col`, `e.*`, `row_to_json(e)` and `SELECT e` all see the
-//!   projection. Denied columns are left out of it.
+//!   projection. Denied columns are left out of it. An unaliased reference is aliased by the relation's name,
+//!   and column references naming it by schema (`hr.employees.ssn`, `db.hr.employees.*`), which PostgreSQL
+//!   resolves only against a relation, are pointed at that alias (see `scope.rs`); where another item of the
+//!   level has that name (`FROM hr.people, sales.people`) the projection is named `hr_people` instead.
 //! - **`COPY rel [(cols)] TO`** becomes `COPY (SELECT cols FROM <projection>) TO`; `COPY ... FROM` is untouched.
 //! - **Write targets** (UPDATE, DELETE, INSERT's ON CONFLICT and RETURNING): references to masked columns
 //!   are replaced by the mask over them, row filters are ANDed into WHERE (and ON CONFLICT DO UPDATE's
@@ -27,7 +30,8 @@
 //! - **Refused** ([`RewriteError`]): MERGE into a protected relation, any other statement type touching one
 //!   (DDL, TRUNCATE, LOCK, ...), a protected relation in a position that is not a FROM item, a reference to
 //!   a denied column, a protected relation whose columns are unknown, EXPLAIN or `current_query()` where a
-//!   hash mask's salt would show.
+//!   hash mask's salt would show, a column reference that would resolve to another item once rewritten (a
+//!   bare name of same-named relations in two schemas; `hr.t.c` under an inner FROM item named `t`).
 
 use std::sync::Arc;
 
@@ -43,6 +47,7 @@ mod filter;
 mod nodes;
 mod projection;
 mod rewrite;
+mod scope;
 mod view;
 mod walk;
 

@@ -77,6 +77,17 @@ fn fixture() -> Fixture {
         .insert(q("hr", "departments"), RelationProtection::default());
     f.columns
         .insert(q("hr", "departments"), cols(&["dept_id", "title"]));
+    // One relation name in two schemas, both protected.
+    for schema in ["hr", "sales"] {
+        f.protections.insert(
+            q(schema, "people"),
+            RelationProtection {
+                masks: vec![mask("ssn", MaskKind::Full, "people-ssn")],
+                ..Default::default()
+            },
+        );
+        f.columns.insert(q(schema, "people"), cols(&["id", "ssn"]));
+    }
     let printed_under = std::sync::Arc::new(SearchPath::from_setting("hr"));
     let view = |sql: &str, security_barrier| ViewDefinition {
         sql: sql.into(),
@@ -115,6 +126,8 @@ fn catalog() -> MemoryCatalog {
         .with_relation("HR", "Employees")
         .with_relation("public", "employees")
         .with_relation("public", "orders")
+        .with_relation("hr", "people")
+        .with_relation("sales", "people")
         .with_relation("hr", "staff")
         .with_relation("public", "eu_pay")
         .with_relation("public", "staff_of_staff")
@@ -906,4 +919,290 @@ fn pinned_relations_show_only_the_columns_the_snapshot_knows() {
         "SELECT * FROM (SELECT departments.id AS id, departments.name AS name FROM hr.departments) d \
          WHERE d.id = 1"
     );
+}
+/// Every reference to hr.employees in `out` is its masked projection, and no column reference still names
+/// it by schema (which PostgreSQL could no longer resolve).
+fn assert_masked(sql: &str, out: &str) {
+    assert!(!out.contains("hr.employees."), "{sql} → {out}");
+    let relations = out.matches("hr.employees").count();
+    assert!(relations > 0, "{sql} → {out}");
+    assert_eq!(relations, out.matches(SSN).count(), "{sql} → {out}");
+}
+
+#[test]
+fn every_form_of_column_reference_reaches_the_projection() {
+    for (sql, expected) in [
+        // schema-qualified column: pointed at the projection's alias
+        (
+            "SELECT hr.employees.ssn FROM hr.employees",
+            "SELECT employees.ssn FROM (SELECT",
+        ),
+        (
+            r#"SELECT "hr"."employees"."ssn" FROM "hr"."employees""#,
+            "SELECT employees.ssn FROM (SELECT",
+        ),
+        ("SELECT employees.ssn FROM hr.employees", "SELECT employees.ssn FROM"),
+        ("SELECT e.ssn FROM hr.employees e", "SELECT e.ssn FROM"),
+        ("SELECT (e).ssn FROM hr.employees e", "SELECT (e).ssn FROM"),
+        (
+            "SELECT (employees.*).ssn FROM hr.employees",
+            "SELECT (employees.*).ssn FROM",
+        ),
+        (
+            "SELECT (hr.employees.*).ssn FROM hr.employees",
+            "SELECT (employees.*).ssn FROM",
+        ),
+        ("SELECT employees.* FROM hr.employees", "SELECT employees.* FROM"),
+        ("SELECT hr.employees.* FROM hr.employees", "SELECT employees.* FROM"),
+        ("SELECT row_to_json(e.*) FROM hr.employees e", "row_to_json(e.*)"),
+        (
+            "SELECT row_to_json(hr.employees.*) FROM hr.employees",
+            "row_to_json(employees.*)",
+        ),
+        ("SELECT to_jsonb(e) FROM hr.employees e", "to_jsonb(e)"),
+        ("SELECT ROW(e.*) FROM hr.employees e", "SELECT ROW(e.*) FROM"),
+        (
+            "SELECT ROW(hr.employees.*)::text FROM hr.employees",
+            "SELECT ROW(employees.*)::text FROM",
+        ),
+        ("SELECT e FROM hr.employees e", "SELECT e FROM"),
+        ("SELECT employees FROM hr.employees", "SELECT employees FROM"),
+        // every clause
+        (
+            "SELECT id FROM hr.employees WHERE hr.employees.ssn LIKE '1%'",
+            "WHERE employees.ssn LIKE '1%'",
+        ),
+        (
+            "SELECT id FROM hr.employees ORDER BY hr.employees.ssn",
+            "ORDER BY employees.ssn",
+        ),
+        (
+            "SELECT hr.employees.ssn, count(*) FROM hr.employees GROUP BY hr.employees.ssn HAVING max(hr.employees.ssn) > '1'",
+            "GROUP BY employees.ssn HAVING max(employees.ssn) > '1'",
+        ),
+        (
+            "SELECT d.title FROM hr.departments d JOIN hr.employees ON hr.employees.dept_id = d.dept_id AND hr.employees.ssn > '1'",
+            "ON employees.dept_id = d.dept_id AND employees.ssn > '1'",
+        ),
+        (
+            "SELECT id FROM hr.employees WHERE EXISTS (SELECT 1 FROM public.orders o WHERE o.x = hr.employees.ssn)",
+            "WHERE o.x = employees.ssn)",
+        ),
+        (
+            "SELECT (SELECT hr.employees.ssn) FROM hr.employees",
+            "SELECT (SELECT employees.ssn) FROM",
+        ),
+        (
+            "SELECT s.x FROM hr.employees, LATERAL (SELECT hr.employees.ssn AS x) s",
+            "LATERAL (SELECT employees.ssn AS x) s",
+        ),
+        (
+            "SELECT u FROM hr.employees, unnest(ARRAY[hr.employees.ssn]) u",
+            "unnest(ARRAY[employees.ssn]) u",
+        ),
+        (
+            "WITH c AS (SELECT hr.employees.ssn FROM hr.employees) SELECT * FROM c",
+            "WITH c AS (SELECT employees.ssn FROM (SELECT",
+        ),
+        (
+            "UPDATE public.orders SET x = hr.employees.ssn FROM hr.employees WHERE hr.employees.id = 1 RETURNING hr.employees.ssn",
+            "SET x = employees.ssn FROM (SELECT",
+        ),
+        (
+            "DELETE FROM public.orders USING hr.employees WHERE public.orders.x = hr.employees.ssn RETURNING hr.employees.*",
+            "WHERE public.orders.x = employees.ssn RETURNING employees.*",
+        ),
+        (
+            "MERGE INTO public.orders o USING hr.employees ON o.x = hr.employees.ssn WHEN MATCHED THEN UPDATE SET x = hr.employees.ssn",
+            "ON o.x = employees.ssn WHEN MATCHED THEN UPDATE SET x = employees.ssn",
+        ),
+        (
+            "SELECT hr.employees.ssn FROM hr.employees TABLESAMPLE SYSTEM (50)",
+            "SELECT employees.ssn FROM (SELECT",
+        ),
+        (
+            "SELECT x.ssn FROM (SELECT hr.employees.ssn FROM hr.employees) x",
+            "(SELECT employees.ssn FROM (SELECT",
+        ),
+        (
+            "SELECT hr.employees.ssn FROM hr.employees UNION SELECT hr.employees.email FROM hr.employees",
+            "SELECT employees.email FROM (SELECT",
+        ),
+    ] {
+        let out = rewritten(sql);
+        assert!(out.contains(expected), "{sql} → {out}");
+        assert_masked(sql, &out);
+    }
+    // UPDATE ... RETURNING names the projection too
+    let out =
+        rewritten("UPDATE public.orders SET x = 1 FROM hr.employees RETURNING hr.employees.ssn");
+    assert!(out.ends_with("RETURNING employees.ssn"), "{out}");
+}
+
+#[test]
+fn search_path_and_catalog_qualified_references() {
+    // The FROM item resolved through the path; the reference names it by schema.
+    let out = rewritten_in("SELECT hr.employees.ssn FROM employees", "hr, public");
+    assert!(
+        out.starts_with("SELECT employees.ssn FROM (SELECT"),
+        "{out}"
+    );
+    assert_masked("", &out);
+    // Resolved elsewhere through the path: the reference names no item and is left to fail as it would.
+    assert_eq!(
+        run("SELECT hr.employees.ssn FROM employees", "public")
+            .unwrap()
+            .sql,
+        None
+    );
+    // A database name is moved onto the relation inside the projection, where PostgreSQL still checks it.
+    for sql in [
+        "SELECT db.hr.employees.ssn FROM hr.employees",
+        "SELECT db.hr.employees.ssn FROM db.hr.employees",
+        "SELECT db.hr.employees.* FROM hr.employees",
+        "SELECT row_to_json(db.hr.employees.*) FROM hr.employees TABLESAMPLE SYSTEM (1)",
+    ] {
+        let out = rewritten(sql);
+        assert!(out.contains("FROM db.hr.employees"), "{sql} → {out}");
+        assert!(
+            !out.contains("db.hr.employees.") && !out.contains("db.hr.employees *"),
+            "{sql} → {out}"
+        );
+        assert_masked(sql, &out);
+    }
+    // Two databases in one statement cannot both be the current one.
+    for sql in [
+        "SELECT a.hr.employees.ssn, b.hr.employees.id FROM hr.employees",
+        "SELECT a.hr.employees.ssn FROM b.hr.employees",
+    ] {
+        let e = refused(sql);
+        assert!(e.to_string().contains("cross-database"), "{sql}: {e}");
+    }
+}
+
+#[test]
+fn one_relation_name_in_two_schemas() {
+    // Both protected: each projection gets a name of its own, which the schema-qualified references use.
+    let out = rewritten("SELECT hr.people.ssn, sales.people.ssn FROM hr.people, sales.people");
+    assert!(
+        out.starts_with("SELECT hr_people.ssn, sales_people.ssn FROM (SELECT"),
+        "{out}"
+    );
+    assert!(out.contains("FROM hr.people) hr_people, (SELECT"), "{out}");
+    assert!(out.ends_with("FROM sales.people) sales_people"), "{out}");
+    assert!(
+        !out.contains("hr.people.") && !out.contains("sales.people."),
+        "{out}"
+    );
+    assert_eq!(out.matches("pg_catalog.repeat('X'").count(), 2, "{out}");
+    // One protected, one not: the unprotected one stays a relation of that name.
+    let out = rewritten(
+        "SELECT hr.employees.ssn, public.employees.id FROM hr.employees JOIN public.employees ON hr.employees.id = public.employees.id",
+    );
+    assert!(
+        out.starts_with("SELECT hr_employees.ssn, public.employees.id FROM (SELECT"),
+        "{out}"
+    );
+    assert!(
+        out.ends_with(
+            ") hr_employees JOIN public.employees ON hr_employees.id = public.employees.id"
+        ),
+        "{out}"
+    );
+    assert_masked("", &out);
+    // A write target of the same name.
+    let out = rewritten(
+        "UPDATE public.employees SET id = hr.employees.id FROM hr.employees WHERE hr.employees.ssn = '1'",
+    );
+    assert!(
+        out.contains("SET id = hr_employees.id FROM (SELECT")
+            && out.ends_with("hr_employees WHERE hr_employees.ssn = '1'"),
+        "{out}"
+    );
+    // The new name avoids every name in scope.
+    let out =
+        rewritten("SELECT hr.people.ssn FROM public.orders hr_people, hr.people, sales.people");
+    assert!(out.starts_with("SELECT hr_people_2.ssn FROM"), "{out}");
+    // One relation twice without aliases is an error in PostgreSQL; the new names must not hide it.
+    let e = refused("SELECT 1 FROM hr.people, public.orders, hr.people");
+    assert!(e.to_string().contains("more than once"), "{e}");
+    // Once hidden by an aliased join it is not.
+    rewritten("SELECT 1 FROM (hr.people JOIN public.orders o ON true) j, hr.people");
+    // A bare name was ambiguous in the original: refused rather than resolved to one of them.
+    for sql in [
+        "SELECT people.ssn FROM hr.people, sales.people",
+        "SELECT people.* FROM hr.people, sales.people",
+        "SELECT row_to_json(people) FROM hr.people, sales.people",
+        "SELECT employees.ssn FROM hr.employees, public.employees",
+    ] {
+        let e = refused(sql);
+        assert!(e.to_string().contains("ambiguous"), "{sql}: {e}");
+    }
+    // Inside a join's ON clause only its own sides are in scope, so a bare name there is not ambiguous.
+    let out = rewritten(
+        "SELECT 1 FROM (hr.people JOIN public.orders o ON people.id = o.x) j, sales.people",
+    );
+    assert!(out.contains("ON hr_people.id = o.x ) j"), "{out}");
+}
+
+#[test]
+fn references_that_cannot_be_pointed_at_the_projection_are_refused() {
+    // The inner FROM item named `employees` would capture the rewritten reference.
+    let e =
+        refused("SELECT (SELECT hr.employees.ssn FROM public.orders employees) FROM hr.employees");
+    assert!(e.to_string().contains("also named employees"), "{e}");
+    // An aliased relation cannot be named by schema in PostgreSQL either: left as written (it fails there).
+    let out = rewritten("SELECT hr.employees.ssn FROM hr.employees e");
+    assert!(
+        out.starts_with("SELECT hr.employees.ssn FROM (SELECT"),
+        "{out}"
+    );
+    // A non-LATERAL subquery does not see its FROM list's other items: left as written too.
+    let out = rewritten("SELECT * FROM hr.employees, (SELECT hr.employees.ssn) s");
+    assert!(out.contains("(SELECT hr.employees.ssn) s"), "{out}");
+    // Denied columns stay denied however they are named.
+    for sql in [
+        "SELECT hr.employees.notes FROM hr.employees",
+        "SELECT db.hr.employees.notes FROM hr.employees",
+    ] {
+        assert!(
+            matches!(refused(sql), RewriteError::DeniedColumn { .. }),
+            "{sql}"
+        );
+    }
+}
+
+#[test]
+fn write_targets_named_by_schema_are_masked_in_place() {
+    let out = rewritten(
+        "UPDATE hr.employees SET name = 'x' WHERE hr.employees.ssn = '1' RETURNING hr.employees.ssn, hr.employees.*",
+    );
+    assert!(
+        out.starts_with(
+            "UPDATE hr.employees SET name = 'x' WHERE CASE WHEN pg_catalog.length(hr.employees.ssn"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("RETURNING CASE WHEN pg_catalog.length(hr.employees.ssn"),
+        "{out}"
+    );
+    assert!(
+        out.contains("END AS ssn, CASE WHEN pg_catalog.strpos"),
+        "{out}"
+    );
+    let out = rewritten("DELETE FROM hr.employees WHERE hr.employees.ssn = '1'");
+    assert!(
+        out.contains("WHERE CASE WHEN pg_catalog.length(hr.employees.ssn"),
+        "{out}"
+    );
+}
+
+#[test]
+fn views_named_by_schema() {
+    let out = rewritten_in("SELECT hr.staff.tax_id FROM hr.staff", "public");
+    assert!(out.starts_with("SELECT staff.tax_id FROM (SELECT"), "{out}");
+    assert!(out.contains(SSN), "{out}");
+    let e = run("SELECT db.hr.staff.tax_id FROM hr.staff", "public").unwrap_err();
+    assert!(e.to_string().contains("leave out the database name"), "{e}");
 }

@@ -13,9 +13,10 @@ use super::children_mut::{
 use super::error::RewriteError;
 use super::expr::mask_expression;
 use super::filter::filter_expression;
-use super::nodes::{and_all, column_ref, node, res_target};
+use super::nodes::{and_all, column_ref, node, res_target, string};
 use super::projection::{projection, projection_over, Sample};
 use super::rewrite::Applied;
+use super::scope::{self, Item, Replaced, Resolution, Scopes};
 use super::view::{self, MAX_VIEW_DEPTH, TRUSTED_FUNCTION_SCHEMAS};
 use super::{MaskKind, Protections, RelationProtection, ViewDefinition};
 use crate::analysis::ObjectName;
@@ -112,6 +113,8 @@ pub(crate) struct Rewriter<'a> {
     in_view: Option<QualifiedName>,
     /// How many views enclose the definition being walked.
     view_depth: usize,
+    /// The FROM items of the query levels enclosing the node being walked.
+    scopes: Scopes,
 }
 
 impl<'a> Rewriter<'a> {
@@ -131,6 +134,7 @@ impl<'a> Rewriter<'a> {
             current_query: false,
             in_view: None,
             view_depth: 0,
+            scopes: Scopes::default(),
         }
     }
 
@@ -420,8 +424,10 @@ impl<'a> Rewriter<'a> {
             self.not_a_target(rel, "created by SELECT INTO");
         }
         let mut from = std::mem::take(&mut s.from_clause);
+        self.enter(&from, None);
         self.range_list(&mut from);
         children_of_SelectStmt(s, &mut |child| self.child(child));
+        self.leave(&mut from);
         s.from_clause = from;
         s.with_clause = with;
         s.into_clause = into;
@@ -436,6 +442,75 @@ impl<'a> Rewriter<'a> {
         }
     }
 
+    /// Enters a query level whose FROM list is `from` and whose write target (UPDATE, DELETE, MERGE) is
+    /// `target`.
+    fn enter(&mut self, from: &[Node], target: Option<&protobuf::RangeVar>) {
+        let mut names = Vec::new();
+        if let Some(rv) = target {
+            names.push(scope::range_var_refname(rv));
+        }
+        scope::from_names(from, &mut names);
+        self.scopes.push(names);
+    }
+
+    /// Leaves the query level whose (rewritten) FROM list is `from`.
+    fn leave(&mut self, from: &mut [Node]) {
+        let level = self.scopes.pop();
+        if self.error.is_none() {
+            if let Err(e) = scope::apply_catalogs(&level, from) {
+                self.fail(e);
+            }
+        }
+    }
+
+    /// A write target or other relation reference that stays as written, as an item of the current level.
+    fn add_relation_item(&mut self, rv: &protobuf::RangeVar, ctes: &[String]) {
+        let relation = if rv.alias.is_none() {
+            self.ctx.relation(rv, ctes)
+        } else {
+            None
+        };
+        let mut item = Item::named(Some(scope::range_var_refname(rv)));
+        item.relation = relation;
+        item.catalog = rv.catalogname.clone();
+        self.scopes.add(item);
+    }
+
+    /// `rv`, to be replaced by a projection or view of `name`: an unaliased one gets the relation's name as
+    /// alias, or a new one where another item of its level has that name too. Adds it as an item of the level.
+    fn replaced_item(
+        &mut self,
+        rv: &protobuf::RangeVar,
+        name: &QualifiedName,
+        replaced: Replaced,
+    ) -> protobuf::RangeVar {
+        if rv.alias.is_none() && self.scopes.has_relation(name) {
+            // PostgreSQL refuses this ("specified more than once"); the new names the projections would get
+            // must not make it run.
+            self.fail(RewriteError::unsupported(format!(
+                "table name {} is specified more than once; give the references to {name} aliases",
+                rv.relname
+            )));
+        }
+        let mut item = Item::named(Some(scope::range_var_refname(rv)));
+        item.replaced = replaced;
+        item.catalog = rv.catalogname.clone();
+        let mut renamed = rv.clone();
+        if rv.alias.is_none() {
+            item.relation = Some(name.clone());
+            let alias = self.scopes.projection_name(&rv.relname, name);
+            if alias != rv.relname {
+                renamed.alias = Some(protobuf::Alias {
+                    aliasname: alias.clone(),
+                    colnames: Vec::new(),
+                });
+            }
+            item.after = Some(alias);
+        }
+        self.scopes.add(item);
+        renamed
+    }
+
     /// An item of a FROM list (or of a join): protected relations become masked projections.
     fn range_item(&mut self, n: &mut NodeEnum) {
         if self.error.is_some() {
@@ -444,7 +519,8 @@ impl<'a> Rewriter<'a> {
         match n {
             NodeEnum::RangeVar(rv) => {
                 if let Some((name, view)) = self.ctx.view_of(rv, &self.ctes) {
-                    match self.expand_view(rv, &name, view) {
+                    let renamed = self.replaced_item(rv, &name, Replaced::View);
+                    match self.expand_view(&renamed, &name, view) {
                         Ok(sub) => {
                             *n = sub;
                             self.changed = true;
@@ -453,18 +529,24 @@ impl<'a> Rewriter<'a> {
                     }
                 } else if let Some((name, protection)) = self.ctx.protection_of(rv, &self.ctes) {
                     self.record(&name, protection);
-                    match projection(self.ctx, rv, &name, protection, None) {
+                    let renamed = self.replaced_item(rv, &name, Replaced::Projection);
+                    match projection(self.ctx, &renamed, &name, protection, None) {
                         Ok(sub) => {
                             *n = sub;
                             self.changed = true;
                         }
                         Err(e) => self.fail(e),
                     }
-                } else if self.in_view.is_some() {
-                    self.qualify(rv);
+                } else {
+                    let ctes = self.ctes.clone();
+                    self.add_relation_item(rv, &ctes);
+                    if self.in_view.is_some() {
+                        self.qualify(rv);
+                    }
                 }
             }
             NodeEnum::JoinExpr(j) => {
+                let mark = self.scopes.mark();
                 if let Some(l) = j.larg.as_mut().and_then(|b| b.node.as_mut()) {
                     self.range_item(l);
                 }
@@ -472,26 +554,46 @@ impl<'a> Rewriter<'a> {
                     self.range_item(r);
                 }
                 self.expr_opt(&mut j.quals);
+                // An aliased join hides the items inside it from the rest of the query.
+                if let Some(alias) = &j.alias {
+                    self.scopes.hide_since(mark);
+                    self.scopes.add(Item::named(Some(alias.aliasname.clone())));
+                }
+                if let Some(alias) = &j.join_using_alias {
+                    self.scopes.add(Item::named(Some(alias.aliasname.clone())));
+                }
             }
-            NodeEnum::RangeSubselect(rs) => self.expr_opt(&mut rs.subquery),
+            NodeEnum::RangeSubselect(rs) => {
+                // Only a LATERAL subquery sees the items before it in its FROM list.
+                let hidden = self.scopes.set_hidden(!rs.lateral);
+                self.expr_opt(&mut rs.subquery);
+                self.scopes.set_hidden(hidden);
+                let name = rs.alias.as_ref().map(|a| a.aliasname.clone());
+                self.scopes.add(Item::named(name));
+            }
             NodeEnum::RangeTableSample(ts) => {
                 self.expr_list(&mut ts.args);
                 self.expr_opt(&mut ts.repeatable);
                 let protected = match ts.relation.as_ref().and_then(|r| r.node.as_ref()) {
-                    Some(NodeEnum::RangeVar(rv)) => self
-                        .ctx
-                        .protection_of(rv, &self.ctes)
-                        .map(|(name, p)| (rv.clone(), name, p)),
+                    Some(NodeEnum::RangeVar(rv)) => match self.ctx.protection_of(rv, &self.ctes) {
+                        Some((name, p)) => Some((rv.clone(), name, p)),
+                        None => {
+                            let (rv, ctes) = (rv.clone(), self.ctes.clone());
+                            self.add_relation_item(&rv, &ctes);
+                            None
+                        }
+                    },
                     _ => None,
                 };
                 if let Some((rv, name, protection)) = protected {
                     self.record(&name, protection);
+                    let renamed = self.replaced_item(&rv, &name, Replaced::Projection);
                     let sample = Sample {
                         method: ts.method.clone(),
                         args: ts.args.clone(),
                         repeatable: ts.repeatable.clone(),
                     };
-                    match projection(self.ctx, &rv, &name, protection, Some(sample)) {
+                    match projection(self.ctx, &renamed, &name, protection, Some(sample)) {
                         Ok(sub) => {
                             *n = sub;
                             self.changed = true;
@@ -500,7 +602,13 @@ impl<'a> Rewriter<'a> {
                     }
                 }
             }
-            _ => self.expr(n),
+            // Functions (LATERAL or not, as PostgreSQL makes them) and table functions see the items
+            // before them.
+            _ => {
+                let name = scope::item_refname(n);
+                self.expr(n);
+                self.scopes.add(Item::named(name));
+            }
         }
     }
 
@@ -692,6 +800,10 @@ impl<'a> Rewriter<'a> {
     /// of a write target in scope. A whole-row reference to a sensitive write target is refused.
     fn column_ref(&mut self, n: &mut NodeEnum) {
         let NodeEnum::ColumnRef(c) = n else { return };
+        if let Err(e) = self.requalify(c) {
+            self.fail(e);
+            return;
+        }
         let parts: Vec<Option<&str>> = c
             .fields
             .iter()
@@ -756,6 +868,52 @@ impl<'a> Rewriter<'a> {
                 Err(e) => self.fail(e),
             }
         }
+    }
+
+    /// Points a column reference that names a replaced relation (`[db.]schema.rel.col`, `schema.rel.*`) or
+    /// a renamed projection's original name at the projection, whose alias is the only name PostgreSQL
+    /// resolves it by; refuses one that would resolve differently after the rewrite.
+    fn requalify(&mut self, c: &mut protobuf::ColumnRef) -> Result<(), RewriteError> {
+        let parts: Vec<Option<String>> = c
+            .fields
+            .iter()
+            .map(|f| match &f.node {
+                Some(NodeEnum::String(s)) => Some(s.sval.clone()),
+                _ => None,
+            })
+            .collect();
+        let shown = || {
+            parts
+                .iter()
+                .map(|p| p.as_deref().unwrap_or("*"))
+                .collect::<Vec<_>>()
+                .join(".")
+        };
+        // The last part is a column (or function) name or `*`; the ones before it name the item.
+        let (catalog, schema, rel, qualifier) = match parts.as_slice() {
+            [Some(q), _] => (None, None, None, q.as_str()),
+            [Some(s), Some(r), _] => (None, Some(s.as_str()), Some(r.as_str()), r.as_str()),
+            [Some(d), Some(s), Some(r), _] => (
+                Some(d.as_str()),
+                Some(s.as_str()),
+                Some(r.as_str()),
+                r.as_str(),
+            ),
+            [Some(name)] => return self.scopes.bare(name),
+            // More parts than a catalog-qualified column is an error PostgreSQL reports by itself.
+            _ => return Ok(()),
+        };
+        let resolution = match (schema, rel) {
+            (Some(schema), Some(rel)) => self.scopes.qualified(catalog, schema, rel, &shown())?,
+            _ => self.scopes.by_name(qualifier, &shown())?,
+        };
+        if let Resolution::Rename(alias) = resolution {
+            let last = c.fields.pop();
+            c.fields = vec![string(&alias)];
+            c.fields.extend(last);
+            self.changed = true;
+        }
+        Ok(())
     }
 
     /// Remembers the column names of SET / INSERT target lists (writing a denied column is a reference).
@@ -877,6 +1035,10 @@ impl<'a> Rewriter<'a> {
         self.expr_list(&mut s.cols);
         // The source query cannot see the target.
         self.expr_opt(&mut s.select_stmt);
+        // ON CONFLICT and RETURNING see the target and `excluded`.
+        self.enter(&[], Some(&relation));
+        self.add_relation_item(&relation, &[]);
+        self.scopes.add(Item::named(Some("excluded".to_owned())));
         let mut returning = s.returning_clause.take();
         if let Some(mut oc) = s.on_conflict_clause.take() {
             self.target_names(&oc.target_list);
@@ -892,6 +1054,8 @@ impl<'a> Rewriter<'a> {
             if let NodeEnum::OnConflictClause(back) = oc_node {
                 oc = back;
             } else {
+                self.scopes.pop();
+                self.fail(RewriteError::Internal("ON CONFLICT clause lost".into()));
                 return;
             }
             if pushed {
@@ -904,6 +1068,7 @@ impl<'a> Rewriter<'a> {
             s.on_conflict_clause = Some(oc);
         }
         self.returning(&mut returning, target, false);
+        self.leave(&mut []);
         s.returning_clause = returning;
         s.relation = Some(relation);
         s.with_clause = with;
@@ -925,6 +1090,8 @@ impl<'a> Rewriter<'a> {
         };
         let target = self.write_target(&mut relation);
         let mut from = std::mem::take(&mut s.from_clause);
+        self.enter(&from, Some(&relation));
+        self.add_relation_item(&relation, &[]);
         self.range_list(&mut from);
         self.target_names(&s.target_list);
         let mut returning = s.returning_clause.take();
@@ -948,6 +1115,7 @@ impl<'a> Rewriter<'a> {
         let filters = self.target_filters(&relation);
         self.add_filters(&mut s.where_clause, filters);
         self.returning(&mut returning, target, !from.is_empty());
+        self.leave(&mut from);
         s.returning_clause = returning;
         s.from_clause = from;
         s.relation = Some(relation);
@@ -970,6 +1138,8 @@ impl<'a> Rewriter<'a> {
         };
         let target = self.write_target(&mut relation);
         let mut using = std::mem::take(&mut s.using_clause);
+        self.enter(&using, Some(&relation));
+        self.add_relation_item(&relation, &[]);
         self.range_list(&mut using);
         let mut returning = s.returning_clause.take();
         let pushed = match target {
@@ -984,6 +1154,7 @@ impl<'a> Rewriter<'a> {
         let filters = self.target_filters(&relation);
         self.add_filters(&mut s.where_clause, filters);
         self.returning(&mut returning, target, !using.is_empty());
+        self.leave(&mut using);
         s.returning_clause = returning;
         s.using_clause = using;
         s.relation = Some(relation);
@@ -1010,11 +1181,15 @@ impl<'a> Rewriter<'a> {
                 )));
             }
         }
-        if let Some(src) = s.source_relation.as_mut().and_then(|b| b.node.as_mut()) {
-            self.range_item(src);
+        let mut source: Vec<Node> = s.source_relation.take().map(|b| *b).into_iter().collect();
+        self.enter(&source, relation.as_ref());
+        if let Some(rv) = &relation {
+            self.add_relation_item(rv, &[]);
         }
-        let source = s.source_relation.take();
+        self.range_list(&mut source);
         self.generic(n);
+        self.leave(&mut source);
+        let source = source.pop().map(Box::new);
         if let NodeEnum::MergeStmt(s) = n {
             s.source_relation = source;
             s.relation = relation;
