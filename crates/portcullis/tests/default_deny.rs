@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{denial, fresh_database, psql, Gateway, ALICE_PASSWORD, BOB_PASSWORD};
+use common::{denial, fresh_database, psql, refused_login, Gateway, ALICE_PASSWORD, BOB_PASSWORD};
 use portcullis_testkit::{PgServer, SUPERUSER, SUPERUSER_PASSWORD};
 use tokio_postgres::{AsyncMessage, NoTls};
 
@@ -444,13 +444,7 @@ cedar: |
   permit(principal == User::"bob", action == Action::"connect", resource);
 "#
     ));
-    let err = tokio_postgres::connect(&gw.conn_str("bob", BOB_PASSWORD), NoTls)
-        .await
-        .err()
-        .expect("no justification, no login");
-    let message = err
-        .as_db_error()
-        .map_or(err.to_string(), |d| d.message().to_string());
+    let (_, message) = refused_login(&gw, "bob", BOB_PASSWORD, "").await;
     assert!(message.contains("Which ticket is this for?"), "{message}");
 
     let with_reason = format!(

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{denial, fresh_database, Gateway, ALICE_PASSWORD, BOB_PASSWORD};
+use common::{denial, fresh_database, refused_login, Gateway, ALICE_PASSWORD, BOB_PASSWORD};
 use serde_json::Value;
 
 /// HR fixtures, created through the gateway by alice (who may do anything under the start policy).
@@ -61,18 +61,6 @@ fn fired_ids(record: &Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-/// The SQLSTATE and message with which the gateway refuses a login.
-async fn refused_login(gw: &Gateway, user: &str, password: &str) -> (String, String) {
-    let err = tokio_postgres::connect(&gw.conn_str(user, password), tokio_postgres::NoTls)
-        .await
-        .err()
-        .expect("the login should have been refused");
-    let db = err
-        .as_db_error()
-        .unwrap_or_else(|| panic!("not a database error: {err:?}"));
-    (db.code().code().to_string(), db.message().to_string())
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -237,7 +225,7 @@ async fn connection_stages_decide_before_and_after_login() {
         )),
     );
     gw.connect("alice", ALICE_PASSWORD).await;
-    let (code, message) = refused_login(&gw, "bob", BOB_PASSWORD).await;
+    let (code, message) = refused_login(&gw, "bob", BOB_PASSWORD, "").await;
     assert_eq!(code, "28000");
     assert!(message.contains("bob is on leave"), "{message}");
     let post = gw.monitor(&["--stage", "post-connection", "--user", "bob"]);
@@ -254,7 +242,7 @@ async fn connection_stages_decide_before_and_after_login() {
     message: connect from the office network
 ",
     ));
-    let (code, message) = refused_login(&gw, "alice", "wrong-password").await;
+    let (code, message) = refused_login(&gw, "alice", "wrong-password", "").await;
     assert_eq!(code, "28000");
     assert!(message.contains("office network"), "{message}");
     let pre = gw.monitor(&["--stage", "pre-connection", "--result", "deny"]);
@@ -271,7 +259,7 @@ async fn connection_stages_decide_before_and_after_login() {
 async fn a_gateway_without_a_policy_denies_everything() {
     let pg = fresh_database("policy_none");
     let gw = Gateway::start_with_policy(pg, "policy_none", "", None);
-    let (code, message) = refused_login(&gw, "alice", ALICE_PASSWORD).await;
+    let (code, message) = refused_login(&gw, "alice", ALICE_PASSWORD, "").await;
     assert_eq!(code, "28000");
     assert!(message.contains("policy apply"), "{message}");
 }
@@ -348,7 +336,7 @@ async fn device_trust_and_location_are_part_of_the_context() {
         "--device",
         "laptop-7",
     ]);
-    let (_, message) = refused_login(&gw, "alice", ALICE_PASSWORD).await;
+    let (_, message) = refused_login(&gw, "alice", ALICE_PASSWORD, "").await;
     assert!(message.contains("your device is not trusted"), "{message}");
     let denied = gw.monitor(&["--stage", "post-connection", "--result", "deny"]);
     assert_eq!(denied[0]["policy"]["device_trust"], "low");
@@ -832,7 +820,7 @@ cedar: |
         "--trust",
         "low",
     ]);
-    let (_, message) = refused_login(&gw, "alice", ALICE_PASSWORD).await;
+    let (_, message) = refused_login(&gw, "alice", ALICE_PASSWORD, "").await;
     assert!(message.contains("untrusted device"), "{message}");
     let denied = gw.monitor(&["--rule", "no-low-trust", "--result", "deny"]);
     assert_eq!(denied[0]["policy"]["logout"], true);

@@ -8,7 +8,9 @@ mod common;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use common::{connection_of, denial, fresh_database, Gateway, ALICE_PASSWORD, BOB_PASSWORD};
+use common::{
+    connection_of, denial, fresh_database, refused_login, Gateway, ALICE_PASSWORD, BOB_PASSWORD,
+};
 use portcullis_testkit::{PgServer, APP_PASSWORD, APP_USER};
 use tokio_postgres::SimpleQueryMessage;
 
@@ -66,20 +68,6 @@ async fn connect_with(
         let _ = connection.await;
     });
     client
-}
-
-async fn refused_login(gw: &Gateway, user: &str, password: &str, extra: &str) -> (String, String) {
-    let err = tokio_postgres::connect(
-        &format!("{} {extra}", gw.conn_str(user, password)),
-        tokio_postgres::NoTls,
-    )
-    .await
-    .err()
-    .expect("the login should have been refused");
-    let db = err
-        .as_db_error()
-        .unwrap_or_else(|| panic!("not a database error: {err:?}"));
-    (db.code().code().to_string(), db.message().to_string())
 }
 
 /// The first column of the first row a query returned.

@@ -372,6 +372,27 @@ pub fn denial(
     (db.code().code().to_string(), db.message().to_string())
 }
 
+/// The SQLSTATE and message with which the gateway refuses a login; `extra` adds connection parameters
+/// (`options='-c …'`), or is empty.
+pub async fn refused_login(
+    gw: &Gateway,
+    user: &str,
+    password: &str,
+    extra: &str,
+) -> (String, String) {
+    let err = tokio_postgres::connect(
+        &format!("{} {extra}", gw.conn_str(user, password)),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .err()
+    .expect("the login should have been refused");
+    let db = err
+        .as_db_error()
+        .unwrap_or_else(|| panic!("not a database error: {err:?}"));
+    (db.code().code().to_string(), db.message().to_string())
+}
+
 /// A fresh database on the shared server, with a name unique to the test.
 pub fn fresh_database(name: &str) -> &'static PgServer {
     let pg = PgServer::shared();
