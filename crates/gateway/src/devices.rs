@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::RwLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use portcullis_policy::{DeviceTrust, Observed};
@@ -19,14 +19,14 @@ type Reports = HashMap<String, Vec<(IpAddr, DeviceTrust, i64)>>;
 /// The device reports in force, shared by every session.
 #[derive(Default)]
 pub struct DeviceTrusts {
-    reports: RwLock<Arc<Reports>>,
+    reports: RwLock<Reports>,
 }
 
 impl DeviceTrusts {
     /// Reads every report again.
     pub fn refresh(&self, store: &Store) -> Result<(), GatewayError> {
         let reports = index(store.list_device_reports()?);
-        *self.reports.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(reports);
+        *self.reports.write().unwrap_or_else(|p| p.into_inner()) = reports;
         Ok(())
     }
 
@@ -39,8 +39,9 @@ impl DeviceTrusts {
     }
 
     fn trust_at(&self, user: &str, address: IpAddr, now_millis: i64) -> Observed<DeviceTrust> {
-        let reports = Arc::clone(&self.reports.read().unwrap_or_else(|p| p.into_inner()));
-        reports
+        self.reports
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
             .get(user)
             .and_then(|devices| {
                 devices
@@ -81,11 +82,11 @@ mod tests {
             expires_at,
         };
         let trusts = DeviceTrusts::default();
-        *trusts.reports.write().unwrap() = Arc::new(index(vec![
+        *trusts.reports.write().unwrap() = index(vec![
             report("10.0.0.1", "low", 2_000),
             report("10.0.0.2", "high", 500),
             report("10.0.0.3", "bogus", 2_000),
-        ]));
+        ]);
         let at = |a: &str| a.parse::<IpAddr>().unwrap();
         assert_eq!(
             trusts.trust_at("alice", at("10.0.0.1"), 1_000),
