@@ -45,6 +45,9 @@ pub struct GatewayConfig {
     pub analysis_cache: usize,
     /// How long a resource's catalog snapshot is trusted before it is read again.
     pub catalog_ttl: Duration,
+    /// How long reading a resource's catalog may take; also the statement and lock timeouts of the
+    /// gateway's own connection that reads it.
+    pub catalog_timeout: Duration,
     /// Where clients are, from their addresses.
     pub location: LocationConfig,
     /// Where `alert` rules notify.
@@ -94,6 +97,7 @@ impl GatewayConfig {
             max_client_message: 64 * 1024 * 1024,
             analysis_cache: 10_000,
             catalog_ttl: Duration::from_secs(60),
+            catalog_timeout: Duration::from_secs(30),
             location: LocationConfig::default(),
             alerts: AlertConfig::default(),
             mfa: MfaConfig::default(),

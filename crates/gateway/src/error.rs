@@ -35,6 +35,10 @@ pub enum GatewayError {
     /// The upstream database refused or failed.
     #[error("upstream: {0}")]
     Upstream(String),
+    /// The upstream database answered one of the gateway's own queries with an error; the connection
+    /// is still usable.
+    #[error("upstream: {0}")]
+    QueryFailed(String),
 }
 
 impl GatewayError {

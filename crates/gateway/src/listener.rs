@@ -76,7 +76,7 @@ impl Gateway {
             .map_err(|e| GatewayError::io(format!("listen on {}", config.listen), e))?;
         let shared = Arc::new(Shared {
             analyzer: Analyzer::new(config.analysis_cache),
-            catalogs: CatalogCache::new(config.catalog_ttl),
+            catalogs: CatalogCache::new(config.catalog_ttl, config.catalog_timeout),
             audit: store.audit(),
             cancels: CancelRegistry::default(),
             policy,

@@ -2,6 +2,14 @@
 
 /// The text columns of a DataRow body; `None` for SQL NULL. `Err` when the body is malformed.
 pub fn data_row_texts(body: &[u8]) -> Result<Vec<Option<String>>, &'static str> {
+    Ok(data_row_values(body)?
+        .into_iter()
+        .map(|value| value.map(|v| String::from_utf8_lossy(v).into_owned()))
+        .collect())
+}
+
+/// The columns of a DataRow body as the server sent them; `None` for SQL NULL.
+pub fn data_row_values(body: &[u8]) -> Result<Vec<Option<&[u8]>>, &'static str> {
     let (count, mut rest) = split_i16(body).ok_or("DataRow without a column count")?;
     let mut columns = Vec::with_capacity(usize::from(count.max(0) as u16));
     for _ in 0..count {
@@ -15,7 +23,7 @@ pub fn data_row_texts(body: &[u8]) -> Result<Vec<Option<String>>, &'static str> 
         let value = after
             .get(..len)
             .ok_or("DataRow column longer than the message")?;
-        columns.push(Some(String::from_utf8_lossy(value).into_owned()));
+        columns.push(Some(value));
         rest = &after[len..];
     }
     Ok(columns)

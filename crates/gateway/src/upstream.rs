@@ -247,7 +247,7 @@ pub async fn simple_query_rows(
         }
     }
     match failure {
-        Some(message) => Err(GatewayError::Upstream(message)),
+        Some(message) => Err(GatewayError::QueryFailed(message)),
         None => Ok(rows),
     }
 }

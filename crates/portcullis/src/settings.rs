@@ -32,6 +32,8 @@ pub struct Settings {
     /// Seconds a resource's catalog snapshot (names, columns, view definitions) is trusted before sessions
     /// read it again (default 60); DDL through the gateway reads it again at once.
     pub catalog_ttl_secs: Option<u64>,
+    /// Seconds reading a resource's catalog may take (default 30); a login waiting for it longer is refused.
+    pub catalog_timeout_secs: Option<u64>,
     /// Where clients are, for location conditions in the policy.
     #[serde(default)]
     pub location: LocationConfig,
@@ -201,6 +203,9 @@ impl Settings {
         }
         if let Some(secs) = self.catalog_ttl_secs {
             config.catalog_ttl = Duration::from_secs(secs);
+        }
+        if let Some(secs) = self.catalog_timeout_secs {
+            config.catalog_timeout = Duration::from_secs(secs.max(1));
         }
         config.location = self.location.clone();
         config.alerts = self.alerts.clone();

@@ -4,6 +4,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use bytes::{Buf, BytesMut};
 use portcullis_policy::{
@@ -17,7 +18,7 @@ use portcullis_store::Request;
 use portcullis_wire::{
     decode_frontend, encode_bind_without_params, encode_describe_portal, encode_execute,
     encode_flush, encode_parse, encode_parse_bytes, encode_query, encode_query_bytes, encode_sync,
-    peek_frame, tag, FrontendMessage, Target, TransactionStatus, WireError,
+    peek_frame, tag, FrontendMessage, Target, WireError,
 };
 use portcullis_workflows::HeldStatement;
 use time::OffsetDateTime;
@@ -30,7 +31,7 @@ use super::masking::SessionMasking;
 use super::row_guard::{self, GuardVerdict, Guarded};
 use super::statement::{OutcomeRules, Refusal, Run};
 use super::SessionInfo;
-use crate::catalog::SNAPSHOT_QUERY;
+use crate::catalog::CatalogHandle;
 use crate::error::GatewayError;
 use crate::frames::reserve_partial_frame;
 use crate::listener::Shared;
@@ -163,6 +164,13 @@ pub struct ClientSide<'a> {
     mfa_hold: Option<(String, String)>,
     /// How the hold of the frame being handled again ended; cleared once the frame is handled.
     mfa_outcome: Option<MfaOutcome>,
+    /// The resource's catalog, which the session's snapshot is kept as current as.
+    catalog: CatalogHandle,
+    /// Set when masks apply and a statement names a relation the session's snapshot lacks: the frame is
+    /// handled again with a snapshot read after this moment.
+    catalog_retry: Option<Instant>,
+    /// The frame being handled again already waited for a newer snapshot.
+    catalog_retried: bool,
     /// Where the gateway's own messages to the client go (the upstream side writes them out).
     to_client: UnboundedSender<BytesMut>,
     /// Counts the CancelRequests sent with this session's key: one ends an MFA hold.
@@ -197,6 +205,9 @@ impl<'a> ClientSide<'a> {
             portal_rows: HashMap::new(),
             path_in_message: None,
             masking: SessionMasking::new(&info.upstream_user),
+            catalog: shared.catalogs.handle(&info.resource),
+            catalog_retry: None,
+            catalog_retried: false,
             mfa_hold: None,
             mfa_outcome: None,
             to_client,
@@ -240,6 +251,7 @@ impl<'a> ClientSide<'a> {
                     )
                 {
                     self.settle(upstream, &mut out).await?;
+                    self.keep_catalog_current(upstream, &mut out, None).await?;
                     let outside_txn = std::mem::take(&mut self.lock().settled_outside_txn);
                     if outside_txn && !self.refresh_path {
                         // Committed: a later transaction end undoes nothing the gateway followed.
@@ -260,6 +272,14 @@ impl<'a> ClientSide<'a> {
                     self.mfa_outcome = Some(self.hold_for_mfa(required, &text).await);
                     continue;
                 }
+                if let Some(since) = self.catalog_retry.take() {
+                    // Nothing of this frame was sent: handle it again knowing what the catalog holds now.
+                    self.keep_catalog_current(upstream, &mut out, Some(since))
+                        .await?;
+                    self.catalog_retried = true;
+                    continue;
+                }
+                self.catalog_retried = false;
                 self.mfa_outcome = None;
                 buf.advance(header.total_len);
                 match step {
@@ -323,6 +343,45 @@ impl<'a> ClientSide<'a> {
             }
             notified.await;
         }
+    }
+
+    /// Gives the session a snapshot that is current (younger than the TTL, read after the last DDL a
+    /// session ran) and, with `since`, begun after that moment. Reading it happens on the gateway's own
+    /// connection; when that fails, decisions go on with the snapshot the session has (a relation it
+    /// lacks is refused in a masked session) and the next statement tries again.
+    async fn keep_catalog_current<W>(
+        &mut self,
+        upstream: &mut W,
+        out: &mut BytesMut,
+        since: Option<Instant>,
+    ) -> Result<(), GatewayError>
+    where
+        W: AsyncWrite + Unpin + ?Sized,
+    {
+        let have = Arc::clone(&self.lock().catalog);
+        if self.catalog.is_current(&have) && since.is_none_or(|t| have.began() >= t) {
+            return Ok(());
+        }
+        // What was already decided goes on while the catalog is read.
+        if !out.is_empty() {
+            upstream
+                .write_all(out)
+                .await
+                .map_err(|e| GatewayError::io("write to upstream", e))?;
+            out.clear();
+        }
+        let read = match self.shared.store.resource(&self.info.resource) {
+            Ok(Some(resource)) => self.catalog.snapshot(&resource, since).await,
+            Ok(None) => Err(GatewayError::Config("the resource was removed".into())),
+            Err(e) => Err(e.into()),
+        };
+        match read {
+            Ok(snapshot) => self.lock().catalog = snapshot,
+            Err(e) => {
+                tracing::warn!(error = %e, resource = %self.info.resource, "catalog not read again")
+            }
+        }
+        Ok(())
     }
 
     /// The text of a Query or Parse as the server reads it (converted from the client encoding), or the
@@ -434,6 +493,9 @@ impl<'a> ClientSide<'a> {
                 };
                 if let (Some(r), Some(p)) = (run.as_mut(), &bound) {
                     if let Err(refusal) = self.masks_unchanged(r, p) {
+                        if self.catalog_retry.is_some() {
+                            return Ok(Step::Continue);
+                        }
                         if let Some(r) = run {
                             self.refuse_rewrite(r, refusal, true, out);
                         }
@@ -672,6 +734,9 @@ impl<'a> ClientSide<'a> {
             Ok(masked) => masked,
             Err(refusal) => {
                 self.ctx.justification = session_justification;
+                if self.catalog_retry.is_some() {
+                    return Ok(Step::Continue);
+                }
                 if let Some(run) = runs.pop_front() {
                     self.refuse_rewrite(run, refusal, false, out);
                 }
@@ -745,6 +810,7 @@ impl<'a> ClientSide<'a> {
         let rewritten = match run.as_mut() {
             Some(r) => match self.mask(sql, std::slice::from_mut(r), false) {
                 Ok(rewritten) => rewritten,
+                Err(_) if self.catalog_retry.is_some() => return Ok(()),
                 Err(refusal) => {
                     if let Some(r) = run {
                         self.refuse_rewrite(r, refusal, true, out);
@@ -849,8 +915,8 @@ impl<'a> ClientSide<'a> {
         }
         let components: Vec<&[Component]> = runs.iter().map(|r| r.components.as_slice()).collect();
         let masked = self.masking.apply(&path, sql, &components);
-        if self.masking.take_catalog_wanted() {
-            self.lock().catalog_stale = true;
+        if self.masking.take_catalog_wanted() && !self.catalog_retried {
+            self.catalog_retry = Some(Instant::now());
         }
         let masked = masked?;
         if masked.touched && path_changed && runs.len() > 1 {
@@ -1264,24 +1330,6 @@ impl<'a> ClientSide<'a> {
         }
         // From here the settings query's answer tells: statements wait for it (see `settle`).
         self.settings_unknown = false;
-        let mut read_catalog = std::mem::take(&mut flow.catalog_stale);
-        // DDL made elsewhere reaches a session through its snapshot's age, read between transactions
-        // (another session may have read a fresher one already).
-        let catalogs = &self.shared.catalogs;
-        if !read_catalog
-            && flow.txn == TransactionStatus::Idle
-            && catalogs.expired(&flow.catalog)
-            && !flow.reading_catalog()
-        {
-            match catalogs.fresh(&self.info.resource) {
-                Some(fresher) => flow.catalog = fresher,
-                None => read_catalog = true,
-            }
-        }
-        if read_catalog {
-            flow.push(Pending::Internal(Internal::Catalog(Vec::new())));
-            encode_query(SNAPSHOT_QUERY, out);
-        }
     }
 }
 

@@ -22,8 +22,8 @@ use super::encoding::ClientEncoding;
 use super::row_guard::Guarded;
 use super::statement::{Outcome, Refusal, Run};
 use super::SessionInfo;
-use crate::catalog::{catalog_row, CatalogRow, CatalogSnapshot};
-use crate::rows::data_row_texts;
+use crate::catalog::CatalogSnapshot;
+use crate::rows::data_row_values;
 
 /// A request forwarded upstream whose replies are still to come.
 #[derive(Debug)]
@@ -62,23 +62,20 @@ pub enum Pending {
     GuardRefusal,
 }
 
-/// The gateway's own queries.
+/// The gateway's own queries in the client's session.
 #[derive(Debug)]
 pub enum Internal {
     /// [`SETTINGS_QUERY`], after the client may have changed a setting the gateway follows; `None`
     /// until its row arrives, and when it failed (in an aborted transaction, where nothing changes).
     SearchPath(Option<String>),
-    /// The catalog snapshot query, after DDL.
-    Catalog(Vec<CatalogRow>),
-    /// The query failed (e.g. in an aborted transaction); its result is ignored.
-    Failed,
 }
 
-/// The gateway's query for the session's search_path, hex-encoded UTF-8 so that it reads the same in any
-/// client encoding. Sent after statements that may change a setting the gateway follows: its
-/// ReadyForQuery also means every ParameterStatus those statements caused has arrived.
-pub const SETTINGS_QUERY: &str = "SELECT pg_catalog.encode(pg_catalog.convert_to(\
-     pg_catalog.current_setting('search_path'), 'UTF8'), 'hex')";
+/// The gateway's query for the session's search_path, sent after statements that may change a setting
+/// the gateway follows: its ReadyForQuery also means every ParameterStatus those statements caused has
+/// arrived. `SHOW` is the one query that cannot disturb an open transaction: unlike a `SELECT` it takes
+/// no snapshot (so `SET TRANSACTION ISOLATION LEVEL` after it still works), no lock and no plan.
+/// Its answer is in the client encoding.
+pub const SETTINGS_QUERY: &str = "SHOW search_path";
 
 /// Session state both directions share.
 pub struct Flow {
@@ -109,11 +106,10 @@ pub struct Flow {
     pub catalog: Arc<CatalogSnapshot>,
     /// The upstream's transaction status at the last ReadyForQuery.
     pub txn: TransactionStatus,
-    /// DDL succeeded since the catalog was read: the client side should schedule a refresh.
-    pub catalog_stale: bool,
-    /// A snapshot read by an internal query, for the upstream side to publish to the shared cache.
-    pub catalog_loaded: Option<Arc<CatalogSnapshot>>,
-    /// DDL succeeded: the shared cache's snapshot of this resource is out of date.
+    /// DDL succeeded in the transaction still open: only its end makes it visible to the catalog reader.
+    ddl_in_txn: bool,
+    /// A transaction that ran DDL ended: the resource's snapshots are out of date. The upstream side
+    /// takes it.
     pub catalog_changed: bool,
     /// The application_name the upstream last reported, when the client changed it after startup.
     pub application_name: Option<String>,
@@ -142,8 +138,7 @@ impl Flow {
             ended: None,
             catalog,
             txn: TransactionStatus::Idle,
-            catalog_stale: false,
-            catalog_loaded: None,
+            ddl_in_txn: false,
             catalog_changed: false,
             application_name: None,
         };
@@ -178,11 +173,16 @@ impl Flow {
         }
     }
 
-    /// Whether a catalog snapshot the gateway asked for is on its way.
-    pub fn reading_catalog(&self) -> bool {
-        self.queue
-            .iter()
-            .any(|p| matches!(p, Pending::Internal(Internal::Catalog(_))))
+    /// The value of a `SHOW` row, read in the client encoding the server answered in.
+    fn shown_setting(&self, body: &[u8]) -> Result<String, String> {
+        let value = data_row_values(body)
+            .ok()
+            .and_then(|columns| columns.into_iter().next().flatten())
+            .ok_or_else(|| "the server's answer to SHOW search_path was malformed".to_string())?;
+        self.encoding
+            .decode(value, &self.client_encoding)
+            .map(std::borrow::Cow::into_owned)
+            .map_err(|why| format!("the gateway could not read the session's search_path: {why}"))
     }
 
     /// Records that a request was forwarded; call before its bytes are written upstream.
@@ -358,8 +358,18 @@ impl Flow {
                 run.rows_seen += 1;
                 true
             }
-            Some(Pending::Internal(internal)) => {
-                collect_internal_row(internal, body);
+            Some(Pending::Internal(_)) => {
+                match self.shown_setting(body) {
+                    Ok(text) => {
+                        if let Some(Pending::Internal(Internal::SearchPath(value))) =
+                            self.queue.front_mut()
+                        {
+                            *value = Some(text);
+                        }
+                    }
+                    // Names could no longer be resolved as the server resolves them.
+                    Err(why) => self.ended = Some(why),
+                }
                 false
             }
             _ => true,
@@ -401,8 +411,7 @@ impl Flow {
 
     fn note_done(&mut self, run: &Run) {
         if run.changes_catalog {
-            self.catalog_stale = true;
-            self.catalog_changed = true;
+            self.ddl_in_txn = true;
         }
     }
 
@@ -449,12 +458,7 @@ impl Flow {
                 // The statements after the failing one never ran.
                 runs.clear();
             }
-            Some(Pending::Internal(internal)) => {
-                if !matches!(internal, Internal::SearchPath(_)) {
-                    *internal = Internal::Failed;
-                }
-                return Ok(());
-            }
+            Some(Pending::Internal(_)) => return Ok(()),
             Some(Pending::GuardRefusal) => {
                 self.queue.pop_front();
                 self.skip_to_sync(info, events);
@@ -533,6 +537,10 @@ impl Flow {
             return Err(WireError::Malformed("ReadyForQuery"));
         };
         self.txn = status;
+        if status == TransactionStatus::Idle && std::mem::take(&mut self.ddl_in_txn) {
+            // Committed or rolled back: either way the reader's next snapshot shows what is there now.
+            self.catalog_changed = true;
+        }
         match self.queue.front() {
             Some(Pending::Internal(_)) => {
                 if let Some(Pending::Internal(done)) = self.queue.pop_front() {
@@ -564,23 +572,14 @@ impl Flow {
     }
 
     fn apply_internal(&mut self, done: Internal) {
-        if let Internal::SearchPath(_) = done {
-            self.settled_outside_txn = self.txn == TransactionStatus::Idle;
-            self.settings_pending = self.settings_pending.saturating_sub(1);
-            if self.settings_pending == 0 {
-                self.settled.notify_one();
-            }
+        let Internal::SearchPath(value) = done;
+        self.settled_outside_txn = self.txn == TransactionStatus::Idle;
+        self.settings_pending = self.settings_pending.saturating_sub(1);
+        if self.settings_pending == 0 {
+            self.settled.notify_one();
         }
-        match done {
-            Internal::SearchPath(Some(value)) => {
-                self.search_path = Arc::new(SearchPath::from_setting(&value))
-            }
-            Internal::Catalog(rows) => {
-                let snapshot = Arc::new(CatalogSnapshot::from_rows(rows));
-                self.catalog = Arc::clone(&snapshot);
-                self.catalog_loaded = Some(snapshot);
-            }
-            Internal::SearchPath(None) | Internal::Failed => {}
+        if let Some(value) = value {
+            self.search_path = Arc::new(SearchPath::from_setting(&value))
         }
     }
 
@@ -602,26 +601,6 @@ fn is_conversion_reply(guarded: &Guarded, msg_tag: u8) -> bool {
             msg_tag,
             tag::PARSE_COMPLETE | tag::BIND_COMPLETE | tag::NO_DATA
         )
-}
-
-fn collect_internal_row(internal: &mut Internal, body: &[u8]) {
-    let Ok(columns) = data_row_texts(body) else {
-        if !matches!(internal, Internal::SearchPath(_)) {
-            *internal = Internal::Failed;
-        }
-        return;
-    };
-    match internal {
-        Internal::SearchPath(value) => {
-            *value = columns
-                .into_iter()
-                .next()
-                .flatten()
-                .and_then(|hex| from_hex_utf8(&hex))
-        }
-        Internal::Catalog(rows) => rows.extend(catalog_row(columns)),
-        Internal::Failed => {}
-    }
 }
 
 /// The text a hex string of UTF-8 bytes spells (`encode(…, 'hex')` output).

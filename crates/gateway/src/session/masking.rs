@@ -148,7 +148,7 @@ impl SessionMasking {
         let done = resolved.rewrite(&self.session_user, path, sql, components);
         if std::mem::take(&mut resolved.incomplete) {
             // Not kept: a newer snapshot may know the relation.
-            self.catalog_wanted = resolved.catalog.read_at().elapsed() >= MIN_SNAPSHOT_AGE;
+            self.catalog_wanted = resolved.catalog.began().elapsed() >= MIN_SNAPSHOT_AGE;
             return done;
         }
         if resolved.rewrites.len() >= MAX_CACHED_REWRITES {
@@ -240,13 +240,16 @@ impl Resolved {
                     )));
                 }
                 ObjectKind::Relation => {
-                    // Created since the catalog was read (not through the gateway): its columns are
-                    // unknown, so it cannot be masked yet.
-                    if !catalog.knows(&name) && self.protections.may_protect(&name) {
+                    // Not in the snapshot: created since it was read, in this session's open
+                    // transaction, or temporary. It may be protected, or be a view reading what is, and
+                    // what it is cannot be told until a snapshot shows it.
+                    if object.operation != Operation::Create && !catalog.knows(&name) {
                         self.incomplete = true;
                         return Err(Refusal::denied(&format!(
-                            "{name} may be protected, and the gateway has not read its columns yet; try \
-                             again in a minute"
+                            "{name} is not in the gateway's catalog yet (a relation created moments ago, \
+                             in the open transaction, or a temporary one), so what it reads cannot be \
+                             checked, and masks or row filters apply to this session; commit first, or \
+                             try again in a moment"
                         )));
                     }
                     if let Some(why) = self.refused_views.get(&name) {

@@ -30,7 +30,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use crate::catalog::{catalog_row, CatalogSnapshot, SNAPSHOT_QUERY};
+use crate::catalog::CatalogSnapshot;
 use crate::config::ClientTls;
 use crate::error::GatewayError;
 use crate::listener::Shared;
@@ -377,7 +377,14 @@ async fn open(
     if let Err(refused) = startup_params::decide(shared, info, &startup.params).await {
         return Err(Some((stream, refused)));
     }
-    let mut upstream = match upstream::connect(&resource, &startup.params).await {
+    // The catalog is read on the gateway's own connection (or taken from the cache) while this
+    // session's connection logs in.
+    let catalogs = shared.catalogs.handle(&info.resource);
+    let (upstream, catalog) = tokio::join!(
+        upstream::connect(&resource, &startup.params),
+        catalogs.snapshot(&resource, None)
+    );
+    let mut upstream = match upstream {
         Ok(upstream) => upstream,
         Err(e) => {
             tracing::warn!(error = %e, resource = %info.resource, "upstream connection failed");
@@ -391,24 +398,24 @@ async fn open(
             )));
         }
     };
-    let catalog = match shared.catalogs.fresh(&info.resource) {
-        Some(catalog) => catalog,
-        None => match read_catalog(&mut upstream).await {
-            Ok(catalog) => {
-                shared.catalogs.put(&info.resource, Arc::clone(&catalog));
-                catalog
-            }
-            Err(e) => {
-                let message = format!(
-                    "the gateway could not read the catalog of \"{}\": {e}",
-                    info.resource
-                );
-                return Err(Some((
-                    stream,
-                    Refused::new("08006", message, "catalog unavailable"),
-                )));
-            }
-        },
+    let catalog = match catalog.map_err(|e| (catalogs.latest(), e)) {
+        Ok(catalog) => catalog,
+        Err((Some(older), e)) => {
+            // Statements go on with the older snapshot; a later one reads the catalog again.
+            tracing::warn!(error = %e, resource = %info.resource, "catalog not read again");
+            older
+        }
+        Err((None, e)) => {
+            tracing::warn!(error = %e, resource = %info.resource, "catalog unreadable");
+            let message = format!(
+                "the gateway could not read the catalog of \"{}\": {e}",
+                info.resource
+            );
+            return Err(Some((
+                stream,
+                Refused::new("08006", message, "catalog unavailable"),
+            )));
+        }
     };
     // Nothing is in a transaction before the first ReadyForQuery reaches the client, so this query
     // changes nothing the client will see.
@@ -465,14 +472,6 @@ async fn open(
         return Err(None);
     }
     Ok((stream, upstream, (key, cancelled), catalog, login_path))
-}
-
-/// Reads a catalog snapshot over a freshly logged-in upstream connection.
-async fn read_catalog(upstream: &mut Upstream) -> Result<Arc<CatalogSnapshot>, GatewayError> {
-    let rows = upstream::simple_query_rows(upstream, SNAPSHOT_QUERY).await?;
-    Ok(Arc::new(CatalogSnapshot::from_rows(
-        rows.into_iter().filter_map(catalog_row),
-    )))
 }
 
 /// Runs both directions until either ends; returns what the audit log says about the end and the

@@ -44,7 +44,7 @@ where
     let mut events = Vec::new();
     buf.reserve(32 * 1024);
     loop {
-        let (loaded, changed, ended) = {
+        let (changed, ended) = {
             let mut flow = flow.lock().unwrap_or_else(|p| p.into_inner());
             let mut consumed = 0;
             while let Some(header) = peek_frame(&buf[consumed..], MAX_UPSTREAM_MESSAGE)? {
@@ -57,7 +57,6 @@ where
             }
             buf.advance(consumed);
             (
-                flow.catalog_loaded.take(),
                 std::mem::take(&mut flow.catalog_changed),
                 flow.ended.take(),
             )
@@ -72,10 +71,7 @@ where
             return Err(GatewayError::Logout(reason));
         }
         if changed {
-            shared.catalogs.invalidate(&info.resource);
-        }
-        if let Some(snapshot) = loaded {
-            shared.catalogs.put(&info.resource, snapshot);
+            shared.catalogs.handle(&info.resource).changed();
         }
         if !events.is_empty() {
             let tickets: Vec<_> = events.drain(..).map(|e| shared.audit.record(e)).collect();

@@ -3,11 +3,15 @@
 //! each relation's columns, inheritance parents, the relations each view reads and each view's definition.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Instant;
 
 use portcullis_sql::mask::{ViewDefinition, TRUSTED_FUNCTION_SCHEMAS};
 use portcullis_sql::{Catalog, Operation, QualifiedName, SearchPath};
+
+mod cache;
+
+pub use cache::{CatalogCache, CatalogHandle};
 
 /// The query whose rows build a snapshot: (kind, schema, name, a, b) with kind `n` schema, `r` relation,
 /// `f` function, `c` column `a` of relation `name` (in column order), `i` relation `name` inheriting from
@@ -113,6 +117,12 @@ pub const SNAPSHOT_QUERY: &str = "WITH untrusted AS (SELECT p.oid, \
      UNION ALL SELECT 'e', '', e.evtname, u.name, '' FROM pg_catalog.pg_event_trigger e \
      JOIN untrusted u ON u.oid = e.evtfoid WHERE e.evtenabled <> 'D'";
 
+/// [`SNAPSHOT_QUERY`] without view definitions: `pg_get_viewdef` locks the relations a view reads, and
+/// a migration may hold such a lock for minutes.
+pub fn snapshot_query_without_definitions() -> String {
+    SNAPSHOT_QUERY.replace("pg_catalog.pg_get_viewdef(c.oid)", "NULL")
+}
+
 /// One row of [`SNAPSHOT_QUERY`].
 pub type CatalogRow = [String; 5];
 
@@ -125,7 +135,12 @@ pub fn catalog_row(columns: Vec<Option<String>>) -> Option<CatalogRow> {
 /// What one resource's catalog held when it was read.
 #[derive(Debug)]
 pub struct CatalogSnapshot {
-    read_at: Instant,
+    /// When the query that read it began: DDL committed before then is in it.
+    began: Instant,
+    /// The resource's change count when the query began (see [`CatalogHandle::changed`]).
+    generation: u64,
+    /// Every view's definition was read.
+    complete: bool,
     schemas: HashSet<String>,
     relations: HashMap<String, HashSet<String>>,
     functions: HashMap<String, HashSet<String>>,
@@ -152,9 +167,18 @@ fn qualified(schema: String, name: String) -> QualifiedName {
 
 impl CatalogSnapshot {
     /// Builds a snapshot from the rows of [`SNAPSHOT_QUERY`].
+    #[cfg(test)]
     pub fn from_rows(rows: impl IntoIterator<Item = CatalogRow>) -> Self {
+        Self::read(rows, Instant::now(), 0)
+    }
+
+    /// Builds a snapshot from the rows of a query that began at `began`, when the resource's change count
+    /// was `generation`.
+    fn read(rows: impl IntoIterator<Item = CatalogRow>, began: Instant, generation: u64) -> Self {
         let mut snapshot = CatalogSnapshot {
-            read_at: Instant::now(),
+            began,
+            generation,
+            complete: true,
             schemas: HashSet::new(),
             relations: HashMap::new(),
             functions: HashMap::new(),
@@ -213,6 +237,9 @@ impl CatalogSnapshot {
                 "o" if !TRUSTED_FUNCTION_SCHEMAS.contains(&schema.as_str()) => {
                     snapshot.operators.entry(name).or_default().push(schema);
                 }
+                // Without a definition (read by the query that skips them) a view reading a protected
+                // relation is refused to masked sessions rather than expanded.
+                "v" if a.is_empty() => snapshot.complete = false,
                 "v" => definitions.push((qualified(schema, name), a, b == "t")),
                 "p" => printed_under = Some(Arc::new(SearchPath::from_setting(&schema))),
                 "x" => snapshot
@@ -270,9 +297,9 @@ impl CatalogSnapshot {
         snapshot
     }
 
-    /// When the snapshot was read.
-    pub fn read_at(&self) -> Instant {
-        self.read_at
+    /// When the query that read it began.
+    pub fn began(&self) -> Instant {
+        self.began
     }
 
     /// A view's definition, when the snapshot holds it (plain views, not materialised ones).
@@ -398,53 +425,6 @@ impl Catalog for CatalogSnapshot {
         self.functions
             .get(schema)
             .is_some_and(|names| names.contains(name))
-    }
-}
-
-/// Snapshots shared by all sessions of a gateway, one per resource, trusted for a while and dropped when a
-/// session sees DDL.
-pub struct CatalogCache {
-    ttl: Duration,
-    entries: Mutex<HashMap<String, Arc<CatalogSnapshot>>>,
-}
-
-impl CatalogCache {
-    /// An empty cache whose entries expire after `ttl`.
-    pub fn new(ttl: Duration) -> Self {
-        CatalogCache {
-            ttl,
-            entries: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// The resource's snapshot if one was read less than the TTL ago.
-    pub fn fresh(&self, resource: &str) -> Option<Arc<CatalogSnapshot>> {
-        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries
-            .get(resource)
-            .filter(|snapshot| !self.expired(snapshot))
-            .map(Arc::clone)
-    }
-
-    /// Whether `snapshot` is older than the TTL.
-    pub fn expired(&self, snapshot: &CatalogSnapshot) -> bool {
-        snapshot.read_at.elapsed() >= self.ttl
-    }
-
-    /// Publishes a newly read snapshot.
-    pub fn put(&self, resource: &str, snapshot: Arc<CatalogSnapshot>) {
-        self.entries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(resource.to_string(), snapshot);
-    }
-
-    /// Forgets a resource's snapshot, e.g. after DDL changed its catalog.
-    pub fn invalidate(&self, resource: &str) {
-        self.entries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(resource);
     }
 }
 
