@@ -98,9 +98,9 @@ async def main():
     # LISTEN here, NOTIFY from another connection.
     got = asyncio.get_running_loop().create_future()
     channel = f"{TABLE}_ch"
-    def on_notify(_conn, _pid, ch, payload):
+    def on_notify(_conn, pid, ch, payload):
         if not got.done():
-            got.set_result((ch, payload))
+            got.set_result((ch, payload, pid))
 
     await conn.add_listener(channel, on_notify)
     await other.execute("SELECT pg_notify($1, $2)", channel, "hello")
@@ -108,7 +108,8 @@ async def main():
         note = await asyncio.wait_for(got, 5)
     except asyncio.TimeoutError:
         fail("no notification within 5 s")
-    check(note == (channel, "hello"), f"notification: {note!r}")
+    # The sender's process id is the one its connection was given.
+    check(note == (channel, "hello", other.get_server_pid()), f"notification: {note!r}")
     await conn.remove_listener(channel, on_notify)
 
     app = await conn.fetchval("SHOW application_name")

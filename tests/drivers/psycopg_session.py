@@ -99,8 +99,12 @@ def main():
     # LISTEN here, NOTIFY from another connection.
     conn.execute(f"LISTEN {TABLE}_ch")
     other.execute("SELECT pg_notify(%s, %s)", (f"{TABLE}_ch", "hello"))
-    got = [(n.channel, n.payload) for n in conn.notifies(timeout=5, stop_after=1)]
-    check(got == [(f"{TABLE}_ch", "hello")], f"notifications: {got!r}")
+    got = [(n.channel, n.payload, n.pid) for n in conn.notifies(timeout=5, stop_after=1)]
+    check(got == [(f"{TABLE}_ch", "hello", other.info.backend_pid)], f"notifications: {got!r}")
+
+    # The process id the connection was given is the server's own.
+    pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+    check(pid == conn.info.backend_pid, f"backend pid {conn.info.backend_pid} != server's {pid}")
     conn.execute(f"UNLISTEN {TABLE}_ch")
 
     app = conn.execute("SHOW application_name").fetchone()[0]

@@ -1,7 +1,8 @@
 //! Gateway-issued cancel keys, mapped to the upstream keys they stand for.
 //!
-//! Clients never learn an upstream's process id or secret: they get a key the gateway made, and a
-//! CancelRequest carrying it is relayed to the right upstream with the real key. The session hears of
+//! Clients never learn an upstream's secret: they get the upstream's process id (drivers compare it with
+//! `pg_backend_pid()`, a NOTIFY's sender, `pg_terminate_backend`) with a secret the gateway made, and a
+//! CancelRequest carrying that key is relayed to the right upstream with the real one. The session hears of
 //! it too, for a statement the gateway itself holds (waiting for MFA) and has not sent upstream.
 
 use std::collections::HashMap;
@@ -24,8 +25,9 @@ pub struct CancelRegistry {
 }
 
 impl CancelRegistry {
-    /// Issues a fresh gateway key for a session whose upstream key is `upstream_key`, with what counts
-    /// the cancel requests the session is sent.
+    /// Issues a key for a session whose upstream key is `upstream_key` — its process id with a fresh
+    /// secret, as upstreams of different resources may share process ids — with what counts the cancel
+    /// requests the session is sent.
     pub fn register(
         &self,
         target: CancelTarget,
@@ -34,7 +36,7 @@ impl CancelRegistry {
         let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
         loop {
             let key = CancelKey {
-                process_id: rand::random::<i32>() & i32::MAX,
+                process_id: upstream_key.process_id,
                 secret_key: rand::random(),
             };
             if let std::collections::hash_map::Entry::Vacant(slot) = keys.entry(key) {
