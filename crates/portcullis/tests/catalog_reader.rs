@@ -103,7 +103,10 @@ async fn asking_for_the_search_path_leaves_the_transaction_untouched() {
         .batch_execute("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
         .await
         .expect("SET TRANSACTION before the transaction's first query");
-    let level = alice.simple_query("SHOW transaction_isolation").await.unwrap();
+    let level = alice
+        .simple_query("SHOW transaction_isolation")
+        .await
+        .unwrap();
     assert_eq!(first_value(&level), "serializable");
     alice.batch_execute("COMMIT").await.unwrap();
 }

@@ -2,8 +2,22 @@
 
 mod common;
 
-use common::{fresh_database, Gateway, ALICE_PASSWORD};
+use common::{fresh_database, psql, Gateway, ALICE_PASSWORD, BOB_PASSWORD};
+use portcullis_testkit::{PgServer, SUPERUSER, SUPERUSER_PASSWORD};
 use serde_json::Value;
+use tokio_postgres::NoTls;
+
+/// A direct superuser connection to the upstream database.
+async fn direct_client(pg: &PgServer, db: &str) -> tokio_postgres::Client {
+    let (client, connection) =
+        tokio_postgres::connect(&pg.url(SUPERUSER, SUPERUSER_PASSWORD, db), NoTls)
+            .await
+            .expect("connect directly");
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    client
+}
 
 fn db_message(err: &tokio_postgres::Error) -> String {
     err.as_db_error()
@@ -178,6 +192,33 @@ async fn statements_that_cannot_be_analysed_are_refused_and_recorded() {
         }
     }
 
+    // The server itself says what is wrong with a text the gateway cannot parse, with its hint and
+    // detail, exactly as it would straight.
+    let direct = direct_client(pg, "session_refuse").await;
+    for sql in [
+        "SELECT 1 LIMIT 1, 2",
+        "SELECT 'a' 'b' FROM",
+        "SELECT E'\\xq' +",
+    ] {
+        let straight = direct.simple_query(sql).await.unwrap_err();
+        let straight = straight.as_db_error().expect("the server's error");
+        for err in [
+            client.simple_query(sql).await.unwrap_err(),
+            client.query(sql, &[]).await.unwrap_err(),
+        ] {
+            let db = err.as_db_error().expect("an error from the server");
+            let fields = |e: &tokio_postgres::error::DbError| {
+                (
+                    e.code().code().to_string(),
+                    e.message().to_string(),
+                    e.detail().map(str::to_string),
+                    e.hint().map(str::to_string),
+                    e.position().cloned(),
+                )
+            };
+            assert_eq!(fields(db), fields(straight), "{sql}");
+        }
+    }
     // A refusal inside a transaction aborts it, as any error would.
     client.batch_execute("BEGIN").await.unwrap();
     assert!(client.simple_query("DO $$ BEGIN END $$").await.is_err());
@@ -421,4 +462,70 @@ async fn the_upstream_is_reached_over_tls_when_the_resource_asks_for_it() {
         .err()
         .expect("an unverifiable upstream certificate must fail the login");
     assert_eq!(err.code().map(|c| c.code()), Some("08006"), "{err:?}");
+}
+
+/// libpq's large-object API calls functions over the fast-path protocol: each call is decided as the
+/// function it names (execute on `pg_catalog.lo_open`, …), recorded, and relayed.
+#[tokio::test(flavor = "multi_thread")]
+async fn fast_path_calls_are_decided_as_the_functions_they_name() {
+    let db = "session_fast_path";
+    let pg = fresh_database(db);
+    let policy = "\
+grants:
+  - to: {user: alice}
+    resource: app
+    objects: ['*']
+    privileges: [all]
+  - to: {user: bob}
+    resource: app
+    objects: ['public.*']
+    privileges: [select]
+";
+    let gw = Gateway::start_with_policy(pg, db, "", Some(policy));
+    let dir = tempfile::tempdir().unwrap();
+    let (source, copy) = (dir.path().join("in.bin"), dir.path().join("out.bin"));
+    let content: Vec<u8> = (0..50_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&source, &content).unwrap();
+
+    let (out, err, ok) = psql(
+        &gw,
+        "alice",
+        ALICE_PASSWORD,
+        &["-c", &format!("\\lo_import {}", source.display())],
+    );
+    assert!(ok, "{err}");
+    let oid = out.trim().trim_start_matches("lo_import ").to_string();
+    assert!(oid.parse::<u32>().is_ok(), "{out}");
+    let (_, err, ok) = psql(
+        &gw,
+        "alice",
+        ALICE_PASSWORD,
+        &["-c", &format!("\\lo_export {oid} {}", copy.display())],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(std::fs::read(&copy).unwrap(), content);
+    let calls = gw.statements(&["--text", "fast-path"]);
+    assert!(
+        calls
+            .iter()
+            .any(|r| r["text"].as_str().unwrap_or_default().contains("lo_open")),
+        "{calls:?}"
+    );
+
+    // bob may not write large objects: the first call is refused, and nothing was created.
+    let before = pg
+        .psql(db, "SELECT count(*) FROM pg_largeobject_metadata")
+        .unwrap();
+    let (_, err, ok) = psql(
+        &gw,
+        "bob",
+        BOB_PASSWORD,
+        &["-c", &format!("\\lo_import {}", source.display())],
+    );
+    assert!(!ok);
+    assert!(err.contains("bob lacks EXECUTE on pg_catalog.lo_"), "{err}");
+    let after = pg
+        .psql(db, "SELECT count(*) FROM pg_largeobject_metadata")
+        .unwrap();
+    assert_eq!(before, after);
 }

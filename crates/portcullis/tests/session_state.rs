@@ -505,4 +505,30 @@ async fn statements_are_read_in_the_client_encoding() {
         !String::from_utf8_lossy(&through).contains("public-row"),
         "{through:?}"
     );
+    // The search path the server reports comes back in the client encoding too: a schema named in
+    // LATIN9 is the one unqualified names resolve to, not one with the same name misread.
+    let alice = gw.connect("alice", ALICE_PASSWORD).await;
+    alice
+        .batch_execute(
+            "CREATE SCHEMA \"caf\u{e9}\"; CREATE TABLE \"caf\u{e9}\".employees(id int, note text)",
+        )
+        .await
+        .unwrap();
+    // Masks apply to alice too: the table is read (and written) once the catalog shows it.
+    alice
+        .batch_execute("INSERT INTO \"caf\u{e9}\".employees VALUES (1, 'cafe-row')")
+        .await
+        .unwrap();
+    let switched = b"SET search_path = \"caf\xe9\", public;\nSELECT note FROM employees;\n";
+    let (direct, _) = psql_raw(direct_env(pg, db), "LATIN9", switched);
+    let (through, errors) = psql_raw(gw.pg_env("bob", BOB_PASSWORD), "LATIN9", switched);
+    assert!(
+        String::from_utf8_lossy(&direct).contains("cafe-row"),
+        "{direct:?}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&through).contains("row"),
+        "{through:?}"
+    );
+    assert!(errors.contains("employees"), "{through:?} {errors}");
 }

@@ -248,6 +248,14 @@ pub fn encode_parse_with_types(name: &str, sql: &str, param_types: &[u32], out: 
     finish(out, start);
 }
 
+/// Appends Close of the prepared statement `name`.
+pub fn encode_close_statement(name: &str, out: &mut BytesMut) {
+    let start = begin(out, f::CLOSE);
+    out.put_u8(b'S');
+    put_cstr(out, name);
+    finish(out, start);
+}
+
 /// Appends Bind of `statement` into `portal` with no parameters and every result column in text format.
 pub fn encode_bind_without_params(portal: &str, statement: &str, out: &mut BytesMut) {
     let start = begin(out, f::BIND);

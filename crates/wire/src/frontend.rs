@@ -95,8 +95,11 @@ pub enum FrontendMessage<'a> {
         /// The client's reason.
         message: &'a str,
     },
-    /// Fast-path FunctionCall (contents not decoded).
-    FunctionCall,
+    /// Fast-path FunctionCall; its arguments are not decoded.
+    FunctionCall {
+        /// The OID of the function it calls.
+        function: u32,
+    },
     /// `'p'`: PasswordMessage, SASLInitialResponse, SASLResponse or GSSResponse. Only the caller
     /// knows the authentication state; see [`decode_sasl_initial_response`] and
     /// [`decode_password`].
@@ -143,8 +146,9 @@ pub fn decode_frontend(tag: u8, body: &[u8]) -> Result<FrontendMessage<'_>, Wire
             message: r.cstr("CopyFail message")?,
         },
         t::FUNCTION_CALL => {
+            let function = r.i32("FunctionCall function")? as u32;
             r.rest();
-            FrontendMessage::FunctionCall
+            FrontendMessage::FunctionCall { function }
         }
         t::AUTH_RESPONSE => FrontendMessage::AuthResponse(r.rest()),
         tag => return Err(WireError::UnknownMessage { tag }),
@@ -343,8 +347,8 @@ mod tests {
             FrontendMessage::CopyFail { message: "oops" }
         );
         assert_eq!(
-            decode_frontend(b'F', b"\0\0\0\x01").unwrap(),
-            FrontendMessage::FunctionCall
+            decode_frontend(b'F', b"\0\0\x0f\xa2\0\0").unwrap(),
+            FrontendMessage::FunctionCall { function: 4002 }
         );
     }
 

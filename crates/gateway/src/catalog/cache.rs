@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use portcullis_sql::QualifiedName;
 use portcullis_store::Resource;
 use tokio::sync::Mutex as AsyncMutex;
 
@@ -73,6 +74,7 @@ impl CatalogCache {
                     generation: AtomicU64::new(0),
                     latest: Mutex::new(None),
                     failed_at: Mutex::new(None),
+                    functions: Mutex::new((0, HashMap::new())),
                     reader: AsyncMutex::new(None),
                 }))
             })
@@ -93,6 +95,8 @@ struct ResourceCatalog {
     latest: Mutex<Option<Arc<CatalogSnapshot>>>,
     /// When the last read failed, if the one after it has not succeeded.
     failed_at: Mutex<Option<Instant>>,
+    /// Functions' names by OID, as fast-path calls name them, for the change count they were read at.
+    functions: Mutex<(u64, HashMap<u32, Option<QualifiedName>>)>,
     /// Held while a read runs (so one runs at a time), with the connection reads use.
     reader: AsyncMutex<Option<Upstream>>,
 }
@@ -165,6 +169,73 @@ impl CatalogHandle {
             .clone()
     }
 
+    /// The schema and name of the function whose OID is `oid` (`None` when there is none), as a fast-path
+    /// call names it; asked on the reader's connection, and kept until DDL changes the catalog.
+    pub async fn function_name(
+        &self,
+        resource: &Resource,
+        oid: u32,
+    ) -> Result<Option<QualifiedName>, GatewayError> {
+        let generation = self.0.generation.load(Ordering::Acquire);
+        {
+            let known = self.0.functions.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(name) = known.1.get(&oid).filter(|_| known.0 == generation) {
+                return Ok(name.clone());
+            }
+        }
+        let sql = format!(
+            "SELECT n.nspname, p.proname FROM pg_catalog.pg_proc p \
+             JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE p.oid = {oid}"
+        );
+        let mut reader = self.0.reader.lock().await;
+        let asked = async {
+            let connection = self.connection(&mut reader, resource).await?;
+            upstream::simple_query_rows(connection, &sql).await
+        };
+        let rows = match tokio::time::timeout(self.0.timeout, asked).await {
+            Ok(Ok(rows)) => rows,
+            Ok(Err(e)) => {
+                if !matches!(e, GatewayError::QueryFailed(_)) {
+                    *reader = None;
+                }
+                return Err(e);
+            }
+            Err(_) => {
+                *reader = None;
+                return Err(GatewayError::Upstream(
+                    "the function's name was not read in time".into(),
+                ));
+            }
+        };
+        let name = rows.into_iter().next().and_then(|row| {
+            let mut columns = row.into_iter();
+            Some(QualifiedName {
+                schema: columns.next()??,
+                name: columns.next()??,
+            })
+        });
+        let mut known = self.0.functions.lock().unwrap_or_else(|p| p.into_inner());
+        if known.0 != generation {
+            *known = (generation, HashMap::new());
+        }
+        known.1.insert(oid, name.clone());
+        Ok(name)
+    }
+
+    /// The reader's connection, opened when there is none (or the last one broke).
+    async fn connection<'r>(
+        &self,
+        reader: &'r mut Option<Upstream>,
+        resource: &Resource,
+    ) -> Result<&'r mut Upstream, GatewayError> {
+        Ok(match reader {
+            Some(connection) => connection,
+            None => {
+                reader.insert(upstream::connect(resource, &reader_options(self.0.timeout)).await?)
+            }
+        })
+    }
+
     /// Runs the snapshot query on the reader's connection, opening one when there is none or the last
     /// one broke, and tries again when the server fails the query: then without view definitions, whose
     /// locks are the likely cause (a relation a view reads locked, or dropped, meanwhile).
@@ -180,12 +251,7 @@ impl CatalogHandle {
                 0 => SNAPSHOT_QUERY,
                 _ => without_definitions.as_str(),
             };
-            let connection = match reader {
-                Some(connection) => connection,
-                None => reader.insert(
-                    upstream::connect(resource, &reader_options(self.0.timeout)).await?,
-                ),
-            };
+            let connection = self.connection(reader, resource).await?;
             // Taken before the query starts: DDL that ends after this may or may not be in the rows, and
             // its `changed` makes the snapshot stale.
             let generation = self.0.generation.load(Ordering::Acquire);

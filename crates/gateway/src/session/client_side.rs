@@ -11,14 +11,14 @@ use portcullis_policy::{
     Component, Context, SessionCache, StatementComponent, StatementDecision, Verdict,
 };
 use portcullis_sql::{
-    backslash_in_plain_string, leading_justification, Analysis, AnalysisError, ObjectKind,
-    SearchPath, SessionEffect, Statement, StatementKind,
+    backslash_in_plain_string, leading_justification, quote_ident, Analysis, AnalysisError,
+    ObjectKind, QualifiedName, SearchPath, SessionEffect, Statement, StatementKind,
 };
 use portcullis_store::Request;
 use portcullis_wire::{
-    decode_frontend, encode_bind_without_params, encode_describe_portal, encode_execute,
-    encode_flush, encode_parse, encode_parse_bytes, encode_query, encode_query_bytes, encode_sync,
-    peek_frame, tag, FrontendMessage, Target, WireError,
+    decode_frontend, encode_bind_without_params, encode_close_statement, encode_describe_portal,
+    encode_execute, encode_flush, encode_parse, encode_parse_bytes, encode_query,
+    encode_query_bytes, encode_sync, peek_frame, tag, FrontendMessage, Target, WireError,
 };
 use portcullis_workflows::HeldStatement;
 use time::OffsetDateTime;
@@ -171,6 +171,8 @@ pub struct ClientSide<'a> {
     catalog_retry: Option<Instant>,
     /// The frame being handled again already waited for a newer snapshot.
     catalog_retried: bool,
+    /// The function the fast-path call being handled names, or why it could not be named.
+    fast_path_function: Option<Result<QualifiedName, String>>,
     /// Where the gateway's own messages to the client go (the upstream side writes them out).
     to_client: UnboundedSender<BytesMut>,
     /// Counts the CancelRequests sent with this session's key: one ends an MFA hold.
@@ -208,6 +210,7 @@ impl<'a> ClientSide<'a> {
             catalog: shared.catalogs.handle(&info.resource),
             catalog_retry: None,
             catalog_retried: false,
+            fast_path_function: None,
             mfa_hold: None,
             mfa_outcome: None,
             to_client,
@@ -258,6 +261,14 @@ impl<'a> ClientSide<'a> {
                         self.path_changed_in_txn = false;
                     }
                 }
+                if buf[0] == tag::frontend::FUNCTION_CALL && !self.skipping {
+                    self.keep_catalog_current(upstream, &mut out, None).await?;
+                    let frame = &buf[..header.total_len];
+                    let named = self
+                        .name_fast_path_function(frame, upstream, &mut out)
+                        .await?;
+                    self.fast_path_function = Some(named);
+                }
                 let step = self.on_frame(&buf[..header.total_len], &mut out)?;
                 if let Some((required, text)) = self.mfa_hold.take() {
                     // Nothing of this frame was sent: send what came before it, hold, then handle
@@ -280,6 +291,7 @@ impl<'a> ClientSide<'a> {
                     continue;
                 }
                 self.catalog_retried = false;
+                self.fast_path_function = None;
                 self.mfa_outcome = None;
                 buf.advance(header.total_len);
                 match step {
@@ -535,20 +547,112 @@ impl<'a> ClientSide<'a> {
                 out.extend_from_slice(frame);
                 return Ok(Step::Terminate);
             }
-            FrontendMessage::FunctionCall => {
-                // A fast-path call names a function by OID with binary arguments: nothing to analyse.
-                let refusal = Refusal::unsupported("the fast-path function call protocol");
-                self.refuse(
-                    Run::opaque("<fast-path function call>", "FUNCTION CALL"),
-                    refusal,
-                    false,
-                    out,
-                );
+            FrontendMessage::FunctionCall { function } => {
+                return self.on_function_call(function, frame, out);
             }
             FrontendMessage::AuthResponse(_) => {
                 return Err(WireError::Malformed("password message outside authentication").into())
             }
         }
+        Ok(Step::Continue)
+    }
+
+    /// The function a fast-path call (libpq's and JDBC's large-object API use them) names by OID, asked
+    /// of the server on the gateway's own connection.
+    async fn name_fast_path_function<W>(
+        &mut self,
+        frame: &[u8],
+        upstream: &mut W,
+        out: &mut BytesMut,
+    ) -> Result<Result<QualifiedName, String>, GatewayError>
+    where
+        W: AsyncWrite + Unpin + ?Sized,
+    {
+        let Ok(FrontendMessage::FunctionCall { function }) = decode_frontend(frame[0], &frame[5..])
+        else {
+            return Ok(Err("the fast-path call is malformed".into()));
+        };
+        if !out.is_empty() {
+            upstream
+                .write_all(out)
+                .await
+                .map_err(|e| GatewayError::io("write to upstream", e))?;
+            out.clear();
+        }
+        let resource = match self.shared.store.resource(&self.info.resource) {
+            Ok(Some(resource)) => resource,
+            Ok(None) => return Ok(Err("the resource was removed".into())),
+            Err(e) => return Ok(Err(e.to_string())),
+        };
+        Ok(
+            match self.catalog.function_name(&resource, function).await {
+                Ok(Some(name)) => Ok(name),
+                Ok(None) => Err(format!("no function has OID {function}")),
+                Err(e) => Err(format!(
+                    "the gateway could not name function OID {function}: {e}"
+                )),
+            },
+        )
+    }
+
+    /// Decides a fast-path call as the call `SELECT schema.function()` — the same components, rules,
+    /// masks and audit — and forwards it; its arguments are binary and never read, so a function whose
+    /// arguments decide what it does (`set_config`) is refused, as in a query with non-constant ones.
+    fn on_function_call(
+        &mut self,
+        function: u32,
+        frame: &[u8],
+        out: &mut BytesMut,
+    ) -> Result<Step, GatewayError> {
+        // Kept until the frame is done: an MFA hold or a catalog read handles it again.
+        let named = self
+            .fast_path_function
+            .clone()
+            .unwrap_or_else(|| Err("the fast-path call was not named".into()));
+        let name = match named {
+            Ok(name) => name,
+            Err(why) => {
+                let text = format!("-- fast-path call of function OID {function}");
+                let run = Run::opaque(&text, "FUNCTION CALL");
+                self.refuse(run, Refusal::unanalysable(why), false, out);
+                return Ok(Step::Continue);
+            }
+        };
+        let sql = format!(
+            "SELECT {}.{}() -- fast-path function call",
+            quote_ident(&name.schema),
+            quote_ident(&name.name)
+        );
+        let Some(analysis) = self.analyse_or_refuse(&sql, false, out) else {
+            return Ok(Step::Continue);
+        };
+        let Some(statement) = analysis.statements.first() else {
+            return Ok(Step::Continue);
+        };
+        let mut run = self.run_for(statement, 0);
+        if let Err(decided) = self.decide(&mut run) {
+            if !decided.held {
+                self.refuse_decided(run, decided, false, out)?;
+            }
+            return Ok(Step::Continue);
+        }
+        match self.mask(&sql, std::slice::from_mut(&mut run), false) {
+            Ok(None) => {}
+            Ok(Some(_)) => {
+                let refusal = Refusal::denied(
+                    "masks or row filters apply to what this function returns, which a fast-path call \
+                     cannot be rewritten for; call it in a query",
+                );
+                self.refuse_rewrite(run, refusal, false, out);
+                return Ok(Step::Continue);
+            }
+            Err(_) if self.catalog_retry.is_some() => return Ok(Step::Continue),
+            Err(refusal) => {
+                self.refuse_rewrite(run, refusal, false, out);
+                return Ok(Step::Continue);
+            }
+        }
+        self.forward(Pending::FunctionCall(Some(run)), frame, out);
         Ok(Step::Continue)
     }
 
@@ -1218,18 +1322,44 @@ impl<'a> ClientSide<'a> {
     ) -> Option<Arc<Analysis>> {
         let analysis = match self.shared.analyzer.analyze(sql) {
             Ok(analysis) => analysis,
+            Err(AnalysisError::Parse { message, position }) => {
+                let refusal = Refusal::syntax(&message, position);
+                self.refuse_unparsed(Run::opaque(sql, "UNKNOWN"), refusal, extended, out);
+                return None;
+            }
             Err(e) => {
-                let refusal = match &e {
-                    AnalysisError::Parse { message, position } => {
-                        Refusal::syntax(message, *position)
-                    }
-                    _ => Refusal::unanalysable(e),
-                };
+                let refusal = Refusal::unanalysable(e);
                 self.refuse(Run::opaque(sql, "UNKNOWN"), refusal, extended, out);
                 return None;
             }
         };
         Some(analysis)
+    }
+
+    /// Refuses a text the gateway's parser rejects, letting the server say what is wrong with it: the
+    /// text goes as an unnamed Parse (which the server parses and never runs), whose error — with the
+    /// server's own position, detail and hint — reaches the client. Should the server parse it after
+    /// all, the statement is closed again and `refusal` stands.
+    fn refuse_unparsed(&mut self, run: Run, refusal: Refusal, extended: bool, out: &mut BytesMut) {
+        let Ok(text) = self.encode_text(run.text()) else {
+            return self.refuse(run, refusal, extended, out);
+        };
+        tracing::info!(session = %self.info.id, user = %self.info.user, reason = %refusal.message, "statement refused");
+        self.lock().push(Pending::Refused {
+            refusal,
+            run,
+            extended,
+            reported: false,
+            server_parses: true,
+        });
+        encode_parse_bytes("", &text, &[], out);
+        encode_close_statement("", out);
+        encode_parse(REFUSED_STATEMENT, REFUSED_SQL, out);
+        if extended {
+            self.skipping = true;
+        } else {
+            encode_sync(out);
+        }
     }
 
     /// Replaces a refused request by one that fails upstream; its error will be replaced by `refusal`.
@@ -1240,6 +1370,7 @@ impl<'a> ClientSide<'a> {
             run,
             extended,
             reported: false,
+            server_parses: false,
         });
         if extended {
             encode_parse(REFUSED_STATEMENT, REFUSED_SQL, out);

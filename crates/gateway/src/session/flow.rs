@@ -42,6 +42,9 @@ pub enum Pending {
     Execute(Option<Run>),
     /// Sync: ends an extended-protocol cycle at ReadyForQuery.
     Sync,
+    /// A fast-path function call, recorded at its FunctionCallResponse or error; the entry ends at
+    /// ReadyForQuery.
+    FunctionCall(Option<Run>),
     /// A refused request, replaced upstream by one that fails; its error is replaced by `refusal`.
     Refused {
         /// What the client is told.
@@ -52,6 +55,10 @@ pub enum Pending {
         extended: bool,
         /// The replacement error has been sent (simple protocol waits for ReadyForQuery).
         reported: bool,
+        /// The gateway could not parse the client's text, which went first as an unnamed Parse (parsed
+        /// by the server, never run): the server's own syntax error is what the client sees. Cleared
+        /// when the server parsed it after all, and the refusal stands.
+        server_parses: bool,
     },
     /// A query of the gateway's own; none of its replies reach the client.
     Internal(Internal),
@@ -228,8 +235,25 @@ impl Flow {
                 }
                 true
             }
+            tag::PARSE_COMPLETE | tag::CLOSE_COMPLETE
+                if matches!(self.queue.front(), Some(Pending::Refused { .. })) =>
+            {
+                // The server parsed the text the gateway could not (and closed it again).
+                if let Some(Pending::Refused { server_parses, .. }) = self.queue.front_mut() {
+                    *server_parses = false;
+                }
+                false
+            }
             tag::PARSE_COMPLETE => {
                 self.pop_if(|p| matches!(p, Pending::Parse(_)));
+                true
+            }
+            tag::FUNCTION_CALL_RESPONSE => {
+                if let Some(Pending::FunctionCall(run)) = self.queue.front_mut() {
+                    if let Some(run) = run.take() {
+                        events.push(run.into_event(info, Outcome::Done("FUNCTION CALL")));
+                    }
+                }
                 true
             }
             tag::BIND_COMPLETE => {
@@ -443,10 +467,14 @@ impl Flow {
                 refusal,
                 reported,
                 extended: false,
+                server_parses,
                 ..
             }) => {
                 // Simple protocol: the entry lives on until ReadyForQuery.
-                encode_refusal(refusal, out);
+                match server_parses {
+                    true => out.extend_from_slice(frame),
+                    false => encode_refusal(refusal, out),
+                }
                 *reported = true;
                 return Ok(());
             }
@@ -457,6 +485,12 @@ impl Flow {
                 }
                 // The statements after the failing one never ran.
                 runs.clear();
+            }
+            Some(Pending::FunctionCall(run)) => {
+                if let Some(run) = run.take() {
+                    masked = run.masked;
+                    events.push(run.into_event(info, Outcome::Failed(code, message)));
+                }
             }
             Some(Pending::Internal(_)) => return Ok(()),
             Some(Pending::GuardRefusal) => {
@@ -470,8 +504,16 @@ impl Flow {
                 // the next Sync.
                 let mut replaced = false;
                 match self.queue.pop_front() {
-                    Some(Pending::Refused { refusal, run, .. }) => {
-                        encode_refusal(&refusal, out);
+                    Some(Pending::Refused {
+                        refusal,
+                        run,
+                        server_parses,
+                        ..
+                    }) => {
+                        match server_parses {
+                            true => out.extend_from_slice(frame),
+                            false => encode_refusal(&refusal, out),
+                        }
                         events.push(run.into_event(info, Outcome::Refused(&refusal)));
                         replaced = true;
                     }
@@ -548,7 +590,7 @@ impl Flow {
                 }
                 Ok(false)
             }
-            Some(Pending::Query(_) | Pending::Sync) => {
+            Some(Pending::Query(_) | Pending::Sync | Pending::FunctionCall(_)) => {
                 self.queue.pop_front();
                 Ok(true)
             }

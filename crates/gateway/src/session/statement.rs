@@ -147,14 +147,6 @@ impl Refusal {
             "canceling statement due to user request".to_owned(),
         )
     }
-
-    /// A request the gateway does not relay at all.
-    pub fn unsupported(what: &str) -> Self {
-        Self::new(
-            "0A000",
-            format!("portcullis refused the request: {what} is not supported through the gateway"),
-        )
-    }
 }
 
 /// Microseconds since the Unix epoch, the audit log's clock.

@@ -56,10 +56,7 @@ where
                 }
             }
             buf.advance(consumed);
-            (
-                std::mem::take(&mut flow.catalog_changed),
-                flow.ended.take(),
-            )
+            (std::mem::take(&mut flow.catalog_changed), flow.ended.take())
         };
         if let Some(reason) = ended {
             // No reply after this one reaches the client: the statements queued behind it were
