@@ -180,3 +180,61 @@ async fn one_catalog_read_at_a_time_on_the_gateways_own_connection() {
         .iter()
         .any(|m| matches!(m, SimpleQueryMessage::CommandComplete(0))));
 }
+
+/// A table created straight on the database (not through the gateway) in a schema earlier on a
+/// session's search path takes over an unqualified name. The gateway notices within its check interval —
+/// long before the snapshot's TTL — and from then decides the name as the server resolves it.
+#[tokio::test(flavor = "multi_thread")]
+async fn ddl_made_elsewhere_is_noticed_before_the_ttl() {
+    let db = "catalog_elsewhere";
+    let pg = fresh_database(db);
+    let policy = "\
+grants:
+  - to: {user: bob}
+    resource: app
+    objects: ['public.*']
+    privileges: [select]
+";
+    let gw = Gateway::start_with_policy(pg, db, "catalog_ttl_secs: 3600\n", Some(policy));
+    let admin = direct(pg, db).await;
+    admin
+        .batch_execute(
+            "CREATE SCHEMA shadow; CREATE TABLE public.notes(note text);
+             INSERT INTO public.notes VALUES ('public-row')",
+        )
+        .await
+        .unwrap();
+    let (bob, connection) = tokio_postgres::connect(
+        &format!(
+            "{} options='-c search_path=shadow,public'",
+            gw.conn_str("bob", common::BOB_PASSWORD)
+        ),
+        NoTls,
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    let rows = bob.simple_query("SELECT note FROM notes").await.unwrap();
+    assert_eq!(first_value(&rows), "public-row");
+
+    admin
+        .batch_execute(
+            "CREATE TABLE shadow.notes(note text); INSERT INTO shadow.notes VALUES ('shadow-row')",
+        )
+        .await
+        .unwrap();
+    // The gateway checks for changes every two seconds; until then a statement may be decided on the
+    // snapshot it has (the README says so).
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let err = bob
+        .simple_query("SELECT note FROM notes")
+        .await
+        .unwrap_err();
+    let message = err.as_db_error().map(|d| d.message().to_string());
+    assert!(
+        message
+            .as_deref()
+            .is_some_and(|m| m.contains("shadow.notes")),
+        "{err:?}"
+    );
+}

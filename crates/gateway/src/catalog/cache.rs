@@ -5,7 +5,7 @@
 //! needs a newer snapshot than the one it has waits for the read in flight or starts one.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -13,7 +13,10 @@ use portcullis_sql::QualifiedName;
 use portcullis_store::Resource;
 use tokio::sync::Mutex as AsyncMutex;
 
-use super::{catalog_row, snapshot_query_without_definitions, CatalogSnapshot, SNAPSHOT_QUERY};
+use super::{
+    catalog_row, fingerprint_query, snapshot_query_without_definitions, CatalogSnapshot,
+    SNAPSHOT_QUERY,
+};
 use crate::error::GatewayError;
 use crate::upstream::{self, Upstream};
 
@@ -22,6 +25,9 @@ const READ_ATTEMPTS: usize = 3;
 /// How long the reader waits for a lock (`pg_get_viewdef` locks what a view reads, and a migration may
 /// hold such a lock for minutes): sessions waiting for a snapshot must not wait for the migration.
 const LOCK_TIMEOUT: Duration = Duration::from_secs(1);
+/// How often the gateway asks whether the catalog changed behind its back (DDL not made through it),
+/// while sessions of the resource are open.
+const CHECK_EVERY: Duration = Duration::from_secs(2);
 /// After a read failed, sessions go on with the snapshots they have for this long before one tries
 /// again, rather than each waiting for a read that is likely to fail the same way.
 const RETRY_AFTER: Duration = Duration::from_secs(10);
@@ -75,6 +81,8 @@ impl CatalogCache {
                     latest: Mutex::new(None),
                     failed_at: Mutex::new(None),
                     functions: Mutex::new((0, HashMap::new())),
+                    fingerprint: Mutex::new(None),
+                    watched: AtomicBool::new(false),
                     reader: AsyncMutex::new(None),
                 }))
             })
@@ -95,6 +103,10 @@ struct ResourceCatalog {
     latest: Mutex<Option<Arc<CatalogSnapshot>>>,
     /// When the last read failed, if the one after it has not succeeded.
     failed_at: Mutex<Option<Instant>>,
+    /// The catalog's fingerprint when it was last checked (or read).
+    fingerprint: Mutex<Option<String>>,
+    /// A task checks the fingerprint.
+    watched: AtomicBool,
     /// Functions' names by OID, as fast-path calls name them, for the change count they were read at.
     functions: Mutex<(u64, HashMap<u32, Option<QualifiedName>>)>,
     /// Held while a read runs (so one runs at a time), with the connection reads use.
@@ -105,6 +117,91 @@ impl CatalogHandle {
     /// Records that a transaction that ran DDL ended: later decisions need a snapshot read after it.
     pub fn changed(&self) {
         self.0.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// Checks every few seconds, while any session of the resource is open, whether DDL made anywhere
+    /// changed the catalog; when it did, sessions read it again before their next statement.
+    pub fn watch(&self, resource: &Resource) {
+        if self.0.watched.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (handle, resource) = (self.clone(), resource.clone());
+        tokio::spawn(async move {
+            // Held by the cache and by this task alone: no session is open.
+            while Arc::strong_count(&handle.0) > 2 {
+                tokio::time::sleep(CHECK_EVERY).await;
+                if let Err(e) = handle.check(&resource).await {
+                    tracing::warn!(error = %e, resource = %resource.info.name, "catalog check failed");
+                    break;
+                }
+            }
+            handle.0.watched.store(false, Ordering::Release);
+        });
+    }
+
+    /// Compares the catalog's fingerprint with the last one, marking the catalog changed when it differs.
+    async fn check(&self, resource: &Resource) -> Result<(), GatewayError> {
+        let mut reader = self.0.reader.lock().await;
+        let fingerprint = match self.fingerprint(&mut reader, resource).await {
+            Ok(fingerprint) => fingerprint,
+            // The server failed the query; the next check asks again.
+            Err(GatewayError::QueryFailed(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let mut last = self.0.fingerprint.lock().unwrap_or_else(|p| p.into_inner());
+        if last.as_ref().is_some_and(|last| *last != fingerprint) {
+            self.changed();
+        }
+        *last = Some(fingerprint);
+        Ok(())
+    }
+
+    /// The catalog's fingerprint.
+    async fn fingerprint(
+        &self,
+        reader: &mut Option<Upstream>,
+        resource: &Resource,
+    ) -> Result<String, GatewayError> {
+        let rows = self.ask(reader, resource, &fingerprint_query()).await?;
+        Ok(rows
+            .into_iter()
+            .next()
+            .and_then(|row| row.into_iter().next().flatten())
+            .unwrap_or_default())
+    }
+
+    /// Runs `sql` on the reader's connection within the timeout, opening the connection when there is
+    /// none; a connection that broke or timed out is dropped, one whose query the server failed is kept.
+    async fn ask(
+        &self,
+        reader: &mut Option<Upstream>,
+        resource: &Resource,
+        sql: &str,
+    ) -> Result<Vec<Vec<Option<String>>>, GatewayError> {
+        let asked = async {
+            let connection = match reader.as_mut() {
+                Some(connection) => connection,
+                None => reader
+                    .insert(upstream::connect(resource, &reader_options(self.0.timeout)).await?),
+            };
+            upstream::simple_query_rows(connection, sql).await
+        };
+        match tokio::time::timeout(self.0.timeout, asked).await {
+            Ok(Ok(rows)) => Ok(rows),
+            Ok(Err(e)) => {
+                if !matches!(e, GatewayError::QueryFailed(_)) {
+                    *reader = None;
+                }
+                Err(e)
+            }
+            Err(_) => {
+                *reader = None;
+                Err(GatewayError::Upstream(format!(
+                    "the catalog query took longer than {} s",
+                    self.0.timeout.as_secs_f32()
+                )))
+            }
+        }
     }
 
     /// Whether `snapshot` may still be used: younger than the TTL (or, lacking view definitions, than
@@ -188,25 +285,7 @@ impl CatalogHandle {
              JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE p.oid = {oid}"
         );
         let mut reader = self.0.reader.lock().await;
-        let asked = async {
-            let connection = self.connection(&mut reader, resource).await?;
-            upstream::simple_query_rows(connection, &sql).await
-        };
-        let rows = match tokio::time::timeout(self.0.timeout, asked).await {
-            Ok(Ok(rows)) => rows,
-            Ok(Err(e)) => {
-                if !matches!(e, GatewayError::QueryFailed(_)) {
-                    *reader = None;
-                }
-                return Err(e);
-            }
-            Err(_) => {
-                *reader = None;
-                return Err(GatewayError::Upstream(
-                    "the function's name was not read in time".into(),
-                ));
-            }
-        };
+        let rows = self.ask(&mut reader, resource, &sql).await?;
         let name = rows.into_iter().next().and_then(|row| {
             let mut columns = row.into_iter();
             Some(QualifiedName {
@@ -220,20 +299,6 @@ impl CatalogHandle {
         }
         known.1.insert(oid, name.clone());
         Ok(name)
-    }
-
-    /// The reader's connection, opened when there is none (or the last one broke).
-    async fn connection<'r>(
-        &self,
-        reader: &'r mut Option<Upstream>,
-        resource: &Resource,
-    ) -> Result<&'r mut Upstream, GatewayError> {
-        Ok(match reader {
-            Some(connection) => connection,
-            None => {
-                reader.insert(upstream::connect(resource, &reader_options(self.0.timeout)).await?)
-            }
-        })
     }
 
     /// Runs the snapshot query on the reader's connection, opening one when there is none or the last
@@ -251,23 +316,23 @@ impl CatalogHandle {
                 0 => SNAPSHOT_QUERY,
                 _ => without_definitions.as_str(),
             };
-            let connection = self.connection(reader, resource).await?;
             // Taken before the query starts: DDL that ends after this may or may not be in the rows, and
-            // its `changed` makes the snapshot stale.
+            // its `changed` (or the next check's fingerprint) makes the snapshot stale.
             let generation = self.0.generation.load(Ordering::Acquire);
-            let began = Instant::now();
-            match upstream::simple_query_rows(connection, query).await {
-                Ok(rows) => {
+            let read = async {
+                let fingerprint = self.fingerprint(reader, resource).await?;
+                let began = Instant::now();
+                let rows = self.ask(reader, resource, query).await?;
+                Ok((fingerprint, began, rows))
+            };
+            match read.await {
+                Ok((fingerprint, began, rows)) => {
+                    *self.0.fingerprint.lock().unwrap_or_else(|p| p.into_inner()) =
+                        Some(fingerprint);
                     let rows = rows.into_iter().filter_map(catalog_row);
                     return Ok(CatalogSnapshot::read(rows, began, generation));
                 }
-                Err(e) => {
-                    // A query the server failed leaves the connection usable; anything else does not.
-                    if !matches!(e, GatewayError::QueryFailed(_)) {
-                        *reader = None;
-                    }
-                    last = Some(e);
-                }
+                Err(e) => last = Some(e),
             }
         }
         Err(last.unwrap_or_else(|| GatewayError::Upstream("the catalog was not read".into())))

@@ -117,6 +117,41 @@ pub const SNAPSHOT_QUERY: &str = "WITH untrusted AS (SELECT p.oid, \
      UNION ALL SELECT 'e', '', e.evtname, u.name, '' FROM pg_catalog.pg_event_trigger e \
      JOIN untrusted u ON u.oid = e.evtfoid WHERE e.evtenabled <> 'D'";
 
+/// The catalogs whatever a snapshot holds comes from.
+const WATCHED_CATALOGS: &[&str] = &[
+    "pg_namespace",
+    "pg_class",
+    "pg_attribute",
+    "pg_proc",
+    "pg_rewrite",
+    "pg_trigger",
+    "pg_inherits",
+    "pg_policy",
+    "pg_attrdef",
+    "pg_constraint",
+    "pg_index",
+    "pg_type",
+    "pg_cast",
+    "pg_operator",
+    "pg_event_trigger",
+];
+
+/// A query for a cheap fingerprint of what a snapshot holds: each watched catalog's row count and the
+/// sum of its rows' `xmin`, which changes whenever DDL — through the gateway or not — inserts, updates
+/// or deletes a row. It scans the catalogs but builds nothing.
+pub fn fingerprint_query() -> String {
+    let parts: Vec<String> = WATCHED_CATALOGS
+        .iter()
+        .map(|catalog| {
+            format!(
+                "(SELECT pg_catalog.count(*) || ':' || pg_catalog.sum(xmin::text::int8) \
+                 FROM pg_catalog.{catalog})"
+            )
+        })
+        .collect();
+    format!("SELECT pg_catalog.concat_ws(',', {})", parts.join(", "))
+}
+
 /// [`SNAPSHOT_QUERY`] without view definitions: `pg_get_viewdef` locks the relations a view reads, and
 /// a migration may hold such a lock for minutes.
 pub fn snapshot_query_without_definitions() -> String {

@@ -398,6 +398,7 @@ async fn open(
             )));
         }
     };
+    catalogs.watch(&resource);
     let catalog = match catalog.map_err(|e| (catalogs.latest(), e)) {
         Ok(catalog) => catalog,
         Err((Some(older), e)) => {
