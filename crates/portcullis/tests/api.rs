@@ -552,7 +552,10 @@ async fn schemathesis_finds_no_server_error() {
         .args(["--suppress-health-check", "all"])
         .env(
             "SCHEMATHESIS_HOOKS",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/drivers/schemathesis_hooks.py"),
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../tests/drivers/schemathesis_hooks.py"
+            ),
         )
         // Its crash cache goes to the working directory; keep it out of the source tree.
         .current_dir(api.gw.dir.path())
