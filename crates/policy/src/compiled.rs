@@ -461,12 +461,12 @@ impl CompiledPolicy {
                     Some(col) => format!("{}.{col}", o.display_name()),
                     None => o.display_name(),
                 };
-                // Settings, channels and server operations are no tables: say which kind is meant.
-                let kind = match o.kind {
-                    ObjectKind::Setting | ObjectKind::Channel | ObjectKind::Server => {
-                        o.kind.as_str()
-                    }
-                    _ => "",
+                // Settings, channels, server operations, publications, ... are no tables: say which
+                // kind is meant (`foreign-server` reads as `foreign server`).
+                let kind = if o.kind.named_in_messages() {
+                    o.kind.as_str().replace('-', " ")
+                } else {
+                    String::new()
                 };
                 missing.push(MissingGrant {
                     component: i,

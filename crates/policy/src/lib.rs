@@ -119,4 +119,6 @@ pub use workflow::{
 };
 
 #[cfg(test)]
+mod ddl_tests;
+#[cfg(test)]
 mod tests;

@@ -68,8 +68,48 @@ tagged_enum! {
         /// An operation on the server as a whole, named by what it does (`checkpoint`, `load`,
         /// `prepared_transactions`, `all_tables`).
         Server => "server",
-        /// Anything else (extension, trigger, policy, ...).
+        /// An extension (`CREATE EXTENSION`); extensions have no schema of their own.
+        Extension => "extension",
+        /// A logical-replication publication: which tables' changes are sent to subscribers.
+        Publication => "publication",
+        /// A logical-replication subscription: a connection to another server that writes into this one.
+        Subscription => "subscription",
+        /// An event trigger: a function run on DDL of any session.
+        EventTrigger => "event-trigger",
+        /// A foreign-data wrapper.
+        ForeignDataWrapper => "foreign-data-wrapper",
+        /// A foreign server; user mappings, which hold credentials for it, are reported as altering it.
+        ForeignServer => "foreign-server",
+        /// A tablespace (a directory on the database server).
+        Tablespace => "tablespace",
+        /// A procedural language.
+        Language => "language",
+        /// An index or table access method.
+        AccessMethod => "access-method",
+        /// A large object, named by its OID (`GRANT ... ON LARGE OBJECT 16409`).
+        LargeObject => "large-object",
+        /// Anything else: objects that live in schemas but are no relation, function or type (collation,
+        /// conversion, operator, operator class and family, text search objects, statistics objects).
         Other => "other",
+    }
+}
+
+impl ObjectKind {
+    /// Whether objects of this kind live in a schema, so that an unqualified name is resolved through
+    /// the search path. The others (schemas, databases, roles, settings, channels, server operations,
+    /// extensions, publications, ...) have one name per database or server and are reported unqualified.
+    pub fn lives_in_schema(self) -> bool {
+        matches!(
+            self,
+            Self::Relation | Self::Function | Self::Sequence | Self::Type | Self::Other
+        )
+    }
+
+    /// Whether a denial names this kind before the object (`lacks ADMIN on server checkpoint`), because
+    /// the name alone does not say what it is: everything outside schemas but schemas, databases and
+    /// roles, whose names read as what they are in the messages users know.
+    pub fn named_in_messages(self) -> bool {
+        !self.lives_in_schema() && !matches!(self, Self::Schema | Self::Database | Self::Role)
     }
 }
 
@@ -307,6 +347,32 @@ impl StatementKind {
         Self::Comment,
         Self::Checkpoint,
     ];
+
+    /// The parse nodes of statement types the analyser leaves refused, as PostgreSQL's parser names them.
+    /// None is a statement a client can send on its own — PL/pgSQL assignments, `RETURN` inside a
+    /// `BEGIN ATOMIC` body, wrapper and post-analysis nodes — so a rule naming one is for completeness:
+    /// whatever reaches the fallback can be named (see [`StatementKind::unanalysed`]).
+    pub const UNANALYSED_NODES: &'static [&'static str] = &[
+        "PlassignStmt",
+        "RawStmt",
+        "ReplicaIdentityStmt",
+        "ReturnStmt",
+        "SetOperationStmt",
+    ];
+
+    /// The kind of a statement whose parse node `node_name` (`ReturnStmt`) the analyser does not know:
+    /// the node name upper-cased, as [`from_tag`](Self::from_tag) reads a rule's `ReturnStmt`, so an
+    /// explicit `allow` rule can name it.
+    pub fn unanalysed(node_name: &str) -> Self {
+        Self::Other(node_name.to_ascii_uppercase())
+    }
+
+    /// Whether `self` is the kind of an unanalysed parse node listed in
+    /// [`UNANALYSED_NODES`](Self::UNANALYSED_NODES).
+    pub fn is_unanalysed_node(&self) -> bool {
+        matches!(self, Self::Other(tag)
+            if Self::UNANALYSED_NODES.iter().any(|n| n.eq_ignore_ascii_case(tag)))
+    }
 
     /// Whether a statement of this kind that touches no object needs no privilege: it reads nothing,
     /// changes only the session's own state or transaction, or is judged by what it names elsewhere

@@ -23,6 +23,7 @@
 mod analysis;
 pub mod builtins;
 mod cache;
+mod ddl;
 #[rustfmt::skip]
 mod children;
 mod error;

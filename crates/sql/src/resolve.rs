@@ -198,15 +198,7 @@ pub fn resolve(
             name: name.name.clone(),
         };
     }
-    if matches!(
-        kind,
-        ObjectKind::Schema
-            | ObjectKind::Database
-            | ObjectKind::Role
-            | ObjectKind::Setting
-            | ObjectKind::Channel
-            | ObjectKind::Server
-    ) {
+    if !kind.lives_in_schema() {
         return QualifiedName {
             schema: String::new(),
             name: name.name.clone(),

@@ -49,7 +49,7 @@ fn other(tag: &str) -> StatementKind {
 }
 
 /// Fills `w` with what `node` does and returns its kind.
-fn classify(node: NodeRef<'_>, w: &mut Walker) -> StatementKind {
+pub(crate) fn classify(node: NodeRef<'_>, w: &mut Walker) -> StatementKind {
     use StatementKind as K;
     match node {
         NodeRef::SelectStmt(s) => {
@@ -474,7 +474,7 @@ fn classify(node: NodeRef<'_>, w: &mut Walker) -> StatementKind {
         NodeRef::CreateExtensionStmt(s) => {
             w.add(
                 ObjectName::unqualified(s.extname.clone()),
-                ObjectKind::Other,
+                ObjectKind::Extension,
                 Operation::Create,
                 Vec::new(),
             );
@@ -483,7 +483,7 @@ fn classify(node: NodeRef<'_>, w: &mut Walker) -> StatementKind {
         NodeRef::AlterExtensionStmt(s) => {
             w.add(
                 ObjectName::unqualified(s.extname.clone()),
-                ObjectKind::Other,
+                ObjectKind::Extension,
                 Operation::Alter,
                 Vec::new(),
             );
@@ -656,23 +656,27 @@ fn classify(node: NodeRef<'_>, w: &mut Walker) -> StatementKind {
         }
         NodeRef::DefineStmt(s) => {
             add_parts(w, &s.defnames, object_kind(s.kind), Operation::Create);
+            crate::ddl::called_functions(w, &s.definition);
             format_create(s.kind)
         }
-        other_node => {
-            let name = node_name(other_node);
-            w.opaque(format!(
-                "statement type {name} is not supported by the analyser"
-            ));
-            other(name)
-        }
+        other_node => match crate::ddl::classify_ddl(other_node, w) {
+            Some(kind) => kind,
+            None => {
+                let name = node_name(other_node);
+                w.opaque(format!(
+                    "statement type {name} is not supported by the analyser"
+                ));
+                StatementKind::unanalysed(name)
+            }
+        },
     }
 }
 
 /// The server object whole-database maintenance (`VACUUM`, `ANALYZE`, `CLUSTER` without a table) names.
-const ALL_TABLES: &str = "all_tables";
+pub(crate) const ALL_TABLES: &str = "all_tables";
 
 /// Records `operation` on the server-wide object `name`.
-fn server(w: &mut Walker, name: &str, operation: Operation) {
+pub(crate) fn server(w: &mut Walker, name: &str, operation: Operation) {
     w.add(
         ObjectName::unqualified(name),
         ObjectKind::Server,
@@ -700,7 +704,12 @@ fn relations(w: &mut Walker, nodes: &[protobuf::Node], operation: Operation) {
     }
 }
 
-fn add_parts(w: &mut Walker, parts: &[protobuf::Node], kind: ObjectKind, operation: Operation) {
+pub(crate) fn add_parts(
+    w: &mut Walker,
+    parts: &[protobuf::Node],
+    kind: ObjectKind,
+    operation: Operation,
+) {
     let names = string_list(parts);
     match ObjectName::from_parts(&names) {
         Some(name) if names.len() == parts.len() => w.add(name, kind, operation, Vec::new()),
@@ -708,7 +717,7 @@ fn add_parts(w: &mut Walker, parts: &[protobuf::Node], kind: ObjectKind, operati
     }
 }
 
-fn role_name(r: &protobuf::RoleSpec) -> String {
+pub(crate) fn role_name(r: &protobuf::RoleSpec) -> String {
     if r.rolename.is_empty() {
         // CURRENT_USER, SESSION_USER, PUBLIC, ...: keep the keyword so a rule can still match it.
         match protobuf::RoleSpecType::try_from(r.roletype) {
@@ -898,6 +907,8 @@ fn alter_table(s: &protobuf::AlterTableStmt, w: &mut Walker) -> StatementKind {
                             w.relation(part, Operation::Alter, Vec::new());
                         }
                     }
+                    // REPLICA IDENTITY names an index of the table itself, already altered.
+                    Some(NodeEnum::ReplicaIdentityStmt(_)) => {}
                     Some(def) => w.walk(def.to_ref()),
                     None => {}
                 }
@@ -966,9 +977,12 @@ fn index_columns(params: &[protobuf::Node]) -> Vec<String> {
 }
 
 /// The dotted name parts of an object reference in DROP/COMMENT/ALTER ... OWNER and the like.
-fn name_parts(node: &protobuf::Node) -> Option<Vec<String>> {
+pub(crate) fn name_parts(node: &protobuf::Node) -> Option<Vec<String>> {
     match node.node.as_ref()? {
         NodeEnum::String(s) => Some(vec![s.sval.clone()]),
+        // Large objects are named by their OID.
+        NodeEnum::Integer(i) => Some(vec![i.ival.to_string()]),
+        NodeEnum::Float(f) => Some(vec![f.fval.clone()]),
         NodeEnum::List(l) => {
             let parts = string_list(&l.items);
             (parts.len() == l.items.len()).then_some(parts)
@@ -997,7 +1011,43 @@ fn name_parts(node: &protobuf::Node) -> Option<Vec<String>> {
 
 /// Records `operation` on the object `node` of type `objtype`. Sub-objects of a table (column, constraint,
 /// trigger, rule, policy) are reported as an alteration of the table.
-fn object_ref(w: &mut Walker, objtype: i32, node: &protobuf::Node, operation: Operation) {
+pub(crate) fn object_ref(
+    w: &mut Walker,
+    objtype: i32,
+    node: &protobuf::Node,
+    operation: Operation,
+) {
+    if crate::ddl::typed_object(w, objtype, node) {
+        return;
+    }
+    if objtype == ObjectType::ObjectParameterAcl as i32 {
+        match &node.node {
+            Some(NodeEnum::String(name)) => w.add(
+                setting_object(&name.sval),
+                ObjectKind::Setting,
+                operation,
+                Vec::new(),
+            ),
+            _ => w.opaque("a parameter name the analyser cannot read"),
+        }
+        return;
+    }
+    // A domain constraint is part of its domain: `COMMENT ON CONSTRAINT c ON DOMAIN d` names
+    // (d, c), `ALTER DOMAIN d RENAME CONSTRAINT` the domain alone.
+    if objtype == ObjectType::ObjectDomconstraint as i32 {
+        let domain = match &node.node {
+            Some(NodeEnum::List(l)) => match l.items.first().and_then(|i| i.node.as_ref()) {
+                Some(NodeEnum::TypeName(t)) => Some(&t.names),
+                _ => Some(&l.items),
+            },
+            _ => None,
+        };
+        match domain {
+            Some(names) => add_parts(w, names, ObjectKind::Type, Operation::Alter),
+            None => w.opaque("a domain constraint the analyser cannot read"),
+        }
+        return;
+    }
     let Some(mut parts) = name_parts(node) else {
         w.opaque(format!(
             "{} {} on an object the analyser cannot read",
@@ -1016,6 +1066,15 @@ fn object_ref(w: &mut Walker, objtype: i32, node: &protobuf::Node, operation: Op
         ) => Some(false),
         _ => None,
     };
+    // Operator classes and families are written `name USING access_method`, which the parser stores
+    // with the access method first; it is not part of the name.
+    if matches!(
+        ObjectType::try_from(objtype),
+        Ok(ObjectType::ObjectOpclass | ObjectType::ObjectOpfamily)
+    ) && !parts.is_empty()
+    {
+        parts.remove(0);
+    }
     if let Some(is_column) = sub {
         let Some(last) = parts.pop() else {
             w.opaque("an object name the analyser cannot read");
@@ -1055,11 +1114,22 @@ fn object_kind(objtype: i32) -> ObjectKind {
         Ok(T::ObjectDatabase) => ObjectKind::Database,
         Ok(T::ObjectRole) => ObjectKind::Role,
         Ok(T::ObjectType | T::ObjectDomain) => ObjectKind::Type,
+        Ok(T::ObjectExtension) => ObjectKind::Extension,
+        Ok(T::ObjectPublication) => ObjectKind::Publication,
+        Ok(T::ObjectSubscription) => ObjectKind::Subscription,
+        Ok(T::ObjectEventTrigger) => ObjectKind::EventTrigger,
+        Ok(T::ObjectFdw) => ObjectKind::ForeignDataWrapper,
+        Ok(T::ObjectForeignServer) => ObjectKind::ForeignServer,
+        Ok(T::ObjectTablespace) => ObjectKind::Tablespace,
+        Ok(T::ObjectLanguage) => ObjectKind::Language,
+        Ok(T::ObjectAccessMethod) => ObjectKind::AccessMethod,
+        Ok(T::ObjectLargeobject) => ObjectKind::LargeObject,
+        Ok(T::ObjectParameterAcl) => ObjectKind::Setting,
         _ => ObjectKind::Other,
     }
 }
 
-fn alter_kind(objtype: i32) -> StatementKind {
+pub(crate) fn alter_kind(objtype: i32) -> StatementKind {
     if objtype == ObjectType::ObjectTable as i32 || objtype == ObjectType::ObjectColumn as i32 {
         StatementKind::AlterTable
     } else {
@@ -1095,6 +1165,7 @@ fn object_type_word(objtype: i32) -> &'static str {
         Ok(T::ObjectMatview) => "MATERIALIZED VIEW",
         Ok(T::ObjectOpclass) => "OPERATOR CLASS",
         Ok(T::ObjectOperator) => "OPERATOR",
+        Ok(T::ObjectParameterAcl) => "PARAMETER",
         Ok(T::ObjectOpfamily) => "OPERATOR FAMILY",
         Ok(T::ObjectPolicy) => "POLICY",
         Ok(T::ObjectProcedure) => "PROCEDURE",

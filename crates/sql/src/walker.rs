@@ -410,6 +410,11 @@ impl Walker {
                     .flatten()
                     .and_then(builtins::FunctionClass::unanalysable)
                     .or_else(|| {
+                        builtin
+                            .then(|| builtins::unanalysable_overload(&name.name, f.args.len()))
+                            .flatten()
+                    })
+                    .or_else(|| {
                         // dblink's functions, wherever the extension lives, run SQL given as text.
                         name.name
                             .starts_with("dblink")

@@ -60,6 +60,16 @@ pub(crate) fn object_type(kind: ObjectKind) -> ObjectType {
         | ObjectKind::Setting
         | ObjectKind::Channel
         | ObjectKind::Server
+        | ObjectKind::Extension
+        | ObjectKind::Publication
+        | ObjectKind::Subscription
+        | ObjectKind::EventTrigger
+        | ObjectKind::ForeignDataWrapper
+        | ObjectKind::ForeignServer
+        | ObjectKind::Tablespace
+        | ObjectKind::Language
+        | ObjectKind::AccessMethod
+        | ObjectKind::LargeObject
         | ObjectKind::Other => ObjectType::Object,
     }
 }

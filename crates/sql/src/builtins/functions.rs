@@ -2477,7 +2477,7 @@ pub(super) const FUNCTIONS: &[(&str, &str, FunctionClass)] = &[
     ("pg_catalog", "ts_parse", FunctionClass::Reads),
     ("pg_catalog", "ts_rank", FunctionClass::Pure),
     ("pg_catalog", "ts_rank_cd", FunctionClass::Pure),
-    ("pg_catalog", "ts_rewrite", FunctionClass::RunsSql),
+    ("pg_catalog", "ts_rewrite", FunctionClass::Pure),
     ("pg_catalog", "ts_stat", FunctionClass::RunsSql),
     ("pg_catalog", "ts_token_type", FunctionClass::Reads),
     ("pg_catalog", "ts_typanalyze", FunctionClass::Reads),

@@ -21,8 +21,12 @@ RUNS_SQL = {
     "query_to_xml", "query_to_xmlschema", "query_to_xml_and_xmlschema", "cursor_to_xml",
     "cursor_to_xmlschema", "table_to_xml", "table_to_xmlschema", "table_to_xml_and_xmlschema",
     "schema_to_xml", "schema_to_xmlschema", "schema_to_xml_and_xmlschema", "database_to_xml",
-    "database_to_xmlschema", "database_to_xml_and_xmlschema", "ts_stat", "ts_rewrite",
+    "database_to_xmlschema", "database_to_xml_and_xmlschema", "ts_stat",
 }
+# Names whose overloads differ: classed by the harmless ones here; the analyser refuses the others by
+# argument count (`unanalysable_overload` in mod.rs). `ts_rewrite(query, target, substitute)` is pure,
+# `ts_rewrite(query, 'SELECT ...')` runs its second argument as SQL.
+BY_ARITY = {"ts_rewrite": "Pure"}
 # Functions that read, list or write the database server's files.
 SERVER_FILES = {
     "pg_read_file", "pg_read_file_old", "pg_read_binary_file", "pg_stat_file", "pg_ls_dir",
@@ -75,6 +79,8 @@ def query(conninfo, sql):
     return [line.split("\t") for line in out.splitlines() if line]
 
 def function_class(name, volatility):
+    if name in BY_ARITY:
+        return BY_ARITY[name]
     if name in RUNS_SQL:
         return "RunsSql"
     if name in SERVER_FILES:

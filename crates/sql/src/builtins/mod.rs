@@ -44,6 +44,15 @@ impl FunctionClass {
     }
 }
 
+/// Why a call of the built-in `name` with `args` arguments cannot be analysed, for names whose overloads
+/// differ: the table classes such a name by its harmless overloads (`BY_ARITY` in `generate.py`), and the
+/// others are told apart here by their argument count. `ts_rewrite(query, target, substitute)` is pure;
+/// `ts_rewrite(query, 'SELECT …')` runs its second argument as SQL.
+pub fn unanalysable_overload(name: &str, args: usize) -> Option<&'static str> {
+    (name == "ts_rewrite" && args != 3)
+        .then_some("with a query as text runs SQL given as text, which the gateway cannot analyse")
+}
+
 /// Whether a catalog relation may be read without a grant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RelationClass {
@@ -153,6 +162,11 @@ mod tests {
         assert_eq!(class("pg_read_file"), Some(FunctionClass::ServerFiles));
         assert_eq!(class("lo_import"), Some(FunctionClass::ServerFiles));
         assert_eq!(function_class("public", "lower"), None);
+        // ts_rewrite's three-argument form is pure; the two-argument one runs a query given as text.
+        assert_eq!(class("ts_rewrite"), Some(FunctionClass::Pure));
+        assert!(unanalysable_overload("ts_rewrite", 3).is_none());
+        assert!(unanalysable_overload("ts_rewrite", 2).is_some());
+        assert!(unanalysable_overload("lower", 1).is_none());
     }
 
     #[test]
