@@ -12,7 +12,7 @@ use portcullis_policy::{
 };
 use portcullis_sql::{
     backslash_in_plain_string, leading_justification, quote_ident, Analysis, AnalysisError,
-    ObjectKind, QualifiedName, SearchPath, SessionEffect, Statement, StatementKind,
+    QualifiedName, SearchPath, SessionEffect, Statement, StatementKind,
 };
 use portcullis_store::Request;
 use portcullis_wire::{
@@ -1516,11 +1516,8 @@ fn ends_transaction(statement: &Statement) -> bool {
 
 /// Whether what `statement` touches depends on the search path: it names an object without a schema.
 fn depends_on_settings(statement: &Statement) -> bool {
-    statement.objects.iter().any(|access| {
-        access.object.schema.is_none()
-            && !matches!(
-                access.kind,
-                ObjectKind::Schema | ObjectKind::Database | ObjectKind::Role
-            )
-    })
+    statement
+        .objects
+        .iter()
+        .any(|access| access.object.schema.is_none() && access.kind.lives_in_schema())
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use portcullis_policy::{Component, OutcomeDecision, PendingOutcome, ResolvedAccess};
-use portcullis_sql::{resolve, Catalog, ObjectKind, Operation, SearchPath, Statement};
+use portcullis_sql::{resolve, Catalog, Operation, SearchPath, Statement};
 use portcullis_store::{AuditEvent, AuditObject, PolicyTrail, StatementEvent};
 
 use super::SessionInfo;
@@ -194,16 +194,11 @@ impl Run {
             .collect();
         // `EXECUTE name` is decided as the statement it runs: its kind, text and objects.
         let components = portcullis_policy::components(objects_of, resolved);
+        // Any DDL: a snapshot also holds types, operators, casts, triggers and event triggers.
         let changes_catalog = objects_of.objects.iter().any(|access| {
             matches!(
                 access.operation,
                 Operation::Create | Operation::Alter | Operation::Drop
-            ) && matches!(
-                access.kind,
-                ObjectKind::Relation
-                    | ObjectKind::Schema
-                    | ObjectKind::Function
-                    | ObjectKind::Sequence
             )
         });
         Run {
