@@ -532,3 +532,27 @@ async fn statements_are_read_in_the_client_encoding() {
     );
     assert!(errors.contains("employees"), "{through:?} {errors}");
 }
+
+/// `set_config` with its setting name as a parameter (drivers do this) is decided at each execution on
+/// the name bound: an ordinary setting runs, a privileged one needs a grant, an identity is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn set_config_is_decided_on_the_bound_setting_name() {
+    let (_pg, gw) = start("state_bound_setting").await;
+    let bob = gw.connect("bob", BOB_PASSWORD).await;
+    let sql = "SELECT set_config($1, $2, false)";
+    let rows = bob
+        .query(sql, &[&"application_name", &"bound-name"])
+        .await
+        .unwrap();
+    assert_eq!(rows[0].get::<_, String>(0), "bound-name");
+    let shown = bob.simple_query("SHOW application_name").await.unwrap();
+    assert_eq!(first_value(&shown), "bound-name");
+
+    let (code, message) = denial(bob.query(sql, &[&"log_statement", &"none"]).await);
+    assert_eq!(code, "42501", "{message}");
+    assert!(message.contains("log_statement"), "{message}");
+    let (code, message) = denial(bob.query(sql, &[&"role", &"postgres"]).await);
+    assert_eq!(code, "0A000", "{message}");
+    let who = bob.simple_query("SELECT current_user").await.unwrap();
+    assert_ne!(first_value(&who), "postgres");
+}

@@ -39,6 +39,9 @@ pub struct Statement {
     pub effect: Option<SessionEffect>,
     /// The highest `$n` parameter referenced (0 when none).
     pub param_refs: u16,
+    /// Parameters (`$n`, 1-based) whose bound value names a setting `set_config` changes: the statement
+    /// is decided on the names at each execution.
+    pub bound_settings: Vec<u16>,
 }
 
 impl Statement {

@@ -187,6 +187,7 @@ pub(crate) fn with_text(template: &Analysis, sql: &str) -> Analysis {
             opaque: s.opaque.clone(),
             effect: s.effect.clone(),
             param_refs: s.param_refs,
+            bound_settings: s.bound_settings.clone(),
         })
         .collect();
     Analysis { statements }

@@ -41,6 +41,7 @@ pub(crate) fn analyze_statement(
         opaque: w.opaque,
         effect: w.effect,
         param_refs: w.param_refs,
+        bound_settings: w.bound_settings,
     }
 }
 
@@ -154,7 +155,12 @@ pub(crate) fn classify(node: NodeRef<'_>, w: &mut Walker) -> StatementKind {
                 opaque: inner.opaque.clone(),
                 effect: inner.effect.take(),
                 param_refs: inner.param_refs,
+                bound_settings: Vec::new(),
             };
+            if !inner.bound_settings.is_empty() {
+                // EXECUTE's arguments are expressions, not bound values the gateway can read.
+                inner.opaque("set_config() in PREPARE with a setting name given as a parameter");
+            }
             w.absorb(inner);
             w.set_effect(SessionEffect::Prepare {
                 name: s.name.clone(),

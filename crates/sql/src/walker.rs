@@ -21,6 +21,7 @@ pub(crate) struct Walker {
     pub(crate) objects: Vec<ObjectAccess>,
     pub(crate) opaque: Option<String>,
     pub(crate) param_refs: u16,
+    pub(crate) bound_settings: Vec<u16>,
     pub(crate) effect: Option<SessionEffect>,
     ctes: Vec<String>,
     depth: usize,
@@ -90,6 +91,7 @@ impl Walker {
             self.opaque(reason);
         }
         self.param_refs = self.param_refs.max(other.param_refs);
+        self.bound_settings.extend(other.bound_settings);
         if let Some(effect) = other.effect {
             self.set_effect(effect);
         }
@@ -436,6 +438,11 @@ impl Walker {
     /// `set_config(name, value, is_local)` is `SET` in function form: track search_path changes and refuse
     /// identity changes and anything not spelled out in constants.
     fn set_config(&mut self, args: &[protobuf::Node]) {
+        if let Some(n) = args.first().and_then(param_number) {
+            // Known at Bind: the gateway decides the bound name there.
+            self.bound_settings.push(n);
+            return;
+        }
         let Some(setting) = args.first().and_then(const_string) else {
             self.opaque("set_config() with a non-constant setting name may change the session's identity or search_path");
             return;
@@ -544,6 +551,15 @@ pub(crate) fn const_string(node: &protobuf::Node) -> Option<String> {
             _ => None,
         },
         NodeEnum::TypeCast(tc) => const_string(tc.arg.as_deref()?),
+        _ => None,
+    }
+}
+
+/// The number of a parameter reference (`$2`, possibly cast).
+fn param_number(node: &protobuf::Node) -> Option<u16> {
+    match node.node.as_ref()? {
+        NodeEnum::ParamRef(p) => u16::try_from(p.number).ok().filter(|n| *n > 0),
+        NodeEnum::TypeCast(tc) => param_number(tc.arg.as_deref()?),
         _ => None,
     }
 }

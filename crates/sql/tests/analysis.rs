@@ -767,8 +767,15 @@ fn session_statements() {
             true,
         ),
         (
+            // Decided at Bind, on the bound name.
             "SELECT set_config($1, 'x', false)",
             "SELECT",
+            &["f:set_config:execute"],
+            false,
+        ),
+        (
+            "PREPARE s AS SELECT set_config($1, 'x', false)",
+            "PREPARE",
             &["f:set_config:execute"],
             true,
         ),
@@ -785,6 +792,17 @@ fn session_statements() {
             true,
         ),
     ]);
+}
+
+#[test]
+fn set_config_names_given_as_parameters_are_left_to_bind() {
+    assert_eq!(
+        one("SELECT set_config($2::text, $1, true), $3").bound_settings,
+        vec![2]
+    );
+    assert!(one("SELECT set_config('work_mem', '1MB', false)")
+        .bound_settings
+        .is_empty());
 }
 
 fn effect(sql: &str) -> Option<SessionEffect> {

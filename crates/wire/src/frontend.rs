@@ -181,6 +181,29 @@ fn decode_bind<'a>(r: &mut Reader<'a>) -> Result<FrontendMessage<'a>, WireError>
     })
 }
 
+/// The value of parameter `index` (0-based) in the body of a Bind message: `None` for SQL NULL or a
+/// parameter the message lacks. A text value is the same bytes in text and binary format.
+pub fn bind_parameter(body: &[u8], index: usize) -> Result<Option<&[u8]>, WireError> {
+    let mut r = Reader::new(body);
+    r.cstr("Bind portal")?;
+    r.cstr("Bind statement")?;
+    let formats = r.u16("Bind format count")?;
+    r.take(usize::from(formats) * 2, "Bind parameter formats")?;
+    let param_count = r.u16("Bind parameter count")?;
+    for i in 0..usize::from(param_count) {
+        let len = r.i32("Bind parameter length")?;
+        let value = match len {
+            -1 => None,
+            len if len >= 0 => Some(r.take(len as usize, "Bind parameter value")?),
+            _ => return Err(WireError::Malformed("Bind parameter length is negative")),
+        };
+        if i == index {
+            return Ok(value);
+        }
+    }
+    Ok(None)
+}
+
 /// Parses the body of a SASLInitialResponse: `(mechanism, initial client data)`.
 /// A data length of -1 (no data) yields an empty slice.
 pub fn decode_sasl_initial_response(body: &[u8]) -> Result<(&str, &[u8]), WireError> {

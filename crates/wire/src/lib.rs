@@ -32,7 +32,8 @@ pub use crate::error::WireError;
 pub use crate::error_fields::{field, ErrorFields};
 pub use crate::framing::{peek_frame, split_frame, Frame, FrameHeader, Limits, HEADER_LEN};
 pub use crate::frontend::{
-    decode_frontend, decode_password, decode_sasl_initial_response, FrontendMessage, Target,
+    bind_parameter, decode_frontend, decode_password, decode_sasl_initial_response,
+    FrontendMessage, Target,
 };
 pub use crate::md5::{md5_password, md5_password_from_hash, md5_stored_hash};
 pub use crate::scram::{

@@ -11,14 +11,16 @@ use portcullis_policy::{
     Component, Context, SessionCache, StatementComponent, StatementDecision, Verdict,
 };
 use portcullis_sql::{
-    backslash_in_plain_string, leading_justification, quote_ident, Analysis, AnalysisError,
-    QualifiedName, SearchPath, SessionEffect, Statement, StatementKind,
+    backslash_in_plain_string, leading_justification, quote_ident, setting_class, setting_object,
+    Analysis, AnalysisError, ObjectAccess, ObjectKind, Operation, QualifiedName, SearchPath,
+    SessionEffect, SettingClass, Statement, StatementKind,
 };
 use portcullis_store::Request;
 use portcullis_wire::{
-    decode_frontend, encode_bind_without_params, encode_close_statement, encode_describe_portal,
-    encode_execute, encode_flush, encode_parse, encode_parse_bytes, encode_query,
-    encode_query_bytes, encode_sync, peek_frame, tag, FrontendMessage, Target, WireError,
+    bind_parameter, decode_frontend, encode_bind_without_params, encode_close_statement,
+    encode_describe_portal, encode_execute, encode_flush, encode_parse, encode_parse_bytes,
+    encode_query, encode_query_bytes, encode_sync, peek_frame, tag, FrontendMessage, Target,
+    WireError,
 };
 use portcullis_workflows::HeldStatement;
 use time::OffsetDateTime;
@@ -117,6 +119,9 @@ struct Prepared {
     justification: Option<Arc<str>>,
     /// The masks and row filters its text was rewritten with (as the monitor records them).
     protections: Vec<String>,
+    /// For a bound portal: the setting names `set_config` was given as parameters (see
+    /// [`Statement::bound_settings`]), `None` where the value could not be read.
+    bound_settings: Vec<Option<String>>,
 }
 
 impl Prepared {
@@ -473,6 +478,7 @@ impl<'a> ClientSide<'a> {
                     Some(prepared) => {
                         let mut bound = prepared.clone();
                         bound.params = u32::from(param_count);
+                        bound.bound_settings = self.bound_setting_names(&bound, &frame[5..]);
                         self.portals.insert(portal.to_string(), bound);
                     }
                     None => {
@@ -495,9 +501,19 @@ impl<'a> ClientSide<'a> {
                     let statement = statement.clone();
                     self.note_settings(&statement);
                 }
-                let run = bound
-                    .as_ref()
-                    .and_then(|p| Some(self.run_for(p.statement()?, p.params)));
+                let run = match bound.as_ref().and_then(|p| Some((p, p.statement()?))) {
+                    Some((prepared, statement)) => {
+                        match with_bound_settings(statement, &prepared.bound_settings) {
+                            Ok(decided) => Some(self.run_for(&decided, prepared.params)),
+                            Err(refusal) => {
+                                let run = self.run_for(statement, prepared.params);
+                                self.refuse(run, refusal, true, out);
+                                return Ok(Step::Continue);
+                            }
+                        }
+                    }
+                    None => None,
+                };
                 // Decided again at each execution: the policy, the time or the context may have
                 // changed since the statement was prepared.
                 let Some(mut run) = self.decide_extended(run, out)? else {
@@ -555,6 +571,24 @@ impl<'a> ClientSide<'a> {
             }
         }
         Ok(Step::Continue)
+    }
+
+    /// The setting names a Bind gives the `set_config` calls of its statement, read in the client
+    /// encoding.
+    fn bound_setting_names(&self, prepared: &Prepared, body: &[u8]) -> Vec<Option<String>> {
+        let Some(statement) = prepared.statement() else {
+            return Vec::new();
+        };
+        let flow = self.lock();
+        statement
+            .bound_settings
+            .iter()
+            .map(|n| {
+                let value = bind_parameter(body, usize::from(*n).saturating_sub(1)).ok()??;
+                let text = flow.encoding.decode(value, &flow.client_encoding).ok()?;
+                Some(text.into_owned())
+            })
+            .collect()
     }
 
     /// The function a fast-path call (libpq's and JDBC's large-object API use them) names by OID, asked
@@ -938,6 +972,7 @@ impl<'a> ClientSide<'a> {
                     params: 0,
                     justification: self.message_justification.clone(),
                     protections,
+                    bound_settings: Vec::new(),
                 },
             );
         }
@@ -1462,6 +1497,43 @@ impl<'a> ClientSide<'a> {
         // From here the settings query's answer tells: statements wait for it (see `settle`).
         self.settings_unknown = false;
     }
+}
+
+/// `statement` with the settings its `set_config` calls were bound to change: a privileged one is a
+/// component to decide (`set` on the setting), one that changes the upstream identity or cannot be read
+/// is refused.
+fn with_bound_settings<'s>(
+    statement: &'s Statement,
+    names: &[Option<String>],
+) -> Result<std::borrow::Cow<'s, Statement>, Refusal> {
+    if statement.bound_settings.is_empty() {
+        return Ok(std::borrow::Cow::Borrowed(statement));
+    }
+    let mut objects = statement.objects.to_vec();
+    for n in 0..statement.bound_settings.len() {
+        let Some(name) = names.get(n).cloned().flatten() else {
+            return Err(Refusal::unanalysable(
+                "set_config() was bound a setting name the gateway cannot read",
+            ));
+        };
+        match setting_class(&name) {
+            SettingClass::Identity => {
+                return Err(Refusal::unanalysable(format!(
+                    "set_config() of {name} changes the upstream identity"
+                )))
+            }
+            SettingClass::Privileged => objects.push(ObjectAccess {
+                object: setting_object(&name),
+                kind: ObjectKind::Setting,
+                operation: Operation::Set,
+                columns: Vec::new(),
+            }),
+            SettingClass::Ordinary => {}
+        }
+    }
+    let mut decided = statement.clone();
+    decided.objects = objects.into();
+    Ok(std::borrow::Cow::Owned(decided))
 }
 
 /// What each component of `run` does (`delete public.t`, `statement DELETE`).

@@ -362,9 +362,7 @@ pub fn workspace_root() -> PathBuf {
 }
 
 /// The SQLSTATE and message of a statement that failed.
-pub fn denial(
-    result: Result<Vec<tokio_postgres::SimpleQueryMessage>, tokio_postgres::Error>,
-) -> (String, String) {
+pub fn denial<T: std::fmt::Debug>(result: Result<T, tokio_postgres::Error>) -> (String, String) {
     let err = result.expect_err("the statement should have failed");
     let db = err
         .as_db_error()
