@@ -8,7 +8,7 @@ mod common;
 
 use common::{denial, fresh_database, psql, refused_login, Gateway, ALICE_PASSWORD, BOB_PASSWORD};
 use portcullis_testkit::{PgServer, SUPERUSER, SUPERUSER_PASSWORD};
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::{AsyncMessage, NoTls, SimpleQueryMessage};
 
 /// bob is the intern: `select, copy-out` on `hr.*` only. alice may do anything.
 const INTERN_POLICY: &str = "
@@ -512,4 +512,51 @@ fn rows_of(messages: &[tokio_postgres::SimpleQueryMessage]) -> Vec<Vec<Option<St
             _ => None,
         })
         .collect()
+}
+
+/// What is refused by design — server files (`COPY … FROM 'file'`, `lo_import`), `SET ROLE`, `DO` — can be
+/// lifted for a named user by an explicit rule for the statement kind, and stays refused to everyone else.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_explicit_rule_lifts_each_refusal_by_design_for_a_named_user() {
+    let policy = "\
+grants:
+  - to: {user: alice}
+    resource: app
+    objects: ['*']
+    privileges: [all]
+  - to: {user: bob}
+    resource: app
+    objects: ['*']
+    privileges: [all]
+rules:
+  - id: dba-only
+    when: {users: [alice], statement_kinds: [DO, COPY, SET, SELECT]}
+    action: allow
+";
+    let (_pg, gw) = superuser_gateway("deny_lifted", policy).await;
+    let alice = gw.connect("alice", ALICE_PASSWORD).await;
+    let bob = gw.connect("bob", BOB_PASSWORD).await;
+    alice
+        .batch_execute("CREATE TABLE public.lines(l text)")
+        .await
+        .unwrap();
+    for sql in [
+        "COPY public.lines FROM '/etc/hostname'",
+        "SELECT lo_unlink(lo_import('/etc/hostname'))",
+        "DO $$ BEGIN PERFORM 1; END $$",
+        "SET ROLE app",
+    ] {
+        alice
+            .simple_query(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+        let (code, message) = denial(bob.simple_query(sql).await);
+        assert_eq!(code, "0A000", "{sql}: {message}");
+    }
+    let who = alice.simple_query("SELECT current_user").await.unwrap();
+    let who = who.iter().find_map(|m| match m {
+        SimpleQueryMessage::Row(row) => row.get(0).map(str::to_string),
+        _ => None,
+    });
+    assert_eq!(who.as_deref(), Some("app"));
 }

@@ -27,7 +27,7 @@ grants:
     privileges: [select]
   - to: {user: bob}
     resource: app
-    objects: [public.scs_off]
+    objects: [public.scs_off, public.to_hr]
     privileges: [execute]
 ";
 
@@ -45,7 +45,9 @@ async fn start(name: &str) -> (&'static PgServer, Gateway) {
              CREATE TABLE public.secret_t(s text);
              INSERT INTO public.secret_t VALUES ('TOPSECRET');
              CREATE FUNCTION public.scs_off() RETURNS text LANGUAGE sql AS
-               $$ SELECT pg_catalog.set_config('standard_conforming_strings', 'off', false) $$;",
+               $$ SELECT pg_catalog.set_config('standard_conforming_strings', 'off', false) $$;
+             CREATE FUNCTION public.to_hr() RETURNS text LANGUAGE sql AS
+               $$ SELECT pg_catalog.set_config('search_path', 'hr', false) $$;",
         )
         .await
         .expect("fixtures");
@@ -555,4 +557,21 @@ async fn set_config_is_decided_on_the_bound_setting_name() {
     assert_eq!(code, "0A000", "{message}");
     let who = bob.simple_query("SELECT current_user").await.unwrap();
     assert_ne!(first_value(&who), "postgres");
+}
+
+/// A function may change the search path in its body, where the statement's text does not show it: the
+/// gateway asks the server after any call of a function that is not a known built-in.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_search_path_changed_inside_a_function_is_learnt_from_the_server() {
+    let (_pg, gw) = start("state_path_function").await;
+    let bob = gw.connect("bob", BOB_PASSWORD).await;
+    let rows = bob
+        .simple_query("SELECT note FROM employees")
+        .await
+        .unwrap();
+    assert_eq!(first_value(&rows), "public-row");
+    bob.simple_query("SELECT public.to_hr()").await.unwrap();
+    let (code, message) = denial(bob.simple_query("SELECT note FROM employees").await);
+    assert_eq!(code, "42501", "{message}");
+    assert!(message.contains("hr.employees"), "{message}");
 }

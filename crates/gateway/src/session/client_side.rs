@@ -11,9 +11,9 @@ use portcullis_policy::{
     Component, Context, SessionCache, StatementComponent, StatementDecision, Verdict,
 };
 use portcullis_sql::{
-    backslash_in_plain_string, leading_justification, quote_ident, setting_class, setting_object,
-    Analysis, AnalysisError, ObjectAccess, ObjectKind, Operation, QualifiedName, SearchPath,
-    SessionEffect, SettingClass, Statement, StatementKind,
+    backslash_in_plain_string, builtins, leading_justification, quote_ident, setting_class,
+    setting_object, Analysis, AnalysisError, ObjectAccess, ObjectKind, Operation, QualifiedName,
+    SearchPath, SessionEffect, SettingClass, Statement, StatementKind,
 };
 use portcullis_store::Request;
 use portcullis_wire::{
@@ -1558,7 +1558,8 @@ const UNKNOWN_SETTINGS: &str = "an earlier statement may have changed search_pat
      a request cycle (one without COPY); send Sync before this statement, or run it again";
 
 /// Whether `statement` may change a setting the gateway follows: search_path (names), client_encoding
-/// and standard_conforming_strings (how text reads). `set_config` is found in the text, wherever it is.
+/// and standard_conforming_strings (how text reads). `set_config` is found in the text, wherever it is;
+/// a function that is not a known built-in may call it in its body.
 fn changes_settings(statement: &Statement) -> bool {
     matches!(
         statement.kind,
@@ -1572,6 +1573,12 @@ fn changes_settings(statement: &Statement) -> bool {
                 | SessionEffect::DiscardAll
         )
     }) || statement.text.to_ascii_lowercase().contains("set_config")
+        || statement.objects.iter().any(|access| {
+            access.kind == ObjectKind::Function && {
+                let schema = access.object.schema.as_deref().unwrap_or("pg_catalog");
+                builtins::function_class(schema, &access.object.name).is_none()
+            }
+        })
 }
 
 /// Whether `statement` ends a transaction (or its part after a savepoint), which undoes the settings
