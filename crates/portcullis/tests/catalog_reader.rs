@@ -9,31 +9,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{fresh_database, Gateway, ALICE_PASSWORD};
-use portcullis_testkit::{PgServer, SUPERUSER, SUPERUSER_PASSWORD};
+use common::{direct, first_value, fresh_database, Gateway, ALICE_PASSWORD};
 use tokio_postgres::{NoTls, SimpleQueryMessage};
-
-/// A direct superuser connection to the upstream database.
-async fn direct(pg: &PgServer, db: &str) -> tokio_postgres::Client {
-    let (client, connection) =
-        tokio_postgres::connect(&pg.url(SUPERUSER, SUPERUSER_PASSWORD, db), NoTls)
-            .await
-            .expect("connect directly");
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    client
-}
-
-fn first_value(messages: &[SimpleQueryMessage]) -> String {
-    messages
-        .iter()
-        .find_map(|m| match m {
-            SimpleQueryMessage::Row(row) => Some(row.get(0).unwrap_or_default().to_string()),
-            _ => None,
-        })
-        .unwrap_or_default()
-}
 
 /// DDL in a transaction while another session holds a lock on a table a view reads: the catalog read
 /// that follows would wait for that lock, and a client's `lock_timeout` would then have aborted the

@@ -6,9 +6,7 @@
 
 mod common;
 
-use common::{denial, fresh_database, Gateway, ALICE_PASSWORD, BOB_PASSWORD};
-use portcullis_testkit::{PgServer, SUPERUSER, SUPERUSER_PASSWORD};
-use tokio_postgres::NoTls;
+use common::{denial, direct, fresh_database, Gateway, ALICE_PASSWORD, BOB_PASSWORD};
 
 /// bob may read and insert into `app.*`, nothing more.
 const READER: &str = "
@@ -79,17 +77,6 @@ const CASES: &[(&str, &str, &str)] = &[
     ),
 ];
 
-async fn direct(pg: &PgServer, db: &str) -> tokio_postgres::Client {
-    let (client, connection) =
-        tokio_postgres::connect(&pg.url(SUPERUSER, SUPERUSER_PASSWORD, db), NoTls)
-            .await
-            .expect("connect directly");
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    client
-}
-
 async fn holds(up: &tokio_postgres::Client, check: &str) -> bool {
     up.query_one(check, &[])
         .await
@@ -102,17 +89,7 @@ async fn ddl_kinds_need_a_grant_and_run_with_one() {
     let db = "ddl_kinds";
     let pg = fresh_database(db);
     let gw = Gateway::start_with_policy(pg, db, "", Some(READER));
-    gw.cli_with_password(
-        &[
-            "resource",
-            "set-credential",
-            "app",
-            "--db-user",
-            SUPERUSER,
-            "--password-stdin",
-        ],
-        SUPERUSER_PASSWORD,
-    );
+    gw.use_superuser_credential();
     let alice = gw.connect("alice", ALICE_PASSWORD).await;
     alice
         .batch_execute(

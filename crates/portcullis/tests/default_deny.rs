@@ -6,7 +6,9 @@
 
 mod common;
 
-use common::{denial, fresh_database, psql, refused_login, Gateway, ALICE_PASSWORD, BOB_PASSWORD};
+use common::{
+    denial, direct, fresh_database, psql, refused_login, Gateway, ALICE_PASSWORD, BOB_PASSWORD,
+};
 use portcullis_testkit::{PgServer, SUPERUSER, SUPERUSER_PASSWORD};
 use tokio_postgres::{AsyncMessage, NoTls, SimpleQueryMessage};
 
@@ -27,17 +29,7 @@ grants:
 async fn superuser_gateway(db: &str, policy: &str) -> (&'static PgServer, Gateway) {
     let pg = fresh_database(db);
     let gw = Gateway::start_with_policy(pg, db, "", Some(policy));
-    gw.cli_with_password(
-        &[
-            "resource",
-            "set-credential",
-            "app",
-            "--db-user",
-            SUPERUSER,
-            "--password-stdin",
-        ],
-        SUPERUSER_PASSWORD,
-    );
+    gw.use_superuser_credential();
     let alice = gw.connect("alice", ALICE_PASSWORD).await;
     alice
         .batch_execute(
@@ -52,18 +44,6 @@ async fn superuser_gateway(db: &str, policy: &str) -> (&'static PgServer, Gatewa
         .await
         .expect("fixtures");
     (pg, gw)
-}
-
-/// A direct superuser connection to the upstream database, for checking effects.
-async fn direct(pg: &PgServer, db: &str) -> tokio_postgres::Client {
-    let (client, connection) =
-        tokio_postgres::connect(&pg.url(SUPERUSER, SUPERUSER_PASSWORD, db), NoTls)
-            .await
-            .expect("connect directly");
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    client
 }
 
 async fn scalar(client: &tokio_postgres::Client, sql: &str) -> String {

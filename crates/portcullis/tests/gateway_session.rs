@@ -2,22 +2,8 @@
 
 mod common;
 
-use common::{fresh_database, psql, Gateway, ALICE_PASSWORD, BOB_PASSWORD};
-use portcullis_testkit::{PgServer, SUPERUSER, SUPERUSER_PASSWORD};
+use common::{direct, fresh_database, psql, Gateway, ALICE_PASSWORD, BOB_PASSWORD};
 use serde_json::Value;
-use tokio_postgres::NoTls;
-
-/// A direct superuser connection to the upstream database.
-async fn direct_client(pg: &PgServer, db: &str) -> tokio_postgres::Client {
-    let (client, connection) =
-        tokio_postgres::connect(&pg.url(SUPERUSER, SUPERUSER_PASSWORD, db), NoTls)
-            .await
-            .expect("connect directly");
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    client
-}
 
 fn db_message(err: &tokio_postgres::Error) -> String {
     err.as_db_error()
@@ -194,7 +180,7 @@ async fn statements_that_cannot_be_analysed_are_refused_and_recorded() {
 
     // The server itself says what is wrong with a text the gateway cannot parse, with its hint and
     // detail, exactly as it would straight.
-    let direct = direct_client(pg, "session_refuse").await;
+    let direct = direct(pg, "session_refuse").await;
     for sql in [
         "SELECT 1 LIMIT 1, 2",
         "SELECT 'a' 'b' FROM",

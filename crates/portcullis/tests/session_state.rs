@@ -9,7 +9,8 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use common::{
-    connection_of, denial, fresh_database, refused_login, Gateway, ALICE_PASSWORD, BOB_PASSWORD,
+    connection_of, denial, first_value, fresh_database, refused_login, Gateway, ALICE_PASSWORD,
+    BOB_PASSWORD,
 };
 use portcullis_testkit::{PgServer, APP_PASSWORD, APP_USER};
 use tokio_postgres::SimpleQueryMessage;
@@ -70,17 +71,6 @@ async fn connect_with(
         let _ = connection.await;
     });
     client
-}
-
-/// The first column of the first row a query returned.
-fn first_value(messages: &[SimpleQueryMessage]) -> String {
-    messages
-        .iter()
-        .find_map(|m| match m {
-            SimpleQueryMessage::Row(row) => Some(row.get(0).unwrap_or_default().to_string()),
-            _ => None,
-        })
-        .expect("a row")
 }
 
 /// The objects the newest audited statement with exactly `text` touched.

@@ -278,13 +278,7 @@ impl<'a> ClientSide<'a> {
                 if let Some((required, text)) = self.mfa_hold.take() {
                     // Nothing of this frame was sent: send what came before it, hold, then handle
                     // the same frame again knowing how the hold ended.
-                    if !out.is_empty() {
-                        upstream
-                            .write_all(&out)
-                            .await
-                            .map_err(|e| GatewayError::io("write to upstream", e))?;
-                        out.clear();
-                    }
+                    send(upstream, &mut out).await?;
                     self.mfa_outcome = Some(self.hold_for_mfa(required, &text).await);
                     continue;
                 }
@@ -318,13 +312,7 @@ impl<'a> ClientSide<'a> {
                 }
             }
             reserve_partial_frame(&mut buf);
-            if !out.is_empty() {
-                upstream
-                    .write_all(&out)
-                    .await
-                    .map_err(|e| GatewayError::io("write to upstream", e))?;
-                out.clear();
-            }
+            send(upstream, &mut out).await?;
             if terminated {
                 return Ok(ClientEnd::Terminated);
             }
@@ -346,13 +334,7 @@ impl<'a> ClientSide<'a> {
             Arc::clone(&flow.settled)
         };
         // The settings query may still be in `out`.
-        if !out.is_empty() {
-            upstream
-                .write_all(out)
-                .await
-                .map_err(|e| GatewayError::io("write to upstream", e))?;
-            out.clear();
-        }
+        send(upstream, out).await?;
         loop {
             let notified = settled.notified();
             if self.lock().settings_pending == 0 {
@@ -380,13 +362,7 @@ impl<'a> ClientSide<'a> {
             return Ok(());
         }
         // What was already decided goes on while the catalog is read.
-        if !out.is_empty() {
-            upstream
-                .write_all(out)
-                .await
-                .map_err(|e| GatewayError::io("write to upstream", e))?;
-            out.clear();
-        }
+        send(upstream, out).await?;
         let read = match self.shared.store.resource(&self.info.resource) {
             Ok(Some(resource)) => self.catalog.snapshot(&resource, since).await,
             Ok(None) => Err(GatewayError::Config("the resource was removed".into())),
@@ -606,13 +582,7 @@ impl<'a> ClientSide<'a> {
         else {
             return Ok(Err("the fast-path call is malformed".into()));
         };
-        if !out.is_empty() {
-            upstream
-                .write_all(out)
-                .await
-                .map_err(|e| GatewayError::io("write to upstream", e))?;
-            out.clear();
-        }
+        send(upstream, out).await?;
         let resource = match self.shared.store.resource(&self.info.resource) {
             Ok(Some(resource)) => resource,
             Ok(None) => return Ok(Err("the resource was removed".into())),
@@ -1534,6 +1504,21 @@ fn with_bound_settings<'s>(
     let mut decided = statement.clone();
     decided.objects = objects.into();
     Ok(std::borrow::Cow::Owned(decided))
+}
+
+/// Writes what is queued for the upstream, if anything, and empties the queue.
+async fn send<W>(upstream: &mut W, out: &mut BytesMut) -> Result<(), GatewayError>
+where
+    W: AsyncWrite + Unpin + ?Sized,
+{
+    if !out.is_empty() {
+        upstream
+            .write_all(out)
+            .await
+            .map_err(|e| GatewayError::io("write to upstream", e))?;
+        out.clear();
+    }
+    Ok(())
 }
 
 /// What each component of `run` does (`delete public.t`, `statement DELETE`).

@@ -10,11 +10,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use portcullis_testkit::{free_port, PgServer};
+use portcullis_testkit::{free_port, PgServer, SUPERUSER, SUPERUSER_PASSWORD};
 use serde_json::Value;
 use time::OffsetDateTime;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
-use tokio_postgres::AsyncMessage;
+use tokio_postgres::{AsyncMessage, NoTls, SimpleQueryMessage};
 
 /// Gateway user passwords used by the tests.
 pub const ALICE_PASSWORD: &str = "alice-pw";
@@ -209,6 +209,21 @@ impl Gateway {
     }
 
     /// Runs a CLI command against this gateway's store; panics with its output if it fails.
+    /// Makes the gateway log in upstream as the superuser, as gateways often do.
+    pub fn use_superuser_credential(&self) {
+        self.cli_with_password(
+            &[
+                "resource",
+                "set-credential",
+                RESOURCE,
+                "--db-user",
+                SUPERUSER,
+                "--password-stdin",
+            ],
+            SUPERUSER_PASSWORD,
+        );
+    }
+
     pub fn cli(&self, args: &[&str]) -> Output {
         let out = self.base_command().args(args).output().expect("run cli");
         assert!(
@@ -359,6 +374,29 @@ pub fn workspace_root() -> PathBuf {
         .nth(2)
         .expect("workspace root")
         .to_path_buf()
+}
+
+/// A direct superuser connection to the upstream database, for setting up and checking effects.
+pub async fn direct(pg: &PgServer, db: &str) -> tokio_postgres::Client {
+    let (client, connection) =
+        tokio_postgres::connect(&pg.url(SUPERUSER, SUPERUSER_PASSWORD, db), NoTls)
+            .await
+            .expect("connect directly");
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    client
+}
+
+/// The first column of the first row a simple query returned.
+pub fn first_value(messages: &[SimpleQueryMessage]) -> String {
+    messages
+        .iter()
+        .find_map(|m| match m {
+            SimpleQueryMessage::Row(row) => Some(row.get(0).unwrap_or_default().to_string()),
+            _ => None,
+        })
+        .expect("a row")
 }
 
 /// The SQLSTATE and message of a statement that failed.
