@@ -29,6 +29,24 @@ pub fn data_row_values(body: &[u8]) -> Result<Vec<Option<&[u8]>>, &'static str> 
     Ok(columns)
 }
 
+/// The table OID each column of a RowDescription body names as its origin (0 for a computed column).
+pub fn row_description_tables(body: &[u8]) -> Result<Vec<u32>, &'static str> {
+    let (count, mut rest) = split_i16(body).ok_or("RowDescription without a field count")?;
+    let mut tables = Vec::with_capacity(usize::from(count.max(0) as u16));
+    for _ in 0..count {
+        let name_end = rest
+            .iter()
+            .position(|b| *b == 0)
+            .ok_or("RowDescription field name without its end")?;
+        let field = rest
+            .get(name_end + 1..name_end + 19)
+            .ok_or("RowDescription field shorter than its layout")?;
+        tables.push(u32::from_be_bytes([field[0], field[1], field[2], field[3]]));
+        rest = &rest[name_end + 19..];
+    }
+    Ok(tables)
+}
+
 fn split_i16(b: &[u8]) -> Option<(i16, &[u8])> {
     let head = b.get(..2)?;
     Some((i16::from_be_bytes([head[0], head[1]]), &b[2..]))

@@ -13,9 +13,10 @@ mod cache;
 
 pub use cache::{CatalogCache, CatalogHandle};
 
-/// The query whose rows build a snapshot: (kind, schema, name, a, b) with kind `n` schema, `r` relation,
-/// `f` function, `c` column `a` of relation `name` (in column order), `i` relation `name` inheriting from
-/// `a.b`, `d` view or materialised view `name` reading relation `a.b`, `g` view or materialised view `name`
+/// The query whose rows build a snapshot: (kind, schema, name, a, b) with kind `n` schema, `r` relation
+/// (its OID in `a`), `f` function, `c` column `a` of relation `name` (its number in `b`; the gateway puts
+/// them in order, sparing the server a sort of every column), `i` relation `name` inheriting from `a.b`,
+/// `d` view or materialised view `name` reading relation `a.b`, `g` view or materialised view `name`
 /// calling function `a.b` (directly or as an operator), `o` operator `name` in schema `schema`, `m`
 /// materialised view `name`, `v` view `name` defined as `a` (`b` is `t` for a security barrier), `p` the
 /// search path (in `schema`) the definitions were printed under (`pg_get_viewdef` leaves a name unqualified
@@ -70,17 +71,17 @@ pub const SNAPSHOT_QUERY: &str = "WITH untrusted AS (SELECT p.oid, \
      UNION ALL SELECT a.attrelid, y.events, pg_catalog.format('column %I has type %s: %s', a.attname, \
      pg_catalog.format_type(a.atttypid, NULL), y.why) FROM pg_catalog.pg_attribute a \
      JOIN typed y ON y.oid = a.atttypid WHERE a.attnum > 0 AND NOT a.attisdropped) \
-     SELECT 'r', n.nspname, c.relname, '', '' FROM pg_catalog.pg_class c \
+     SELECT 'r', n.nspname, c.relname, c.oid::pg_catalog.text, '' FROM pg_catalog.pg_class c \
      JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
      WHERE c.relkind IN ('r','v','m','f','p','S') AND n.nspname !~ '^pg_(toast|temp)' \
      UNION ALL SELECT 'n', nspname, '', '', '' FROM pg_catalog.pg_namespace \
      UNION ALL SELECT DISTINCT 'f', n.nspname, p.proname, '', '' FROM pg_catalog.pg_proc p \
      JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
-     UNION ALL SELECT * FROM (SELECT 'c', n.nspname, c.relname, a.attname, '' FROM pg_catalog.pg_attribute a \
+     UNION ALL SELECT 'c', n.nspname, c.relname, a.attname, a.attnum::pg_catalog.text \
+     FROM pg_catalog.pg_attribute a \
      JOIN pg_catalog.pg_class c ON c.oid = a.attrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
      WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r','v','m','f','p') \
      AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema' \
-     ORDER BY n.nspname, c.relname, a.attnum) columns \
      UNION ALL SELECT 'i', cn.nspname, c.relname, pn.nspname, p.relname FROM pg_catalog.pg_inherits i \
      JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid JOIN pg_catalog.pg_namespace cn ON cn.oid = c.relnamespace \
      JOIN pg_catalog.pg_class p ON p.oid = i.inhparent JOIN pg_catalog.pg_namespace pn ON pn.oid = p.relnamespace \
@@ -117,11 +118,13 @@ pub const SNAPSHOT_QUERY: &str = "WITH untrusted AS (SELECT p.oid, \
      UNION ALL SELECT 'e', '', e.evtname, u.name, '' FROM pg_catalog.pg_event_trigger e \
      JOIN untrusted u ON u.oid = e.evtfoid WHERE e.evtenabled <> 'D'";
 
-/// The catalogs whatever a snapshot holds comes from.
+/// The catalogs whatever a snapshot holds comes from, but for the two largest: a column added changes
+/// its relation's `pg_class` row too, and one renamed or dropped behind the gateway's back fails the
+/// projection a protected relation is read through rather than showing anything (and a type matters
+/// once a column, a cast or a constraint uses it, which the catalogs here show).
 const WATCHED_CATALOGS: &[&str] = &[
     "pg_namespace",
     "pg_class",
-    "pg_attribute",
     "pg_proc",
     "pg_rewrite",
     "pg_trigger",
@@ -130,7 +133,6 @@ const WATCHED_CATALOGS: &[&str] = &[
     "pg_attrdef",
     "pg_constraint",
     "pg_index",
-    "pg_type",
     "pg_cast",
     "pg_operator",
     "pg_event_trigger",
@@ -178,6 +180,7 @@ pub struct CatalogSnapshot {
     complete: bool,
     schemas: HashSet<String>,
     relations: HashMap<String, HashSet<String>>,
+    relation_oids: HashMap<QualifiedName, u32>,
     functions: HashMap<String, HashSet<String>>,
     columns: HashMap<QualifiedName, Vec<String>>,
     parents: HashMap<QualifiedName, Vec<QualifiedName>>,
@@ -216,6 +219,7 @@ impl CatalogSnapshot {
             complete: true,
             schemas: HashSet::new(),
             relations: HashMap::new(),
+            relation_oids: HashMap::new(),
             functions: HashMap::new(),
             columns: HashMap::new(),
             parents: HashMap::new(),
@@ -230,22 +234,27 @@ impl CatalogSnapshot {
         };
         let mut printed_under = None;
         let mut definitions = Vec::new();
+        let mut numbered: HashMap<QualifiedName, Vec<(i32, String)>> = HashMap::new();
         for [kind, schema, name, a, b] in rows {
             match kind.as_str() {
                 "n" => {
                     snapshot.schemas.insert(schema);
                 }
                 "r" => {
+                    if let Ok(oid) = a.parse() {
+                        snapshot
+                            .relation_oids
+                            .insert(qualified(schema.clone(), name.clone()), oid);
+                    }
                     snapshot.relations.entry(schema).or_default().insert(name);
                 }
                 "f" => {
                     snapshot.functions.entry(schema).or_default().insert(name);
                 }
-                "c" => snapshot
-                    .columns
+                "c" => numbered
                     .entry(qualified(schema, name))
                     .or_default()
-                    .push(a),
+                    .push((b.parse::<i32>().unwrap_or(0), a)),
                 "i" => snapshot
                     .parents
                     .entry(qualified(schema, name))
@@ -293,6 +302,16 @@ impl CatalogSnapshot {
                 _ => {}
             }
         }
+        snapshot.columns = numbered
+            .into_iter()
+            .map(|(relation, mut columns)| {
+                columns.sort_by_key(|(number, _)| *number);
+                (
+                    relation,
+                    columns.into_iter().map(|(_, name)| name).collect(),
+                )
+            })
+            .collect();
         // A write to a parent reaches its children's rows (UPDATE, DELETE, TRUNCATE) or is routed to a
         // partition (INSERT), where their triggers and rules run too.
         let inherited: Vec<(QualifiedName, (String, String))> = snapshot
@@ -360,6 +379,25 @@ impl CatalogSnapshot {
     /// The relation's ancestors through inheritance and partitioning, nearest first.
     pub fn ancestors(&self, relation: &QualifiedName) -> Vec<&QualifiedName> {
         self.closure(relation, &self.parents)
+    }
+
+    /// The OIDs of the tables a result column read from `relation` may name as its origin: the relation's
+    /// own and, for a view, those of every relation it reads (a masked session reads a view through its
+    /// definition). `None` when the snapshot does not know the relation.
+    pub fn origins(&self, relation: &QualifiedName) -> Option<Vec<u32>> {
+        let own = *self.relation_oids.get(relation)?;
+        let bases = self.closure(relation, &self.view_reads);
+        let mut oids = Vec::with_capacity(1 + bases.len());
+        oids.push(own);
+        oids.extend(bases.iter().filter_map(|b| self.relation_oids.get(*b)));
+        Some(oids)
+    }
+
+    /// The relation whose OID is `oid`, when the snapshot knows it.
+    pub fn relation_named_by(&self, oid: u32) -> Option<&QualifiedName> {
+        self.relation_oids
+            .iter()
+            .find_map(|(name, known)| (*known == oid).then_some(name))
     }
 
     /// Each view and materialised view with every relation it reads, through other views too.

@@ -33,7 +33,7 @@ use super::masking::SessionMasking;
 use super::row_guard::{self, GuardVerdict, Guarded};
 use super::statement::{OutcomeRules, Refusal, Run};
 use super::SessionInfo;
-use crate::catalog::CatalogHandle;
+use crate::catalog::{CatalogHandle, CatalogSnapshot};
 use crate::error::GatewayError;
 use crate::frames::reserve_partial_frame;
 use crate::listener::Shared;
@@ -119,6 +119,9 @@ struct Prepared {
     justification: Option<Arc<str>>,
     /// The masks and row filters its text was rewritten with (as the monitor records them).
     protections: Vec<String>,
+    /// The tables its result columns may come from (see [`Run::origins`]), checked against the
+    /// RowDescription a Describe brings.
+    origins: Option<Vec<u32>>,
     /// For a bound portal: the setting names `set_config` was given as parameters (see
     /// [`Statement::bound_settings`]), `None` where the value could not be read.
     bound_settings: Vec<Option<String>>,
@@ -515,7 +518,14 @@ impl<'a> ClientSide<'a> {
                     (run, _) => self.forward(Pending::Execute(run), frame, out),
                 }
             }
-            FrontendMessage::Describe { .. } => self.forward(Pending::Describe, frame, out),
+            FrontendMessage::Describe { target, name } => {
+                let described = match target {
+                    Target::Statement => self.statements.get(name),
+                    Target::Portal => self.portals.get(name),
+                };
+                let origins = described.and_then(|p| p.origins.clone());
+                self.forward(Pending::Describe(origins), frame, out)
+            }
             FrontendMessage::Close { target, name } => {
                 match target {
                     Target::Statement => self.statements.remove(name),
@@ -933,6 +943,7 @@ impl<'a> ClientSide<'a> {
             .and_then(|r| r.policy.as_ref())
             .map(|t| t.protections.clone())
             .unwrap_or_default();
+        let origins = run.as_ref().and_then(|r| r.origins.clone());
         // PostgreSQL refuses to redefine a named statement, so only a new name or the unnamed one counts.
         if name.is_empty() || !self.statements.contains_key(name) {
             self.statements.insert(
@@ -942,6 +953,7 @@ impl<'a> ClientSide<'a> {
                     params: 0,
                     justification: self.message_justification.clone(),
                     protections,
+                    origins,
                     bound_settings: Vec::new(),
                 },
             );
@@ -1400,14 +1412,16 @@ impl<'a> ClientSide<'a> {
                 .unwrap_or(statement),
             _ => statement,
         };
-        Run::analysed(
+        let mut run = Run::analysed(
             statement,
             objects_of,
             params,
             &path,
             &self.info.upstream_user,
             catalog.as_ref(),
-        )
+        );
+        run.origins = result_origins(objects_of, &run, &catalog);
+        run
     }
 
     /// Notes a statement that may change a setting the gateway follows, or end a transaction that
@@ -1467,6 +1481,33 @@ impl<'a> ClientSide<'a> {
         // From here the settings query's answer tells: statements wait for it (see `settle`).
         self.settings_unknown = false;
     }
+}
+
+/// The OIDs of the tables the result columns of `run` (of `statement`) may come from; `None` when the
+/// statement's rows are not read from its own relations (a `FETCH` reads a cursor's) or the snapshot
+/// lacks one of them (a temporary table, one created since), so there is nothing to check them against.
+fn result_origins(statement: &Statement, run: &Run, catalog: &CatalogSnapshot) -> Option<Vec<u32>> {
+    if !matches!(
+        statement.kind,
+        StatementKind::Select
+            | StatementKind::Insert
+            | StatementKind::Update
+            | StatementKind::Delete
+            | StatementKind::Merge
+    ) {
+        return None;
+    }
+    let mut oids = Vec::new();
+    for object in run.components.iter().filter_map(Component::as_object) {
+        if object.kind == ObjectKind::Relation {
+            let name = QualifiedName {
+                schema: object.schema.clone(),
+                name: object.name.clone(),
+            };
+            oids.extend(catalog.origins(&name)?);
+        }
+    }
+    Some(oids)
 }
 
 /// `statement` with the settings its `set_config` calls were bound to change: a privileged one is a

@@ -23,7 +23,7 @@ use super::row_guard::Guarded;
 use super::statement::{Outcome, Refusal, Run};
 use super::SessionInfo;
 use crate::catalog::CatalogSnapshot;
-use crate::rows::data_row_values;
+use crate::rows::{data_row_values, row_description_tables};
 
 /// A request forwarded upstream whose replies are still to come.
 #[derive(Debug)]
@@ -34,8 +34,8 @@ pub enum Pending {
     Parse(Option<Run>),
     /// Bind.
     Bind,
-    /// Describe of a statement or portal.
-    Describe,
+    /// Describe of a statement or portal, with the tables its result columns may come from.
+    Describe(Option<Vec<u32>>),
     /// Close of a statement or portal.
     Close,
     /// Execute of a portal.
@@ -192,6 +192,37 @@ impl Flow {
             .map_err(|why| format!("the gateway could not read the session's search_path: {why}"))
     }
 
+    /// Whether every column of a RowDescription comes from a table the statement was decided on. When
+    /// the catalog changed behind the gateway's back (a table created in a schema earlier on the path),
+    /// the server may read another table than the one the gateway resolved the name to: then the session
+    /// is ended before any row of the result reaches the client.
+    fn origins_as_decided(&mut self, body: &[u8]) -> bool {
+        let decided = match self.queue.front() {
+            Some(Pending::Query(runs)) => runs.front().and_then(|r| r.origins.as_deref()),
+            Some(Pending::Execute(Some(run))) => run.origins.as_deref(),
+            Some(Pending::Describe(origins)) => origins.as_deref(),
+            _ => None,
+        };
+        let Some(decided) = decided else {
+            return true;
+        };
+        let Ok(tables) = row_description_tables(body) else {
+            return true;
+        };
+        let Some(other) = tables.into_iter().find(|t| *t != 0 && !decided.contains(t)) else {
+            return true;
+        };
+        let read = match self.catalog.relation_named_by(other) {
+            Some(name) => name.to_string(),
+            None => format!("a relation (OID {other}) created since the gateway read the catalog"),
+        };
+        self.ended = Some(format!(
+            "the server read {read}, not what the gateway decided the statement on: the catalog \
+             changed behind the gateway's back; the session is ended so that none of the result is shown"
+        ));
+        false
+    }
+
     /// Records that a request was forwarded; call before its bytes are written upstream.
     pub fn push(&mut self, pending: Pending) {
         self.queue.push_back(pending);
@@ -264,8 +295,9 @@ impl Flow {
                 self.pop_if(|p| matches!(p, Pending::Close));
                 true
             }
+            tag::ROW_DESCRIPTION if !self.origins_as_decided(body) => return Ok(()),
             tag::ROW_DESCRIPTION | tag::NO_DATA => match self.queue.front() {
-                Some(Pending::Describe) => {
+                Some(Pending::Describe(_)) => {
                     self.queue.pop_front();
                     true
                 }

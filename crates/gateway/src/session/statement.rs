@@ -33,6 +33,9 @@ pub struct Run {
     pub rows_seen: u64,
     /// The statement changes the catalog, so resolution data must be read again when it succeeds.
     pub changes_catalog: bool,
+    /// The OIDs of the tables its result columns may come from, when the catalog snapshot knows every
+    /// relation it reads; the upstream's RowDescription is checked against them.
+    pub origins: Option<Vec<u32>>,
     /// Its text was rewritten for masks or row filters, so its errors' details (which may quote a row's
     /// raw values, e.g. "Failing row contains …") are not shown.
     pub masked: bool,
@@ -214,6 +217,7 @@ impl Run {
             started: Instant::now(),
             rows_seen: 0,
             changes_catalog,
+            origins: None,
             masked: false,
         }
     }
@@ -233,6 +237,7 @@ impl Run {
             started: Instant::now(),
             rows_seen: 0,
             changes_catalog: false,
+            origins: None,
             masked: false,
         }
     }
