@@ -26,14 +26,17 @@ const READ_ATTEMPTS: usize = 3;
 /// hold such a lock for minutes): sessions waiting for a snapshot must not wait for the migration.
 const LOCK_TIMEOUT: Duration = Duration::from_secs(1);
 /// How often the gateway asks whether the catalog changed behind its back (DDL not made through it),
-/// while sessions of the resource are open.
+/// while sessions of the resource are open…
 const CHECK_EVERY: Duration = Duration::from_secs(2);
+/// …or, on a catalog so large that a check takes longer than a fiftieth of that, this many times the
+/// last check's time: checking costs the upstream at most 2 % of one core.
+const CHECK_SHARE: u32 = 50;
 /// After a read failed, sessions go on with the snapshots they have for this long before one tries
 /// again, rather than each waiting for a read that is likely to fail the same way.
 const RETRY_AFTER: Duration = Duration::from_secs(10);
 
 /// The gateway's own connection: named so a DBA can tell it apart, JIT off (compiling the snapshot
-/// query costs seconds and saves nothing), bounded waits, read-only, and a search path of `pg_catalog`
+/// query costs seconds and saves nothing), enough `work_mem` that its sorts and hashes stay in memory, bounded waits, read-only, and a search path of `pg_catalog`
 /// alone so that view definitions come back with every other name qualified.
 fn reader_options(timeout: Duration) -> Vec<(String, String)> {
     let ms = timeout.as_millis().max(1);
@@ -43,7 +46,7 @@ fn reader_options(timeout: Duration) -> Vec<(String, String)> {
         (
             "options".into(),
             format!(
-                "-c jit=off -c statement_timeout={ms} -c lock_timeout={lock_ms} \
+                "-c jit=off -c work_mem=64MB -c statement_timeout={ms} -c lock_timeout={lock_ms} \
                  -c idle_in_transaction_session_timeout=0 -c default_transaction_read_only=on \
                  -c search_path=pg_catalog"
             ),
@@ -127,13 +130,16 @@ impl CatalogHandle {
         }
         let (handle, resource) = (self.clone(), resource.clone());
         tokio::spawn(async move {
+            let mut wait = CHECK_EVERY;
             // Held by the cache and by this task alone: no session is open.
             while Arc::strong_count(&handle.0) > 2 {
-                tokio::time::sleep(CHECK_EVERY).await;
+                tokio::time::sleep(wait).await;
+                let started = Instant::now();
                 if let Err(e) = handle.check(&resource).await {
                     tracing::warn!(error = %e, resource = %resource.info.name, "catalog check failed");
                     break;
                 }
+                wait = CHECK_EVERY.max(started.elapsed() * CHECK_SHARE);
             }
             handle.0.watched.store(false, Ordering::Release);
         });
