@@ -239,3 +239,79 @@ async fn deeply_nested_statements_are_refused_without_harm() {
     }
     still_serves(&gw).await;
 }
+
+/// A fast-path FunctionCall body: `function` called with text arguments, a text result.
+fn function_call(function: u32, args: &[&str]) -> Vec<u8> {
+    let mut body = function.to_be_bytes().to_vec();
+    body.extend_from_slice(&0u16.to_be_bytes());
+    body.extend_from_slice(&(args.len() as u16).to_be_bytes());
+    for arg in args {
+        body.extend_from_slice(&(arg.len() as i32).to_be_bytes());
+        body.extend_from_slice(arg.as_bytes());
+    }
+    body.extend_from_slice(&0u16.to_be_bytes());
+    let mut frame = vec![b'F'];
+    frame.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
+    frame.extend_from_slice(&body);
+    frame
+}
+
+/// Fast-path calls name a function by OID: one no function has, and an overload that runs SQL given as
+/// text (`ts_rewrite(tsquery, text)`), are refused with the session intact, while its harmless
+/// three-argument sibling runs; a call too short to name a function ends the session with a protocol
+/// error.
+#[tokio::test(flavor = "multi_thread")]
+async fn fast_path_calls_are_refused_by_the_overload_they_name() {
+    let db = "hostile_fast_path";
+    let pg = fresh_database(db);
+    let gw = Gateway::start(pg, db);
+    let admin = common::direct(pg, db).await;
+    let ts_rewrite: u32 = admin
+        .query_one(
+            "SELECT 'pg_catalog.ts_rewrite(tsquery, text)'::regprocedure::oid",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let mut raw = Raw::login(gw.port);
+    for (frame, why) in [
+        (function_call(4_000_000_000, &[]), "no function has OID"),
+        (
+            function_call(ts_rewrite, &["a", "SELECT 'a'::tsquery, 'b'::tsquery"]),
+            "runs SQL given as text",
+        ),
+    ] {
+        raw.sock.write_all(&frame).unwrap();
+        let (tag, body) = raw.frame().expect("an answer");
+        let BackendMessage::ErrorResponse(e) = decode_backend(tag, &body).unwrap() else {
+            panic!("not refused: {tag}");
+        };
+        assert_eq!(e.sqlstate(), Some("0A000"));
+        assert!(
+            e.message().unwrap_or_default().contains(why),
+            "{:?}",
+            e.message()
+        );
+        let (tag, _) = raw.frame().expect("ReadyForQuery");
+        assert_eq!(tag, b'Z');
+    }
+    // The harmless overload runs: it is decided by its own arguments' count.
+    let pure: u32 = admin
+        .query_one(
+            "SELECT 'pg_catalog.ts_rewrite(tsquery, tsquery, tsquery)'::regprocedure::oid",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    raw.sock
+        .write_all(&function_call(pure, &["a & b", "a", "c"]))
+        .unwrap();
+    let (tag, body) = raw.frame().expect("an answer");
+    assert_eq!(tag, b'V', "{:?}", decode_backend(tag, &body));
+    assert_eq!(raw.frame().expect("ReadyForQuery").0, b'Z');
+    raw.sock.write_all(&[b'F', 0, 0, 0, 6, 0, 1]).unwrap();
+    assert_eq!(raw.errors_until_closed(), vec!["08P01"]);
+    still_serves(&gw).await;
+}

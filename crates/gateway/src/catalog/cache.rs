@@ -54,6 +54,15 @@ fn reader_options(timeout: Duration) -> Vec<(String, String)> {
     ]
 }
 
+/// A function as a fast-path call names it: by OID, which is one overload.
+#[derive(Debug, Clone)]
+pub struct FunctionByOid {
+    /// Its schema and name.
+    pub name: QualifiedName,
+    /// How many arguments it takes (the overload: some built-ins differ by it in what they do).
+    pub args: u16,
+}
+
 /// The snapshots of every resource of a gateway.
 pub struct CatalogCache {
     ttl: Duration,
@@ -110,8 +119,8 @@ struct ResourceCatalog {
     fingerprint: Mutex<Option<String>>,
     /// A task checks the fingerprint.
     watched: AtomicBool,
-    /// Functions' names by OID, as fast-path calls name them, for the change count they were read at.
-    functions: Mutex<(u64, HashMap<u32, Option<QualifiedName>>)>,
+    /// Functions by OID, as fast-path calls name them, for the change count they were read at.
+    functions: Mutex<(u64, HashMap<u32, Option<FunctionByOid>>)>,
     /// Held while a read runs (so one runs at a time), with the connection reads use.
     reader: AsyncMutex<Option<Upstream>>,
 }
@@ -272,39 +281,41 @@ impl CatalogHandle {
             .clone()
     }
 
-    /// The schema and name of the function whose OID is `oid` (`None` when there is none), as a fast-path
-    /// call names it; asked on the reader's connection, and kept until DDL changes the catalog.
-    pub async fn function_name(
+    /// The function whose OID is `oid` (`None` when there is none), as a fast-path call names it; asked on
+    /// the reader's connection, and kept until DDL changes the catalog.
+    pub async fn function(
         &self,
         resource: &Resource,
         oid: u32,
-    ) -> Result<Option<QualifiedName>, GatewayError> {
+    ) -> Result<Option<FunctionByOid>, GatewayError> {
         let generation = self.0.generation.load(Ordering::Acquire);
         {
             let known = self.0.functions.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(name) = known.1.get(&oid).filter(|_| known.0 == generation) {
-                return Ok(name.clone());
+            if let Some(function) = known.1.get(&oid).filter(|_| known.0 == generation) {
+                return Ok(function.clone());
             }
         }
         let sql = format!(
-            "SELECT n.nspname, p.proname FROM pg_catalog.pg_proc p \
+            "SELECT n.nspname, p.proname, p.pronargs FROM pg_catalog.pg_proc p \
              JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE p.oid = {oid}"
         );
         let mut reader = self.0.reader.lock().await;
         let rows = self.ask(&mut reader, resource, &sql).await?;
-        let name = rows.into_iter().next().and_then(|row| {
+        let function = rows.into_iter().next().and_then(|row| {
             let mut columns = row.into_iter();
-            Some(QualifiedName {
+            let name = QualifiedName {
                 schema: columns.next()??,
                 name: columns.next()??,
-            })
+            };
+            let args = columns.next()??.parse().ok()?;
+            Some(FunctionByOid { name, args })
         });
         let mut known = self.0.functions.lock().unwrap_or_else(|p| p.into_inner());
         if known.0 != generation {
             *known = (generation, HashMap::new());
         }
-        known.1.insert(oid, name.clone());
-        Ok(name)
+        known.1.insert(oid, function.clone());
+        Ok(function)
     }
 
     /// Runs the snapshot query on the reader's connection, opening one when there is none or the last

@@ -11,7 +11,7 @@ use portcullis_sql::{Catalog, Operation, QualifiedName, SearchPath};
 
 mod cache;
 
-pub use cache::{CatalogCache, CatalogHandle};
+pub use cache::{CatalogCache, CatalogHandle, FunctionByOid};
 
 /// The query whose rows build a snapshot: (kind, schema, name, a, b) with kind `n` schema, `r` relation
 /// (its OID in `a`), `f` function, `c` column `a` of relation `name` (its number in `b`; the gateway puts

@@ -33,7 +33,7 @@ use super::masking::SessionMasking;
 use super::row_guard::{self, GuardVerdict, Guarded};
 use super::statement::{OutcomeRules, Refusal, Run};
 use super::SessionInfo;
-use crate::catalog::{CatalogHandle, CatalogSnapshot};
+use crate::catalog::{CatalogHandle, CatalogSnapshot, FunctionByOid};
 use crate::error::GatewayError;
 use crate::frames::reserve_partial_frame;
 use crate::listener::Shared;
@@ -180,7 +180,7 @@ pub struct ClientSide<'a> {
     /// The frame being handled again already waited for a newer snapshot.
     catalog_retried: bool,
     /// The function the fast-path call being handled names, or why it could not be named.
-    fast_path_function: Option<Result<QualifiedName, String>>,
+    fast_path_function: Option<Result<FunctionByOid, String>>,
     /// Where the gateway's own messages to the client go (the upstream side writes them out).
     to_client: UnboundedSender<BytesMut>,
     /// Counts the CancelRequests sent with this session's key: one ends an MFA hold.
@@ -584,7 +584,7 @@ impl<'a> ClientSide<'a> {
         frame: &[u8],
         upstream: &mut W,
         out: &mut BytesMut,
-    ) -> Result<Result<QualifiedName, String>, GatewayError>
+    ) -> Result<Result<FunctionByOid, String>, GatewayError>
     where
         W: AsyncWrite + Unpin + ?Sized,
     {
@@ -598,20 +598,19 @@ impl<'a> ClientSide<'a> {
             Ok(None) => return Ok(Err("the resource was removed".into())),
             Err(e) => return Ok(Err(e.to_string())),
         };
-        Ok(
-            match self.catalog.function_name(&resource, function).await {
-                Ok(Some(name)) => Ok(name),
-                Ok(None) => Err(format!("no function has OID {function}")),
-                Err(e) => Err(format!(
-                    "the gateway could not name function OID {function}: {e}"
-                )),
-            },
-        )
+        Ok(match self.catalog.function(&resource, function).await {
+            Ok(Some(named)) => Ok(named),
+            Ok(None) => Err(format!("no function has OID {function}")),
+            Err(e) => Err(format!(
+                "the gateway could not name function OID {function}: {e}"
+            )),
+        })
     }
 
-    /// Decides a fast-path call as the call `SELECT schema.function()` — the same components, rules,
-    /// masks and audit — and forwards it; its arguments are binary and never read, so a function whose
-    /// arguments decide what it does (`set_config`) is refused, as in a query with non-constant ones.
+    /// Decides a fast-path call as the call `SELECT schema.function(NULL, …)`, one NULL per argument of
+    /// the overload its OID names — the same components, rules, masks and audit — and forwards it. Its
+    /// arguments are binary and never read, so a function whose arguments decide what it does
+    /// (`set_config`) is refused, as in a query with non-constant ones.
     fn on_function_call(
         &mut self,
         function: u32,
@@ -623,8 +622,8 @@ impl<'a> ClientSide<'a> {
             .fast_path_function
             .clone()
             .unwrap_or_else(|| Err("the fast-path call was not named".into()));
-        let name = match named {
-            Ok(name) => name,
+        let FunctionByOid { name, args } = match named {
+            Ok(named) => named,
             Err(why) => {
                 let text = format!("-- fast-path call of function OID {function}");
                 let run = Run::opaque(&text, "FUNCTION CALL");
@@ -633,9 +632,10 @@ impl<'a> ClientSide<'a> {
             }
         };
         let sql = format!(
-            "SELECT {}.{}() -- fast-path function call",
+            "SELECT {}.{}({}) -- fast-path function call",
             quote_ident(&name.schema),
-            quote_ident(&name.name)
+            quote_ident(&name.name),
+            vec!["NULL"; usize::from(args)].join(", ")
         );
         let Some(analysis) = self.analyse_or_refuse(&sql, false, out) else {
             return Ok(Step::Continue);
