@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{direct, first_value, fresh_database, Gateway, ALICE_PASSWORD};
-use tokio_postgres::{NoTls, SimpleQueryMessage};
+use common::{direct, first_value, fresh_database, Gateway, ALICE_PASSWORD, BOB_PASSWORD};
+use tokio_postgres::SimpleQueryMessage;
 
 /// DDL in a transaction while another session holds a lock on a table a view reads: the catalog read
 /// that follows would wait for that lock, and a client's `lock_timeout` would then have aborted the
@@ -183,16 +183,13 @@ grants:
         )
         .await
         .unwrap();
-    let (bob, connection) = tokio_postgres::connect(
-        &format!(
-            "{} options='-c search_path=shadow,public'",
-            gw.conn_str("bob", common::BOB_PASSWORD)
-        ),
-        NoTls,
-    )
-    .await
-    .unwrap();
-    tokio::spawn(connection);
+    let bob = gw
+        .connect_with(
+            "bob",
+            BOB_PASSWORD,
+            "options='-c search_path=shadow,public'",
+        )
+        .await;
     let rows = bob.simple_query("SELECT note FROM notes").await.unwrap();
     assert_eq!(first_value(&rows), "public-row");
 
@@ -217,16 +214,13 @@ grants:
     );
     // The gateway checks for changes every two seconds.
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    let (bob, connection) = tokio_postgres::connect(
-        &format!(
-            "{} options='-c search_path=shadow,public'",
-            gw.conn_str("bob", common::BOB_PASSWORD)
-        ),
-        NoTls,
-    )
-    .await
-    .unwrap();
-    tokio::spawn(connection);
+    let bob = gw
+        .connect_with(
+            "bob",
+            BOB_PASSWORD,
+            "options='-c search_path=shadow,public'",
+        )
+        .await;
     let err = bob
         .simple_query("SELECT note FROM notes")
         .await

@@ -55,24 +55,6 @@ async fn start(name: &str) -> (&'static PgServer, Gateway) {
     (pg, gw)
 }
 
-async fn connect_with(
-    gw: &Gateway,
-    user: &str,
-    password: &str,
-    extra: &str,
-) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(
-        &format!("{} {extra}", gw.conn_str(user, password)),
-        tokio_postgres::NoTls,
-    )
-    .await
-    .expect("connect through the gateway");
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    client
-}
-
 /// The objects the newest audited statement with exactly `text` touched.
 fn objects_of(gw: &Gateway, text: &str) -> Vec<String> {
     let records = gw.statements(&[]);
@@ -133,13 +115,9 @@ async fn identity_changing_startup_parameters_refuse_the_login() {
         "{denied:?}"
     );
     // An ordinary setting is let through, and the server has it.
-    let bob = connect_with(
-        &gw,
-        "bob",
-        BOB_PASSWORD,
-        "options='-c intervalstyle=iso_8601'",
-    )
-    .await;
+    let bob = gw
+        .connect_with("bob", BOB_PASSWORD, "options='-c intervalstyle=iso_8601'")
+        .await;
     let style = bob.simple_query("SHOW intervalstyle").await.unwrap();
     assert_eq!(first_value(&style), "iso_8601");
     // The session's role is the gateway's credential, not the one asked for.
@@ -167,7 +145,9 @@ async fn privileged_startup_settings_refuse_the_login() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_startup_search_path_resolves_unqualified_names() {
     let (_pg, gw) = start("state_path_startup").await;
-    let bob = connect_with(&gw, "bob", BOB_PASSWORD, "options='-c search_path=hr'").await;
+    let bob = gw
+        .connect_with("bob", BOB_PASSWORD, "options='-c search_path=hr'")
+        .await;
     // hr.employees, as the server reads it: bob may not read it.
     let (code, message) = denial(bob.simple_query("SELECT note FROM employees").await);
     assert_eq!(code, "42501");
@@ -179,7 +159,9 @@ async fn a_startup_search_path_resolves_unqualified_names() {
         .unwrap();
     assert_eq!(first_value(&rows), "public-row");
     // alice reads hr's row, and the audit log names hr.employees.
-    let alice = connect_with(&gw, "alice", ALICE_PASSWORD, "options='-c search_path=hr'").await;
+    let alice = gw
+        .connect_with("alice", ALICE_PASSWORD, "options='-c search_path=hr'")
+        .await;
     let rows = alice
         .simple_query("SELECT note FROM employees")
         .await
@@ -219,7 +201,9 @@ async fn a_role_default_search_path_is_honoured_and_the_upstream_role_is_not_nam
     assert_eq!(code, "42501");
     assert!(message.contains("hr.employees"), "{message}");
     // A name found nowhere, through a path of `$user` only: the upstream role is not spelled out.
-    let bob = connect_with(&gw, "bob", BOB_PASSWORD, "options='-c search_path=$user'").await;
+    let bob = gw
+        .connect_with("bob", BOB_PASSWORD, "options='-c search_path=$user'")
+        .await;
     let (code, message) = denial(bob.simple_query("SELECT * FROM nosuch_t").await);
     assert_eq!(code, "42501");
     assert!(!message.contains("app.nosuch_t"), "{message}");

@@ -220,15 +220,16 @@ impl CatalogHandle {
     }
 
     /// Whether `snapshot` may still be used: younger than the TTL (or, lacking view definitions, than
-    /// the wait before a read is tried again), and begun after the last DDL a session saw end. Cheap
-    /// enough for every statement.
-    pub fn is_current(&self, snapshot: &CatalogSnapshot) -> bool {
+    /// the wait before a read is tried again), begun after the last DDL a session saw end, and after
+    /// `since` when given. Cheap enough for every statement.
+    pub fn is_current(&self, snapshot: &CatalogSnapshot, since: Option<Instant>) -> bool {
         let ttl = match snapshot.complete {
             true => self.0.ttl,
             false => self.0.ttl.min(RETRY_AFTER),
         };
         snapshot.generation >= self.0.generation.load(Ordering::Acquire)
             && snapshot.began.elapsed() < ttl
+            && since.is_none_or(|t| snapshot.began >= t)
     }
 
     /// A current snapshot that began no earlier than `since`: the latest one if it will do, else one read
@@ -238,7 +239,7 @@ impl CatalogHandle {
         resource: &Resource,
         since: Option<Instant>,
     ) -> Result<Arc<CatalogSnapshot>, GatewayError> {
-        let fits = |s: &CatalogSnapshot| self.is_current(s) && since.is_none_or(|t| s.began >= t);
+        let fits = |s: &CatalogSnapshot| self.is_current(s, since);
         if let Some(latest) = self.latest().filter(|s| fits(s)) {
             return Ok(latest);
         }

@@ -15,7 +15,7 @@ use portcullis_sql::{
     setting_object, Analysis, AnalysisError, ObjectAccess, ObjectKind, Operation, QualifiedName,
     SearchPath, SessionEffect, SettingClass, Statement, StatementKind,
 };
-use portcullis_store::Request;
+use portcullis_store::{Request, Resource};
 use portcullis_wire::{
     bind_parameter, decode_frontend, encode_bind_without_params, encode_close_statement,
     encode_describe_portal, encode_execute, encode_flush, encode_parse, encode_parse_bytes,
@@ -28,7 +28,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::{oneshot, watch};
 
-use super::flow::{Flow, Internal, Pending, SETTINGS_QUERY};
+use super::flow::{Flow, Pending, SETTINGS_QUERY};
 use super::masking::SessionMasking;
 use super::row_guard::{self, GuardVerdict, Guarded};
 use super::statement::{OutcomeRules, Refusal, Run};
@@ -360,16 +360,14 @@ impl<'a> ClientSide<'a> {
     where
         W: AsyncWrite + Unpin + ?Sized,
     {
-        let have = Arc::clone(&self.lock().catalog);
-        if self.catalog.is_current(&have) && since.is_none_or(|t| have.began() >= t) {
+        if self.catalog.is_current(&self.lock().catalog, since) {
             return Ok(());
         }
         // What was already decided goes on while the catalog is read.
         send(upstream, out).await?;
-        let read = match self.shared.store.resource(&self.info.resource) {
-            Ok(Some(resource)) => self.catalog.snapshot(&resource, since).await,
-            Ok(None) => Err(GatewayError::Config("the resource was removed".into())),
-            Err(e) => Err(e.into()),
+        let read = match self.resource() {
+            Ok(resource) => self.catalog.snapshot(&resource, since).await,
+            Err(e) => Err(e),
         };
         match read {
             Ok(snapshot) => self.lock().catalog = snapshot,
@@ -559,10 +557,21 @@ impl<'a> ClientSide<'a> {
         Ok(Step::Continue)
     }
 
+    /// The session's resource with its credential, for the catalog reader's connection.
+    fn resource(&self) -> Result<Resource, GatewayError> {
+        self.shared
+            .store
+            .resource(&self.info.resource)?
+            .ok_or_else(|| GatewayError::Config("the resource was removed".into()))
+    }
+
     /// The setting names a Bind gives the `set_config` calls of its statement, read in the client
     /// encoding.
     fn bound_setting_names(&self, prepared: &Prepared, body: &[u8]) -> Vec<Option<String>> {
-        let Some(statement) = prepared.statement() else {
+        let Some(statement) = prepared
+            .statement()
+            .filter(|s| !s.bound_settings.is_empty())
+        else {
             return Vec::new();
         };
         let flow = self.lock();
@@ -593,9 +602,8 @@ impl<'a> ClientSide<'a> {
             return Ok(Err("the fast-path call is malformed".into()));
         };
         send(upstream, out).await?;
-        let resource = match self.shared.store.resource(&self.info.resource) {
-            Ok(Some(resource)) => resource,
-            Ok(None) => return Ok(Err("the resource was removed".into())),
+        let resource = match self.resource() {
+            Ok(resource) => resource,
             Err(e) => return Ok(Err(e.to_string())),
         };
         Ok(match self.catalog.function(&resource, function).await {
@@ -1361,14 +1369,7 @@ impl<'a> ClientSide<'a> {
         let Ok(text) = self.encode_text(run.text()) else {
             return self.refuse(run, refusal, extended, out);
         };
-        tracing::info!(session = %self.info.id, user = %self.info.user, reason = %refusal.message, "statement refused");
-        self.lock().push(Pending::Refused {
-            refusal,
-            run,
-            extended,
-            reported: false,
-            server_parses: true,
-        });
+        self.push_refused(run, refusal, extended, true);
         encode_parse_bytes("", &text, &[], out);
         encode_close_statement("", out);
         encode_parse(REFUSED_STATEMENT, REFUSED_SQL, out);
@@ -1379,16 +1380,21 @@ impl<'a> ClientSide<'a> {
         }
     }
 
-    /// Replaces a refused request by one that fails upstream; its error will be replaced by `refusal`.
-    fn refuse(&mut self, run: Run, refusal: Refusal, extended: bool, out: &mut BytesMut) {
+    /// Records a refusal whose replacement request is about to be sent.
+    fn push_refused(&mut self, run: Run, refusal: Refusal, extended: bool, server_parses: bool) {
         tracing::info!(session = %self.info.id, user = %self.info.user, reason = %refusal.message, "statement refused");
         self.lock().push(Pending::Refused {
             refusal,
             run,
             extended,
             reported: false,
-            server_parses: false,
+            server_parses,
         });
+    }
+
+    /// Replaces a refused request by one that fails upstream; its error will be replaced by `refusal`.
+    fn refuse(&mut self, run: Run, refusal: Refusal, extended: bool, out: &mut BytesMut) {
+        self.push_refused(run, refusal, extended, false);
         if extended {
             encode_parse(REFUSED_STATEMENT, REFUSED_SQL, out);
             self.skipping = true;
@@ -1474,7 +1480,7 @@ impl<'a> ClientSide<'a> {
         }
         let mut flow = self.lock();
         if std::mem::take(&mut self.refresh_path) {
-            flow.push(Pending::Internal(Internal::SearchPath(None)));
+            flow.push(Pending::SearchPath(None));
             flow.settings_pending += 1;
             encode_query(SETTINGS_QUERY, out);
         }

@@ -60,21 +60,15 @@ pub enum Pending {
         /// when the server parsed it after all, and the refusal stands.
         server_parses: bool,
     },
-    /// A query of the gateway's own; none of its replies reach the client.
-    Internal(Internal),
+    /// The gateway's own [`SETTINGS_QUERY`], after the client may have changed a setting the gateway
+    /// follows; none of its replies reach the client. `None` until its row arrives, and when it failed
+    /// (in an aborted transaction, where nothing changes).
+    SearchPath(Option<String>),
     /// A statement running under a row-count guard, up to its completion or error.
     Guarded(Box<Guarded>),
     /// The failing Parse sent after a guarded statement was denied: its error aborts the upstream
     /// transaction and is not shown (the client already has the gateway's).
     GuardRefusal,
-}
-
-/// The gateway's own queries in the client's session.
-#[derive(Debug)]
-pub enum Internal {
-    /// [`SETTINGS_QUERY`], after the client may have changed a setting the gateway follows; `None`
-    /// until its row arrives, and when it failed (in an aborted transaction, where nothing changes).
-    SearchPath(Option<String>),
 }
 
 /// The gateway's query for the session's search_path, sent after statements that may change a setting
@@ -301,7 +295,7 @@ impl Flow {
                     self.queue.pop_front();
                     true
                 }
-                Some(Pending::Internal(_)) => false,
+                Some(Pending::SearchPath(_)) => false,
                 _ => true,
             },
             tag::ERROR_RESPONSE => return self.on_error(frame, info, out, events),
@@ -342,7 +336,7 @@ impl Flow {
             }
             tag::BACKEND_KEY_DATA => false,
             _ => {
-                !matches!(self.queue.front(), Some(Pending::Internal(_)))
+                !matches!(self.queue.front(), Some(Pending::SearchPath(_)))
                     || matches!(msg_tag, tag::NOTICE_RESPONSE | tag::NOTIFICATION_RESPONSE)
             }
         };
@@ -414,12 +408,10 @@ impl Flow {
                 run.rows_seen += 1;
                 true
             }
-            Some(Pending::Internal(_)) => {
+            Some(Pending::SearchPath(_)) => {
                 match self.shown_setting(body) {
                     Ok(text) => {
-                        if let Some(Pending::Internal(Internal::SearchPath(value))) =
-                            self.queue.front_mut()
-                        {
+                        if let Some(Pending::SearchPath(value)) = self.queue.front_mut() {
                             *value = Some(text);
                         }
                     }
@@ -455,7 +447,7 @@ impl Flow {
                 Some(Pending::Execute(run)) => run,
                 _ => None,
             },
-            Some(Pending::Internal(_)) => return Ok(false),
+            Some(Pending::SearchPath(_)) => return Ok(false),
             _ => None,
         };
         if let Some(run) = finished {
@@ -477,7 +469,7 @@ impl Flow {
                 self.queue.pop_front();
                 true
             }
-            Some(Pending::Internal(_)) => false,
+            Some(Pending::SearchPath(_)) => false,
             _ => true,
         }
     }
@@ -524,7 +516,7 @@ impl Flow {
                     events.push(run.into_event(info, Outcome::Failed(code, message)));
                 }
             }
-            Some(Pending::Internal(_)) => return Ok(()),
+            Some(Pending::SearchPath(_)) => return Ok(()),
             Some(Pending::GuardRefusal) => {
                 self.queue.pop_front();
                 self.skip_to_sync(info, events);
@@ -616,9 +608,9 @@ impl Flow {
             self.catalog_changed = true;
         }
         match self.queue.front() {
-            Some(Pending::Internal(_)) => {
-                if let Some(Pending::Internal(done)) = self.queue.pop_front() {
-                    self.apply_internal(done);
+            Some(Pending::SearchPath(_)) => {
+                if let Some(Pending::SearchPath(value)) = self.queue.pop_front() {
+                    self.apply_search_path(value);
                 }
                 Ok(false)
             }
@@ -645,8 +637,7 @@ impl Flow {
         }
     }
 
-    fn apply_internal(&mut self, done: Internal) {
-        let Internal::SearchPath(value) = done;
+    fn apply_search_path(&mut self, value: Option<String>) {
         self.settled_outside_txn = self.txn == TransactionStatus::Idle;
         self.settings_pending = self.settings_pending.saturating_sub(1);
         if self.settings_pending == 0 {

@@ -317,10 +317,22 @@ impl Gateway {
 
     /// Connects tokio-postgres as a gateway user.
     pub async fn connect(&self, user: &str, password: &str) -> tokio_postgres::Client {
-        let (client, connection) =
-            tokio_postgres::connect(&self.conn_str(user, password), tokio_postgres::NoTls)
-                .await
-                .expect("connect through the gateway");
+        self.connect_with(user, password, "").await
+    }
+
+    /// Connects with `extra` connection parameters (`options='-c …'`).
+    pub async fn connect_with(
+        &self,
+        user: &str,
+        password: &str,
+        extra: &str,
+    ) -> tokio_postgres::Client {
+        let (client, connection) = tokio_postgres::connect(
+            &format!("{} {extra}", self.conn_str(user, password)),
+            tokio_postgres::NoTls,
+        )
+        .await
+        .expect("connect through the gateway");
         tokio::spawn(async move {
             let _ = connection.await;
         });
