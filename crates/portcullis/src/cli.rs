@@ -45,7 +45,7 @@ pub enum Command {
     /// Manage roles and membership.
     #[command(subcommand)]
     Role(RoleCommand),
-    /// Query the audit log.
+    /// Query the audit log; verify, re-index or export the key of its journal.
     Audit(AuditArgs),
     /// Apply, show, check, explain or test the policy the gateway enforces, or replay the audit log
     /// through a proposed one.
@@ -246,9 +246,12 @@ pub struct RecordArgs {
     pub json: bool,
 }
 
-/// `audit` filters.
+/// `audit` filters, or one of its subcommands.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct AuditArgs {
+    #[command(subcommand)]
+    pub action: Option<AuditAction>,
     /// Who, where, when, how many, and the output form.
     #[command(flatten)]
     pub records: RecordArgs,
@@ -264,4 +267,29 @@ pub struct AuditArgs {
     /// Only this decision (allow or deny).
     #[arg(long)]
     pub decision: Option<String>,
+}
+
+/// What else `audit` does with the journal.
+#[derive(Debug, Subcommand)]
+pub enum AuditAction {
+    /// Check the journal's hash chain, sequences and signed checkpoints, and the index against it;
+    /// exits non-zero at the first sign of tampering.
+    Verify {
+        /// Start at the segment holding this record.
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        /// The public key to check signatures with (hex, as `audit public-key` prints it); the
+        /// journal's own key file by default.
+        #[arg(long)]
+        public_key: Option<String>,
+        /// The report as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rebuild the index (the tables `audit` and the API read) from the journal.
+    Reindex,
+    /// Print the journal's public key, for auditors to verify with.
+    PublicKey,
+    /// How far the index is behind the journal.
+    Status,
 }

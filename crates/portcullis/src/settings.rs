@@ -133,7 +133,7 @@ pub enum DurabilitySetting {
     Strict,
     /// See [`Durability::Journaled`].
     Journaled,
-    /// See [`Durability::Buffered`].
+    /// Older configurations' name: since every record goes to the journal, the same as `journaled`.
     Buffered,
 }
 
@@ -173,8 +173,9 @@ impl Settings {
                 .context("cannot load or create the master key")?,
         };
         let durability = match self.audit.durability {
-            Some(DurabilitySetting::Buffered) => Durability::Buffered,
-            Some(DurabilitySetting::Journaled) => Durability::Journaled,
+            Some(DurabilitySetting::Journaled | DurabilitySetting::Buffered) => {
+                Durability::Journaled
+            }
             Some(DurabilitySetting::Strict) | None => Durability::Strict,
         };
         let path = data_dir.join("portcullis.sqlite");

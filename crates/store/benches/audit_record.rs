@@ -63,7 +63,7 @@ fn record(c: &mut Criterion) {
     let event = pgbench_select();
     for (name, durability) in [
         ("journaled", Durability::Journaled),
-        ("buffered", Durability::Buffered),
+        ("buffered", Durability::Journaled),
     ] {
         let dir = tempfile::tempdir().expect("a temporary folder");
         let store = Store::open(

@@ -115,7 +115,7 @@ mod tests {
         let store = Store::open(
             &dir.path().join("s.db"),
             MasterKey::generate(),
-            Durability::Buffered,
+            Durability::Journaled,
         )
         .unwrap();
         store

@@ -121,16 +121,5 @@ pub(crate) fn is_unique_violation(e: &rusqlite::Error) -> bool {
     )
 }
 
-/// True when the error may go away on its own (lock contention, a transient I/O failure, a full disk),
-/// so the same write is worth retrying.
-pub(crate) fn is_transient(e: &StoreError) -> bool {
-    use rusqlite::ErrorCode::{DatabaseBusy, DatabaseLocked, DiskFull, SystemIoFailure};
-    matches!(
-        e,
-        StoreError::Database(BackendError(rusqlite::Error::SqliteFailure(f, _)))
-            if matches!(f.code, DatabaseBusy | DatabaseLocked | SystemIoFailure | DiskFull)
-    )
-}
-
 /// Result alias used throughout the crate.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -29,9 +29,10 @@ use rusqlite::{Connection, OptionalExtension};
 
 pub use api_tokens::{ApiToken, ApiTokenRole, IssuedToken, NewApiToken};
 pub use audit::{
-    AuditEvent, AuditFilter, AuditKindFilter, AuditObject, AuditRecord, AuditSink, AuditTicket,
-    ConnectionEvent, ConnectionPhase, DecisionEvent, FiredRuleRecord, MfaEvent, PolicyTrail,
-    RequirementRecord, StatementEvent, WorkflowEvent,
+    decode_event, AuditEvent, AuditFilter, AuditKindFilter, AuditObject, AuditRecord, AuditSink,
+    AuditTicket, ConnectionEvent, ConnectionPhase, DecisionEvent, FiredRuleRecord, IndexStatus,
+    JournalCursor, JournalRecord, MfaEvent, PolicyTrail, RequirementRecord, SegmentLimits,
+    StatementEvent, VerifyProblem, VerifyReport, WorkflowEvent,
 };
 pub use clock::Clock;
 pub use crypto::{MasterKey, Secret};
@@ -50,18 +51,16 @@ pub use resources::{Resource, ResourceInfo, ResourceSpec, TlsMode};
 pub use roles::Role;
 pub use users::{User, UserLogin};
 
-/// When an audit record counts as written.
+/// When an audit record counts as written. Either way it is appended to the audit journal (see
+/// `audit/journal/`) before the ticket resolves, and indexed in the database shortly after.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Durability {
-    /// A record's ticket resolves only after the transaction holding it is committed and fsynced.
+    /// A record's ticket resolves once the journal is on disk (`fdatasync`, shared by the records
+    /// written meanwhile). Survives a crash of the machine.
     #[default]
     Strict,
-    /// A record's ticket resolves as soon as it is queued; it is written shortly after.
-    /// A crash can lose the last records.
-    Buffered,
-    /// A record's ticket resolves once it is written to the audit journal next to the database (see
-    /// `audit/journal.rs`); the database has it a few milliseconds later. Survives a crash of the
-    /// process (the next open replays the journal), not of the machine.
+    /// A record's ticket resolves once the journal write has returned: the record is in the operating
+    /// system's hands. Survives a crash of the process, not of the machine.
     Journaled,
 }
 
@@ -92,13 +91,24 @@ impl Store {
     /// Opens (creating if needed, with mode 0600) the database file, migrates the schema, checks that
     /// `key` is the key the database was created with, and starts the audit writer thread.
     pub fn open(path: &Path, key: MasterKey, durability: Durability) -> Result<Store> {
+        Store::open_with(path, key, durability, SegmentLimits::default())
+    }
+
+    /// [`Store::open`], with the audit journal's segments rotated at `limits`.
+    pub fn open_with(
+        path: &Path,
+        key: MasterKey,
+        durability: Durability,
+        limits: SegmentLimits,
+    ) -> Result<Store> {
         create_private_file(path)?;
         let mut conn = schema::open_connection(path, true)?;
         schema::migrate(&mut conn)?;
         check_master_key(&conn, &key)?;
-        audit::journal::recover(&mut conn, path)?;
-        let writer_conn = schema::open_connection(path, durability == Durability::Strict)?;
-        let audit = audit::writer::spawn(writer_conn, durability, path)?;
+        // The index is rebuilt from the journal if lost: it need not wait for the disk.
+        let index_conn = schema::open_connection(path, false)?;
+        let journal = audit::journal::dir_for(path);
+        let audit = audit::writer::spawn(index_conn, durability, &journal, limits)?;
         Ok(Store {
             inner: Arc::new(Inner {
                 conn: Mutex::new(conn),

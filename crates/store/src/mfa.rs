@@ -243,7 +243,7 @@ mod tests {
         let store = Store::open(
             &dir.path().join("s.db"),
             MasterKey::generate(),
-            Durability::Buffered,
+            Durability::Journaled,
         )
         .unwrap();
         store.add_user("alice", "pw").unwrap();

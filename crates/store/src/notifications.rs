@@ -410,7 +410,7 @@ mod tests {
         let store = Store::open(
             &dir.path().join("s.sqlite"),
             MasterKey::generate(),
-            Durability::Buffered,
+            Durability::Journaled,
         )
         .unwrap();
         (dir, store)

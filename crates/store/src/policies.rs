@@ -74,7 +74,7 @@ mod tests {
         let store = Store::open(
             &dir.path().join("s.db"),
             MasterKey::generate(),
-            Durability::Buffered,
+            Durability::Journaled,
         )
         .unwrap();
         assert_eq!(store.active_policy().unwrap(), None);

@@ -623,7 +623,7 @@ mod tests {
         let store = Store::open(
             &dir.path().join("s.db"),
             MasterKey::generate(),
-            Durability::Buffered,
+            Durability::Journaled,
         )
         .unwrap();
         let far = now_millis() + 3_600_000;
@@ -702,7 +702,7 @@ mod tests {
         let store = Store::open(
             &dir.path().join("s.db"),
             MasterKey::generate(),
-            Durability::Buffered,
+            Durability::Journaled,
         )
         .unwrap();
         let reservation = |workflow: &str, from, until| NewRequest {

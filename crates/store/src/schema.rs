@@ -233,6 +233,18 @@ const MIGRATIONS: &[&str] = &[
         seq   BIGINT NOT NULL
     );
     "#,
+    // 10: the audit journal became the audit log (audit/journal/); `audit_events` is its index. Each
+    // row names its journal record; `audit_index` holds the sequence the index has read up to.
+    r#"
+    DROP TABLE audit_journals;
+    ALTER TABLE audit_events ADD COLUMN seq BIGINT;
+    CREATE UNIQUE INDEX audit_events_seq ON audit_events(seq);
+    CREATE TABLE audit_index (
+        id   INTEGER PRIMARY KEY CHECK (id = 1),
+        seq  BIGINT NOT NULL
+    );
+    INSERT INTO audit_index (id, seq) VALUES (1, 0);
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -322,8 +322,8 @@ fn group_commit_many_threads() {
 }
 
 #[test]
-fn buffered_mode_resolves_at_once_and_writes() {
-    let t = TestStore::new(Durability::Buffered);
+fn journaled_mode_resolves_at_once_and_writes() {
+    let t = TestStore::new(Durability::Journaled);
     let sink = t.store.audit();
     for i in 0..50 {
         sink.record(statement("alice", "prod", i, "SELECT 1", &[]))
@@ -345,7 +345,7 @@ fn buffered_mode_resolves_at_once_and_writes() {
             .unwrap();
     }
     drop(late);
-    let again = Store::open(&common::db_path(dir.path()), key, Durability::Buffered).unwrap();
+    let again = Store::open(&common::db_path(dir.path()), key, Durability::Journaled).unwrap();
     assert_eq!(again.query_audit(&all()).unwrap().len(), 70);
 }
 
@@ -427,18 +427,20 @@ fn resolved_record_survives_abort() {
     assert_eq!(got[0].event.at(), 99);
 }
 
-/// The audit journals next to the database at `dir`.
-fn journals(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    std::fs::read_dir(dir)
+/// The audit journal's segment files for the database in `dir`.
+fn segments(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found: Vec<_> = std::fs::read_dir(dir.join("portcullis.db.journal"))
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.to_string_lossy().contains(".audit-journal."))
-        .collect()
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    found.sort();
+    found
 }
 
 /// Child half of `journaled_records_survive_abort`: records two journaled events and waits until the
-/// database has them, records a third, then aborts the process without running any destructor, before
-/// the writer's linger is over.
+/// index has them, records a third, then aborts the process without running any destructor, before
+/// the index thread's linger is over.
 #[test]
 fn journal_child() {
     let Some(store) = child_store(Durability::Journaled) else {
@@ -465,12 +467,8 @@ fn journaled_records_survive_abort() {
     let path = common::db_path(dir.path());
     drop(Store::open(&path, key.clone(), Durability::Journaled).unwrap());
     run_aborting_child("journal_child", dir.path(), &key);
-    let left = journals(dir.path());
-    assert_eq!(
-        left.len(),
-        1,
-        "the aborted writer's journal stays: {left:?}"
-    );
+    let left = segments(dir.path());
+    assert_eq!(left.len(), 1, "{left:?}");
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&left[0]).unwrap().permissions().mode();
@@ -490,106 +488,92 @@ fn journaled_records_survive_abort() {
         [1, 2, 3],
         "the third from the journal, the first two not twice"
     );
-    assert!(
-        journals(dir.path()).is_empty(),
-        "a replayed journal is removed"
-    );
+    let report = store.verify_audit(0, None).unwrap();
+    assert!(report.is_intact(), "{report:?}");
     drop(store);
     let again = Store::open(&path, key, Durability::Journaled).unwrap();
     assert_eq!(
         again.query_audit(&all()).unwrap().len(),
         3,
-        "nothing replayed twice"
+        "nothing indexed twice"
     );
 }
 
 #[test]
-fn journaled_mode_writes_and_removes_its_journal() {
+fn the_journal_keeps_every_record_after_indexing() {
     let t = TestStore::new(Durability::Journaled);
     t.store
         .audit()
         .record(statement("a", "r", 1, "SELECT 1", &[]))
         .wait_blocking()
         .unwrap();
-    assert_eq!(journals(t.dir.path()).len(), 1);
     t.store.shutdown().unwrap();
     assert_eq!(t.store.query_audit(&all()).unwrap().len(), 1);
-    // A second store on the same file (another process, in effect) leaves a live journal alone.
+    // A second store on the same file (another process, in effect) appends to the same chain.
     let other = Store::open(&t.path(), t.key.clone(), Durability::Journaled).unwrap();
-    assert_eq!(journals(t.dir.path()).len(), 1);
+    other
+        .audit()
+        .record(statement("b", "r", 2, "SELECT 2", &[]))
+        .wait_blocking()
+        .unwrap();
+    assert_eq!(t.store.query_audit(&all()).unwrap().len(), 2);
     drop(other);
     let TestStore { dir, store, .. } = t;
+    let report = store.verify_audit(0, None).unwrap();
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!(report.events, 2);
     drop(store);
-    assert!(journals(dir.path()).is_empty());
+    assert_eq!(segments(dir.path()).len(), 1);
 }
 
-/// A full journal hands over to a new one and is removed once the database has all it held.
+/// A full segment is sealed and a new one takes the records; verify follows the chain across them.
 #[test]
-fn full_journals_roll_over_and_go() {
-    let t = TestStore::new(Durability::Journaled);
+fn full_segments_are_sealed_and_the_chain_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = portcullis_store::SegmentLimits {
+        max_bytes: 2 * 1024 * 1024,
+        ..Default::default()
+    };
+    let store = Store::open_with(
+        &common::db_path(dir.path()),
+        MasterKey::generate(),
+        Durability::Strict,
+        limits,
+    )
+    .unwrap();
     let text = format!("SELECT '{}'", "x".repeat(1024 * 1024));
     for at in 0..10 {
-        t.store
+        store
             .audit()
             .record(statement("a", "r", at, &text, &[]))
             .wait_blocking()
             .unwrap();
     }
-    t.store.shutdown().unwrap();
-    assert_eq!(t.store.query_audit(&all()).unwrap().len(), 10);
+    assert_eq!(store.query_audit(&all()).unwrap().len(), 10);
+    assert_eq!(segments(dir.path()).len(), 5, "two records per segment");
+    let report = store.verify_audit(0, None).unwrap();
+    assert!(report.is_intact(), "{report:?}");
     assert_eq!(
-        journals(t.dir.path()).len(),
-        1,
-        "only the journal in use is left"
+        (report.segments, report.events, report.checkpoints),
+        (5, 10, 4)
     );
 }
 
 #[test]
-fn write_failure_reaches_the_ticket() {
-    let t = TestStore::new(Durability::Strict);
-    // Sabotage the table from another connection; the writer's insert must then fail and say so.
-    let raw = rusqlite::Connection::open(t.path()).unwrap();
-    raw.execute_batch("DROP TABLE audit_events").unwrap();
-    let err = t
-        .store
-        .audit()
-        .record(statement("a", "r", 1, "SELECT 1", &[]))
-        .wait_blocking()
-        .unwrap_err();
-    assert!(
-        matches!(err, portcullis_store::StoreError::AuditWrite(_)),
-        "{err:?}"
-    );
-}
-
-#[test]
-fn buffered_failure_keeps_events_and_is_reported_until_written() {
-    let t = TestStore::new(Durability::Buffered);
+fn an_index_that_cannot_be_written_fails_no_ticket_and_catches_up() {
+    let t = TestStore::new(Durability::Journaled);
     let sink = t.store.audit();
-    // Hide the table from another connection: the writer's batches fail (not a transient error).
+    // Hide the table from another connection: indexing fails, the journal does not.
     let raw = rusqlite::Connection::open(t.path()).unwrap();
     raw.execute_batch("ALTER TABLE audit_events RENAME TO audit_hidden")
         .unwrap();
-    sink.record(statement("alice", "prod", 1, "SELECT 1", &[]))
-        .wait_blocking()
-        .unwrap();
-    assert!(matches!(
-        sink.flush(),
-        Err(portcullis_store::StoreError::AuditWrite(_))
-    ));
-    // The log is behind: new records say so (and are kept too).
-    let err = sink
-        .record(statement("alice", "prod", 2, "SELECT 2", &[]))
-        .wait_blocking()
-        .unwrap_err();
-    assert!(
-        matches!(err, portcullis_store::StoreError::AuditWrite(_)),
-        "{err:?}"
-    );
-
+    for at in 1..=2 {
+        sink.record(statement("alice", "prod", at, "SELECT 1", &[]))
+            .wait_blocking()
+            .unwrap();
+    }
     raw.execute_batch("ALTER TABLE audit_hidden RENAME TO audit_events")
         .unwrap();
-    sink.flush().unwrap();
     sink.record(statement("alice", "prod", 3, "SELECT 3", &[]))
         .wait_blocking()
         .unwrap();

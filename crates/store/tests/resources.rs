@@ -95,8 +95,13 @@ fn tls_mode_parses_and_prints() {
 fn raw_bytes_of_all_db_files(dir: &std::path::Path) -> Vec<u8> {
     let mut all = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
-        let entry = entry.unwrap();
-        all.extend(std::fs::read(entry.path()).unwrap());
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            // The audit journal's folder.
+            all.extend(raw_bytes_of_all_db_files(&path));
+        } else {
+            all.extend(std::fs::read(path).unwrap());
+        }
     }
     all
 }

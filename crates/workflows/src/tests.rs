@@ -45,7 +45,7 @@ fn setup() -> (tempfile::TempDir, Store, Policy) {
     let store = Store::open(
         &dir.path().join("s.db"),
         MasterKey::generate(),
-        Durability::Buffered,
+        Durability::Journaled,
     )
     .unwrap();
     let policy = Policy::from_yaml(POLICY, "p.yaml").unwrap();

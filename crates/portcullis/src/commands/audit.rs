@@ -1,15 +1,42 @@
 //! `portcullis audit`: query the audit log.
 
-use anyhow::Result;
-use portcullis_store::{AuditEvent, AuditFilter, AuditKindFilter, Store};
+use anyhow::{bail, Result};
+use portcullis_store::{AuditEvent, AuditFilter, AuditKindFilter, Store, VerifyReport};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::cli::{AuditArgs, RecordArgs};
+use crate::cli::{AuditAction, AuditArgs, RecordArgs};
 use crate::table;
 
-/// Prints the audit records that match the filters, newest first.
+/// Prints the audit records that match the filters, newest first, or runs a subcommand.
 pub fn run(store: &Store, args: &AuditArgs) -> Result<()> {
+    match &args.action {
+        Some(AuditAction::Verify {
+            from,
+            public_key,
+            json,
+        }) => return verify(store, *from, public_key.as_deref(), *json),
+        Some(AuditAction::Reindex) => {
+            let rows = store.reindex_audit()?;
+            println!("index rebuilt from the journal: {rows} records");
+            return Ok(());
+        }
+        Some(AuditAction::PublicKey) => {
+            println!("{}", store.audit_public_key());
+            return Ok(());
+        }
+        Some(AuditAction::Status) => {
+            let status = store.audit_index_status()?;
+            println!(
+                "journal ends at record {}; index at {} ({} behind)",
+                status.journal_end,
+                status.indexed,
+                status.lag()
+            );
+            return Ok(());
+        }
+        None => {}
+    }
     let filter = AuditFilter {
         text_contains: args.text.clone(),
         object: args.object.clone(),
@@ -126,4 +153,68 @@ pub fn one_line(text: &str, max: usize) -> String {
     } else {
         flat
     }
+}
+
+/// `audit verify`: the report, and a failure exit when anything was tampered with.
+fn verify(store: &Store, from: u64, public_key: Option<&str>, json: bool) -> Result<()> {
+    let report = store.verify_audit(from, public_key)?;
+    if json {
+        println!("{}", serde_json::to_string(&report_json(&report))?);
+    } else {
+        print_report(&report);
+    }
+    if !report.is_intact() {
+        bail!("the audit journal does not verify");
+    }
+    Ok(())
+}
+
+fn print_report(report: &VerifyReport) {
+    let range = match (report.first_seq, report.last_seq) {
+        (Some(first), Some(last)) => format!("records {first} to {last}"),
+        _ => "no records".to_owned(),
+    };
+    println!(
+        "{} segments, {range}: {} events, {} checkpoints; signed through record {}",
+        report.segments,
+        report.events,
+        report.checkpoints,
+        report
+            .signed_through
+            .map_or_else(|| "none".to_owned(), |s| s.to_string())
+    );
+    for p in &report.problems {
+        let seq = p.seq.map(|s| format!("record {s}, ")).unwrap_or_default();
+        println!(
+            "TAMPERED {} at byte {} ({seq}): {}",
+            p.segment, p.offset, p.what
+        );
+    }
+    if let Some(torn) = &report.torn_tail {
+        println!("torn tail (a crash, not tampering): {torn}");
+    }
+    for p in &report.index_problems {
+        println!("INDEX {p}");
+    }
+    if report.is_intact() {
+        println!("OK: the journal and its index verify");
+    }
+}
+
+fn report_json(report: &VerifyReport) -> serde_json::Value {
+    serde_json::json!({
+        "intact": report.is_intact(),
+        "segments": report.segments,
+        "events": report.events,
+        "checkpoints": report.checkpoints,
+        "first_seq": report.first_seq,
+        "last_seq": report.last_seq,
+        "signed_through": report.signed_through,
+        "indexed_through": report.indexed_through,
+        "torn_tail": report.torn_tail,
+        "problems": report.problems.iter().map(|p| serde_json::json!({
+            "segment": p.segment, "offset": p.offset, "seq": p.seq, "what": p.what,
+        })).collect::<Vec<_>>(),
+        "index_problems": report.index_problems,
+    })
 }

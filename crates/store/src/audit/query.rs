@@ -273,7 +273,8 @@ impl Store {
     /// Audit records matching `filter`, newest first.
     pub fn query_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>> {
         let (sql, args) = build_query(filter);
-        let conn = self.conn();
+        let mut conn = self.conn();
+        self.catch_up_index(&mut conn);
         let mut stmt = conn.prepare(&sql)?;
         let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
         let mut out = Vec::new();
@@ -287,7 +288,8 @@ impl Store {
 impl Store {
     /// The audit record with this id.
     pub fn audit_record(&self, id: i64) -> Result<Option<AuditRecord>> {
-        let conn = self.conn();
+        let mut conn = self.conn();
+        self.catch_up_index(&mut conn);
         let mut stmt =
             conn.prepare(&format!("SELECT {COLUMNS} FROM audit_events WHERE id = ?1"))?;
         let mut rows = stmt.query([id])?;

@@ -1,0 +1,310 @@
+//! Appending to the journal. Several processes may append to one journal (the gateway, and admin
+//! commands that record workflow events while it runs), so every append takes the journal's file lock,
+//! first catches up with what others appended since (a `fstat` when nobody did), then writes its
+//! record with one `pwrite`. A write that fails part-way is cut off again, so the journal never holds
+//! half a record that a later one follows.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::format::{
+    encode_record, read_record, segment_name, ChainHash, Kind, SegmentHeader, Unreadable, HASH,
+    SEALED, SEGMENT_HEADER,
+};
+use super::signing::SigningKey;
+
+/// When a segment takes no more records.
+#[derive(Debug, Clone, Copy)]
+pub struct SegmentLimits {
+    pub max_bytes: u64,
+    pub max_age: Duration,
+}
+
+impl Default for SegmentLimits {
+    fn default() -> Self {
+        SegmentLimits {
+            max_bytes: 64 * 1024 * 1024,
+            max_age: Duration::from_secs(24 * 60 * 60),
+        }
+    }
+}
+
+/// Where an appended record is.
+#[derive(Debug, Clone)]
+pub(crate) struct Appended {
+    /// The segment it is in, for an `fdatasync`.
+    pub file: Arc<File>,
+}
+
+/// The end of the journal as this process last saw it.
+#[derive(Debug)]
+struct Tail {
+    file: Arc<File>,
+    created_ms: i64,
+    offset: u64,
+    next_seq: u64,
+    last_hash: ChainHash,
+}
+
+/// A process's way into the journal.
+#[derive(Debug)]
+pub(crate) struct Appender {
+    dir: PathBuf,
+    lock: File,
+    key: SigningKey,
+    limits: SegmentLimits,
+    tail: Option<Tail>,
+    buf: Vec<u8>,
+}
+
+/// Holds the journal's file lock until dropped.
+struct Locked<'a>(&'a File);
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        drop(self.0.unlock());
+    }
+}
+
+fn lock(file: &File) -> io::Result<Locked<'_>> {
+    file.lock()?;
+    Ok(Locked(file))
+}
+
+fn damaged(what: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what)
+}
+
+impl Appender {
+    /// Opens the journal in `dir`, creating it (and its signing key) if needed.
+    pub(crate) fn open(dir: &Path, limits: SegmentLimits) -> io::Result<Appender> {
+        super::ensure_dir(dir)?;
+        let lock_file = super::lock_file(dir)?;
+        let key = {
+            let _held = lock(&lock_file)?;
+            SigningKey::load_or_create(dir)?
+        };
+        Ok(Appender {
+            dir: dir.to_path_buf(),
+            lock: lock_file,
+            key,
+            limits,
+            tail: None,
+            buf: Vec::with_capacity(1024),
+        })
+    }
+
+    pub(crate) fn public_key(&self) -> &[u8] {
+        self.key.public_key()
+    }
+
+    /// Appends an event record with `payload`.
+    pub(crate) fn append(&mut self, payload: &[u8], now_ms: i64) -> io::Result<Appended> {
+        let lock_file = self.lock.try_clone()?;
+        let _held = lock(&lock_file)?;
+        self.catch_up()?;
+        if self.is_due(now_ms) {
+            self.rotate(now_ms)?;
+        }
+        self.write(Kind::Event, payload)
+    }
+
+    /// Appends a signed checkpoint (not sealing): lets `verify` vouch for everything up to here.
+    pub(crate) fn checkpoint(&mut self) -> io::Result<()> {
+        let lock_file = self.lock.try_clone()?;
+        let _held = lock(&lock_file)?;
+        self.catch_up()?;
+        let Some(tail) = self.tail.as_ref().filter(|t| t.next_seq > 1) else {
+            return Ok(());
+        };
+        let payload = self.key.checkpoint(tail.next_seq - 1, &tail.last_hash, 0);
+        let file = self.write(Kind::Checkpoint, &payload)?.file;
+        file.sync_data()
+    }
+
+    /// The sequence the next record will get, as of the last append.
+    pub(crate) fn next_seq(&self) -> Option<u64> {
+        self.tail.as_ref().map(|t| t.next_seq)
+    }
+
+    fn is_due(&self, now_ms: i64) -> bool {
+        self.tail.as_ref().is_some_and(|t| {
+            let age = u64::try_from(now_ms.saturating_sub(t.created_ms)).unwrap_or(0);
+            t.offset >= self.limits.max_bytes || Duration::from_millis(age) >= self.limits.max_age
+        })
+    }
+
+    fn write(&mut self, kind: Kind, payload: &[u8]) -> io::Result<Appended> {
+        let tail = self
+            .tail
+            .as_mut()
+            .ok_or_else(|| io::Error::other("no journal tail"))?;
+        self.buf.clear();
+        let seq = tail.next_seq;
+        let hash = encode_record(&mut self.buf, &tail.last_hash, kind, seq, payload);
+        if let Err(e) = tail.file.write_all_at(&self.buf, tail.offset) {
+            // Half a record followed by whole ones would read as damage; a crash in between leaves a
+            // torn tail, which the next append cuts off.
+            if let Err(cut) = tail.file.set_len(tail.offset) {
+                tracing::error!(error = %cut, "cannot cut a failed audit journal write off");
+            }
+            return Err(e);
+        }
+        tail.offset += self.buf.len() as u64;
+        tail.next_seq += 1;
+        tail.last_hash = hash;
+        Ok(Appended {
+            file: Arc::clone(&tail.file),
+        })
+    }
+
+    /// Brings the tail up to date with what other processes appended: opens the newest segment the
+    /// first time, then reads on from where this process stopped.
+    fn catch_up(&mut self) -> io::Result<()> {
+        let Some(tail) = &mut self.tail else {
+            self.tail = Some(self.open_newest()?);
+            return Ok(());
+        };
+        let len = tail.file.metadata()?.len();
+        if len == tail.offset {
+            return Ok(());
+        }
+        let mut bytes = vec![0; usize::try_from(len - tail.offset).map_err(io::Error::other)?];
+        tail.file.read_exact_at(&mut bytes, tail.offset)?;
+        let sealed = scan(&mut bytes.as_slice(), tail, &self.dir)?;
+        if sealed {
+            let next = self.dir.join(segment_name(tail.next_seq));
+            self.tail = Some(match File::options().read(true).write(true).open(&next) {
+                Ok(_) => self.open_newest()?,
+                // Its sealer stopped before it made the next segment.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    let (prev, next_seq) = (tail.last_hash, tail.next_seq);
+                    self.create_segment(next_seq, prev, crate::now_millis())?
+                }
+                Err(e) => return Err(e),
+            });
+        }
+        Ok(())
+    }
+
+    /// The newest segment, read to its end; a new journal's first segment if there is none.
+    fn open_newest(&self) -> io::Result<Tail> {
+        let Some((first_seq, path)) = super::segments(&self.dir)?.pop() else {
+            return self.create_segment(1, [0; HASH], crate::now_millis());
+        };
+        let file = super::private_file(&path, false)?;
+        let bytes = std::fs::read(&path)?;
+        let header = SegmentHeader::decode(&bytes)
+            .filter(|h| h.first_seq == first_seq)
+            .ok_or_else(|| damaged(format!("{} has no valid segment header", path.display())))?;
+        let mut tail = Tail {
+            file: Arc::new(file),
+            created_ms: header.created_ms,
+            offset: SEGMENT_HEADER as u64,
+            next_seq: header.first_seq,
+            last_hash: header.prev_hash,
+        };
+        let sealed = scan(&mut &bytes[SEGMENT_HEADER..], &mut tail, &self.dir)?;
+        if sealed {
+            return self.create_segment(tail.next_seq, tail.last_hash, crate::now_millis());
+        }
+        Ok(tail)
+    }
+
+    /// Seals the current segment with a signed checkpoint, makes it durable, and starts the next.
+    fn rotate(&mut self, now_ms: i64) -> io::Result<()> {
+        let Some(tail) = &self.tail else {
+            return Ok(());
+        };
+        let payload = self
+            .key
+            .checkpoint(tail.next_seq - 1, &tail.last_hash, SEALED);
+        self.write(Kind::Checkpoint, &payload)?.file.sync_data()?;
+        let Some(tail) = &self.tail else {
+            return Ok(());
+        };
+        let next = self.create_segment(tail.next_seq, tail.last_hash, now_ms)?;
+        self.tail = Some(next);
+        Ok(())
+    }
+
+    fn create_segment(
+        &self,
+        first_seq: u64,
+        prev_hash: ChainHash,
+        now_ms: i64,
+    ) -> io::Result<Tail> {
+        let header = SegmentHeader {
+            first_seq,
+            prev_hash,
+            created_ms: now_ms,
+        };
+        let name = segment_name(first_seq);
+        let fresh = self.dir.join(format!("{name}.new"));
+        let file = super::private_file(&fresh, false)?;
+        file.set_len(0)?;
+        file.write_all_at(&header.encode(), 0)?;
+        file.sync_all()?;
+        std::fs::rename(&fresh, self.dir.join(&name))?;
+        super::sync_dir(&self.dir)?;
+        Ok(Tail {
+            file: Arc::new(file),
+            created_ms: now_ms,
+            offset: SEGMENT_HEADER as u64,
+            next_seq: first_seq,
+            last_hash: prev_hash,
+        })
+    }
+}
+
+/// Reads the records in `bytes` (what follows `tail.offset`) into `tail`. Returns whether a sealing
+/// checkpoint ended the segment. A torn record at the end (a crash while writing) is cut off: the
+/// caller holds the lock, so nobody is still writing it.
+fn scan(bytes: &mut &[u8], tail: &mut Tail, dir: &Path) -> io::Result<bool> {
+    loop {
+        match read_record(bytes) {
+            Ok(record) => {
+                if record.seq != tail.next_seq {
+                    return Err(damaged(format!(
+                        "audit journal in {}: record {} where {} was due",
+                        dir.display(),
+                        record.seq,
+                        tail.next_seq
+                    )));
+                }
+                tail.offset += record.size as u64;
+                tail.next_seq += 1;
+                tail.last_hash = record.stored_hash;
+                *bytes = &bytes[record.size..];
+                if record.kind == Kind::Checkpoint
+                    && record.payload.first().is_some_and(|f| f & SEALED != 0)
+                {
+                    return Ok(true);
+                }
+            }
+            Err(Unreadable::End) => return Ok(false),
+            Err(Unreadable::Torn) => {
+                tracing::warn!(
+                    journal = %dir.display(),
+                    after = tail.next_seq - 1,
+                    bytes = bytes.len(),
+                    "cutting off a torn audit journal record left by a crash"
+                );
+                tail.file.set_len(tail.offset)?;
+                tail.file.sync_data()?;
+                return Ok(false);
+            }
+            Err(Unreadable::Garbage(why)) => {
+                return Err(damaged(format!(
+                    "audit journal in {} is damaged after record {}: {why}; run `portcullis audit verify`",
+                    dir.display(),
+                    tail.next_seq - 1
+                )))
+            }
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! Reading the journal from a sequence on, while processes may be appending to it: what the index,
+//! `verify` and the sinks share. A record not wholly written yet is simply not there yet.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use super::format::{
+    read_record, Kind, SegmentHeader, Unreadable, MAX_PAYLOAD, SEALED, SEGMENT_HEADER,
+};
+
+/// Most bytes read from a segment at once: room for the largest record.
+const CHUNK: usize = MAX_PAYLOAD as usize + 64 * 1024;
+
+/// A record read back.
+#[derive(Debug, Clone)]
+pub struct JournalRecord {
+    pub seq: u64,
+    /// An event record's payload (MessagePack); `None` for a checkpoint.
+    pub event: Option<Vec<u8>>,
+}
+
+/// A reading position in the journal of one folder.
+#[derive(Debug)]
+pub struct JournalCursor {
+    dir: PathBuf,
+    /// The segment being read and where in it the next record starts.
+    segment: Option<(File, u64)>,
+    /// The sequence of the next record to hand out; earlier ones are skipped.
+    next_seq: u64,
+    /// The sequence of the next record in the segment (read or skipped).
+    segment_seq: u64,
+    /// The last segment read was sealed: the next one starts at `segment_seq`.
+    after_seal: bool,
+    buf: Vec<u8>,
+}
+
+impl JournalCursor {
+    /// A cursor that hands out records from `seq` on.
+    pub fn new(dir: &Path, seq: u64) -> JournalCursor {
+        JournalCursor {
+            dir: dir.to_path_buf(),
+            segment: None,
+            next_seq: seq.max(1),
+            segment_seq: 0,
+            after_seal: false,
+            buf: Vec::new(),
+        }
+    }
+
+    /// The sequence of the next record this cursor will hand out.
+    pub fn position(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Moves to `seq`.
+    pub fn seek(&mut self, seq: u64) {
+        if seq.max(1) != self.next_seq {
+            *self = JournalCursor::new(&self.dir, seq);
+        }
+    }
+
+    /// Up to `max` records from the position on, as many as are wholly written.
+    pub fn read(&mut self, max: usize) -> io::Result<Vec<JournalRecord>> {
+        let mut out = Vec::new();
+        while out.len() < max {
+            if self.segment.is_none() && !self.open_segment()? {
+                break;
+            }
+            let Some((file, offset)) = &mut self.segment else {
+                break;
+            };
+            let available = file.metadata()?.len().saturating_sub(*offset);
+            let chunk = usize::try_from(available).unwrap_or(CHUNK).min(CHUNK);
+            self.buf.resize(chunk, 0);
+            file.read_exact_at(&mut self.buf, *offset)?;
+            let mut rest = self.buf.as_slice();
+            let mut sealed = false;
+            while out.len() < max && !sealed {
+                let record = match read_record(rest) {
+                    Ok(record) => record,
+                    Err(Unreadable::End | Unreadable::Torn) => break,
+                    Err(Unreadable::Garbage(why)) => {
+                        return Err(damaged(format!(
+                            "damaged after record {}: {why}",
+                            self.segment_seq.saturating_sub(1)
+                        )))
+                    }
+                };
+                if record.seq != self.segment_seq {
+                    return Err(damaged(format!(
+                        "record {} where {} was due",
+                        record.seq, self.segment_seq
+                    )));
+                }
+                *offset += record.size as u64;
+                rest = &rest[record.size..];
+                self.segment_seq += 1;
+                if record.seq >= self.next_seq {
+                    out.push(JournalRecord {
+                        seq: record.seq,
+                        event: (record.kind == Kind::Event).then(|| record.payload.to_vec()),
+                    });
+                    self.next_seq = record.seq + 1;
+                }
+                sealed = record.kind == Kind::Checkpoint
+                    && record.payload.first().is_some_and(|f| f & SEALED != 0);
+            }
+            if sealed {
+                self.segment = None;
+                self.after_seal = true;
+                continue;
+            }
+            // More than one chunk was there: read on; otherwise everything whole has been read.
+            if available as usize <= CHUNK || rest.len() == self.buf.len() {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Opens the segment holding the next record. False if there is none yet.
+    fn open_segment(&mut self) -> io::Result<bool> {
+        let segments = match super::segments(&self.dir) {
+            Ok(s) => s,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let found = if self.after_seal {
+            // The segment after a sealed one starts exactly where it ended (or is not made yet).
+            segments
+                .iter()
+                .find(|(first, _)| *first == self.segment_seq)
+        } else {
+            segments
+                .iter()
+                .rev()
+                .find(|(first, _)| *first <= self.next_seq)
+                .or_else(|| segments.first())
+        };
+        let Some((_, path)) = found else {
+            return Ok(false);
+        };
+        let file = File::open(path)?;
+        let mut header = [0; SEGMENT_HEADER];
+        file.read_exact_at(&mut header, 0)?;
+        let header = SegmentHeader::decode(&header)
+            .ok_or_else(|| damaged(format!("{} has no valid segment header", path.display())))?;
+        if header.first_seq > self.next_seq {
+            // Retention removed what came before: start at the oldest record kept.
+            self.next_seq = header.first_seq;
+        }
+        self.segment_seq = header.first_seq;
+        self.after_seal = false;
+        self.segment = Some((file, SEGMENT_HEADER as u64));
+        Ok(true)
+    }
+}
+
+fn damaged(what: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("audit journal: {what}"))
+}
