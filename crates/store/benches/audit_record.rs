@@ -1,7 +1,7 @@
-//! What recording one statement's audit event costs, per durability mode that answers at once:
-//! `journaled` (the event is appended to the journal, then queued) and `buffered` (only queued).
-//! First the session's share (the `record` call), then with the writer thread's share (committing it
-//! to SQLite). The event is what `pgbench -S` leaves: one object, one rule fired, the policy trail.
+//! What recording one statement's audit event costs, per durability mode: `journaled` (the record is
+//! written to the journal) and `strict` (and `fdatasync`ed — from one thread, so no group commit shares
+//! it). First the session's share (the `record` call), then with the index thread's share (inserting
+//! it into SQLite). The event is what `pgbench -S` leaves: one object, one rule fired, the policy trail.
 //!
 //! Run with `cargo bench -p portcullis-store -- --warm-up-time 1 --measurement-time 3`.
 
@@ -63,7 +63,7 @@ fn record(c: &mut Criterion) {
     let event = pgbench_select();
     for (name, durability) in [
         ("journaled", Durability::Journaled),
-        ("buffered", Durability::Journaled),
+        ("strict", Durability::Strict),
     ] {
         let dir = tempfile::tempdir().expect("a temporary folder");
         let store = Store::open(
@@ -92,7 +92,7 @@ fn record(c: &mut Criterion) {
                 spent
             })
         });
-        // The writer thread's share as well: recording and committing, per event.
+        // The index thread's share as well: recording and indexing, per event.
         c.bench_function(
             &format!("record and commit a statement event ({name})"),
             |b| {

@@ -2,7 +2,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{connection, statement, TestStore};
+use common::{connection, segments, statement, TestStore};
 use portcullis_store::{
     AuditEvent, AuditFilter, AuditKindFilter, AuditRecord, ConnectionPhase, Durability, MasterKey,
     Store,
@@ -425,17 +425,6 @@ fn resolved_record_survives_abort() {
     let got = store.query_audit(&all()).unwrap();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].event.at(), 99);
-}
-
-/// The audit journal's segment files for the database in `dir`.
-fn segments(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut found: Vec<_> = std::fs::read_dir(dir.join("portcullis.db.journal"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
-        .collect();
-    found.sort();
-    found
 }
 
 /// Child half of `journaled_records_survive_abort`: records two journaled events and waits until the

@@ -2,28 +2,14 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use common::{statement, TestStore};
+use common::{segments, statement, TestStore};
 use portcullis_store::{AuditFilter, Durability, MasterKey, SegmentLimits, Store, VerifyReport};
 
 const SEGMENT_HEADER: usize = 56;
 const RECORD_HEADER: usize = 13;
 const HASH: usize = 32;
-
-fn journal_dir(dir: &Path) -> PathBuf {
-    dir.join("portcullis.db.journal")
-}
-
-fn segments(dir: &Path) -> Vec<PathBuf> {
-    let mut found: Vec<_> = std::fs::read_dir(journal_dir(dir))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
-        .collect();
-    found.sort();
-    found
-}
 
 /// The byte ranges of a segment's records.
 fn records(bytes: &[u8]) -> Vec<std::ops::Range<usize>> {

@@ -34,36 +34,70 @@ fn opt_text(s: Option<&str>) -> Value {
     s.map_or(Value::Null, text)
 }
 
+/// Positions in [`COLUMNS`] past the six every kind fills (kind, at, session, user, resource, client).
+mod col {
+    pub const PHASE: usize = 6;
+    pub const AUTH_RESULT: usize = 7;
+    pub const TLS: usize = 8;
+    pub const APPLICATION_NAME: usize = 9;
+    pub const BYTES_IN: usize = 10;
+    pub const BYTES_OUT: usize = 11;
+    pub const DETAIL: usize = 12;
+    pub const STATEMENT_TEXT: usize = 13;
+    pub const STATEMENT_KIND: usize = 14;
+    pub const OBJECTS: usize = 15;
+    pub const OBJECT_NAMES: usize = 16;
+    pub const PARAM_COUNT: usize = 17;
+    pub const ROW_COUNT: usize = 18;
+    pub const DURATION_US: usize = 19;
+    pub const DECISION: usize = 20;
+    pub const OUTCOME: usize = 21;
+    pub const SQLSTATE: usize = 22;
+    pub const MESSAGE: usize = 23;
+}
+
+/// A row being filled: the shared columns first, each kind's own by name, the rest `NULL`.
+struct Row([Value; WIDTH]);
+
+impl Row {
+    fn new(kind: &str, at: i64, session: &str, user: &str, resource: &str, client: &str) -> Row {
+        let mut values: [Value; WIDTH] = std::array::from_fn(|_| Value::Null);
+        values[..6].clone_from_slice(&[
+            text(kind),
+            Value::Integer(at),
+            text(session),
+            text(user),
+            text(resource),
+            text(client),
+        ]);
+        Row(values)
+    }
+
+    fn set(mut self, column: usize, value: Value) -> Row {
+        self.0[column] = value;
+        self
+    }
+}
+
 /// The row of `event`, in [`COLUMNS`] order.
 pub(crate) fn row(event: &AuditEvent) -> Result<[Value; WIDTH], StoreError> {
-    use Value::Null;
-    Ok(match event {
-        AuditEvent::Connection(c) => [
-            text("connection"),
-            Value::Integer(c.at),
-            text(&c.session_id),
-            text(&c.user),
-            text(&c.resource),
-            text(&c.client_addr),
-            text(c.phase.as_str()),
-            text(&c.auth_result),
-            Value::Integer(i64::from(c.tls)),
-            opt_text(c.application_name.as_deref()),
-            sat(c.bytes_in),
-            sat(c.bytes_out),
-            opt_text(c.detail.as_deref()),
-            Null,
-            Null,
-            Null,
-            Null,
-            Null,
-            Null,
-            Null,
-            Null,
-            Null,
-            Null,
-            Null,
-        ],
+    use col::*;
+    let row = match event {
+        AuditEvent::Connection(c) => Row::new(
+            "connection",
+            c.at,
+            &c.session_id,
+            &c.user,
+            &c.resource,
+            &c.client_addr,
+        )
+        .set(PHASE, text(c.phase.as_str()))
+        .set(AUTH_RESULT, text(&c.auth_result))
+        .set(TLS, Value::Integer(i64::from(c.tls)))
+        .set(APPLICATION_NAME, opt_text(c.application_name.as_deref()))
+        .set(BYTES_IN, sat(c.bytes_in))
+        .set(BYTES_OUT, sat(c.bytes_out))
+        .set(DETAIL, opt_text(c.detail.as_deref())),
         AuditEvent::Statement(s) => {
             let objects = serde_json::to_string(&s.objects)
                 .map_err(|e| StoreError::AuditWrite(format!("cannot encode objects: {e}")))?;
@@ -74,123 +108,65 @@ pub(crate) fn row(event: &AuditEvent) -> Result<[Value; WIDTH], StoreError> {
                 .map(|o| o.name.as_str())
                 .collect::<Vec<_>>()
                 .join("\n");
-            [
-                text("statement"),
-                Value::Integer(s.at),
-                text(&s.session_id),
-                text(&s.user),
-                text(&s.resource),
-                text(&s.client_addr),
-                Null,
-                Null,
-                Null,
-                Null,
-                Null,
-                Null,
-                s.policy
-                    .as_ref()
-                    .map(encode_trail)
-                    .transpose()?
-                    .map_or(Null, Value::Text),
-                text(&s.text),
-                text(&s.kind),
-                Value::Text(objects),
-                Value::Text(object_names),
-                Value::Integer(i64::from(s.param_count)),
-                s.rows.map_or(Null, sat),
-                sat(s.duration_us),
-                text(&s.decision),
-                text(&s.outcome),
-                opt_text(s.sqlstate.as_deref()),
-                opt_text(s.message.as_deref()),
-            ]
+            let trail = s.policy.as_ref().map(encode_trail).transpose()?;
+            Row::new(
+                "statement",
+                s.at,
+                &s.session_id,
+                &s.user,
+                &s.resource,
+                &s.client_addr,
+            )
+            .set(DETAIL, trail.map_or(Value::Null, Value::Text))
+            .set(STATEMENT_TEXT, text(&s.text))
+            .set(STATEMENT_KIND, text(&s.kind))
+            .set(OBJECTS, Value::Text(objects))
+            .set(OBJECT_NAMES, Value::Text(object_names))
+            .set(PARAM_COUNT, Value::Integer(i64::from(s.param_count)))
+            .set(ROW_COUNT, s.rows.map_or(Value::Null, sat))
+            .set(DURATION_US, sat(s.duration_us))
+            .set(DECISION, text(&s.decision))
+            .set(OUTCOME, text(&s.outcome))
+            .set(SQLSTATE, opt_text(s.sqlstate.as_deref()))
+            .set(MESSAGE, opt_text(s.message.as_deref()))
         }
-        AuditEvent::Decision(d) => [
-            text("decision"),
-            Value::Integer(d.at),
-            text(&d.session_id),
-            text(&d.user),
-            text(&d.resource),
-            text(&d.client_addr),
-            text(&d.policy.stage),
-            Null,
-            Null,
-            Null,
-            Null,
-            Null,
-            Value::Text(encode_trail(&d.policy)?),
-            Null,
-            Null,
-            Null,
-            Null,
-            Null,
-            Null,
-            Null,
-            text(&d.policy.result),
-            Null,
-            Null,
-            text(&d.policy.reason),
-        ],
+        AuditEvent::Decision(d) => Row::new(
+            "decision",
+            d.at,
+            &d.session_id,
+            &d.user,
+            &d.resource,
+            &d.client_addr,
+        )
+        .set(PHASE, text(&d.policy.stage))
+        .set(DETAIL, Value::Text(encode_trail(&d.policy)?))
+        .set(DECISION, text(&d.policy.result))
+        .set(MESSAGE, text(&d.policy.reason)),
         AuditEvent::Workflow(w) => {
             // The whole event as JSON in `detail`; the shared columns let the usual filters find it.
             let json = serde_json::to_string(w).map_err(|e| {
                 StoreError::AuditWrite(format!("cannot encode workflow event: {e}"))
             })?;
-            [
-                text("workflow"),
-                Value::Integer(w.at),
-                text(&w.session_id),
-                text(&w.user),
-                text(&w.resource),
-                text(""),
-                text(&w.action),
-                Null,
-                Null,
-                Null,
-                Null,
-                Null,
-                Value::Text(json),
-                Null,
-                Null,
-                Null,
-                Null,
-                Null,
-                Null,
-                Null,
-                text(&w.action),
-                Null,
-                Null,
-                text(&w.detail),
-            ]
+            Row::new("workflow", w.at, &w.session_id, &w.user, &w.resource, "")
+                .set(PHASE, text(&w.action))
+                .set(DETAIL, Value::Text(json))
+                .set(DECISION, text(&w.action))
+                .set(MESSAGE, text(&w.detail))
         }
         // The action in `phase`, the result in `outcome`, the detail in `message`.
-        AuditEvent::Mfa(m) => [
-            text("mfa"),
-            Value::Integer(m.at),
-            text(&m.session_id),
-            text(&m.user),
-            text(&m.resource),
-            text(&m.client_addr),
-            text(&m.action),
-            Null,
-            Null,
-            Null,
-            Null,
-            Null,
-            Null,
-            Null,
-            Null,
-            Null,
-            Null,
-            Null,
-            Null,
-            Null,
-            Null,
-            text(&m.result),
-            Null,
-            opt_text(m.detail.as_deref()),
-        ],
-    })
+        AuditEvent::Mfa(m) => Row::new(
+            "mfa",
+            m.at,
+            &m.session_id,
+            &m.user,
+            &m.resource,
+            &m.client_addr,
+        )
+        .set(PHASE, text(&m.action))
+        .set(OUTCOME, text(&m.result))
+        .set(MESSAGE, opt_text(m.detail.as_deref())),
+    };
+    Ok(row.0)
 }
 
 /// The policy trail goes into the `detail` column as JSON: read back whole, searched with LIKE.

@@ -79,3 +79,19 @@ pub fn connection(user: &str, resource: &str, at: i64, phase: ConnectionPhase) -
         detail: None,
     })
 }
+
+/// The audit journal's folder for the database in `dir`.
+pub fn journal_dir(dir: &Path) -> PathBuf {
+    dir.join("portcullis.db.journal")
+}
+
+/// The audit journal's segment files for the database in `dir`, oldest first.
+pub fn segments(dir: &Path) -> Vec<PathBuf> {
+    let mut found: Vec<_> = std::fs::read_dir(journal_dir(dir))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    found.sort();
+    found
+}

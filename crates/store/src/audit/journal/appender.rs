@@ -54,7 +54,8 @@ struct Tail {
 #[derive(Debug)]
 pub(crate) struct Appender {
     dir: PathBuf,
-    lock: File,
+    /// Shared so holding it while `self` changes needs no `dup` of the descriptor per append.
+    lock: Arc<File>,
     key: SigningKey,
     limits: SegmentLimits,
     tail: Option<Tail>,
@@ -90,7 +91,7 @@ impl Appender {
         };
         Ok(Appender {
             dir: dir.to_path_buf(),
-            lock: lock_file,
+            lock: Arc::new(lock_file),
             key,
             limits,
             tail: None,
@@ -104,7 +105,7 @@ impl Appender {
 
     /// Appends an event record with `payload`.
     pub(crate) fn append(&mut self, payload: &[u8], now_ms: i64) -> io::Result<Appended> {
-        let lock_file = self.lock.try_clone()?;
+        let lock_file = Arc::clone(&self.lock);
         let _held = lock(&lock_file)?;
         self.catch_up()?;
         if self.is_due(now_ms) {
@@ -115,7 +116,7 @@ impl Appender {
 
     /// Appends a signed checkpoint (not sealing): lets `verify` vouch for everything up to here.
     pub(crate) fn checkpoint(&mut self) -> io::Result<()> {
-        let lock_file = self.lock.try_clone()?;
+        let lock_file = Arc::clone(&self.lock);
         let _held = lock(&lock_file)?;
         self.catch_up()?;
         let Some(tail) = self.tail.as_ref().filter(|t| t.next_seq > 1) else {
