@@ -290,6 +290,10 @@ pub enum AuditAction {
     Reindex,
     /// Print the journal's public key, for auditors to verify with.
     PublicKey,
-    /// How far the index is behind the journal.
-    Status,
+    /// How far the index and each audit sink are behind the journal, and each sink's last error.
+    Status {
+        /// One JSON object.
+        #[arg(long)]
+        json: bool,
+    },
 }

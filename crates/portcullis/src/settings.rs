@@ -123,6 +123,30 @@ pub struct AuditSettings {
     /// gateway but not of the machine (faster).
     /// `buffered`: records are written in the background (fastest; the last few may be lost in a crash).
     pub durability: Option<DurabilitySetting>,
+    /// Sealed journal segments whose last record is older than this many days are removed.
+    pub retention_days: Option<u64>,
+    /// The journal is kept under this many MB: its oldest sealed segments are removed first.
+    pub retention_max_mb: Option<u64>,
+    /// Retention waits for the sinks; past this many MB it removes segments a sink has not delivered
+    /// (the sink records a gap). Without it, retention waits for the sinks however large the journal.
+    pub retention_hard_max_mb: Option<u64>,
+    /// Where the journal is streamed to as it is written (see the README, "Streaming the audit trail").
+    #[serde(default)]
+    pub sinks: Vec<portcullis_sinks::SinkConfig>,
+}
+
+impl AuditSettings {
+    /// The journal's retention as configured.
+    pub fn retention(&self) -> portcullis_store::RetentionPolicy {
+        const MB: u64 = 1024 * 1024;
+        portcullis_store::RetentionPolicy {
+            max_age: self
+                .retention_days
+                .map(|d| Duration::from_secs(d.saturating_mul(24 * 60 * 60))),
+            max_bytes: self.retention_max_mb.map(|m| m.saturating_mul(MB)),
+            hard_max_bytes: self.retention_hard_max_mb.map(|m| m.saturating_mul(MB)),
+        }
+    }
 }
 
 /// Audit durability as written in the file.

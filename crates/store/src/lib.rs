@@ -31,8 +31,9 @@ pub use api_tokens::{ApiToken, ApiTokenRole, IssuedToken, NewApiToken};
 pub use audit::{
     decode_event, AuditEvent, AuditFilter, AuditKindFilter, AuditObject, AuditRecord, AuditSink,
     AuditTicket, ConnectionEvent, ConnectionPhase, DecisionEvent, FiredRuleRecord, IndexStatus,
-    JournalCursor, JournalRecord, MfaEvent, PolicyTrail, RequirementRecord, SegmentLimits,
-    StatementEvent, VerifyProblem, VerifyReport, WorkflowEvent,
+    JournalCursor, JournalRecord, JournalTail, MfaEvent, PolicyTrail, RequirementRecord,
+    RetentionOutcome, RetentionPolicy, SegmentLimits, StatementEvent, VerifyProblem, VerifyReport,
+    WorkflowEvent,
 };
 pub use clock::Clock;
 pub use crypto::{MasterKey, Secret};

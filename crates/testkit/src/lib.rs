@@ -11,6 +11,7 @@
 mod binaries;
 mod error;
 mod net;
+mod rsyslog;
 mod server;
 mod ssl;
 mod watchdog;
@@ -18,4 +19,5 @@ mod watchdog;
 pub use binaries::pg_bin_dir;
 pub use error::TestkitError;
 pub use net::{free_port, wait_for_port};
+pub use rsyslog::Rsyslog;
 pub use server::{PgServer, APP_DB, APP_PASSWORD, APP_USER, SUPERUSER, SUPERUSER_PASSWORD};

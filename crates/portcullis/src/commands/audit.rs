@@ -1,6 +1,7 @@
 //! `portcullis audit`: query the audit log.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
+use portcullis_sinks::{read_state, SinkConfig, SinkStatus};
 use portcullis_store::{AuditEvent, AuditFilter, AuditKindFilter, Store, VerifyReport};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -9,7 +10,7 @@ use crate::cli::{AuditAction, AuditArgs, RecordArgs};
 use crate::table;
 
 /// Prints the audit records that match the filters, newest first, or runs a subcommand.
-pub fn run(store: &Store, args: &AuditArgs) -> Result<()> {
+pub fn run(store: &Store, args: &AuditArgs, sinks: &[SinkConfig]) -> Result<()> {
     match &args.action {
         Some(AuditAction::Verify {
             from,
@@ -25,16 +26,7 @@ pub fn run(store: &Store, args: &AuditArgs) -> Result<()> {
             println!("{}", store.audit_public_key());
             return Ok(());
         }
-        Some(AuditAction::Status) => {
-            let status = store.audit_index_status()?;
-            println!(
-                "journal ends at record {}; index at {} ({} behind)",
-                status.journal_end,
-                status.indexed,
-                status.lag()
-            );
-            return Ok(());
-        }
+        Some(AuditAction::Status { json }) => return status(store, sinks, *json),
         None => {}
     }
     let filter = AuditFilter {
@@ -183,6 +175,12 @@ fn print_report(report: &VerifyReport) {
             .signed_through
             .map_or_else(|| "none".to_owned(), |s| s.to_string())
     );
+    if let Some(first) = report.retained_from {
+        println!(
+            "removed_by_retention: {} segments (the journal is kept from record {first}, as its signed retention note says)",
+            report.removed_by_retention
+        );
+    }
     for p in &report.problems {
         let seq = p.seq.map(|s| format!("record {s}, ")).unwrap_or_default();
         println!(
@@ -211,10 +209,84 @@ fn report_json(report: &VerifyReport) -> serde_json::Value {
         "last_seq": report.last_seq,
         "signed_through": report.signed_through,
         "indexed_through": report.indexed_through,
+        "removed_by_retention": report.removed_by_retention,
+        "retained_from": report.retained_from,
         "torn_tail": report.torn_tail,
         "problems": report.problems.iter().map(|p| serde_json::json!({
             "segment": p.segment, "offset": p.offset, "seq": p.seq, "what": p.what,
         })).collect::<Vec<_>>(),
         "index_problems": report.index_problems,
     })
+}
+
+/// `audit status`: how far the index and each configured sink are behind the journal.
+fn status(store: &Store, sinks: &[SinkConfig], json: bool) -> Result<()> {
+    let index = store.audit_index_status()?;
+    let journal = store.audit_journal_dir();
+    let mut tail = portcullis_store::JournalTail::new(&journal);
+    tail.refresh()
+        .with_context(|| format!("cannot read the audit journal in {}", journal.display()))?;
+    let sinks = sinks
+        .iter()
+        .map(|sink| {
+            let state = read_state(&journal, sink.name())?;
+            Ok(SinkStatus::of(sink, state.as_ref(), tail.last_event_seq))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if json {
+        let value = serde_json::json!({
+            "journal_end": index.journal_end,
+            "indexed": index.indexed,
+            "index_lag": index.lag(),
+            "sinks": sinks,
+        });
+        println!("{}", serde_json::to_string(&value)?);
+        return Ok(());
+    }
+    println!(
+        "journal ends at record {}; index at {} ({} behind)",
+        index.journal_end,
+        index.indexed,
+        index.lag()
+    );
+    let when =
+        |ms: Option<i64>| ms.map_or_else(|| "never".to_owned(), |ms| format_micros(ms * 1000));
+    let rows: Vec<Vec<String>> = sinks
+        .iter()
+        .map(|s| {
+            vec![
+                s.name.clone(),
+                s.kind.clone(),
+                s.next_seq
+                    .map_or_else(|| "not started".to_owned(), |n| n.to_string()),
+                s.lag.to_string(),
+                when(s.last_delivery_ms),
+                match (&s.last_error, s.failing) {
+                    (Some(e), true) => format!("FAILING since {}: {e}", when(s.last_error_ms)),
+                    (Some(e), false) => format!("(recovered) {}: {e}", when(s.last_error_ms)),
+                    (None, _) => String::new(),
+                },
+                s.gaps
+                    .iter()
+                    .map(|(a, b)| format!("{a}-{b}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ]
+        })
+        .collect();
+    if !rows.is_empty() {
+        table::print(
+            &[
+                "SINK",
+                "TYPE",
+                "NEXT",
+                "LAG",
+                "LAST DELIVERY",
+                "LAST ERROR",
+                "GAPS",
+            ],
+            &rows,
+        );
+    }
+    Ok(())
 }

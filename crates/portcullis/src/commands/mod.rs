@@ -48,7 +48,11 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Resource(command) => admin::resource(&settings.open_store(&data_dir)?, command),
         Command::User(command) => admin::user(&settings.open_store(&data_dir)?, command),
         Command::Role(command) => admin::role(&settings.open_store(&data_dir)?, command),
-        Command::Audit(args) => audit::run(&settings.open_store(&data_dir)?, &args),
+        Command::Audit(args) => audit::run(
+            &settings.open_store(&data_dir)?,
+            &args,
+            &settings.audit.sinks,
+        ),
         Command::Policy(command) => policy::run(command, &settings, &data_dir),
         Command::Monitor(args) => monitor::run(&settings.open_store(&data_dir)?, &args),
         Command::Device(command) => device::run(&settings.open_store(&data_dir)?, command),

@@ -27,6 +27,9 @@ pub struct Api {
 
 /// How long a stopping gateway waits for notification deliveries in flight.
 const NOTIFY_GRACE: Duration = Duration::from_secs(5);
+/// How long a stopping gateway lets audit sinks finish a delivery in flight (the rest goes after the
+/// next start, from each sink's cursor).
+const SINK_GRACE: Duration = Duration::from_secs(5);
 
 /// Runs the gateway on the embedded store in `data_dir`, with the notification delivery worker and,
 /// when configured, the HTTP API.
@@ -35,12 +38,17 @@ pub fn run(settings: &Settings, data_dir: &Path, listen: Option<SocketAddr>) -> 
     let config = settings.gateway_config(listen, data_dir)?;
     let api = api(settings)?;
     let notifications = settings.notifications.clone();
+    let sinks = settings.audit.sinks.clone();
+    let retention = settings.audit.retention();
     runtime()?.block_on(async move {
+        let sinks = portcullis_sinks::start(&store, &sinks, retention)
+            .context("cannot start the audit sinks (audit.sinks)")?;
         // Only https webhooks need it; a missing CA bundle fails them when they are configured.
         let tls = portcullis_gateway::system_tls_client().ok();
         let notifier = portcullis_notify::start(store.clone(), &notifications, tls)?;
         let served = serve(config, store, api, |_| {}).await;
         notifier.shutdown(NOTIFY_GRACE).await;
+        sinks.shutdown(SINK_GRACE).await;
         served
     })
 }

@@ -1,8 +1,11 @@
 //! What auditors and operators do with the journal: export its public key, verify it, rebuild the
 //! index from it, see how far the index is behind.
 
+use std::path::PathBuf;
+
 use super::index;
-use super::journal::{reader::JournalCursor, signing, verify};
+use super::journal::{reader::JournalCursor, retention, signing, verify};
+use super::{RetentionOutcome, RetentionPolicy};
 use crate::error::StoreError;
 use crate::{Result, Store, VerifyReport};
 
@@ -106,5 +109,48 @@ impl Store {
             indexed: index::read_position(&self.conn())?,
             journal_end,
         })
+    }
+
+    /// The audit journal's folder (`<database>.journal/`): where readers such as the sinks read it and
+    /// keep their cursors.
+    pub fn audit_journal_dir(&self) -> PathBuf {
+        self.audit().dir().to_path_buf()
+    }
+
+    /// Notified after each audit record this process appends (see [`crate::AuditSink::appended`]).
+    pub fn audit_appended(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.audit().appended()
+    }
+
+    /// Removes the journal's old sealed segments as `policy` says, never one holding record `hold` or
+    /// later (the first record some sink has not delivered) unless past the hard cap, and deletes the
+    /// index rows of the records removed. See [`retention`].
+    pub fn apply_audit_retention(
+        &self,
+        policy: &RetentionPolicy,
+        hold: Option<u64>,
+    ) -> Result<RetentionOutcome> {
+        self.apply_audit_retention_at(policy, hold, crate::now_millis())
+    }
+
+    /// [`Store::apply_audit_retention`] as if it were `now_ms` (milliseconds since the epoch).
+    pub fn apply_audit_retention_at(
+        &self,
+        policy: &RetentionPolicy,
+        hold: Option<u64>,
+        now_ms: i64,
+    ) -> Result<RetentionOutcome> {
+        let sink = self.audit();
+        let dir = sink.dir().to_path_buf();
+        let indexed = index::read_position(&self.conn())?;
+        let outcome = retention::apply(&dir, policy, hold, indexed, now_ms)
+            .map_err(|source| StoreError::Io { path: dir, source })?;
+        if let Some(first) = outcome.first_kept {
+            self.conn().execute(
+                "DELETE FROM audit_events WHERE seq < ?1",
+                [i64::try_from(first).unwrap_or(i64::MAX)],
+            )?;
+        }
+        Ok(outcome)
     }
 }

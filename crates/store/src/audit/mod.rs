@@ -15,7 +15,8 @@ pub use event::{
 };
 pub use index::decode_event;
 pub use journal::appender::SegmentLimits;
-pub use journal::reader::{JournalCursor, JournalRecord};
+pub use journal::reader::{JournalCursor, JournalRecord, JournalTail};
+pub use journal::retention::{RetentionOutcome, RetentionPolicy};
 pub use journal::verify::{VerifyProblem, VerifyReport};
 pub use maintenance::IndexStatus;
 pub use query::{AuditFilter, AuditKindFilter};

@@ -46,6 +46,9 @@ struct SinkInner {
     progress: Arc<Progress>,
     /// Where readers that bring the index up to date themselves read the journal.
     catch_up: Mutex<JournalCursor>,
+    /// Woken after each append, for readers that ship records as they come (the sinks); cheap when
+    /// nobody waits.
+    appended: Arc<tokio::sync::Notify>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -151,6 +154,7 @@ impl AuditSink {
             }
         };
         self.inner.progress.poke();
+        self.inner.appended.notify_one();
         match &self.inner.syncer {
             Some(syncer) => {
                 let (tx, rx) = oneshot::channel();
@@ -195,6 +199,12 @@ impl AuditSink {
     /// The last journal sequence the index has read.
     pub(crate) fn indexed(&self) -> u64 {
         self.inner.progress.indexed()
+    }
+
+    /// Notified after each record this process appends (a permit is kept while nobody waits). Other
+    /// processes' appends do not notify it: readers poll too.
+    pub fn appended(&self) -> Arc<tokio::sync::Notify> {
+        Arc::clone(&self.inner.appended)
     }
 
     /// The journal's folder.
@@ -312,6 +322,7 @@ pub(crate) fn spawn(
             syncer,
             progress,
             catch_up: Mutex::new(JournalCursor::new(dir, indexed + 1)),
+            appended: Arc::new(tokio::sync::Notify::new()),
             threads,
         }),
     })

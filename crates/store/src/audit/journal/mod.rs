@@ -7,10 +7,12 @@
 //! - [`reader`]: reading records from a sequence on, for the index, `verify` and the sinks.
 //! - [`signing`]: the Ed25519 key that signs checkpoints.
 //! - [`verify`]: checking chain, sequences, signatures and the index against the journal.
+//! - [`retention`]: removing old sealed segments behind a signed retention note.
 
 pub(crate) mod appender;
 pub(crate) mod format;
 pub(crate) mod reader;
+pub(crate) mod retention;
 pub(crate) mod signing;
 pub mod verify;
 

@@ -161,3 +161,58 @@ impl JournalCursor {
 fn damaged(what: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, format!("audit journal: {what}"))
 }
+
+/// Follows the end of the journal: its last record and last event record, reading on from where it
+/// got to (the first time, from the start of the newest segment). What status reports and the sinks'
+/// lag compare with.
+#[derive(Debug)]
+pub struct JournalTail {
+    dir: PathBuf,
+    cursor: Option<JournalCursor>,
+    /// The last record read (0: none yet).
+    pub last_seq: u64,
+    /// The last event record read (0: none yet); a closing checkpoint after it is no record to ship.
+    pub last_event_seq: u64,
+}
+
+impl JournalTail {
+    pub fn new(dir: &Path) -> JournalTail {
+        JournalTail {
+            dir: dir.to_path_buf(),
+            cursor: None,
+            last_seq: 0,
+            last_event_seq: 0,
+        }
+    }
+
+    /// Reads what was appended since the last call.
+    pub fn refresh(&mut self) -> io::Result<()> {
+        if self.cursor.is_none() {
+            let newest = match super::segments(&self.dir) {
+                Ok(segments) => segments.last().map(|(first, _)| *first),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                Err(e) => return Err(e),
+            };
+            let Some(first) = newest else {
+                return Ok(());
+            };
+            // A newest segment without events follows a sealed one: everything before it was read.
+            self.last_seq = first - 1;
+            self.last_event_seq = first - 1;
+            self.cursor = Some(JournalCursor::new(&self.dir, first));
+        }
+        let Some(cursor) = &mut self.cursor else {
+            return Ok(());
+        };
+        loop {
+            let records = cursor.read(4096)?;
+            let Some(last) = records.last() else {
+                return Ok(());
+            };
+            self.last_seq = last.seq;
+            if let Some(event) = records.iter().rev().find(|r| r.event.is_some()) {
+                self.last_event_seq = event.seq;
+            }
+        }
+    }
+}

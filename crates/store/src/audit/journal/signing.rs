@@ -63,6 +63,11 @@ impl SigningKey {
         self.pair.public_key().as_ref()
     }
 
+    /// The key's id and its signature over `msg` (the retention note's).
+    pub(crate) fn sign(&self, msg: &[u8]) -> ([u8; 8], Vec<u8>) {
+        (self.id, self.pair.sign(msg).as_ref().to_vec())
+    }
+
     /// A checkpoint's payload for the record at `seq` with chain hash `hash`.
     pub(crate) fn checkpoint(&self, seq: u64, hash: &ChainHash, flags: u8) -> Vec<u8> {
         let signature = self.pair.sign(&checkpoint_message(seq, hash, flags));
@@ -105,6 +110,25 @@ pub(crate) fn check_checkpoint(
         .verify(&checkpoint_message(seq, hash, flags), &payload[9..])
         .map_err(|_| "a signature that does not verify".to_owned())?;
     Ok(flags)
+}
+
+/// Checks a signature made with [`SigningKey::sign`] by the key with id `id`.
+pub(crate) fn check_signature(
+    public_key: &[u8],
+    id: &[u8],
+    msg: &[u8],
+    sig: &[u8],
+) -> Result<(), String> {
+    if id != key_id(public_key) {
+        return Err(format!(
+            "signed with another key (id {}, expected {})",
+            hex(id),
+            hex(&key_id(public_key))
+        ));
+    }
+    UnparsedPublicKey::new(&signature::ED25519, public_key)
+        .verify(msg, sig)
+        .map_err(|_| "a signature that does not verify".to_owned())
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {

@@ -12,6 +12,7 @@ use super::format::{
     chain_hash, read_record, ChainHash, Kind, SegmentHeader, Unreadable, HASH, SEALED,
     SEGMENT_HEADER,
 };
+use super::retention::{self, NOTE_FILE};
 use super::signing::check_checkpoint;
 use crate::audit::index::{decode_event, read_position};
 use crate::audit::row;
@@ -47,6 +48,10 @@ pub struct VerifyReport {
     pub index_problems: Vec<String>,
     /// The last record the index has read.
     pub indexed_through: u64,
+    /// Segments removed by retention over the journal's life, as its signed retention note says.
+    pub removed_by_retention: u64,
+    /// The first record retention kept: the journal is checked from there (`None`: nothing removed).
+    pub retained_from: Option<u64>,
 }
 
 impl VerifyReport {
@@ -75,17 +80,35 @@ pub fn verify(
         path: dir.to_path_buf(),
         source,
     };
-    let segments = super::segments(dir).map_err(io_err)?;
-    let start = segments
-        .iter()
-        .rposition(|(first, _)| *first <= from)
-        .unwrap_or(0);
+    let mut segments = super::segments(dir).map_err(io_err)?;
     let mut walk = Walk {
         report: VerifyReport::default(),
         public_key,
         expect: None,
         from,
     };
+    // Where the journal must begin: record 1, or where the signed retention note says.
+    let origin = match retention::read_anchor(dir, public_key) {
+        Ok(Some(anchor)) => {
+            walk.report.removed_by_retention = anchor.removed_segments;
+            walk.report.retained_from = Some(anchor.first_kept);
+            // Segments the note gave up, left by a retention pass that stopped before removing them.
+            segments.retain(|(first, _)| *first >= anchor.first_kept);
+            Some((anchor.first_kept, anchor.prev_hash, true))
+        }
+        Ok(None) => Some((1, [0; HASH], false)),
+        Err(why) => {
+            walk.problem(NOTE_FILE, 0, None, format!("the retention note {why}"));
+            None
+        }
+    };
+    let start = segments
+        .iter()
+        .rposition(|(first, _)| *first <= from)
+        .unwrap_or(0);
+    if let (0, Some((seq, hash, noted)), Some((_, path))) = (start, origin, segments.first()) {
+        check_origin(&mut walk, path, seq, &hash, noted);
+    }
     let mut events = Vec::new();
     let count = segments.len() - start;
     for (i, (first, path)) in segments[start..].iter().enumerate() {
@@ -103,6 +126,46 @@ pub fn verify(
     report.indexed_through = read_position(conn)?;
     compare_index(conn, &events, &mut report)?;
     Ok(report)
+}
+
+/// Checks that the first segment starts the journal: at record 1 after nothing, or where the retention
+/// note says, continuing the chain hash it vouches for.
+fn check_origin(walk: &mut Walk<'_>, path: &Path, seq: u64, hash: &ChainHash, noted: bool) {
+    use std::os::unix::fs::FileExt;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut bytes = [0; SEGMENT_HEADER];
+    let header = std::fs::File::open(path)
+        .and_then(|f| f.read_exact_at(&mut bytes, 0))
+        .ok()
+        .and_then(|()| SegmentHeader::decode(&bytes));
+    // No header at all is reported when the segment is read.
+    let Some(header) = header else {
+        return;
+    };
+    if header.first_seq != seq {
+        let what = if noted {
+            format!(
+                "the journal starts at record {} but the retention note keeps it from record {seq}: records removed",
+                header.first_seq
+            )
+        } else {
+            format!(
+                "records 1 to {} are missing and no retention note accounts for them",
+                header.first_seq.saturating_sub(1)
+            )
+        };
+        walk.problem(&name, 0, Some(seq), what);
+    } else if header.prev_hash != *hash {
+        walk.problem(
+            &name,
+            0,
+            Some(seq),
+            "the first segment does not continue the chain the retention note vouches for".into(),
+        );
+    }
 }
 
 impl Walk<'_> {

@@ -1,0 +1,50 @@
+//! Streams the audit journal out as it is written: to JSON-lines files ([`jsonl`]), to syslog
+//! (RFC 5424 over TCP, TLS optional, [`syslog`]) and to HTTP webhooks in batches ([`webhook`]).
+//!
+//! Each sink reads the journal itself from its own cursor, persisted in
+//! `<database>.journal/sinks/<name>.json` after every delivered batch ([`state`]), so delivery is at
+//! least once: a sink that is down is retried with exponential back-off and, after it or the gateway
+//! restarts, catches up from its cursor. Nothing is skipped unless retention's hard cap removed records
+//! a sink had not delivered; that is recorded as a gap. [`SinkMonitor::status`] tells each sink's
+//! position, lag, last error and last delivery. The same runner applies the journal's retention
+//! ([`retention`]), which waits for the sinks.
+
+pub mod config;
+mod error;
+pub mod jsonl;
+mod monitor;
+pub mod record;
+mod retention;
+mod runner;
+pub mod state;
+pub mod syslog;
+mod target;
+pub mod webhook;
+
+use std::time::Duration;
+
+pub use config::{JsonlConfig, SinkConfig, SyslogConfig, SyslogTlsConfig, WebhookConfig};
+pub use error::SinkError;
+pub use monitor::{start, SinkMonitor, SinkStatus};
+pub use record::Shipped;
+pub use state::{read_state, SinkState};
+
+/// The pause after failed attempt `n` (from 0): `first`, doubling each time, never more than `max`.
+pub fn backoff(first: Duration, max: Duration, n: u32) -> Duration {
+    first
+        .checked_mul(2u32.saturating_pow(n))
+        .map_or(max, |d| d.min(max))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let (first, max) = (Duration::from_millis(200), Duration::from_secs(5));
+        assert_eq!(backoff(first, max, 0), first);
+        assert_eq!(backoff(first, max, 2), Duration::from_millis(800));
+        assert_eq!(backoff(first, max, 40), max);
+    }
+}
