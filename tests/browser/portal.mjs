@@ -127,6 +127,7 @@ try {
   await alice.locator('#job .notice').first().waitFor({ timeout: 20000 });
   const notice = await alice.textContent('#job .notice');
   check(notice.includes('MFA'), `the console says the statement is held for MFA: ${notice}`);
+  check(notice.includes('/web/mfa'), `the notice names the portal's MFA page: ${notice}`);
   await shot(alice, '05-console-held');
 
   // 4. She verifies on the MFA page; the held statement goes on and shows masked SSNs.

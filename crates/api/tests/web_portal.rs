@@ -63,6 +63,9 @@ cedar: |
   permit(principal, action == Action::"select", resource in Schema::"hr");
 "#;
 
+/// The portal's MFA page as MFA notices name it.
+const MFA_PAGE: &str = "https://portal.example.com/web/mfa";
+
 fn password(user: &str) -> String {
     format!("{user}-pw")
 }
@@ -124,6 +127,8 @@ impl Portal {
             dir.path().to_path_buf(),
         );
         config.clock = clock.clone();
+        // What `api.public_url: https://portal.example.com` gives the gateway.
+        config.mfa_verify_url = Some(MFA_PAGE.into());
         let gateway = Gateway::bind(config, store.clone()).await.expect("gateway");
         let gateway_addr = gateway.local_addr().expect("gateway address");
         let (stop, stopped) = watch::channel(false);

@@ -174,7 +174,7 @@ impl Console {
                 match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
                     Some(Ok(AsyncMessage::Notice(n))) => {
                         let mut text = n.message().to_owned();
-                        if let Some(hint) = n.hint() {
+                        if let Some(hint) = n.hint().filter(|h| !text.contains(*h)) {
                             text.push_str(" — ");
                             text.push_str(hint);
                         }
