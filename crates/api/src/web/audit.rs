@@ -185,7 +185,7 @@ fn chart(records: &[AuditRecord]) -> String {
         }
     }
     let top = all.iter().copied().max().unwrap_or(1).max(1);
-    let (w, h, bar) = (360, 120, 15);
+    let (w, h, bar) = (720, 120, 30);
     let mut svg = format!(
         r#"<svg class="chart" viewBox="0 0 {w} {}" role="img" aria-label="statements and denials over time"><title>Statements (blue) and denials (red), {} to {}</title>"#,
         h + 16,
