@@ -12,6 +12,7 @@ pub mod mfa;
 pub mod routes;
 mod server;
 mod state;
+pub mod web;
 
 use std::sync::Arc;
 
@@ -53,8 +54,14 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 /// The whole API over `state`: routes, `/openapi.json`, JSON answers for unknown paths and methods,
-/// and the body size limit.
+/// and the body size limit; the web portal under `/web` (plain HTTP cookies).
 pub fn router(state: ApiState) -> Router {
+    router_with(state, false)
+}
+
+/// [`router`], telling the web portal whether the listener is HTTPS (its cookies are then `Secure`).
+pub fn router_with(state: ApiState, tls: bool) -> Router {
+    let portal = web::router(state.clone(), tls);
     let limit = state.config().body_limit;
     let (router, doc) = routes::api_router(ApiDoc::openapi()).split_for_parts();
     let doc = Arc::new(doc);
@@ -78,4 +85,5 @@ pub fn router(state: ApiState) -> Router {
         })
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
+        .merge(portal)
 }

@@ -20,6 +20,13 @@ pub struct ApiConfig {
     pub auditor_roles: Vec<String>,
     /// Largest request body accepted, in bytes.
     pub body_limit: usize,
+    /// The web portal signs a browser out after this long without a request.
+    pub web_idle_timeout: Duration,
+    /// The address people reach the API at (`https://gw.example.com:8443`), used in links the
+    /// gateway and the portal hand out.
+    pub public_url: Option<String>,
+    /// The gateway's PostgreSQL listener, which the portal's SQL console connects to.
+    pub gateway_addr: Option<std::net::SocketAddr>,
 }
 
 impl Default for ApiConfig {
@@ -30,6 +37,9 @@ impl Default for ApiConfig {
             admin_roles: vec!["portcullis-admin".into()],
             auditor_roles: vec!["portcullis-auditor".into()],
             body_limit: 1 << 20,
+            web_idle_timeout: Duration::from_secs(900),
+            public_url: None,
+            gateway_addr: None,
         }
     }
 }

@@ -56,6 +56,8 @@ pub struct GatewayConfig {
     pub mfa: MfaConfig,
     /// The clock the MFA rules read (the system clock, or a shifted one in tests).
     pub clock: Clock,
+    /// The web portal's MFA page (`api.public_url` + `/web/mfa`); MFA notices send users there.
+    pub mfa_verify_url: Option<String>,
 }
 
 /// The MFA rules (ARCHITECTURE §4, seed 002).
@@ -102,6 +104,7 @@ impl GatewayConfig {
             alerts: AlertConfig::default(),
             mfa: MfaConfig::default(),
             clock: Clock::system(),
+            mfa_verify_url: None,
         }
     }
 }

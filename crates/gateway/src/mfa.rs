@@ -210,6 +210,17 @@ impl<'a> Hold<'a> {
         )
     }
 
+    /// How to complete MFA: `run: COMMAND`, with the web portal's page first when it is configured.
+    fn how(&self) -> String {
+        match &self.shared.config.mfa_verify_url {
+            Some(url) => format!(
+                "open {url} and type the code there, or run: {}",
+                self.command()
+            ),
+            None => format!("run: {}", self.command()),
+        }
+    }
+
     /// Looks at the store once: not enrolled, already verified, or the user must verify now.
     pub async fn begin(&self) -> Begin {
         match self.look().await {
@@ -241,10 +252,10 @@ impl<'a> Hold<'a> {
     /// The NoticeResponse telling the user how to complete MFA.
     pub fn notice(&self) -> BytesMut {
         let message = format!(
-            "portcullis holds this {} until you complete MFA ({}); run: {}",
+            "portcullis holds this {} until you complete MFA ({}); {}",
             self.what,
             self.required,
-            self.command()
+            self.how()
         );
         let detail = format!(
             "Use the code your authenticator app shows for Portcullis. The {} waits up to {}.",
@@ -258,7 +269,7 @@ impl<'a> Hold<'a> {
                 code: "01000",
                 message: &message,
                 detail: Some(&detail),
-                hint: Some(&format!("run: {}", self.command())),
+                hint: Some(&self.how()),
                 position: None,
             },
             &mut out,
@@ -295,10 +306,10 @@ impl<'a> Hold<'a> {
             }
             if tokio::time::Instant::now() >= deadline {
                 let message = format!(
-                    "MFA was not completed within {} ({}); run: {} while the {} waits, then try again",
+                    "MFA was not completed within {} ({}); {} while the {} waits, then try again",
                     human(config.hold_timeout),
                     self.required,
-                    self.command(),
+                    self.how(),
                     self.what
                 );
                 return match self.record("timeout", "timed out").await {

@@ -69,6 +69,10 @@ pub struct ApiSettings {
     pub admin_roles: Option<Vec<String>>,
     /// Members of these gateway roles are API auditors (default [portcullis-auditor]).
     pub auditor_roles: Option<Vec<String>>,
+    /// The web portal signs a browser out after this many idle seconds (default 900).
+    pub web_idle_timeout_secs: Option<u64>,
+    /// Where people reach the API and portal (`https://gw.example.com:8443`); MFA notices link there.
+    pub public_url: Option<String>,
 }
 
 /// The API's certificate.
@@ -252,6 +256,11 @@ impl Settings {
             config.mfa.hold_timeout,
         )?;
         config.clock = self.clock();
+        config.mfa_verify_url = self
+            .api
+            .as_ref()
+            .and_then(|api| api.public_url.as_deref())
+            .map(|url| format!("{}/web/mfa", url.trim_end_matches('/')));
         Ok(config)
     }
 
@@ -279,6 +288,15 @@ impl Settings {
         if let Some(roles) = &api.auditor_roles {
             config.auditor_roles = roles.clone();
         }
+        match api.web_idle_timeout_secs {
+            Some(0) => bail!("api.web_idle_timeout_secs must be at least 1 second"),
+            Some(secs) => config.web_idle_timeout = Duration::from_secs(secs),
+            None => {}
+        }
+        config.public_url = api
+            .public_url
+            .as_ref()
+            .map(|u| u.trim_end_matches('/').to_owned());
         Ok(Some((listen, config)))
     }
 

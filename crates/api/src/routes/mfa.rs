@@ -151,20 +151,29 @@ pub async fn verify(
     Body(body): Body<Code>,
 ) -> ApiResult<Json<Done>> {
     state
-        .blocking(move |store, clock| {
-            let user = person.user;
-            let check = store.verify_mfa(&user, &body.code, clock.now())?;
-            let found = problem(&user, check);
-            let result = found.as_ref().map_or("ok", |p| p.result);
-            record(store, &user, "verify", result).map_err(audited)?;
-            match found {
-                Some(p) => Err(ApiError::new(
-                    axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-                    p.code,
-                    p.message,
-                )),
-                None => Ok(Done::new(format!("MFA verified for {user}"))),
-            }
-        })
+        .blocking(move |store, clock| verify_code(store, clock, &person.user, &body.code))
         .await
+        .map(Done::new)
+}
+
+/// Checks `user`'s code and records the verification; a hold on their connection or statement goes
+/// on. Shared by the API and the web portal. Call from blocking code only.
+pub fn verify_code(
+    store: &portcullis_store::Store,
+    clock: &portcullis_store::Clock,
+    user: &str,
+    code: &str,
+) -> ApiResult<String> {
+    let check = store.verify_mfa(user, code.trim(), clock.now())?;
+    let found = problem(user, check);
+    let result = found.as_ref().map_or("ok", |p| p.result);
+    record(store, user, "verify", result).map_err(audited)?;
+    match found {
+        Some(p) => Err(ApiError::new(
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            p.code,
+            p.message,
+        )),
+        None => Ok(format!("MFA verified for {user}")),
+    }
 }

@@ -2,7 +2,7 @@
 //! short-lived token, and what the API knows of the caller.
 
 use axum::Json;
-use portcullis_store::NewApiToken;
+use portcullis_store::{Clock, NewApiToken, Store};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -64,51 +64,15 @@ pub async fn login(
     state
         .blocking(move |store, clock| {
             let user = login.user.as_str();
-            let refuse = |why: &str, error: ApiError| {
-                let _ = auth::record(store, user, &client, false, why);
-                Err(error)
-            };
-            if !store.verify_password(user, &login.password)? {
-                return refuse(
-                    "bad password",
-                    ApiError::unauthenticated(
-                        "invalid_credentials",
-                        "wrong user name or password, or the user is disabled",
-                    ),
-                );
-            }
-            if store.mfa_enrolled(user)? {
-                let Some(code) = login.totp.as_deref() else {
-                    return refuse(
-                        "mfa code missing",
-                        ApiError::unauthenticated(
-                            "mfa_required",
-                            format!(
-                                "{user} is enrolled in MFA: send the 6-digit code of the \
-                                 authenticator app as `totp`"
-                            ),
-                        ),
-                    );
-                };
-                let found = mfa::problem(user, store.verify_mfa(user, code, clock.now())?);
-                let result = found.as_ref().map_or("ok", |p| p.result);
-                mfa::record(store, user, "verify", result).map_err(|e| ApiError::internal(&e))?;
-                if let Some(p) = found {
-                    return refuse(p.result, ApiError::unauthenticated(p.code, p.message));
-                }
-            } else if require_mfa {
-                return refuse(
-                    "not enrolled in mfa",
-                    ApiError::forbidden(
-                        "mfa_not_enrolled",
-                        format!(
-                            "{user} is not enrolled in MFA, which API login requires; an \
-                             administrator enrols them with `portcullis mfa enroll {user}` (or \
-                             POST /api/v1/mfa/{user}/enrollment)"
-                        ),
-                    ),
-                );
-            }
+            check_login(
+                store,
+                clock,
+                user,
+                &login.password,
+                login.totp.as_deref(),
+                require_mfa,
+                &client,
+            )?;
             let now = now_millis(clock);
             let expires_at = now.saturating_add(ttl);
             let login_token = NewApiToken::Login {
@@ -123,6 +87,66 @@ pub async fn login(
             }))
         })
         .await
+}
+
+/// The checks of a login, shared by the API and the web portal: the password, and the TOTP code when
+/// the user is enrolled in MFA (or a refusal when `require_mfa` and they are not). Refusals and MFA
+/// verifications are audit records. Call from blocking code only.
+pub fn check_login(
+    store: &Store,
+    clock: &Clock,
+    user: &str,
+    password: &str,
+    totp: Option<&str>,
+    require_mfa: bool,
+    client: &str,
+) -> ApiResult<()> {
+    let refuse = |why: &str, error: ApiError| {
+        let _ = auth::record(store, user, client, false, why);
+        Err(error)
+    };
+    if !store.verify_password(user, password)? {
+        return refuse(
+            "bad password",
+            ApiError::unauthenticated(
+                "invalid_credentials",
+                "wrong user name or password, or the user is disabled",
+            ),
+        );
+    }
+    if store.mfa_enrolled(user)? {
+        let Some(code) = totp.filter(|c| !c.trim().is_empty()) else {
+            return refuse(
+                "mfa code missing",
+                ApiError::unauthenticated(
+                    "mfa_required",
+                    format!(
+                        "{user} is enrolled in MFA: send the 6-digit code of the authenticator \
+                         app as `totp`"
+                    ),
+                ),
+            );
+        };
+        let found = mfa::problem(user, store.verify_mfa(user, code.trim(), clock.now())?);
+        let result = found.as_ref().map_or("ok", |p| p.result);
+        mfa::record(store, user, "verify", result).map_err(|e| ApiError::internal(&e))?;
+        if let Some(p) = found {
+            return refuse(p.result, ApiError::unauthenticated(p.code, p.message));
+        }
+    } else if require_mfa {
+        return refuse(
+            "not enrolled in mfa",
+            ApiError::forbidden(
+                "mfa_not_enrolled",
+                format!(
+                    "{user} is not enrolled in MFA, which API login requires; an administrator \
+                     enrols them with `portcullis mfa enroll {user}` (or POST \
+                     /api/v1/mfa/{user}/enrollment)"
+                ),
+            ),
+        );
+    }
+    Ok(())
 }
 
 /// The logged-in user: roles, attributes, MFA enrolment.

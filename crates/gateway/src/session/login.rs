@@ -3,8 +3,8 @@
 use bytes::BytesMut;
 use portcullis_store::UserLogin;
 use portcullis_wire::{
-    decode_sasl_initial_response, encode_auth_sasl, encode_auth_sasl_continue,
-    encode_auth_sasl_final, tag, ScramSecret, ScramServer, WireError,
+    decode_sasl_initial_response, encode_auth_cleartext, encode_auth_sasl,
+    encode_auth_sasl_continue, encode_auth_sasl_final, tag, ScramSecret, ScramServer, WireError,
 };
 use tokio::io::AsyncWriteExt;
 
@@ -79,6 +79,45 @@ pub async fn authenticate(
     out.clear();
     encode_auth_sasl_final(&server_final, &mut out);
     send(stream, &out).await?;
+    Ok(login)
+}
+
+/// The application_name of the web portal's SQL console (crates/api/src/web/console.rs).
+pub const CONSOLE_APPLICATION: &str = "portcullis-console";
+
+/// Logs in the web portal's SQL console: its password is a live API login token of this very user,
+/// which the portal minted after the user's password and TOTP login and never shows the browser. The
+/// token travels in clear text, so the portal connects over loopback (or TLS). Everything after login
+/// is the ordinary session pipeline.
+pub async fn authenticate_console(
+    shared: &Shared,
+    stream: &mut BoxStream,
+    user: &str,
+) -> Result<UserLogin, LoginFailure> {
+    let mut out = BytesMut::new();
+    let mut buf = BytesMut::new();
+    encode_auth_cleartext(&mut out);
+    send(stream, &out).await?;
+    let body = read_password_message(stream, &mut buf).await?;
+    let secret = body.strip_suffix(&[0]).unwrap_or(&body);
+    let secret = std::str::from_utf8(secret)
+        .map_err(|_| LoginFailure::BadCredentials("bad console ticket"))?;
+    let now = shared.config.clock.now().unix_timestamp_nanos() / 1_000_000;
+    let now = i64::try_from(now).unwrap_or(i64::MAX);
+    let token = shared
+        .store
+        .api_token(secret)
+        .map_err(|e| LoginFailure::Broken(e.into()))?;
+    let valid = token.is_some_and(|t| t.is_live(now) && t.user.as_deref() == Some(user));
+    if !valid {
+        return Err(LoginFailure::BadCredentials("bad console ticket"));
+    }
+    let login = shared
+        .store
+        .user_login(user)
+        .map_err(|e| LoginFailure::Broken(e.into()))?;
+    let login = login.ok_or(LoginFailure::BadCredentials("unknown user"))?;
+    // The SCRAM path sends AuthenticationOk after the exchange; the caller does for the rest.
     Ok(login)
 }
 

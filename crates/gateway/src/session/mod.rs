@@ -295,7 +295,13 @@ async fn open(
         return Err(Some((stream, refused)));
     }
 
-    let login = match login::authenticate(shared, &mut stream, &info.user).await {
+    let console = info.application_name.as_deref() == Some(login::CONSOLE_APPLICATION);
+    let login = if console {
+        login::authenticate_console(shared, &mut stream, &info.user).await
+    } else {
+        login::authenticate(shared, &mut stream, &info.user).await
+    };
+    let login = match login {
         Ok(login) => login,
         Err(LoginFailure::BadCredentials(reason)) => {
             let message = format!("password authentication failed for user \"{}\"", info.user);

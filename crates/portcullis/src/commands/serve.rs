@@ -98,7 +98,16 @@ pub async fn serve(
             .with_context(|| format!("cannot listen on {} for the API", api.listen))?;
         let scheme = if api.tls.is_some() { "https" } else { "http" };
         tracing::info!(address = %api.listen, scheme, "HTTP API listening");
-        let router = portcullis_api::router(ApiState::new(store, api.clock, api.config));
+        let mut config = api.config;
+        // The web portal's SQL console connects to the gateway itself, over loopback when bound to
+        // every address.
+        let mut console = addr;
+        if console.ip().is_unspecified() {
+            console.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        config.gateway_addr = Some(console);
+        let router =
+            portcullis_api::router_with(ApiState::new(store, api.clock, config), api.tls.is_some());
         let stopped = stopped.clone();
         tokio::spawn(async move {
             if let Err(error) = portcullis_api::serve(listener, router, api.tls, stopped).await {
