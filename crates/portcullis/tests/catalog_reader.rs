@@ -234,12 +234,14 @@ grants:
     );
 }
 
-/// Whether the gateway's catalog connection is waiting for a lock on the server.
+/// Whether the gateway's catalog connection is waiting for a lock on the server. Asked of the function
+/// behind `pg_stat_activity`: a view needs `pg_rewrite`, which the test locks.
 async fn reader_waits_for_a_lock(admin: &tokio_postgres::Client, db: &str) -> bool {
     let row = admin
         .query_one(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 \
-             AND application_name = 'portcullis catalog' AND wait_event_type = 'Lock'",
+            "SELECT count(*) FROM pg_catalog.pg_stat_get_activity(NULL) a \
+             WHERE a.datid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = $1) \
+             AND a.application_name = 'portcullis catalog' AND a.wait_event_type = 'Lock'",
             &[&db],
         )
         .await
