@@ -29,8 +29,9 @@ pub fn data_row_values(body: &[u8]) -> Result<Vec<Option<&[u8]>>, &'static str> 
     Ok(columns)
 }
 
-/// The table OID each column of a RowDescription body names as its origin (0 for a computed column).
-pub fn row_description_tables(body: &[u8]) -> Result<Vec<u32>, &'static str> {
+/// The table OID and column number each column of a RowDescription body names as its origin (0 for a
+/// computed column).
+pub fn row_description_tables(body: &[u8]) -> Result<Vec<(u32, i16)>, &'static str> {
     let (count, mut rest) = split_i16(body).ok_or("RowDescription without a field count")?;
     let mut tables = Vec::with_capacity(usize::from(count.max(0) as u16));
     for _ in 0..count {
@@ -41,7 +42,10 @@ pub fn row_description_tables(body: &[u8]) -> Result<Vec<u32>, &'static str> {
         let field = rest
             .get(name_end + 1..name_end + 19)
             .ok_or("RowDescription field shorter than its layout")?;
-        tables.push(u32::from_be_bytes([field[0], field[1], field[2], field[3]]));
+        tables.push((
+            u32::from_be_bytes([field[0], field[1], field[2], field[3]]),
+            i16::from_be_bytes([field[4], field[5]]),
+        ));
         rest = &rest[name_end + 19..];
     }
     Ok(tables)

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{direct, first_value, fresh_database, Gateway, ALICE_PASSWORD, BOB_PASSWORD};
+use common::{denial, direct, first_value, fresh_database, Gateway, ALICE_PASSWORD, BOB_PASSWORD};
 use tokio_postgres::SimpleQueryMessage;
 
 /// DDL in a transaction while another session holds a lock on a table a view reads: the catalog read
@@ -232,4 +232,161 @@ grants:
             .is_some_and(|m| m.contains("shadow.notes")),
         "{err:?}"
     );
+}
+
+/// Whether the gateway's catalog connection is waiting for a lock on the server. Asked of the function
+/// behind `pg_stat_activity`: a view needs `pg_rewrite`, which the test locks.
+async fn reader_waits_for_a_lock(admin: &tokio_postgres::Client, db: &str) -> bool {
+    let row = admin
+        .query_one(
+            "SELECT count(*) FROM pg_catalog.pg_stat_get_activity(NULL) a \
+             WHERE a.datid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = $1) \
+             AND a.application_name = 'portcullis catalog' AND a.wait_event_type = 'Lock'",
+            &[&db],
+        )
+        .await
+        .unwrap();
+    row.get::<_, i64>(0) > 0
+}
+
+/// DDL through the gateway records the names it changed. While the catalog read that follows is held
+/// up by a lock, a statement that names none of them is decided on the snapshot the session has and
+/// completes; one that names the new table waits for the read, and when that read cannot finish it is
+/// refused with an error naming the catalog — and the session goes on.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_waits_only_for_a_change_it_names() {
+    let db = "catalog_named_changes";
+    let pg = fresh_database(db);
+    let gw =
+        Gateway::start_with_config(pg, db, "catalog_ttl_secs: 3600\ncatalog_timeout_secs: 2\n");
+    let admin = direct(pg, db).await;
+    admin
+        .batch_execute(
+            "CREATE TABLE public.steady(x int); INSERT INTO public.steady VALUES (1);
+             GRANT ALL ON ALL TABLES IN SCHEMA public TO PUBLIC; GRANT CREATE ON SCHEMA public TO PUBLIC",
+        )
+        .await
+        .unwrap();
+    let alice = gw.connect("alice", ALICE_PASSWORD).await;
+    let bob = gw.connect("bob", BOB_PASSWORD).await;
+
+    // Every catalog read (and fingerprint check) reads pg_rewrite; neither a CREATE TABLE nor a SELECT
+    // of a plain table does.
+    let locker = direct(pg, db).await;
+    locker
+        .batch_execute("BEGIN; LOCK TABLE pg_catalog.pg_rewrite IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    alice
+        .batch_execute("CREATE TABLE public.fresh(x int)")
+        .await
+        .unwrap();
+    // The read the change scheduled (or the next fingerprint check) is held up by the lock.
+    let mut polls = 0;
+    while !reader_waits_for_a_lock(&admin, db).await {
+        polls += 1;
+        assert!(polls < 1000, "the catalog read never came to the lock");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let rows = bob
+        .simple_query("SELECT count(*) FROM steady")
+        .await
+        .expect("a statement naming nothing changed is decided on the session's snapshot");
+    assert_eq!(first_value(&rows), "1");
+    assert!(
+        reader_waits_for_a_lock(&admin, db).await,
+        "the statement waited for the catalog read"
+    );
+
+    let (code, message) = denial(bob.simple_query("SELECT * FROM fresh").await);
+    assert!(code == "57014" || code == "58000", "{code}: {message}");
+    assert!(message.contains("catalog"), "{message}");
+    // The session goes on.
+    let rows = bob
+        .simple_query("SELECT count(*) FROM steady")
+        .await
+        .unwrap();
+    assert_eq!(first_value(&rows), "1");
+    locker.batch_execute("ROLLBACK").await.unwrap();
+}
+
+/// A column added to a masked table by another connection, straight on the database: whatever a masked
+/// session asks right after, no raw value of it comes back — the column is masked once the gateway has
+/// read it, and before that it is not in the snapshot's view of the table, so a result column that
+/// carries it ends the session before any row is shown.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_column_added_elsewhere_never_shows_a_masked_tables_raw_values() {
+    let db = "catalog_added_column";
+    let pg = fresh_database(db);
+    let policy = "\
+grants:
+  - to: {user: bob}
+    resource: app
+    objects: ['public.*']
+    privileges: [select]
+masks:
+  - id: mask-ss
+    resource: app
+    columns: ['public.people.ss*']
+    mask: {kind: partial, keep_last: 2}
+";
+    let gw = Gateway::start_with_policy(pg, db, "catalog_ttl_secs: 3600\n", Some(policy));
+    let admin = direct(pg, db).await;
+    admin
+        .batch_execute(
+            "CREATE TABLE public.people(id int, ssn text);
+             INSERT INTO public.people VALUES (1, '123-45-6789');
+             GRANT SELECT ON ALL TABLES IN SCHEMA public TO PUBLIC",
+        )
+        .await
+        .unwrap();
+    let raw = "999-88-7777";
+    let forms = [
+        "SELECT * FROM people",
+        "SELECT ss_backup FROM people",
+        "SELECT p.ss_backup FROM people p",
+        "TABLE people",
+        "SELECT people.* FROM people",
+    ];
+    let mut bob = gw.connect("bob", BOB_PASSWORD).await;
+    let rows = bob.simple_query("SELECT ssn FROM people").await.unwrap();
+    assert_ne!(first_value(&rows), "123-45-6789", "the mask applies");
+    admin
+        .batch_execute(&format!(
+            "ALTER TABLE public.people ADD COLUMN ss_backup text; UPDATE public.people SET ss_backup = '{raw}'"
+        ))
+        .await
+        .unwrap();
+    // Right away (before the gateway's check can notice), and again once it has.
+    for round in 0..2 {
+        for sql in forms {
+            match bob.simple_query(sql).await {
+                Ok(messages) => {
+                    for message in &messages {
+                        if let SimpleQueryMessage::Row(row) = message {
+                            for i in 0..row.len() {
+                                assert_ne!(
+                                    row.get(i),
+                                    Some(raw),
+                                    "{sql} (round {round}) showed the raw value"
+                                );
+                            }
+                        }
+                    }
+                }
+                Err(_) => {
+                    // Refused, or the session was ended: go on in a new one.
+                    bob = gw.connect("bob", BOB_PASSWORD).await;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+    }
+    // Once the gateway has read the catalog, the new column is masked like the others.
+    let rows = bob
+        .simple_query("SELECT ss_backup FROM people")
+        .await
+        .unwrap();
+    assert_ne!(first_value(&rows), raw);
 }

@@ -3,8 +3,14 @@
 //! transaction ends, and its failure (a concurrent drop, a `lock_timeout`, a `statement_timeout`) would
 //! abort the client's transaction behind its back. One read runs at a time per resource; a session that
 //! needs a newer snapshot than the one it has waits for the read in flight or starts one.
+//!
+//! DDL made through the gateway is recorded with the names of the objects it changed. A session waits
+//! for a snapshot newer than its own only when the statement it is deciding names one of them (or when
+//! what changed is unknown: DDL the gateway cannot name, or made elsewhere); the other sessions go on
+//! with the snapshot they have while a refresh runs in the background, no sooner than [`SPACING`] times
+//! the last read's duration after it, so a migration's DDL does not keep the upstream reading its catalog.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -31,6 +37,13 @@ const CHECK_EVERY: Duration = Duration::from_secs(2);
 /// …or, on a catalog so large that a check takes longer than a fiftieth of that, this many times the
 /// last check's time: checking costs the upstream at most 2 % of one core.
 const CHECK_SHARE: u32 = 50;
+/// A background refresh starts no sooner than this many times the last read's duration after that read
+/// ended: reading the catalog then takes at most a twentieth of one upstream core however much DDL runs.
+/// A session whose statement needs the refresh still starts it at once.
+const SPACING: u32 = 20;
+/// Changes remembered by name; a session whose snapshot is older than the oldest waits as for an unknown
+/// change.
+const REMEMBERED_CHANGES: usize = 4096;
 /// After a read failed, sessions go on with the snapshots they have for this long before one tries
 /// again, rather than each waiting for a read that is likely to fail the same way.
 const RETRY_AFTER: Duration = Duration::from_secs(10);
@@ -63,6 +76,25 @@ pub struct FunctionByOid {
     pub args: u16,
 }
 
+/// What DDL changed in the catalog.
+#[derive(Debug, Clone)]
+pub enum Changed {
+    /// The objects of these names (and schemas of these names), in any schema.
+    Names(HashSet<String>),
+    /// Anything: DDL the gateway cannot name, or a change made elsewhere.
+    Unknown,
+}
+
+/// What a session needs of a snapshot beyond being current: that it include the change counted
+/// `generation`, and that it began after `since`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Need {
+    /// The resource's change count it must have been read at (or after).
+    pub generation: u64,
+    /// A moment it must have begun after.
+    pub since: Option<Instant>,
+}
+
 /// The snapshots of every resource of a gateway.
 pub struct CatalogCache {
     ttl: Duration,
@@ -90,6 +122,11 @@ impl CatalogCache {
                     ttl: self.ttl,
                     timeout: self.timeout,
                     generation: AtomicU64::new(0),
+                    changes: Mutex::new(Changes::default()),
+                    named_since_check: AtomicBool::new(false),
+                    last_read: Mutex::new(None),
+                    refresh_scheduled: AtomicBool::new(false),
+                    resource: Mutex::new(None),
                     latest: Mutex::new(None),
                     failed_at: Mutex::new(None),
                     functions: Mutex::new((0, HashMap::new())),
@@ -102,6 +139,17 @@ impl CatalogCache {
     }
 }
 
+/// The changes a resource's latest snapshots may lack.
+#[derive(Default)]
+struct Changes {
+    /// Each change's count, and what it changed (`None`: unknown).
+    recent: VecDeque<(u64, Option<Arc<HashSet<String>>>)>,
+    /// The count of the last change no longer in `recent`.
+    forgotten: u64,
+    /// The count of the last unknown change.
+    unknown: u64,
+}
+
 /// One resource's catalog: its latest snapshot and the connection that reads it.
 #[derive(Clone)]
 pub struct CatalogHandle(Arc<ResourceCatalog>);
@@ -109,9 +157,20 @@ pub struct CatalogHandle(Arc<ResourceCatalog>);
 struct ResourceCatalog {
     ttl: Duration,
     timeout: Duration,
-    /// Counts the DDL transactions sessions saw end: a snapshot that began before the last one may
-    /// lack what it did.
+    /// Counts the DDL transactions sessions saw end (and changes the fingerprint showed): a snapshot
+    /// that began before the last one may lack what it did.
     generation: AtomicU64,
+    /// What each change counted in `generation` changed, for the last few.
+    changes: Mutex<Changes>,
+    /// A change was recorded by name since the fingerprint was last taken: a moved fingerprint may be
+    /// its doing.
+    named_since_check: AtomicBool,
+    /// When the last read ended and how long it took: background refreshes are spaced by it.
+    last_read: Mutex<Option<(Instant, Duration)>>,
+    /// A background refresh is scheduled.
+    refresh_scheduled: AtomicBool,
+    /// The resource, once a session logged in: what background refreshes connect to.
+    resource: Mutex<Option<Resource>>,
     latest: Mutex<Option<Arc<CatalogSnapshot>>>,
     /// When the last read failed, if the one after it has not succeeded.
     failed_at: Mutex<Option<Instant>>,
@@ -126,14 +185,120 @@ struct ResourceCatalog {
 }
 
 impl CatalogHandle {
-    /// Records that a transaction that ran DDL ended: later decisions need a snapshot read after it.
-    pub fn changed(&self) {
-        self.0.generation.fetch_add(1, Ordering::Release);
+    /// Records that a transaction that ran DDL ended, or that the catalog changed elsewhere: decisions
+    /// that depend on what changed need a snapshot read after it. A change by name is read in the
+    /// background; sessions whose statements name it wait for that read.
+    pub fn changed(&self, what: Changed) {
+        let named = match what {
+            Changed::Names(names) => Some(Arc::new(names)),
+            Changed::Unknown => None,
+        };
+        let is_named = named.is_some();
+        {
+            let mut changes = self.0.changes.lock().unwrap_or_else(|p| p.into_inner());
+            let generation = self.0.generation.fetch_add(1, Ordering::AcqRel) + 1;
+            if !is_named {
+                changes.unknown = generation;
+            }
+            changes.recent.push_back((generation, named));
+            while changes.recent.len() > REMEMBERED_CHANGES {
+                if let Some((old, _)) = changes.recent.pop_front() {
+                    changes.forgotten = old;
+                }
+            }
+        }
+        if is_named {
+            self.0.named_since_check.store(true, Ordering::Release);
+        }
+        self.refresh_later();
+    }
+
+    /// The change count a snapshot must have been read at for a statement whose decision reads the
+    /// catalog's entries for the names `depends_on` accepts (and, with `any_name`, for a statement that
+    /// names anything at all, what an unknown change may have changed): `None` when `snapshot` lacks no
+    /// such change.
+    pub fn needed_for(
+        &self,
+        snapshot: &CatalogSnapshot,
+        any_name: bool,
+        depends_on: impl Fn(&str) -> bool,
+    ) -> Option<u64> {
+        if snapshot.generation >= self.0.generation.load(Ordering::Acquire) {
+            return None;
+        }
+        let changes = self.0.changes.lock().unwrap_or_else(|p| p.into_inner());
+        let mut needed = None;
+        if snapshot.generation < changes.forgotten && any_name {
+            needed = Some(self.0.generation.load(Ordering::Acquire));
+        }
+        for (generation, names) in changes.recent.iter().rev() {
+            if *generation <= snapshot.generation {
+                break;
+            }
+            let depends = match names {
+                Some(names) => names.iter().any(|n| depends_on(n)),
+                None => any_name,
+            };
+            if depends {
+                needed = needed.max(Some(*generation));
+            }
+        }
+        needed
+    }
+
+    /// Starts a background read of the catalog, unless one is scheduled: no sooner than [`SPACING`]
+    /// times the last read's duration after it ended.
+    fn refresh_later(&self) {
+        let Some(resource) = self
+            .0
+            .resource
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        else {
+            return;
+        };
+        if self.0.refresh_scheduled.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let handle = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(handle.spacing_left()).await;
+                let mut reader = handle.0.reader.lock().await;
+                // A read may have ended while this one waited: space from it.
+                if !handle.spacing_left().is_zero() {
+                    continue;
+                }
+                // Changes from here on schedule another.
+                handle.0.refresh_scheduled.store(false, Ordering::Release);
+                let need = Need {
+                    generation: handle.0.generation.load(Ordering::Acquire),
+                    since: None,
+                };
+                if handle.latest().is_some_and(|s| handle.is_current(&s, need)) {
+                    return;
+                }
+                if let Err(e) = handle.read_locked(&mut reader, &resource).await {
+                    tracing::warn!(error = %e, resource = %resource.info.name, "catalog not read in the background");
+                }
+                return;
+            }
+        });
+    }
+
+    /// How long until a background read may start.
+    fn spacing_left(&self) -> Duration {
+        let last = *self.0.last_read.lock().unwrap_or_else(|p| p.into_inner());
+        last.map_or(Duration::ZERO, |(ended, took)| {
+            (ended + took * SPACING).saturating_duration_since(Instant::now())
+        })
     }
 
     /// Checks every few seconds, while any session of the resource is open, whether DDL made anywhere
     /// changed the catalog; when it did, sessions read it again before their next statement.
     pub fn watch(&self, resource: &Resource) {
+        *self.0.resource.lock().unwrap_or_else(|p| p.into_inner()) = Some(resource.clone());
         if self.0.watched.swap(true, Ordering::AcqRel) {
             return;
         }
@@ -157,17 +322,26 @@ impl CatalogHandle {
     /// Compares the catalog's fingerprint with the last one, marking the catalog changed when it differs.
     async fn check(&self, resource: &Resource) -> Result<(), GatewayError> {
         let mut reader = self.0.reader.lock().await;
+        let named = self.0.named_since_check.swap(false, Ordering::AcqRel);
         let fingerprint = match self.fingerprint(&mut reader, resource).await {
             Ok(fingerprint) => fingerprint,
             // The server failed the query; the next check asks again.
             Err(GatewayError::QueryFailed(_)) => return Ok(()),
             Err(e) => return Err(e),
         };
-        let mut last = self.0.fingerprint.lock().unwrap_or_else(|p| p.into_inner());
-        if last.as_ref().is_some_and(|last| *last != fingerprint) {
-            self.changed();
+        let moved = {
+            let mut last = self.0.fingerprint.lock().unwrap_or_else(|p| p.into_inner());
+            let moved = last.as_ref().is_some_and(|last| *last != fingerprint);
+            *last = Some(fingerprint);
+            moved
+        };
+        drop(reader);
+        // DDL through the gateway since the last check explains a move, and its names are recorded (a
+        // background read, already scheduled, brings in whatever else changed); otherwise the change is
+        // unknown and every statement naming anything waits for a read.
+        if moved && !named {
+            self.changed(Changed::Unknown);
         }
-        *last = Some(fingerprint);
         Ok(())
     }
 
@@ -220,41 +394,63 @@ impl CatalogHandle {
     }
 
     /// Whether `snapshot` may still be used: younger than the TTL (or, lacking view definitions, than
-    /// the wait before a read is tried again), begun after the last DDL a session saw end, and after
-    /// `since` when given. Cheap enough for every statement.
-    pub fn is_current(&self, snapshot: &CatalogSnapshot, since: Option<Instant>) -> bool {
+    /// the wait before a read is tried again), and read at or after the change count and the moment
+    /// `need` gives. A snapshot that lacks changes the gateway knows by name is current for statements
+    /// that do not name them (see [`needed_for`](Self::needed_for)). Cheap enough for every statement.
+    pub fn is_current(&self, snapshot: &CatalogSnapshot, need: Need) -> bool {
         let ttl = match snapshot.complete {
             true => self.0.ttl,
             false => self.0.ttl.min(RETRY_AFTER),
         };
-        snapshot.generation >= self.0.generation.load(Ordering::Acquire)
+        snapshot.generation >= need.generation
             && snapshot.began.elapsed() < ttl
-            && since.is_none_or(|t| snapshot.began >= t)
+            && need.since.is_none_or(|t| snapshot.began >= t)
     }
 
-    /// A current snapshot that began no earlier than `since`: the latest one if it will do, else one read
-    /// now (or by the read already running, when that one will do).
+    /// A current snapshot that meets `need`: the latest one if it will do, else one read now (or by the
+    /// read already running, when that one will do). Waiting for the read in flight and the read itself
+    /// take no longer than the catalog timeout together.
     pub async fn snapshot(
         &self,
         resource: &Resource,
-        since: Option<Instant>,
+        need: Need,
     ) -> Result<Arc<CatalogSnapshot>, GatewayError> {
-        let fits = |s: &CatalogSnapshot| self.is_current(s, since);
+        let fits = |s: &CatalogSnapshot| self.is_current(s, need);
         if let Some(latest) = self.latest().filter(|s| fits(s)) {
             return Ok(latest);
         }
-        let mut reader = self.0.reader.lock().await;
-        // A read that finished while this one waited may do.
-        if let Some(latest) = self.latest().filter(|s| fits(s)) {
-            return Ok(latest);
-        }
+        let waited = tokio::time::timeout(self.0.timeout, async {
+            let mut reader = self.0.reader.lock().await;
+            // A read that finished while this one waited may do.
+            if let Some(latest) = self.latest().filter(|s| fits(s)) {
+                return Ok(latest);
+            }
+            self.read_locked(&mut reader, resource).await
+        })
+        .await;
+        waited.unwrap_or_else(|_| {
+            Err(GatewayError::Upstream(format!(
+                "reading the catalog took longer than {} s",
+                self.0.timeout.as_secs_f32()
+            )))
+        })
+    }
+
+    /// Reads the catalog with the reader's lock held, unless a read failed moments ago, and makes the
+    /// snapshot the latest.
+    async fn read_locked(
+        &self,
+        reader: &mut Option<Upstream>,
+        resource: &Resource,
+    ) -> Result<Arc<CatalogSnapshot>, GatewayError> {
         let failed_at = *self.0.failed_at.lock().unwrap_or_else(|p| p.into_inner());
         if failed_at.is_some_and(|at| at.elapsed() < RETRY_AFTER) {
             return Err(GatewayError::Upstream(
                 "the last attempt to read the catalog failed moments ago".into(),
             ));
         }
-        let read = tokio::time::timeout(self.0.timeout, self.read(&mut reader, resource)).await;
+        let started = Instant::now();
+        let read = tokio::time::timeout(self.0.timeout, self.read(reader, resource)).await;
         let read = match read {
             Ok(read) => read,
             Err(_) => {
@@ -269,6 +465,8 @@ impl CatalogHandle {
         *self.0.failed_at.lock().unwrap_or_else(|p| p.into_inner()) =
             read.is_err().then(Instant::now);
         let snapshot = Arc::new(read?);
+        *self.0.last_read.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((Instant::now(), started.elapsed()));
         *self.0.latest.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::clone(&snapshot));
         Ok(snapshot)
     }
@@ -338,6 +536,7 @@ impl CatalogHandle {
             // its `changed` (or the next check's fingerprint) makes the snapshot stale.
             let generation = self.0.generation.load(Ordering::Acquire);
             let read = async {
+                self.0.named_since_check.store(false, Ordering::Release);
                 let fingerprint = self.fingerprint(reader, resource).await?;
                 let began = Instant::now();
                 let rows = self.ask(reader, resource, query).await?;

@@ -11,7 +11,7 @@ use portcullis_sql::{Catalog, Operation, QualifiedName, SearchPath};
 
 mod cache;
 
-pub use cache::{CatalogCache, CatalogHandle, FunctionByOid};
+pub use cache::{CatalogCache, CatalogHandle, Changed, FunctionByOid, Need};
 
 /// The query whose rows build a snapshot: (kind, schema, name, a, b) with kind `n` schema, `r` relation
 /// (its OID in `a`), `f` function, `c` column `a` of relation `name` (its number in `b`; the gateway puts
@@ -183,6 +183,8 @@ pub struct CatalogSnapshot {
     relation_oids: HashMap<QualifiedName, u32>,
     functions: HashMap<String, HashSet<String>>,
     columns: HashMap<QualifiedName, Vec<String>>,
+    /// Each relation's highest column number: a result column numbered higher was added since.
+    last_column: HashMap<u32, i16>,
     parents: HashMap<QualifiedName, Vec<QualifiedName>>,
     view_reads: HashMap<QualifiedName, Vec<QualifiedName>>,
     view_calls: HashMap<QualifiedName, Vec<QualifiedName>>,
@@ -231,6 +233,7 @@ impl CatalogSnapshot {
             fires: HashMap::new(),
             risky_types: HashMap::new(),
             event_triggers: Vec::new(),
+            last_column: HashMap::new(),
         };
         let mut printed_under = None;
         let mut definitions = Vec::new();
@@ -306,6 +309,12 @@ impl CatalogSnapshot {
             .into_iter()
             .map(|(relation, mut columns)| {
                 columns.sort_by_key(|(number, _)| *number);
+                if let (Some(oid), Some((last, _))) =
+                    (snapshot.relation_oids.get(&relation), columns.last())
+                {
+                    let last = i16::try_from(*last).unwrap_or(i16::MAX);
+                    snapshot.last_column.insert(*oid, last);
+                }
                 (
                     relation,
                     columns.into_iter().map(|(_, name)| name).collect(),
@@ -391,6 +400,25 @@ impl CatalogSnapshot {
         oids.push(own);
         oids.extend(bases.iter().filter_map(|b| self.relation_oids.get(*b)));
         Some(oids)
+    }
+
+    /// The highest column number the snapshot knows of the relation whose OID is `oid` (0 when it knows
+    /// no column of it).
+    pub fn last_column(&self, oid: u32) -> i16 {
+        self.last_column.get(&oid).copied().unwrap_or(0)
+    }
+
+    /// The relations a decision about `relation` also reads the snapshot's entries for: its ancestors,
+    /// and the relations a view reads (through other views too).
+    pub fn related(&self, relation: &QualifiedName) -> Vec<&QualifiedName> {
+        let mut related = self.closure(relation, &self.view_reads);
+        related.extend(self.closure(relation, &self.parents));
+        related
+    }
+
+    /// The change count of the resource when the query that read it began.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// The relation whose OID is `oid`, when the snapshot knows it.

@@ -33,7 +33,7 @@ use super::masking::SessionMasking;
 use super::row_guard::{self, GuardVerdict, Guarded};
 use super::statement::{OutcomeRules, Refusal, Run};
 use super::SessionInfo;
-use crate::catalog::{CatalogHandle, CatalogSnapshot, FunctionByOid};
+use crate::catalog::{CatalogHandle, CatalogSnapshot, FunctionByOid, Need};
 use crate::error::GatewayError;
 use crate::frames::reserve_partial_frame;
 use crate::listener::Shared;
@@ -121,7 +121,7 @@ struct Prepared {
     protections: Vec<String>,
     /// The tables its result columns may come from (see [`Run::origins`]), checked against the
     /// RowDescription a Describe brings.
-    origins: Option<Vec<u32>>,
+    origins: Option<Vec<(u32, i16)>>,
     /// For a bound portal: the setting names `set_config` was given as parameters (see
     /// [`Statement::bound_settings`]), `None` where the value could not be read.
     bound_settings: Vec<Option<String>>,
@@ -174,11 +174,13 @@ pub struct ClientSide<'a> {
     mfa_outcome: Option<MfaOutcome>,
     /// The resource's catalog, which the session's snapshot is kept as current as.
     catalog: CatalogHandle,
-    /// Set when masks apply and a statement names a relation the session's snapshot lacks: the frame is
-    /// handled again with a snapshot read after this moment.
-    catalog_retry: Option<Instant>,
+    /// Set when a statement depends on a change the session's snapshot lacks (or, where masks apply,
+    /// names a relation it lacks): the frame is handled again with a snapshot that meets this.
+    catalog_retry: Option<Need>,
     /// The frame being handled again already waited for a newer snapshot.
     catalog_retried: bool,
+    /// Why the last wait for a newer snapshot failed: a statement that needs one is refused with it.
+    catalog_failed: Option<Refusal>,
     /// The function the fast-path call being handled names, or why it could not be named.
     fast_path_function: Option<Result<FunctionByOid, String>>,
     /// Where the gateway's own messages to the client go (the upstream side writes them out).
@@ -218,6 +220,7 @@ impl<'a> ClientSide<'a> {
             catalog: shared.catalogs.handle(&info.resource),
             catalog_retry: None,
             catalog_retried: false,
+            catalog_failed: None,
             fast_path_function: None,
             mfa_hold: None,
             mfa_outcome: None,
@@ -262,7 +265,8 @@ impl<'a> ClientSide<'a> {
                     )
                 {
                     self.settle(upstream, &mut out).await?;
-                    self.keep_catalog_current(upstream, &mut out, None).await?;
+                    self.keep_catalog_current(upstream, &mut out, Need::default())
+                        .await?;
                     let outside_txn = std::mem::take(&mut self.lock().settled_outside_txn);
                     if outside_txn && !self.refresh_path {
                         // Committed: a later transaction end undoes nothing the gateway followed.
@@ -270,7 +274,8 @@ impl<'a> ClientSide<'a> {
                     }
                 }
                 if buf[0] == tag::frontend::FUNCTION_CALL && !self.skipping {
-                    self.keep_catalog_current(upstream, &mut out, None).await?;
+                    self.keep_catalog_current(upstream, &mut out, Need::default())
+                        .await?;
                     let frame = &buf[..header.total_len];
                     let named = self
                         .name_fast_path_function(frame, upstream, &mut out)
@@ -285,14 +290,14 @@ impl<'a> ClientSide<'a> {
                     self.mfa_outcome = Some(self.hold_for_mfa(required, &text).await);
                     continue;
                 }
-                if let Some(since) = self.catalog_retry.take() {
+                if let Some(need) = self.catalog_retry.take() {
                     // Nothing of this frame was sent: handle it again knowing what the catalog holds now.
-                    self.keep_catalog_current(upstream, &mut out, Some(since))
-                        .await?;
+                    self.keep_catalog_current(upstream, &mut out, need).await?;
                     self.catalog_retried = true;
                     continue;
                 }
                 self.catalog_retried = false;
+                self.catalog_failed = None;
                 self.fast_path_function = None;
                 self.mfa_outcome = None;
                 buf.advance(header.total_len);
@@ -347,35 +352,104 @@ impl<'a> ClientSide<'a> {
         }
     }
 
-    /// Gives the session a snapshot that is current (younger than the TTL, read after the last DDL a
-    /// session ran) and, with `since`, begun after that moment. Reading it happens on the gateway's own
-    /// connection; when that fails, decisions go on with the snapshot the session has (a relation it
-    /// lacks is refused in a masked session) and the next statement tries again.
+    /// Gives the session a snapshot that is current (younger than the TTL) and meets `need`: the
+    /// resource's latest when that will do (a newer one is taken whenever there is one), else one read
+    /// on the gateway's own connection. A snapshot that lacks changes known by name is current: only the
+    /// statements naming them wait (see [`Self::catalog_gate`]). When the read fails or times out, decisions
+    /// go on with the snapshot the session has, and a statement that needed the newer one is refused.
     async fn keep_catalog_current<W>(
         &mut self,
         upstream: &mut W,
         out: &mut BytesMut,
-        since: Option<Instant>,
+        need: Need,
     ) -> Result<(), GatewayError>
     where
         W: AsyncWrite + Unpin + ?Sized,
     {
-        if self.catalog.is_current(&self.lock().catalog, since) {
+        let mine = Arc::clone(&self.lock().catalog);
+        if self.catalog.is_current(&mine, need) {
+            if let Some(latest) = self.catalog.latest() {
+                if latest.generation() > mine.generation() && self.catalog.is_current(&latest, need)
+                {
+                    self.lock().catalog = latest;
+                }
+            }
             return Ok(());
         }
         // What was already decided goes on while the catalog is read.
         send(upstream, out).await?;
         let read = match self.resource() {
-            Ok(resource) => self.catalog.snapshot(&resource, since).await,
+            Ok(resource) => self.catalog.snapshot(&resource, need).await,
             Err(e) => Err(e),
         };
         match read {
             Ok(snapshot) => self.lock().catalog = snapshot,
             Err(e) => {
-                tracing::warn!(error = %e, resource = %self.info.resource, "catalog not read again")
+                tracing::warn!(error = %e, resource = %self.info.resource, "catalog not read again");
+                self.catalog_failed = Some(Refusal::catalog_unread(&self.info.resource, &e));
             }
         }
         Ok(())
+    }
+
+    /// Whether `run` may be decided on the session's snapshot: `None` when it names nothing changed
+    /// since the snapshot was read (DDL through the gateway records the names it changed); else the
+    /// decision waits — the frame is handled again once a newer snapshot is read — or, when that read
+    /// failed, the refusal that says so.
+    fn catalog_gate(&mut self, run: &Run) -> Option<Decided> {
+        if run.catalog_names.is_empty() {
+            return None;
+        }
+        let snapshot = Arc::clone(&self.lock().catalog);
+        let masked = self.masking.may_apply();
+        let mut names: Vec<&str> = Vec::new();
+        for (name, always) in &run.catalog_names {
+            if !always && !masked {
+                continue;
+            }
+            names.push(&name.name);
+            names.push(&name.schema);
+            if masked {
+                for related in snapshot.related(name) {
+                    names.push(&related.name);
+                    names.push(&related.schema);
+                }
+            }
+        }
+        if names.is_empty() {
+            return None;
+        }
+        // A relation the snapshot lacks may be what an unnamed change (a rename) created.
+        let unknown = run.catalog_names.iter().any(|(name, always)| {
+            (*always || masked)
+                && !name.schema.is_empty()
+                && !snapshot.knows(name)
+                && !portcullis_sql::Catalog::has_function(
+                    snapshot.as_ref(),
+                    &name.schema,
+                    &name.name,
+                )
+                && !portcullis_sql::Catalog::has_schema(snapshot.as_ref(), &name.name)
+        });
+        let generation = self.catalog.needed_for(&snapshot, true, |changed| {
+            unknown || names.contains(&changed)
+        })?;
+        if let Some(refusal) = self.catalog_failed.take() {
+            return Some(Decided::refuse(refusal));
+        }
+        if self.catalog_retried {
+            // A snapshot read since the statement arrived: changes after that ran concurrently with it.
+            return None;
+        }
+        self.catalog_retry = Some(Need {
+            generation,
+            since: None,
+        });
+        Some(Decided {
+            refusal: Refusal::unanalysable("waiting for the catalog"),
+            logout: None,
+            held: true,
+        })
     }
 
     /// The text of a Query or Parse as the server reads it (converted from the client encoding), or the
@@ -1045,7 +1119,10 @@ impl<'a> ClientSide<'a> {
         let components: Vec<&[Component]> = runs.iter().map(|r| r.components.as_slice()).collect();
         let masked = self.masking.apply(&path, sql, &components);
         if self.masking.take_catalog_wanted() && !self.catalog_retried {
-            self.catalog_retry = Some(Instant::now());
+            self.catalog_retry = Some(Need {
+                generation: 0,
+                since: Some(Instant::now()),
+            });
         }
         let masked = masked?;
         if masked.touched && path_changed && runs.len() > 1 {
@@ -1061,12 +1138,22 @@ impl<'a> ClientSide<'a> {
         }
         if masked.touched {
             runs.iter_mut().for_each(|r| r.masked = true);
+            // A column added to a masked relation since the snapshot has no mask yet: its values must
+            // not come back.
+            for origins in runs.iter_mut().filter_map(|r| r.origins.as_mut()) {
+                for (oid, last) in origins.iter_mut() {
+                    *last = catalog.last_column(*oid);
+                }
+            }
         }
         Ok(masked.sql)
     }
 
     /// Decides `run` with the policy in force and records the decision on it.
     fn decide(&mut self, run: &mut Run) -> Result<(), Decided> {
+        if let Some(waits) = self.catalog_gate(run) {
+            return Err(waits);
+        }
         let active = self.shared.policy.current();
         let mfa_now = self.shared.mfa.now();
         self.ctx.mfa_verified = match self.mfa_outcome {
@@ -1492,7 +1579,14 @@ impl<'a> ClientSide<'a> {
 /// The OIDs of the tables the result columns of `run` (of `statement`) may come from; `None` when the
 /// statement's rows are not read from its own relations (a `FETCH` reads a cursor's) or the snapshot
 /// lacks one of them (a temporary table, one created since), so there is nothing to check them against.
-fn result_origins(statement: &Statement, run: &Run, catalog: &CatalogSnapshot) -> Option<Vec<u32>> {
+///
+/// Each comes with the highest column number that may be read of it: unchecked here, and the highest the
+/// snapshot knows where masks apply (see [`ClientSide::mask`]).
+fn result_origins(
+    statement: &Statement,
+    run: &Run,
+    catalog: &CatalogSnapshot,
+) -> Option<Vec<(u32, i16)>> {
     if !matches!(
         statement.kind,
         StatementKind::Select
@@ -1510,7 +1604,12 @@ fn result_origins(statement: &Statement, run: &Run, catalog: &CatalogSnapshot) -
                 schema: object.schema.clone(),
                 name: object.name.clone(),
             };
-            oids.extend(catalog.origins(&name)?);
+            oids.extend(
+                catalog
+                    .origins(&name)?
+                    .into_iter()
+                    .map(|oid| (oid, i16::MAX)),
+            );
         }
     }
     Some(oids)

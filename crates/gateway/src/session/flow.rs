@@ -22,7 +22,7 @@ use super::encoding::ClientEncoding;
 use super::row_guard::Guarded;
 use super::statement::{Outcome, Refusal, Run};
 use super::SessionInfo;
-use crate::catalog::CatalogSnapshot;
+use crate::catalog::{CatalogSnapshot, Changed};
 use crate::rows::{data_row_values, row_description_tables};
 
 /// A request forwarded upstream whose replies are still to come.
@@ -35,7 +35,7 @@ pub enum Pending {
     /// Bind.
     Bind,
     /// Describe of a statement or portal, with the tables its result columns may come from.
-    Describe(Option<Vec<u32>>),
+    Describe(Option<Vec<(u32, i16)>>),
     /// Close of a statement or portal.
     Close,
     /// Execute of a portal.
@@ -107,11 +107,12 @@ pub struct Flow {
     pub catalog: Arc<CatalogSnapshot>,
     /// The upstream's transaction status at the last ReadyForQuery.
     pub txn: TransactionStatus,
-    /// DDL succeeded in the transaction still open: only its end makes it visible to the catalog reader.
-    ddl_in_txn: bool,
-    /// A transaction that ran DDL ended: the resource's snapshots are out of date. The upstream side
-    /// takes it.
-    pub catalog_changed: bool,
+    /// DDL succeeded in the transaction still open, changing these names (`Unknown`: maybe anything):
+    /// only its end makes it visible to the catalog reader.
+    ddl_in_txn: Option<Changed>,
+    /// A transaction that ran DDL ended, changing this: the resource's snapshots are out of date. The
+    /// upstream side takes it.
+    pub catalog_changed: Option<Changed>,
     /// The application_name the upstream last reported, when the client changed it after startup.
     pub application_name: Option<String>,
 }
@@ -139,8 +140,8 @@ impl Flow {
             ended: None,
             catalog,
             txn: TransactionStatus::Idle,
-            ddl_in_txn: false,
-            catalog_changed: false,
+            ddl_in_txn: None,
+            catalog_changed: None,
             application_name: None,
         };
         for (name, value) in parameters {
@@ -186,10 +187,11 @@ impl Flow {
             .map_err(|why| format!("the gateway could not read the session's search_path: {why}"))
     }
 
-    /// Whether every column of a RowDescription comes from a table the statement was decided on. When
-    /// the catalog changed behind the gateway's back (a table created in a schema earlier on the path),
-    /// the server may read another table than the one the gateway resolved the name to: then the session
-    /// is ended before any row of the result reaches the client.
+    /// Whether every column of a RowDescription comes from a table the statement was decided on, and,
+    /// where masks applied, from a column the snapshot it was decided on knows. When the catalog changed
+    /// behind the gateway's back (a table created in a schema earlier on the path, a column added to a
+    /// masked table), the server may read what the gateway did not decide on: then the session is ended
+    /// before any row of the result reaches the client.
     fn origins_as_decided(&mut self, body: &[u8]) -> bool {
         let decided = match self.queue.front() {
             Some(Pending::Query(runs)) => runs.front().and_then(|r| r.origins.as_deref()),
@@ -200,20 +202,37 @@ impl Flow {
         let Some(decided) = decided else {
             return true;
         };
-        let Ok(tables) = row_description_tables(body) else {
+        let Ok(columns) = row_description_tables(body) else {
             return true;
         };
-        let Some(other) = tables.into_iter().find(|t| *t != 0 && !decided.contains(t)) else {
+        let outside = columns.iter().find_map(|(table, number)| {
+            if *table == 0 {
+                return None;
+            }
+            match decided.iter().find(|(oid, _)| oid == table) {
+                None => Some((*table, None)),
+                Some((_, last)) if number > last => Some((*table, Some(*number))),
+                Some(_) => None,
+            }
+        });
+        let Some((other, number)) = outside else {
             return true;
         };
         let read = match self.catalog.relation_named_by(other) {
             Some(name) => name.to_string(),
             None => format!("a relation (OID {other}) created since the gateway read the catalog"),
         };
-        self.ended = Some(format!(
-            "the server read {read}, not what the gateway decided the statement on: the catalog \
-             changed behind the gateway's back; the session is ended so that none of the result is shown"
-        ));
+        self.ended = Some(match number {
+            None => format!(
+                "the server read {read}, not what the gateway decided the statement on: the catalog \
+                 changed behind the gateway's back; the session is ended so that none of the result is shown"
+            ),
+            Some(number) => format!(
+                "the server read column {number} of {read}, which masks apply to and which was added \
+                 after the gateway read the catalog: the session is ended so that none of the result is \
+                 shown"
+            ),
+        });
         false
     }
 
@@ -459,7 +478,14 @@ impl Flow {
 
     fn note_done(&mut self, run: &Run) {
         if run.changes_catalog {
-            self.ddl_in_txn = true;
+            self.ddl_in_txn = Some(match (self.ddl_in_txn.take(), &run.changed_names) {
+                (None, Some(names)) => Changed::Names(names.clone()),
+                (Some(Changed::Names(mut before)), Some(names)) => {
+                    before.extend(names.iter().cloned());
+                    Changed::Names(before)
+                }
+                _ => Changed::Unknown,
+            });
         }
     }
 
@@ -603,9 +629,19 @@ impl Flow {
             return Err(WireError::Malformed("ReadyForQuery"));
         };
         self.txn = status;
-        if status == TransactionStatus::Idle && std::mem::take(&mut self.ddl_in_txn) {
-            // Committed or rolled back: either way the reader's next snapshot shows what is there now.
-            self.catalog_changed = true;
+        if status == TransactionStatus::Idle {
+            if let Some(changed) = self.ddl_in_txn.take() {
+                // Committed or rolled back: either way the reader's next snapshot shows what is there
+                // now.
+                self.catalog_changed = Some(match (self.catalog_changed.take(), changed) {
+                    (Some(Changed::Names(mut before)), Changed::Names(names)) => {
+                        before.extend(names);
+                        Changed::Names(before)
+                    }
+                    (None, changed) => changed,
+                    _ => Changed::Unknown,
+                });
+            }
         }
         match self.queue.front() {
             Some(Pending::SearchPath(_)) => {

@@ -158,6 +158,14 @@ impl SessionMasking {
         done
     }
 
+    /// Whether masks, row filters or column denies may apply to this session's statements (as last
+    /// resolved; before that, they may).
+    pub fn may_apply(&self) -> bool {
+        self.resolved
+            .as_ref()
+            .is_none_or(|r| !r.protections.is_empty())
+    }
+
     /// Whether a statement was refused for what the catalog snapshot lacks since the last call: the
     /// session should read it again.
     pub fn take_catalog_wanted(&mut self) -> bool {

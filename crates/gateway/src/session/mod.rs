@@ -388,7 +388,7 @@ async fn open(
     let catalogs = shared.catalogs.handle(&info.resource);
     let (upstream, catalog) = tokio::join!(
         upstream::connect(&resource, &startup.params),
-        catalogs.snapshot(&resource, None)
+        catalogs.snapshot(&resource, crate::catalog::Need::default())
     );
     let mut upstream = match upstream {
         Ok(upstream) => upstream,

@@ -1,11 +1,14 @@
 //! One statement on its way through the gateway: what it is, when it started, and how it ended, turned into
 //! an audit event when it completes.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use portcullis_policy::{Component, OutcomeDecision, PendingOutcome, ResolvedAccess};
-use portcullis_sql::{resolve, Catalog, Operation, SearchPath, Statement};
+use portcullis_sql::{
+    resolve, Catalog, ObjectKind, Operation, QualifiedName, SearchPath, Statement, StatementKind,
+};
 use portcullis_store::{AuditEvent, AuditObject, PolicyTrail, StatementEvent};
 
 use super::SessionInfo;
@@ -33,9 +36,16 @@ pub struct Run {
     pub rows_seen: u64,
     /// The statement changes the catalog, so resolution data must be read again when it succeeds.
     pub changes_catalog: bool,
+    /// The names of what it changes, when every object it changes is a relation, function or schema
+    /// named in it (`None`: it may change anything, e.g. a type, or renames or cascades).
+    pub changed_names: Option<HashSet<String>>,
+    /// The objects whose catalog entries its decision reads, each with whether it does so in any
+    /// session (an unqualified name resolved through the search path, or a relation whose result
+    /// columns are checked against the snapshot) or only where masks apply.
+    pub catalog_names: Vec<(QualifiedName, bool)>,
     /// The OIDs of the tables its result columns may come from, when the catalog snapshot knows every
     /// relation it reads; the upstream's RowDescription is checked against them.
-    pub origins: Option<Vec<u32>>,
+    pub origins: Option<Vec<(u32, i16)>>,
     /// Its text was rewritten for masks or row filters, so its errors' details (which may quote a row's
     /// raw values, e.g. "Failing row contains …") are not shown.
     pub masked: bool,
@@ -142,6 +152,24 @@ impl Refusal {
         Self::new("0A000", format!("portcullis refused the statement: {why}"))
     }
 
+    /// A statement that depends on a catalog change the gateway could not read in time (SQLSTATE
+    /// `57014` when the read took longer than `catalog_timeout_secs`, else `58000`).
+    pub fn catalog_unread(resource: &str, error: &impl std::fmt::Display) -> Self {
+        let error = error.to_string();
+        let code = if error.contains("longer than") {
+            CANCELLED
+        } else {
+            "58000"
+        };
+        Self::new(
+            code,
+            format!(
+                "portcullis could not read the catalog of \"{resource}\", which changed in what this \
+                 statement names: {error}; the session goes on, and the statement can be run again"
+            ),
+        )
+    }
+
     /// A statement the client cancelled while the gateway held it: answered as PostgreSQL answers a
     /// cancelled query.
     pub fn cancelled() -> Self {
@@ -158,6 +186,65 @@ pub fn now_micros() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
         .unwrap_or(0)
+}
+
+/// Kinds of object a DDL statement's change is known by name for; any other may change what the
+/// snapshot holds about objects the statement does not name (a type's casts, an operator).
+fn named_kind(kind: ObjectKind) -> bool {
+    matches!(
+        kind,
+        ObjectKind::Relation | ObjectKind::Function | ObjectKind::Sequence | ObjectKind::Schema
+    )
+}
+
+/// What a statement changes by name (see [`Run::changed_names`]) and the names its decision reads the
+/// catalog for (see [`Run::catalog_names`]).
+fn catalog_names(
+    statement: &Statement,
+    resolved: &[ResolvedAccess],
+    changes_catalog: bool,
+) -> (Option<HashSet<String>>, Vec<(QualifiedName, bool)>) {
+    let checks_results = matches!(
+        statement.kind,
+        StatementKind::Select
+            | StatementKind::Insert
+            | StatementKind::Update
+            | StatementKind::Delete
+            | StatementKind::Merge
+    );
+    let mut reads = Vec::new();
+    let mut changed = Some(HashSet::new());
+    for (access, (name, kind, operation, _)) in statement.objects.iter().zip(resolved) {
+        if changes_catalog
+            && matches!(
+                operation,
+                Operation::Create | Operation::Alter | Operation::Drop
+            )
+        {
+            match changed.as_mut() {
+                Some(names) if named_kind(*kind) => {
+                    names.insert(name.name.clone());
+                }
+                _ => changed = None,
+            }
+        }
+        if named_kind(*kind) {
+            let always =
+                access.object.schema.is_none() || (checks_results && *kind == ObjectKind::Relation);
+            reads.push((name.clone(), always));
+        }
+    }
+    // A new name (RENAME, SET SCHEMA) is not among the objects; CASCADE drops objects not named.
+    if changes_catalog && changed.is_some() {
+        let text = statement.text.to_ascii_lowercase();
+        if ["rename", "cascade", "set schema"]
+            .iter()
+            .any(|word| text.contains(word))
+        {
+            changed = None;
+        }
+    }
+    (changed, reads)
 }
 
 impl Run {
@@ -195,8 +282,6 @@ impl Run {
                 operation: operation.to_string(),
             })
             .collect();
-        // `EXECUTE name` is decided as the statement it runs: its kind, text and objects.
-        let components = portcullis_policy::components(objects_of, resolved);
         // Any DDL: a snapshot also holds types, operators, casts, triggers and event triggers.
         let changes_catalog = objects_of.objects.iter().any(|access| {
             matches!(
@@ -204,6 +289,9 @@ impl Run {
                 Operation::Create | Operation::Alter | Operation::Drop
             )
         });
+        let (changed_names, catalog_names) = catalog_names(objects_of, &resolved, changes_catalog);
+        // `EXECUTE name` is decided as the statement it runs: its kind, text and objects.
+        let components = portcullis_policy::components(objects_of, resolved);
         Run {
             text: statement.text.to_string(),
             kind: statement.kind.to_string(),
@@ -217,6 +305,8 @@ impl Run {
             started: Instant::now(),
             rows_seen: 0,
             changes_catalog,
+            changed_names,
+            catalog_names,
             origins: None,
             masked: false,
         }
@@ -237,6 +327,8 @@ impl Run {
             started: Instant::now(),
             rows_seen: 0,
             changes_catalog: false,
+            changed_names: None,
+            catalog_names: Vec::new(),
             origins: None,
             masked: false,
         }

@@ -67,8 +67,8 @@ where
             let _ = client.write_all(&out).await;
             return Err(GatewayError::Logout(reason));
         }
-        if changed {
-            shared.catalogs.handle(&info.resource).changed();
+        if let Some(changed) = changed {
+            shared.catalogs.handle(&info.resource).changed(changed);
         }
         if !events.is_empty() {
             let tickets: Vec<_> = events.drain(..).map(|e| shared.audit.record(e)).collect();
