@@ -48,6 +48,9 @@ pub struct Settings {
     pub notifications: NotifyConfig,
     /// The HTTP API; it runs only when this section is present.
     pub api: Option<ApiSettings>,
+    /// A listener of its own serving `/metrics` without authentication; it runs only when this
+    /// section is present (the API serves `/metrics` to auditors and admins either way).
+    pub metrics: Option<MetricsSettings>,
     /// Settings for tests only; never set them in production.
     #[serde(default)]
     pub testing: TestingSettings,
@@ -69,6 +72,22 @@ pub struct ApiSettings {
     pub admin_roles: Option<Vec<String>>,
     /// Members of these gateway roles are API auditors (default [portcullis-auditor]).
     pub auditor_roles: Option<Vec<String>>,
+}
+
+/// The unauthenticated metrics listener (`metrics:`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// Its address (default 127.0.0.1:9187); keep it where only the scraper can reach it.
+    pub listen: Option<SocketAddr>,
+}
+
+impl MetricsSettings {
+    /// Where the listener binds.
+    pub fn listen(&self) -> SocketAddr {
+        self.listen
+            .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 9187)))
+    }
 }
 
 /// The API's certificate.
