@@ -206,11 +206,15 @@ async fn https_checks_the_certificate_against_the_given_roots() {
     let port = listener.local_addr().unwrap().port();
     let (tx, mut rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
-        let statuses = std::sync::Mutex::new(Vec::new().into_iter());
+        let statuses = Arc::new(std::sync::Mutex::new(Vec::new().into_iter()));
         while let Ok((tcp, _)) = listener.accept().await {
-            if let Ok(tls) = acceptor.accept(tcp).await {
-                serve(tls, &statuses, &tx).await;
-            }
+            let (acceptor, statuses, tx) = (acceptor.clone(), Arc::clone(&statuses), tx.clone());
+            // Each connection on its own task: the first client keeps its connection open.
+            tokio::spawn(async move {
+                if let Ok(tls) = acceptor.accept(tcp).await {
+                    serve(tls, &statuses, &tx).await;
+                }
+            });
         }
     });
     let endpoint = Endpoint::parse(&format!("https://localhost:{port}/hook")).unwrap();

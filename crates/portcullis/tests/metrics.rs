@@ -25,7 +25,7 @@ grants:
 rules:
   - id: no-deletes
     when: {statement_kinds: [DELETE]}
-    action: deny
+    action: block
 ";
 
 /// A GET with curl: status, `Content-Type` and body.
@@ -61,8 +61,9 @@ fn value(text: &str, series: &str) -> f64 {
     sample(text, series).unwrap_or_else(|| panic!("no {series} in:\n{text}"))
 }
 
-/// Scrapes `url` until `done` holds for the text (background threads move some series).
-fn scrape_until(url: &str, what: &str, done: impl Fn(&str) -> bool) -> String {
+/// Scrapes `url` until `done` holds for the text (background threads move some series). Waits
+/// without blocking the runtime, whose tasks drive the test's connections.
+async fn scrape_until(url: &str, what: &str, done: impl Fn(&str) -> bool) -> String {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let (status, _, text) = get(url, None);
@@ -71,7 +72,7 @@ fn scrape_until(url: &str, what: &str, done: impl Fn(&str) -> bool) -> String {
             return text;
         }
         assert!(Instant::now() < deadline, "{what} never happened:\n{text}");
-        std::thread::sleep(Duration::from_millis(100));
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -125,7 +126,8 @@ async fn counters_move_and_both_listeners_serve_them() {
 
     let text = scrape_until(&open, "indexing the statements", |text| {
         sample(text, "portcullis_audit_indexed_records_total").unwrap_or(0.0) >= 5.0
-    });
+    })
+    .await;
     assert!(text.ends_with("# EOF\n"), "{text}");
     assert_eq!(value(&text, "portcullis_sessions_open"), 1.0, "alice's");
     assert!(value(&text, "portcullis_sessions_opened_total") >= 1.0);
@@ -171,7 +173,8 @@ async fn counters_move_and_both_listeners_serve_them() {
     drop(alice);
     scrape_until(&open, "the session to close", |text| {
         sample(text, "portcullis_sessions_open") == Some(0.0)
-    });
+    })
+    .await;
 
     // The API's /metrics wants an auditor or an admin.
     let api = format!("http://127.0.0.1:{api_port}/metrics");
