@@ -48,7 +48,7 @@ impl Metrics {
         let sessions_opened = Counter::default();
         registry.register(
             "sessions_opened",
-            "Client sessions that reached the gateway's session loop (after the pre-connection stage)",
+            "Client sessions opened: logged in, admitted by the policy and connected upstream",
             sessions_opened.clone(),
         );
         let sessions_open = Gauge::default();
