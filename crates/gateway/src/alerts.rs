@@ -25,7 +25,7 @@ use tokio::task::JoinHandle;
 
 pub use config::{AlertConfig, AlertFormat};
 
-use portcullis_notify::webhook::{Endpoint, WebhookUrl};
+use portcullis_notify::http::{Client, Endpoint};
 use worker::Worker;
 
 /// At most one "alerts dropped" warning per this interval, however many are dropped.
@@ -135,15 +135,14 @@ impl Alerter {
     /// Validates `config` and, with a webhook, starts its delivery task on the current tokio runtime.
     /// For `https`, the server certificate is checked against the system CA bundle.
     pub fn start(config: &AlertConfig) -> Result<Alerter, AlertError> {
-        Self::start_with(config, || {
-            crate::tls::upstream_config(true).map_err(|e| e.to_string())
-        })
+        Self::start_with(config, Client::system)
     }
 
-    /// [`Alerter::start`] with the TLS client configuration supplied by `tls` (tests trust their own CA).
-    fn start_with(
+    /// [`Alerter::start`] with the HTTP client made by `client`, called only when a webhook is
+    /// configured (tests trust their own CA this way).
+    fn start_with<E: std::fmt::Display>(
         config: &AlertConfig,
-        tls: impl FnOnce() -> Result<Arc<rustls::ClientConfig>, String>,
+        client: impl FnOnce() -> Result<Client, E>,
     ) -> Result<Alerter, AlertError> {
         let Some(webhook) = &config.webhook else {
             return Ok(Alerter::disabled());
@@ -160,18 +159,20 @@ impl Alerter {
                 reason: "must be at least 1",
             });
         }
-        let url = WebhookUrl::parse(webhook).map_err(AlertError::Webhook)?;
-        let origin = url.origin();
-        let endpoint = Endpoint::new(url, tls).map_err(AlertError::Webhook)?;
+        let endpoint = Endpoint::parse(webhook)
+            .map_err(AlertError::Webhook)?
+            .with_timeout(Duration::from_secs(config.timeout_secs));
+        let origin = endpoint.origin();
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| AlertError::NoRuntime)?;
+        let client = client().map_err(|e| AlertError::Webhook(e.to_string()))?;
         let (queue, alerts) = mpsc::channel(config.queue);
         let (stop, stop_rx) = watch::channel(false);
         let worker = Worker {
             alerts,
             stop: stop_rx,
+            client,
             endpoint,
             format: config.format,
-            timeout: Duration::from_secs(config.timeout_secs),
             retries: config.retries,
         };
         let task = runtime.spawn(worker.run());

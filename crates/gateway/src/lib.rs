@@ -14,6 +14,7 @@ mod error;
 mod frames;
 mod listener;
 pub mod location;
+pub(crate) mod metrics;
 mod mfa;
 mod policy;
 mod rows;
@@ -26,9 +27,3 @@ pub use config::{ClientTls, GatewayConfig, MfaConfig};
 pub use error::GatewayError;
 pub use listener::Gateway;
 pub use tls::server_config_from_files as tls_server_config;
-
-/// A TLS client configuration that checks servers against the system CA bundle, for the other
-/// outbound connections a gateway makes (notification webhooks).
-pub fn system_tls_client() -> Result<std::sync::Arc<rustls::ClientConfig>, GatewayError> {
-    tls::upstream_config(true)
-}

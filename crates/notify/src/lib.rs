@@ -1,7 +1,7 @@
 //! Notifications of approval workflow steps (issue 4): the delivery worker a gateway runs over the store's
 //! outbox, sending each notification by e-mail (SMTP) to its recipients' `email` attribute and to every
-//! configured webhook (JSON, or a Slack-compatible `{"text": …}`), and the small webhook client the
-//! gateway's alerts share.
+//! configured webhook (JSON, or a Slack-compatible `{"text": …}`), and the HTTP client ([`http`]) that
+//! every outbound POST of Portcullis shares: these webhooks, the gateway's alerts, audit sinks.
 //!
 //! Filing or concluding a request writes the notification into the store (`portcullis-workflows`); the
 //! worker plans its deliveries against this gateway's configuration, sends the due ones on tasks of its
@@ -9,7 +9,9 @@
 //! slow or unreachable SMTP server or webhook delays nothing but its own deliveries, and a notification
 //! written while no gateway runs goes out when one starts.
 
+mod attempt;
 mod config;
+pub mod http;
 mod payload;
 mod smtp;
 pub mod webhook;
@@ -18,7 +20,7 @@ mod worker;
 use std::time::Duration;
 
 pub use config::{NotifyConfig, RetryConfig, SmtpConfig, SmtpTls, WebhookConfig, WebhookFormat};
-pub use worker::{start, Notifier};
+pub use worker::{start, start_with, Notifier};
 
 /// Why notifications cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +33,9 @@ pub enum NotifyError {
         /// What is wrong.
         reason: String,
     },
+    /// The HTTP client for webhooks cannot be set up.
+    #[error("notifications.webhooks: {0}")]
+    Client(#[from] http::SetupError),
     /// The worker needs a runtime.
     #[error("notifications: the delivery worker needs a tokio runtime; start it inside one")]
     NoRuntime,

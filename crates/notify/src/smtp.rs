@@ -8,7 +8,7 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-use crate::webhook::Failure;
+use crate::attempt::AttemptError;
 use crate::{NotifyError, SmtpConfig, SmtpTls};
 
 /// Sends e-mail through the configured server.
@@ -79,26 +79,26 @@ impl Mailer {
     }
 
     /// Sends one plain-text message to `to`.
-    pub async fn send(&self, to: &str, subject: &str, body: &str) -> Result<(), Failure> {
-        let to: Mailbox = to
-            .parse()
-            .map_err(|e| Failure::Permanent(format!("`{to}` is not an e-mail address: {e}")))?;
+    pub async fn send(&self, to: &str, subject: &str, body: &str) -> Result<(), AttemptError> {
+        let to: Mailbox = to.parse().map_err(|e| {
+            AttemptError::Permanent(format!("`{to}` is not an e-mail address: {e}"))
+        })?;
         let message = Message::builder()
             .from(self.from.clone())
             .to(to)
             .subject(subject)
             .header(ContentType::TEXT_PLAIN)
             .body(body.to_owned())
-            .map_err(|e| Failure::Permanent(format!("cannot build the message: {e}")))?;
+            .map_err(|e| AttemptError::Permanent(format!("cannot build the message: {e}")))?;
         // lettre's timeout bounds each read and write; this bounds the whole exchange.
         match tokio::time::timeout(self.timeout, self.transport.send(message)).await {
-            Err(_) => Err(Failure::Transient(format!(
+            Err(_) => Err(AttemptError::Transient(format!(
                 "no answer within {:?}",
                 self.timeout
             ))),
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) if e.is_permanent() => Err(Failure::Permanent(format!("SMTP: {e}"))),
-            Ok(Err(e)) => Err(Failure::Transient(format!("SMTP: {e}"))),
+            Ok(Err(e)) if e.is_permanent() => Err(AttemptError::Permanent(format!("SMTP: {e}"))),
+            Ok(Err(e)) => Err(AttemptError::Transient(format!("SMTP: {e}"))),
         }
     }
 }

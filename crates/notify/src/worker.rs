@@ -8,8 +8,9 @@ use portcullis_store::{AuditEvent, Delivery, DeliveryOutcome, Notification, Stor
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 
+use crate::attempt::AttemptError;
+use crate::http::{Client, Endpoint};
 use crate::smtp::Mailer;
-use crate::webhook::{self, Endpoint, Failure, WebhookUrl};
 use crate::{backoff, payload, NotifyConfig, NotifyError, WebhookFormat};
 
 /// How often the outbox is read.
@@ -26,7 +27,6 @@ struct Hook {
     name: String,
     endpoint: Endpoint,
     format: WebhookFormat,
-    timeout: Duration,
 }
 
 /// Everything a delivery needs; shared by the worker's tasks.
@@ -34,6 +34,8 @@ struct Channels {
     store: Store,
     mailer: Option<Mailer>,
     hooks: Vec<Hook>,
+    /// Set when there are webhooks.
+    client: Option<Client>,
     max_attempts: u32,
     base_delay: Duration,
 }
@@ -57,12 +59,20 @@ impl Notifier {
 }
 
 /// Checks `config` and starts the worker on the current tokio runtime. For `https` webhooks the
-/// server certificate is checked against `tls`.
-pub fn start(
+/// server certificate is checked against the system's CA certificates.
+pub fn start(store: Store, config: &NotifyConfig) -> Result<Notifier, NotifyError> {
+    start_with(store, config, Client::system)
+}
+
+/// [`start`] with the webhooks' client made by `client`, called only when there are webhooks.
+pub fn start_with<E>(
     store: Store,
     config: &NotifyConfig,
-    tls: Option<Arc<rustls::ClientConfig>>,
-) -> Result<Notifier, NotifyError> {
+    client: impl FnOnce() -> Result<Client, E>,
+) -> Result<Notifier, NotifyError>
+where
+    NotifyError: From<E>,
+{
     let setting = |setting: String, reason: String| NotifyError::Setting { setting, reason };
     if config.retry.max_attempts == 0 {
         return Err(setting(
@@ -83,25 +93,26 @@ pub fn start(
         if hook.timeout_secs == 0 {
             return Err(setting(at("timeout_secs"), "must be at least 1".into()));
         }
-        let url = WebhookUrl::parse(&hook.url).map_err(|e| setting(at("url"), e))?;
-        let endpoint = Endpoint::new(url, || {
-            tls.clone().ok_or_else(|| {
-                "https needs the system CA bundle, which could not be read".to_owned()
-            })
-        })
-        .and_then(|e| e.with_headers(hook.headers.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
-        .map_err(|e| setting(at("url"), e))?;
+        let endpoint = Endpoint::parse(&hook.url)
+            .map_err(|e| setting(at("url"), e))?
+            .with_headers(hook.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .map_err(|e| setting(at("headers"), e))?
+            .with_timeout(Duration::from_secs(hook.timeout_secs));
         hooks.push(Hook {
             name: hook.name.clone(),
             endpoint,
             format: hook.format,
-            timeout: Duration::from_secs(hook.timeout_secs),
         });
     }
     let runtime = tokio::runtime::Handle::try_current().map_err(|_| NotifyError::NoRuntime)?;
+    let client = if hooks.is_empty() {
+        None
+    } else {
+        Some(client()?)
+    };
     let longest = hooks
         .iter()
-        .map(|h| h.timeout)
+        .map(|h| h.endpoint.timeout())
         .chain(
             config
                 .smtp
@@ -121,6 +132,7 @@ pub fn start(
         store,
         mailer,
         hooks,
+        client,
         max_attempts: config.retry.max_attempts,
         base_delay: Duration::from_secs(config.retry.base_delay_secs),
     });
@@ -222,23 +234,26 @@ async fn deliver(channels: &Channels, delivery: Delivery) {
     let sent = match delivery.channel.as_str() {
         "email" => match &channels.mailer {
             Some(mailer) => mailer.send(&delivery.target, &n.subject, &n.body).await,
-            None => Err(Failure::Permanent("no SMTP server is configured".into())),
+            None => Err(AttemptError::Permanent(
+                "no SMTP server is configured".into(),
+            )),
         },
-        "webhook" => match channels.hooks.iter().find(|h| h.name == delivery.target) {
-            Some(hook) => {
-                webhook::post(
-                    &hook.endpoint,
-                    &payload::render(n, hook.format),
-                    hook.timeout,
-                )
+        "webhook" => match (
+            channels.hooks.iter().find(|h| h.name == delivery.target),
+            &channels.client,
+        ) {
+            (Some(hook), Some(client)) => client
+                .post_json_bytes(&hook.endpoint, payload::render(n, hook.format))
                 .await
-            }
-            None => Err(Failure::Permanent(format!(
+                .map_err(AttemptError::from),
+            _ => Err(AttemptError::Permanent(format!(
                 "webhook `{}` is no longer configured",
                 delivery.target
             ))),
         },
-        other => Err(Failure::Permanent(format!("unknown channel `{other}`"))),
+        other => Err(AttemptError::Permanent(format!(
+            "unknown channel `{other}`"
+        ))),
     };
     let attempt = u32::try_from(delivery.attempts)
         .unwrap_or(u32::MAX)
@@ -253,7 +268,7 @@ async fn deliver(channels: &Channels, delivery: Delivery) {
                 delivery.channel, delivery.target, n.subject
             ),
         ),
-        Err(Failure::Transient(error)) if attempt < channels.max_attempts => {
+        Err(AttemptError::Transient(error)) if attempt < channels.max_attempts => {
             let pause = backoff(channels.base_delay, MAX_BACKOFF, attempt - 1);
             let retry_at = now.saturating_add(i64::try_from(pause.as_millis()).unwrap_or(i64::MAX));
             let detail = format!(

@@ -48,6 +48,9 @@ pub struct Settings {
     pub notifications: NotifyConfig,
     /// The HTTP API; it runs only when this section is present.
     pub api: Option<ApiSettings>,
+    /// A listener of its own serving `/metrics` without authentication; it runs only when this
+    /// section is present (the API serves `/metrics` to auditors and admins either way).
+    pub metrics: Option<MetricsSettings>,
     /// Settings for tests only; never set them in production.
     #[serde(default)]
     pub testing: TestingSettings,
@@ -73,6 +76,22 @@ pub struct ApiSettings {
     pub web_idle_timeout_secs: Option<u64>,
     /// Where people reach the API and portal (`https://gw.example.com:8443`); MFA notices link there.
     pub public_url: Option<String>,
+}
+
+/// The unauthenticated metrics listener (`metrics:`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// Its address (default 127.0.0.1:9187); keep it where only the scraper can reach it.
+    pub listen: Option<SocketAddr>,
+}
+
+impl MetricsSettings {
+    /// Where the listener binds.
+    pub fn listen(&self) -> SocketAddr {
+        self.listen
+            .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 9187)))
+    }
 }
 
 /// The API's certificate.

@@ -2,6 +2,7 @@
 //! ([`crate::auth`]); its `#[utoipa::path]` is what `/openapi.json` documents, and [`api_router`]
 //! mounts handlers and documentation together so the two cannot drift apart.
 
+pub mod metrics;
 pub mod mfa;
 pub mod notifications;
 pub mod policy;
@@ -74,4 +75,5 @@ pub fn api_router(doc: utoipa::openapi::OpenApi) -> OpenApiRouter<ApiState> {
         .routes(routes!(records::audit))
         .routes(routes!(records::record))
         .routes(routes!(records::monitor))
+        .routes(routes!(metrics::metrics))
 }

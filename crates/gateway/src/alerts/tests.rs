@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use portcullis_notify::http::Client;
 use portcullis_policy::Severity;
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -138,7 +139,13 @@ async fn an_alert_arrives_as_json_with_its_fields() {
         request.header("content-type").as_deref(),
         Some("application/json")
     );
-    assert_eq!(request.header("connection").as_deref(), Some("close"));
+    assert!(
+        request
+            .header("user-agent")
+            .is_some_and(|a| a.starts_with("portcullis/")),
+        "{}",
+        request.head
+    );
     let expected = serde_json::json!({
         "time": "2026-11-23T08:15:30.25Z",
         "severity": "high",
@@ -373,7 +380,7 @@ async fn https_webhooks_verify_the_server_certificate() {
         .with_root_certificates(roots)
         .with_no_client_auth();
     let alerter = Alerter::start_with(&config(format!("https://localhost:{port}/hook")), || {
-        Ok(Arc::new(client))
+        Client::with_tls(Arc::new(client))
     })
     .unwrap();
     alerter.send(alert(1));

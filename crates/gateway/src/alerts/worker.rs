@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use portcullis_notify::webhook::{self, Endpoint, Failure};
+use portcullis_notify::http::{Client, Endpoint};
 use tokio::sync::{mpsc, watch};
 
 use super::{payload, Alert, AlertFormat};
@@ -16,9 +16,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 pub(super) struct Worker {
     pub alerts: mpsc::Receiver<Alert>,
     pub stop: watch::Receiver<bool>,
+    pub client: Client,
     pub endpoint: Endpoint,
     pub format: AlertFormat,
-    pub timeout: Duration,
     pub retries: u32,
 }
 
@@ -44,7 +44,7 @@ impl Worker {
 
     async fn deliver(&mut self, alert: &Alert, retries: u32) {
         let body = match payload::render(alert, self.format) {
-            Ok(body) => body,
+            Ok(body) => bytes::Bytes::from(body),
             Err(e) => {
                 tracing::error!(rule = %alert.rule_id, error = %e, "alert not sent: cannot encode it");
                 return;
@@ -52,17 +52,19 @@ impl Worker {
         };
         let mut attempt = 0u32;
         loop {
-            let failure = match webhook::post(&self.endpoint, &body, self.timeout).await {
+            let failure = match self
+                .client
+                .post_json_bytes(&self.endpoint, body.clone())
+                .await
+            {
                 Ok(()) => return,
                 Err(failure) => failure,
             };
-            let reason = match failure {
-                Failure::Permanent(reason) => {
-                    self.give_up(alert, &reason, attempt + 1);
-                    return;
-                }
-                Failure::Transient(reason) => reason,
-            };
+            let reason = failure.to_string();
+            if !failure.is_transient() {
+                self.give_up(alert, &reason, attempt + 1);
+                return;
+            }
             if attempt >= retries {
                 self.give_up(alert, &reason, attempt + 1);
                 return;
@@ -70,7 +72,7 @@ impl Worker {
             let pause = backoff(attempt);
             attempt += 1;
             tracing::debug!(
-                webhook = %self.endpoint.url.origin(), rule = %alert.rule_id, %reason, ?pause,
+                webhook = %self.endpoint.origin(), rule = %alert.rule_id, %reason, ?pause,
                 "alert delivery failed; will retry"
             );
             tokio::select! {
@@ -86,7 +88,7 @@ impl Worker {
 
     fn give_up(&self, alert: &Alert, reason: &str, attempts: u32) {
         tracing::error!(
-            webhook = %self.endpoint.url.origin(), rule = %alert.rule_id, session = %alert.session_id,
+            webhook = %self.endpoint.origin(), rule = %alert.rule_id, session = %alert.session_id,
             %reason, attempts, "alert not delivered to the webhook"
         );
     }

@@ -759,6 +759,7 @@ impl<'a> ClientSide<'a> {
             Begin::Verified => HoldEnd::Verified,
             Begin::Refused(message) => HoldEnd::Refused(message),
             Begin::Wait => {
+                portcullis_metrics::gateway::mfa_hold();
                 // The upstream side is gone only when the session is ending.
                 let _ = self.to_client.send(hold.notice());
                 // Only a cancel sent while this statement is held ends it.

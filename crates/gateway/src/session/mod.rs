@@ -163,6 +163,7 @@ pub async fn run(shared: Arc<Shared>, socket: TcpStream, peer: SocketAddr) {
             .await;
         return;
     }
+    portcullis_metrics::gateway::session_opened();
     let bytes_in = AtomicU64::new(0);
     let bytes_out = AtomicU64::new(0);
     let (detail, application_name) = relay(
@@ -175,6 +176,7 @@ pub async fn run(shared: Arc<Shared>, socket: TcpStream, peer: SocketAddr) {
         (&bytes_in, &bytes_out),
     )
     .await;
+    portcullis_metrics::gateway::session_closed();
     shared.cancels.remove(&key);
     let mut info = Arc::unwrap_or_clone(info);
     if application_name.is_some() {
@@ -354,6 +356,7 @@ async fn open(
             Begin::Verified => Ok(()),
             Begin::Refused(message) => Err(message),
             Begin::Wait => {
+                portcullis_metrics::gateway::mfa_hold();
                 // libpq reads notices only once authenticated (before that it expects an
                 // authentication request), so AuthenticationOk goes first; ReadyForQuery waits.
                 let mut out = BytesMut::new();
@@ -393,6 +396,7 @@ async fn open(
     let mut upstream = match upstream {
         Ok(upstream) => upstream,
         Err(e) => {
+            portcullis_metrics::gateway::upstream_connect_error(&info.resource);
             tracing::warn!(error = %e, resource = %info.resource, "upstream connection failed");
             let message = format!(
                 "the gateway could not connect to \"{}\": {e}",
@@ -687,6 +691,7 @@ async fn decide_connection(
             format!("{stage_name} denied: {reason}"),
         )),
     };
+    crate::metrics::connection_decision(stage, verdict);
     let event = AuditEvent::Decision(DecisionEvent {
         session_id: info.id.clone(),
         at: now_micros(),

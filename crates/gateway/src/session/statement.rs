@@ -399,6 +399,7 @@ impl Run {
                 trail.result = "deny".into();
             }
         }
+        crate::metrics::statement_recorded(decision, policy.as_ref());
         AuditEvent::Statement(StatementEvent {
             session_id: info.id.clone(),
             at: self.at,

@@ -40,17 +40,36 @@ pub fn run(settings: &Settings, data_dir: &Path, listen: Option<SocketAddr>) -> 
     let notifications = settings.notifications.clone();
     let sinks = settings.audit.sinks.clone();
     let retention = settings.audit.retention();
+    let metrics = settings.metrics.as_ref().map(|m| m.listen());
     runtime()?.block_on(async move {
+        if let Some(listen) = metrics {
+            serve_metrics(listen).await?;
+        }
         let sinks = portcullis_sinks::start(&store, &sinks, retention)
             .context("cannot start the audit sinks (audit.sinks)")?;
-        // Only https webhooks need it; a missing CA bundle fails them when they are configured.
-        let tls = portcullis_gateway::system_tls_client().ok();
-        let notifier = portcullis_notify::start(store.clone(), &notifications, tls)?;
+        let notifier = portcullis_notify::start(store.clone(), &notifications)?;
         let served = serve(config, store, api, |_| {}).await;
         notifier.shutdown(NOTIFY_GRACE).await;
         sinks.shutdown(SINK_GRACE).await;
         served
     })
+}
+
+/// Serves `/metrics` without authentication on `listen` until the process ends.
+async fn serve_metrics(listen: SocketAddr) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen} for metrics (metrics.listen)"))?;
+    tracing::info!(address = %listen, "metrics listening");
+    let router = portcullis_api::routes::metrics::router();
+    tokio::spawn(async move {
+        // Never signalled: the listener lasts as long as the runtime.
+        let (_never, stop) = watch::channel(false);
+        if let Err(error) = portcullis_api::serve(listener, router, None, stop).await {
+            tracing::error!(%error, "the metrics listener stopped");
+        }
+    });
+    Ok(())
 }
 
 /// The API the settings ask for, if any.

@@ -134,6 +134,7 @@ fn run(mut conn: Connection, mut cursor: JournalCursor, progress: &Progress) {
             Ok(None) => {
                 // Others (a query catching up, another process) may have moved the index.
                 let position = read_position(&conn).unwrap_or(0);
+                portcullis_metrics::audit::index_position(position);
                 let mut state = progress.lock();
                 if position > state.indexed {
                     state.indexed = position;
@@ -209,6 +210,7 @@ pub(crate) fn index_batch(
         [i64::try_from(last).unwrap_or(i64::MAX)],
     )?;
     tx.commit()?;
+    portcullis_metrics::audit::indexed(records.len() as u64, last);
     Ok(Some(last))
 }
 

@@ -271,6 +271,7 @@ impl Syncer {
                     None => {
                         let started = Instant::now();
                         let result = file.sync_data().map_err(|e| e.to_string());
+                        portcullis_metrics::audit::journal_synced(started.elapsed());
                         tracing::trace!(took = ?started.elapsed(), "audit journal synced");
                         synced.push((Arc::clone(&file), result.clone()));
                         result

@@ -156,6 +156,7 @@ impl Appender {
             return Err(e);
         }
         tail.offset += self.buf.len() as u64;
+        portcullis_metrics::audit::journal_appended(self.buf.len() as u64, seq);
         tail.next_seq += 1;
         tail.last_hash = hash;
         Ok(Appended {
