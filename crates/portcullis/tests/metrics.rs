@@ -79,9 +79,11 @@ async fn scrape_until(url: &str, what: &str, done: impl Fn(&str) -> bool) -> Str
 #[tokio::test]
 async fn counters_move_and_both_listeners_serve_them() {
     let (api_port, metrics_port) = (free_port(), free_port());
+    let shipped = tempfile::tempdir().unwrap();
     let config = format!(
-        "audit:\n  durability: strict\napi:\n  listen: 127.0.0.1:{api_port}\n\
-         metrics:\n  listen: 127.0.0.1:{metrics_port}\n"
+        "audit:\n  durability: strict\n  sinks:\n    - {{name: siem, type: jsonl, path: {}}}\n\
+         api:\n  listen: 127.0.0.1:{api_port}\nmetrics:\n  listen: 127.0.0.1:{metrics_port}\n",
+        shipped.path().join("audit.jsonl").display()
     );
     let gw = Gateway::start_with_config(fresh_database("metrics"), "metrics", &config);
     gw.cli_with_password(
@@ -168,6 +170,11 @@ async fn counters_move_and_both_listeners_serve_them() {
     assert!(value(&text, "portcullis_audit_journal_fsync_seconds_sum") > 0.0);
     assert!(value(&text, "portcullis_audit_index_lag_records") >= 0.0);
     assert!(sample(&text, "portcullis_mfa_holds_total").is_some());
+    // Each sink's lag is published every few seconds; the file sink catches up.
+    scrape_until(&open, "the audit sink's lag to reach 0", |text| {
+        sample(text, r#"portcullis_audit_sink_lag_records{sink="siem"}"#) == Some(0.0)
+    })
+    .await;
 
     // A session that ends is no longer open.
     drop(alice);

@@ -15,6 +15,9 @@ use crate::state::{read_state, write_state, SinkState};
 use crate::target::Target;
 use crate::{SinkConfig, SinkError};
 
+/// How often each sink's lag is published to `/metrics`.
+const LAG_REPORT: Duration = Duration::from_secs(5);
+
 /// One sink as `portcullis audit status` and [`SinkMonitor::status`] show it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SinkStatus {
@@ -47,7 +50,7 @@ impl SinkStatus {
             name: config.name().to_owned(),
             kind: config.kind().to_owned(),
             next_seq: state.map(|s| s.next_seq),
-            lag: (last_event_seq + 1).saturating_sub(next),
+            lag: lag(last_event_seq, next),
             delivered: state.map_or(0, |s| s.delivered),
             last_delivery_ms: state.and_then(|s| s.last_delivery_ms),
             last_error: state.and_then(|s| s.last_error.clone()),
@@ -121,6 +124,13 @@ pub fn start(
         tasks.push(tokio::spawn(runner.run()));
         shared.push(sink);
     }
+    if !shared.is_empty() {
+        tasks.push(tokio::spawn(report_lag(
+            journal.clone(),
+            shared.clone(),
+            stopped.clone(),
+        )));
+    }
     let appended = store.audit_appended();
     let mut until = stopped.clone();
     tasks.push(tokio::spawn(async move {
@@ -180,6 +190,38 @@ impl SinkMonitor {
             if tokio::time::timeout(grace, &mut task).await.is_err() {
                 task.abort();
             }
+        }
+    }
+}
+
+/// Event records up to `last_event_seq` a sink whose cursor is at `next_seq` has not delivered.
+fn lag(last_event_seq: u64, next_seq: u64) -> u64 {
+    (last_event_seq + 1).saturating_sub(next_seq)
+}
+
+/// Publishes each sink's lag to the metrics until the sinks stop.
+async fn report_lag(journal: PathBuf, sinks: Vec<Arc<Shared>>, mut stop: watch::Receiver<bool>) {
+    let mut tail = JournalTail::new(&journal);
+    loop {
+        let read = tokio::task::spawn_blocking(move || {
+            let result = tail.refresh();
+            (tail, result)
+        })
+        .await;
+        let Ok((read, result)) = read else {
+            return;
+        };
+        tail = read;
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "cannot read the end of the audit journal");
+        }
+        for sink in &sinks {
+            let next = sink.state().next_seq.max(1);
+            portcullis_metrics::audit::sink_lag(&sink.name, lag(tail.last_event_seq, next));
+        }
+        tokio::select! {
+            () = tokio::time::sleep(LAG_REPORT) => {}
+            _ = stop.changed() => return,
         }
     }
 }
