@@ -330,6 +330,7 @@ fn routes() -> Vec<(Method, &'static str, &'static str, Value, Need)> {
             none.clone(),
             Reader,
         ),
+        (Method::GET, "/metrics", "/metrics", none.clone(), Reader),
     ]
 }
 

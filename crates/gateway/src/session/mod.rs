@@ -297,7 +297,10 @@ async fn open(
         return Err(Some((stream, refused)));
     }
 
-    let console = info.application_name.as_deref() == Some(login::CONSOLE_APPLICATION);
+    // The console's password is a login token in clear text: taken only where it cannot have crossed
+    // a network unencrypted. Elsewhere the name is an ordinary application name and SCRAM applies.
+    let console = info.application_name.as_deref() == Some(login::CONSOLE_APPLICATION)
+        && (info.tls || peer.ip().is_loopback());
     let login = if console {
         login::authenticate_console(shared, &mut stream, &info.user).await
     } else {
