@@ -19,32 +19,11 @@ mod runner;
 pub mod state;
 pub mod syslog;
 mod target;
+mod tls;
 pub mod webhook;
-
-use std::time::Duration;
 
 pub use config::{JsonlConfig, SinkConfig, SyslogConfig, SyslogTlsConfig, WebhookConfig};
 pub use error::SinkError;
 pub use monitor::{start, SinkMonitor, SinkStatus};
 pub use record::Shipped;
 pub use state::{read_state, SinkState};
-
-/// The pause after failed attempt `n` (from 0): `first`, doubling each time, never more than `max`.
-pub fn backoff(first: Duration, max: Duration, n: u32) -> Duration {
-    first
-        .checked_mul(2u32.saturating_pow(n))
-        .map_or(max, |d| d.min(max))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap() {
-        let (first, max) = (Duration::from_millis(200), Duration::from_secs(5));
-        assert_eq!(backoff(first, max, 0), first);
-        assert_eq!(backoff(first, max, 2), Duration::from_millis(800));
-        assert_eq!(backoff(first, max, 40), max);
-    }
-}

@@ -11,7 +11,9 @@ use tokio::sync::watch;
 
 use crate::state::{write_state, SinkState};
 use crate::target::Target;
-use crate::{backoff, Shipped, SinkError};
+use portcullis_notify::backoff;
+
+use crate::{Shipped, SinkError};
 
 /// How often an idle sink looks for records appended by other processes.
 const POLL: Duration = Duration::from_secs(1);

@@ -11,7 +11,6 @@
 //! stopped), so a batch is not written into a dead connection; a receiver that crashes with records in
 //! its own buffers can still lose those.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use portcullis_store::AuditEvent;
@@ -63,31 +62,14 @@ impl SyslogSender {
         let tls = match &config.tls {
             None => None,
             Some(tls) => {
-                let pem = std::fs::read(&tls.ca)
-                    .map_err(|e| bad(format!("cannot read {}: {e}", tls.ca.display())))?;
-                let mut roots = rustls::RootCertStore::empty();
-                for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-                    let cert = cert.map_err(|e| bad(format!("{}: {e}", tls.ca.display())))?;
-                    roots
-                        .add(cert)
-                        .map_err(|e| bad(format!("{}: {e}", tls.ca.display())))?;
-                }
-                if roots.is_empty() {
-                    return Err(bad(format!("{} holds no certificate", tls.ca.display())));
-                }
-                let provider = Arc::new(rustls::crypto::ring::default_provider());
-                let client = rustls::ClientConfig::builder_with_provider(provider)
-                    .with_safe_default_protocol_versions()
-                    .map_err(|e| bad(e.to_string()))?
-                    .with_root_certificates(roots)
-                    .with_no_client_auth();
+                let client = crate::tls::trusting(&tls.ca).map_err(bad)?;
                 let host = match &tls.server_name {
                     Some(name) => name.clone(),
                     None => host_of(&config.address).to_owned(),
                 };
                 let name = ServerName::try_from(host.clone())
                     .map_err(|e| bad(format!("server name {host:?}: {e}")))?;
-                Some((TlsConnector::from(Arc::new(client)), name))
+                Some((TlsConnector::from(client), name))
             }
         };
         let hostname = config.hostname.clone().unwrap_or_else(local_hostname);

@@ -1,16 +1,17 @@
-//! The webhook sink: each batch is one `POST` of a JSON array of records ([`crate::record`]) with
-//! `Content-Type: application/json`. Any 2xx answer delivers the batch; anything else (a connection
-//! error, a timeout, another status) is retried with back-off, because a record may not be dropped.
+//! The webhook sink: each batch is one `POST` of a JSON array of records ([`crate::record`]) through the
+//! client every outbound POST shares ([`portcullis_notify::http`]). Any 2xx answer delivers the batch;
+//! anything else (a connection error, a timeout, another status, a redirect) is retried with back-off,
+//! because a record may not be dropped.
 
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use portcullis_notify::http::{Client, Endpoint};
 
 use crate::{Shipped, SinkConfig, SinkError, WebhookConfig};
 
 /// A webhook receiver.
 #[derive(Debug)]
 pub struct WebhookSender {
-    url: reqwest::Url,
-    client: reqwest::Client,
+    endpoint: Endpoint,
+    client: Client,
 }
 
 impl WebhookSender {
@@ -19,58 +20,33 @@ impl WebhookSender {
             name: config.name.clone(),
             reason,
         };
-        let url = reqwest::Url::parse(&config.url).map_err(|e| bad(format!("url: {e}")))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(bad("url: http:// or https:// only".into()));
+        let endpoint = Endpoint::parse(&config.url)
+            .and_then(|e| {
+                e.with_headers(
+                    config
+                        .headers
+                        .iter()
+                        .map(|(name, value)| (name.as_str(), value.as_str())),
+                )
+            })
+            .map_err(|e| bad(format!("url: {e}")))?
+            .with_timeout(SinkConfig::webhook_timeout(config));
+        let client = match &config.ca {
+            Some(ca) => Client::with_tls(crate::tls::trusting(ca).map_err(bad)?),
+            None => Client::system(),
         }
-        let mut headers = HeaderMap::new();
-        for (name, value) in &config.headers {
-            let name = HeaderName::try_from(name.as_str())
-                .map_err(|e| bad(format!("header {name:?}: {e}")))?;
-            let value = HeaderValue::try_from(value.as_str())
-                .map_err(|e| bad(format!("header {name}: {e}")))?;
-            headers.insert(name, value);
-        }
-        let mut builder = reqwest::Client::builder()
-            .timeout(SinkConfig::webhook_timeout(config))
-            .default_headers(headers)
-            .user_agent(concat!("portcullis/", env!("CARGO_PKG_VERSION")));
-        if let Some(ca) = &config.ca {
-            let pem =
-                std::fs::read(ca).map_err(|e| bad(format!("cannot read {}: {e}", ca.display())))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| bad(format!("{}: {e}", ca.display())))?;
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        let client = builder.build().map_err(|e| bad(e.to_string()))?;
-        Ok(WebhookSender { url, client })
+        .map_err(|e| bad(e.0))?;
+        Ok(WebhookSender { endpoint, client })
     }
 
     /// POSTs the batch.
     pub async fn send(&self, records: &[Shipped]) -> Result<(), SinkError> {
-        let response = self
-            .client
-            .post(self.url.clone())
-            .json(records)
-            .send()
+        let origin = self.endpoint.origin();
+        let body = serde_json::to_vec(records)
+            .map_err(|e| SinkError::Delivery(format!("webhook {origin}: {e}")))?;
+        self.client
+            .post_json_bytes(&self.endpoint, body)
             .await
-            .map_err(|e| SinkError::Delivery(format!("webhook {}: {e}", self.url)))?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(());
-        }
-        let body = response.text().await.unwrap_or_default();
-        let body: String = body.chars().take(200).collect();
-        Err(SinkError::Delivery(format!(
-            "webhook {}: HTTP {status}{}",
-            self.url,
-            if body.is_empty() {
-                String::new()
-            } else {
-                format!(": {body}")
-            }
-        )))
+            .map_err(|e| SinkError::Delivery(format!("webhook {origin}: {e}")))
     }
 }
