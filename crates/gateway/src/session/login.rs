@@ -85,6 +85,13 @@ pub async fn authenticate(
 /// The application_name of the web portal's SQL console (crates/api/src/web/console.rs).
 pub const CONSOLE_APPLICATION: &str = "portcullis-console";
 
+/// Whether a connection logs in as the web portal's SQL console. Its password is a login token in clear
+/// text, so it is taken only where it cannot have crossed a network unencrypted: over TLS or from
+/// loopback. Elsewhere the name is an ordinary application name and SCRAM applies.
+pub fn is_console(application_name: Option<&str>, tls: bool, peer: std::net::IpAddr) -> bool {
+    application_name == Some(CONSOLE_APPLICATION) && (tls || peer.is_loopback())
+}
+
 /// Logs in the web portal's SQL console: its password is a live API login token of this very user,
 /// which the portal minted after the user's password and TOTP login and never shows the browser. The
 /// token travels in clear text, so the portal connects over loopback (or TLS). Everything after login
@@ -146,4 +153,30 @@ async fn send(stream: &mut BoxStream, bytes: &[u8]) -> Result<(), LoginFailure> 
         .write_all(bytes)
         .await
         .map_err(|e| LoginFailure::Broken(GatewayError::io("write to client", e)))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+    use super::*;
+
+    #[test]
+    fn a_console_token_is_taken_only_over_tls_or_loopback() {
+        let remote = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7));
+        let console = Some(CONSOLE_APPLICATION);
+        assert!(is_console(console, false, IpAddr::V4(Ipv4Addr::LOCALHOST)));
+        assert!(is_console(console, false, IpAddr::V6(Ipv6Addr::LOCALHOST)));
+        assert!(is_console(console, true, remote));
+        assert!(
+            !is_console(console, false, remote),
+            "clear text over a network"
+        );
+        assert!(!is_console(
+            Some("psql"),
+            true,
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        ));
+        assert!(!is_console(None, true, IpAddr::V4(Ipv4Addr::LOCALHOST)));
+    }
 }

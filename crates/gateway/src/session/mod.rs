@@ -297,10 +297,7 @@ async fn open(
         return Err(Some((stream, refused)));
     }
 
-    // The console's password is a login token in clear text: taken only where it cannot have crossed
-    // a network unencrypted. Elsewhere the name is an ordinary application name and SCRAM applies.
-    let console = info.application_name.as_deref() == Some(login::CONSOLE_APPLICATION)
-        && (info.tls || peer.ip().is_loopback());
+    let console = login::is_console(info.application_name.as_deref(), info.tls, peer.ip());
     let login = if console {
         login::authenticate_console(shared, &mut stream, &info.user).await
     } else {
