@@ -404,6 +404,14 @@ impl StatementKind {
         ) || matches!(self, Self::Other(tag) if tag == "SET CONSTRAINTS")
     }
 
+    /// Whether this is plain DML: `SELECT`, `INSERT`, `UPDATE`, `DELETE` or `MERGE`.
+    pub fn is_dml(&self) -> bool {
+        matches!(
+            self,
+            Self::Select | Self::Insert | Self::Update | Self::Delete | Self::Merge
+        )
+    }
+
     /// Whether a statement of this kind can read or change rows, so that a row count means something:
     /// not transaction control, settings or DDL.
     pub fn moves_rows(&self) -> bool {

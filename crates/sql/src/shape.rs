@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use crate::analysis::{Analysis, Statement};
-use crate::kind::{ObjectKind, StatementKind};
+use crate::kind::ObjectKind;
 
 /// Stands for a blanked literal; NUL cannot occur in a query text, so a shape never equals a real query.
 const LITERAL: char = '\0';
@@ -151,14 +151,8 @@ pub(crate) fn shareable(analysis: &Analysis, sql: &str) -> bool {
     let [statement] = analysis.statements.as_slice() else {
         return false;
     };
-    matches!(
-        statement.kind,
-        StatementKind::Select
-            | StatementKind::Insert
-            | StatementKind::Update
-            | StatementKind::Delete
-            | StatementKind::Merge
-    ) && statement.effect.is_none()
+    statement.kind.is_dml()
+        && statement.effect.is_none()
         && statement.opaque.is_none()
         && !statement
             .objects

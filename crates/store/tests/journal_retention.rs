@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::statement;
+use common::{journal_dir, segments, statement};
 use portcullis_store::{
     AuditFilter, Durability, MasterKey, RetentionPolicy, SegmentLimits, Store, VerifyReport,
 };
@@ -20,20 +20,6 @@ fn small_segments() -> SegmentLimits {
         max_bytes: 600,
         max_age: Duration::from_secs(3600),
     }
-}
-
-fn journal_dir(dir: &Path) -> PathBuf {
-    dir.join("portcullis.db.journal")
-}
-
-fn segments(dir: &Path) -> Vec<PathBuf> {
-    let mut found: Vec<_> = std::fs::read_dir(journal_dir(dir))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
-        .collect();
-    found.sort();
-    found
 }
 
 fn first_seq_of(segment: &Path) -> u64 {

@@ -213,6 +213,12 @@ impl CatalogHandle {
         self.refresh_later();
     }
 
+    /// Whether any change was recorded after `snapshot` was read: one atomic load, so a statement
+    /// pays for working out its dependencies only when there is something to depend on.
+    pub fn changed_since(&self, snapshot: &CatalogSnapshot) -> bool {
+        snapshot.generation < self.0.generation.load(Ordering::Acquire)
+    }
+
     /// The change count a snapshot must have been read at for a statement whose decision reads the
     /// catalog's entries for the names `depends_on` accepts (and, with `any_name`, for a statement that
     /// names anything at all, what an unknown change may have changed): `None` when `snapshot` lacks no
@@ -223,7 +229,7 @@ impl CatalogHandle {
         any_name: bool,
         depends_on: impl Fn(&str) -> bool,
     ) -> Option<u64> {
-        if snapshot.generation >= self.0.generation.load(Ordering::Acquire) {
+        if !self.changed_since(snapshot) {
             return None;
         }
         let changes = self.0.changes.lock().unwrap_or_else(|p| p.into_inner());

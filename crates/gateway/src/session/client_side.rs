@@ -401,6 +401,9 @@ impl<'a> ClientSide<'a> {
             return None;
         }
         let snapshot = Arc::clone(&self.lock().catalog);
+        if !self.catalog.changed_since(&snapshot) {
+            return None;
+        }
         let masked = self.masking.may_apply();
         let mut names: Vec<&str> = Vec::new();
         for (name, always) in &run.catalog_names {
@@ -1588,14 +1591,7 @@ fn result_origins(
     run: &Run,
     catalog: &CatalogSnapshot,
 ) -> Option<Vec<(u32, i16)>> {
-    if !matches!(
-        statement.kind,
-        StatementKind::Select
-            | StatementKind::Insert
-            | StatementKind::Update
-            | StatementKind::Delete
-            | StatementKind::Merge
-    ) {
+    if !statement.kind.is_dml() {
         return None;
     }
     let mut oids = Vec::new();

@@ -7,7 +7,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use portcullis_policy::{Component, OutcomeDecision, PendingOutcome, ResolvedAccess};
 use portcullis_sql::{
-    resolve, Catalog, ObjectKind, Operation, QualifiedName, SearchPath, Statement, StatementKind,
+    resolve, Catalog, ObjectKind, Operation, QualifiedName, SearchPath, Statement,
 };
 use portcullis_store::{AuditEvent, AuditObject, PolicyTrail, StatementEvent};
 
@@ -204,14 +204,7 @@ fn catalog_names(
     resolved: &[ResolvedAccess],
     changes_catalog: bool,
 ) -> (Option<HashSet<String>>, Vec<(QualifiedName, bool)>) {
-    let checks_results = matches!(
-        statement.kind,
-        StatementKind::Select
-            | StatementKind::Insert
-            | StatementKind::Update
-            | StatementKind::Delete
-            | StatementKind::Merge
-    );
+    let checks_results = statement.kind.is_dml();
     let mut reads = Vec::new();
     let mut changed = Some(HashSet::new());
     for (access, (name, kind, operation, _)) in statement.objects.iter().zip(resolved) {
