@@ -8,9 +8,10 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use rusqlite::types::Value;
 use rusqlite::{Connection, TransactionBehavior};
 
-use super::event::AuditEvent;
+pub use super::decode::decode_event;
 use super::journal::reader::{JournalCursor, JournalRecord};
 use super::row;
 use crate::error::StoreError;
@@ -26,12 +27,6 @@ const LINGER: Duration = Duration::from_millis(100);
 const POLL: Duration = Duration::from_millis(250);
 /// Pause after a failed batch.
 const RETRY: Duration = Duration::from_secs(1);
-
-/// Decodes an event record's payload.
-pub fn decode_event(payload: &[u8]) -> Result<AuditEvent, StoreError> {
-    rmp_serde::from_slice(payload)
-        .map_err(|e| StoreError::Corrupt(format!("an audit journal record is not an event: {e}")))
-}
 
 /// What the index thread and the processes' callers share.
 #[derive(Debug, Default)]
@@ -186,7 +181,7 @@ pub(crate) fn index_batch(
         return Ok(Some(u64::try_from(now).unwrap_or(0)));
     }
     {
-        let mut insert = tx.prepare_cached(row::INSERT)?;
+        let mut rows = Vec::with_capacity(records.len());
         for JournalRecord { seq, event } in &records {
             let Some(payload) = event else {
                 continue;
@@ -198,11 +193,30 @@ pub(crate) fn index_batch(
                     continue;
                 }
             };
-            let values = row::row(&event)?;
-            let seq = i64::try_from(*seq).unwrap_or(i64::MAX);
-            insert.execute(rusqlite::params_from_iter(
-                std::iter::once(rusqlite::types::Value::Integer(seq)).chain(values),
-            ))?;
+            let seq = Value::Integer(i64::try_from(*seq).unwrap_or(i64::MAX));
+            rows.push((seq, row::row(&event)?));
+        }
+        // Several rows a statement: SQLite's per-statement work (and AUTOINCREMENT's bookkeeping)
+        // is then paid once for all of them.
+        let mut chunks = rows.chunks_exact(row::ROWS_PER_INSERT);
+        if chunks.len() > 0 {
+            let mut insert = tx.prepare_cached(&row::INSERT_MANY)?;
+            for chunk in &mut chunks {
+                insert.execute(rusqlite::params_from_iter(
+                    chunk
+                        .iter()
+                        .flat_map(|(seq, values)| std::iter::once(seq).chain(values)),
+                ))?;
+            }
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut insert = tx.prepare_cached(row::INSERT)?;
+            for (seq, values) in rest {
+                insert.execute(rusqlite::params_from_iter(
+                    std::iter::once(seq).chain(values),
+                ))?;
+            }
         }
     }
     tx.execute(

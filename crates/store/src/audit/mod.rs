@@ -1,6 +1,7 @@
 //! The audit log: event types, the journal that holds them (append-only, hash-chained, signed), the
 //! writer that appends to it, the SQLite index built from it, and queries on the index.
 
+mod decode;
 mod event;
 pub(crate) mod index;
 pub(crate) mod journal;
@@ -20,4 +21,4 @@ pub use journal::retention::{RetentionOutcome, RetentionPolicy};
 pub use journal::verify::{VerifyProblem, VerifyReport};
 pub use maintenance::IndexStatus;
 pub use query::{AuditFilter, AuditKindFilter};
-pub use writer::{AuditSink, AuditTicket};
+pub use writer::{AuditIntent, AuditSink, AuditTicket};

@@ -18,6 +18,16 @@ pub(crate) const INSERT: &str = "INSERT INTO audit_events (seq, kind, at, sessio
     (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, \
     ?21, ?22, ?23, ?24, ?25) ON CONFLICT (seq) DO NOTHING";
 
+/// Rows one [`INSERT_MANY`] inserts.
+pub(crate) const ROWS_PER_INSERT: usize = 16;
+
+/// [`INSERT`] for [`ROWS_PER_INSERT`] rows at once.
+pub(crate) static INSERT_MANY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let one = (0..=WIDTH).map(|_| "?").collect::<Vec<_>>().join(", ");
+    let rows = vec![format!("({one})"); ROWS_PER_INSERT].join(", ");
+    format!("INSERT INTO audit_events (seq, {COLUMNS}) VALUES {rows} ON CONFLICT (seq) DO NOTHING")
+});
+
 /// How many columns [`COLUMNS`] names.
 pub(crate) const WIDTH: usize = 24;
 
