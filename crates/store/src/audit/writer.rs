@@ -298,10 +298,7 @@ impl Default for Syncer {
             last_sync_ns: AtomicU64::new(0),
             syncs: AtomicU64::new(0),
             synced: AtomicU64::new(0),
-            max_hold: std::env::var("PORTCULLIS_AUDIT_HOLD_US")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .map_or(MAX_HOLD, Duration::from_micros),
+            max_hold: MAX_HOLD,
         }
     }
 }
