@@ -29,11 +29,11 @@ use rusqlite::{Connection, OptionalExtension};
 
 pub use api_tokens::{ApiToken, ApiTokenRole, IssuedToken, NewApiToken};
 pub use audit::{
-    decode_event, AuditEvent, AuditFilter, AuditIntent, AuditKindFilter, AuditObject, AuditRecord,
-    AuditSink, AuditTicket, ConnectionEvent, ConnectionPhase, DecisionEvent, FiredRuleRecord,
-    IndexStatus, JournalCursor, JournalRecord, JournalTail, MfaEvent, PolicyTrail,
-    RequirementRecord, RetentionOutcome, RetentionPolicy, SegmentLimits, StatementEvent,
-    VerifyProblem, VerifyReport, WorkflowEvent,
+    decode_event, AuditEvent, AuditFilter, AuditKindFilter, AuditObject, AuditRecord, AuditSink,
+    AuditTicket, ConnectionEvent, ConnectionPhase, DecisionEvent, FiredRuleRecord, IndexStatus,
+    JournalCursor, JournalRecord, JournalTail, MfaEvent, PolicyTrail, RequirementRecord,
+    RetentionOutcome, RetentionPolicy, SegmentLimits, StatementEvent, VerifyProblem, VerifyReport,
+    WorkflowEvent,
 };
 pub use clock::Clock;
 pub use crypto::{MasterKey, Secret};

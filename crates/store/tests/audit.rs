@@ -321,6 +321,52 @@ fn group_commit_many_threads() {
     }
 }
 
+/// Group commit, counted rather than timed: records that wait at once share `fdatasync`s. Eight
+/// threads each append 25 records and only then wait, so however the syncer's batches fall, there
+/// are far fewer syncs than records, every ticket is covered by one, and journaled mode runs none.
+#[test]
+fn concurrent_strict_records_share_syncs() {
+    let t = TestStore::new(Durability::Strict);
+    let sink = t.store.audit();
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+    let threads: Vec<_> = (0..8)
+        .map(|th| {
+            let (sink, barrier) = (sink.clone(), std::sync::Arc::clone(&barrier));
+            std::thread::spawn(move || {
+                barrier.wait();
+                let tickets: Vec<_> = (0..25)
+                    .map(|i| {
+                        sink.record(statement(
+                            "u",
+                            "prod",
+                            i64::from(th * 100 + i),
+                            "SELECT 1",
+                            &[],
+                        ))
+                    })
+                    .collect();
+                for ticket in tickets {
+                    ticket.wait_blocking().unwrap();
+                }
+            })
+        })
+        .collect();
+    for th in threads {
+        th.join().unwrap();
+    }
+    let (syncs, records) = sink.sync_stats();
+    assert_eq!(records, 200, "every strict record was synced");
+    assert!(syncs >= 1 && syncs <= 100, "200 records in {syncs} syncs");
+
+    let j = TestStore::new(Durability::Journaled);
+    j.store
+        .audit()
+        .record(statement("u", "prod", 1, "SELECT 1", &[]))
+        .wait_blocking()
+        .unwrap();
+    assert_eq!(j.store.audit().sync_stats(), (0, 0));
+}
+
 #[test]
 fn journaled_mode_resolves_at_once_and_writes() {
     let t = TestStore::new(Durability::Journaled);

@@ -320,9 +320,6 @@ impl<'a> ClientSide<'a> {
                 }
             }
             reserve_partial_frame(&mut buf);
-            if !out.is_empty() {
-                self.lock().announce();
-            }
             send(upstream, &mut out).await?;
             if terminated {
                 return Ok(ClientEnd::Terminated);

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use portcullis_sql::SearchPath;
-use portcullis_store::{AuditEvent, AuditIntent};
+use portcullis_store::AuditEvent;
 use portcullis_wire::{
     decode_backend, encode_error, encode_parameter_status, tag::backend as tag, BackendMessage,
     ErrorInfo, TransactionStatus, WireError,
@@ -115,9 +115,6 @@ pub struct Flow {
     pub catalog_changed: Option<Changed>,
     /// The application_name the upstream last reported, when the client changed it after startup.
     pub application_name: Option<String>,
-    /// Tells a strict audit journal's syncer how many of this session's statements running upstream
-    /// will record soon, so one `fdatasync` can wait for them (inert until the session sets it).
-    pub intent: Arc<AuditIntent>,
 }
 
 impl Flow {
@@ -146,29 +143,11 @@ impl Flow {
             ddl_in_txn: None,
             catalog_changed: None,
             application_name: None,
-            intent: Arc::default(),
         };
         for (name, value) in parameters {
             flow.note_parameter(name, value);
         }
         flow
-    }
-
-    /// Announces the records the requests sent upstream will make (see [`Flow::intent`]).
-    pub fn announce(&self) {
-        let coming = self
-            .queue
-            .iter()
-            .map(|pending| match pending {
-                Pending::Query(runs) => runs.len(),
-                Pending::Execute(Some(_))
-                | Pending::FunctionCall(Some(_))
-                | Pending::Refused { .. }
-                | Pending::Guarded(_) => 1,
-                _ => 0,
-            })
-            .sum();
-        self.intent.set(coming);
     }
 
     /// Whether a statement behind the one running now was read with settings the server just changed,

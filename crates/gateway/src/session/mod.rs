@@ -496,9 +496,7 @@ async fn relay(
     cancelled: watch::Receiver<u64>,
     (bytes_in, bytes_out): (&AtomicU64, &AtomicU64),
 ) -> (String, Option<String>) {
-    let mut flow = Flow::new(login_path, catalog, &upstream.parameters);
-    flow.intent = Arc::new(shared.audit.intent());
-    let flow = Mutex::new(flow);
+    let flow = Mutex::new(Flow::new(login_path, catalog, &upstream.parameters));
     let (mut client_rd, mut client_wr) = tokio::io::split(client);
     let (mut up_rd, mut up_wr) = tokio::io::split(upstream.stream);
     let (to_client, own_messages) = tokio::sync::mpsc::unbounded_channel();

@@ -42,7 +42,6 @@ where
     let ToClient { bytes_out, mut own } = counted;
     let mut out = BytesMut::with_capacity(32 * 1024);
     let mut events = Vec::new();
-    let intent = Arc::clone(&flow.lock().unwrap_or_else(|p| p.into_inner()).intent);
     buf.reserve(32 * 1024);
     loop {
         let (changed, ended) = {
@@ -72,10 +71,7 @@ where
             shared.catalogs.handle(&info.resource).changed(changed);
         }
         if !events.is_empty() {
-            let tickets: Vec<_> = events
-                .drain(..)
-                .map(|e| shared.audit.record_announced(e, Some(&intent)))
-                .collect();
+            let tickets: Vec<_> = events.drain(..).map(|e| shared.audit.record(e)).collect();
             for ticket in tickets {
                 ticket.durable().await?;
             }

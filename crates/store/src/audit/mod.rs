@@ -21,4 +21,4 @@ pub use journal::retention::{RetentionOutcome, RetentionPolicy};
 pub use journal::verify::{VerifyProblem, VerifyReport};
 pub use maintenance::IndexStatus;
 pub use query::{AuditFilter, AuditKindFilter};
-pub use writer::{AuditIntent, AuditSink, AuditTicket};
+pub use writer::{AuditSink, AuditTicket};

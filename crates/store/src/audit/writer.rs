@@ -8,7 +8,7 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -70,11 +70,8 @@ impl Drop for SinkInner {
         self.progress.stop();
         if let Some(syncer) = &self.syncer {
             syncer.stop();
-            tracing::info!(
-                syncs = syncer.syncs.load(Ordering::Relaxed),
-                records = syncer.synced.load(Ordering::Relaxed),
-                "audit journal group commit"
-            );
+            let (syncs, records) = syncer.stats();
+            tracing::info!(syncs, records, "audit journal group commit");
         }
         for handle in self.threads.drain(..) {
             if handle.join().is_err() {
@@ -132,12 +129,6 @@ impl AuditSink {
     /// ([`Durability::Strict`]) or at once ([`Durability::Journaled`]); it fails if the journal cannot
     /// take the record.
     pub fn record(&self, event: AuditEvent) -> AuditTicket {
-        self.record_announced(event, None)
-    }
-
-    /// [`AuditSink::record`] for a record `intent` announced: the announcement is taken back as the
-    /// record joins the next sync.
-    pub fn record_announced(&self, event: AuditEvent, intent: Option<&AuditIntent>) -> AuditTicket {
         let ready = |r| AuditTicket {
             state: TicketState::Ready(r),
         };
@@ -170,7 +161,7 @@ impl AuditSink {
         match &self.inner.syncer {
             Some(syncer) => {
                 let (tx, rx) = oneshot::channel();
-                syncer.request(appended.file, tx, intent);
+                syncer.request(appended.file, tx);
                 AuditTicket {
                     state: TicketState::Pending(rx),
                 }
@@ -179,24 +170,10 @@ impl AuditSink {
         }
     }
 
-    /// A session's announcement of the strict records its running statements will make (see
-    /// [`AuditIntent`]); inert in other durabilities.
-    pub fn intent(&self) -> AuditIntent {
-        AuditIntent {
-            syncer: self.inner.syncer.clone(),
-            announced: Mutex::new((0, 0)),
-        }
-    }
-
     /// The `fdatasync`s the journal's syncer has run since the store opened, and the records they
     /// made durable (their ratio is group commit's batch size). Zero outside strict mode.
     pub fn sync_stats(&self) -> (u64, u64) {
-        self.inner.syncer.as_ref().map_or((0, 0), |s| {
-            (
-                s.syncs.load(Ordering::Relaxed),
-                s.synced.load(Ordering::Relaxed),
-            )
-        })
+        self.inner.syncer.as_ref().map_or((0, 0), |s| s.stats())
     }
 
     /// Blocks until the index holds every event this process recorded before the call. Not for async
@@ -255,52 +232,15 @@ impl AuditSink {
     }
 }
 
-/// The longest a sync is held open for records on their way, whatever the last sync took.
-const MAX_HOLD: Duration = Duration::from_millis(2);
-
 /// Runs `fdatasync` for everyone waiting.
-///
-/// An `fdatasync` costs the process tens of microseconds of CPU (measured here: about 40 us for a
-/// record appended to the file's end) besides the wait, and each one wakes the syncer and then the
-/// waiting sessions: a sync shared by five records costs each a fifth. Syncing as soon as one record
-/// waits shared each sync among about two records at ten pgbench clients. So when statements that
-/// will record are running upstream ([`AuditIntent`]), the syncer holds the sync open for them (at
-/// most as long as the last sync took, and never when none are coming: one client waits for one sync
-/// and nothing more). Only the statements already running when the hold starts are waited for, so a
-/// steady stream of new ones cannot keep it open.
+#[derive(Default)]
 struct Syncer {
     queue: Mutex<SyncQueue>,
     wake: Condvar,
-    /// Records announced and not recorded yet, in two generations: the hold waits for the older
-    /// one to empty while new announcements go to the other.
-    coming: [AtomicUsize; 2],
-    /// Which generation new announcements go to.
-    generation: AtomicUsize,
-    /// The syncer is holding a sync for records on their way: the last of them must wake it.
-    holding: AtomicBool,
-    /// How long the last sync took, in nanoseconds: the longest the next hold lasts.
-    last_sync_ns: AtomicU64,
-    /// `fdatasync`s run, and the records they made durable.
+    /// `fdatasync`s run, and the records they made durable: their ratio is group commit's batch
+    /// size, which decides strict mode's CPU per record (a sync costs the process tens of us).
     syncs: AtomicU64,
     synced: AtomicU64,
-    /// [`MAX_HOLD`], longer in tests that must not depend on timing.
-    max_hold: Duration,
-}
-
-impl Default for Syncer {
-    fn default() -> Self {
-        Syncer {
-            queue: Mutex::default(),
-            wake: Condvar::new(),
-            coming: Default::default(),
-            generation: AtomicUsize::new(0),
-            holding: AtomicBool::new(false),
-            last_sync_ns: AtomicU64::new(0),
-            syncs: AtomicU64::new(0),
-            synced: AtomicU64::new(0),
-            max_hold: MAX_HOLD,
-        }
-    }
 }
 
 #[derive(Default)]
@@ -310,65 +250,24 @@ struct SyncQueue {
 }
 
 impl Syncer {
-    /// Queues a record for the next sync; `arrived` is the announcement it fulfils, taken back in
-    /// the same step so the syncer never sees the record announced and waiting at once.
-    fn request(&self, file: Arc<File>, done: Done, arrived: Option<&AuditIntent>) {
+    fn request(&self, file: Arc<File>, done: Done) {
         let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
         queue.waiting.push((file, done));
-        let emptied = arrived.is_some_and(|intent| intent.take_one(self));
-        if queue.waiting.len() == 1 || emptied {
+        if queue.waiting.len() == 1 {
             self.wake.notify_one();
         }
+    }
+
+    fn stats(&self) -> (u64, u64) {
+        (
+            self.syncs.load(Ordering::Relaxed),
+            self.synced.load(Ordering::Relaxed),
+        )
     }
 
     fn stop(&self) {
         self.queue.lock().unwrap_or_else(|p| p.into_inner()).stop = true;
         self.wake.notify_one();
-    }
-
-    /// One announcer's records on their way in `generation` went up by `more` or down by `less`.
-    /// Returns whether a hold waits for the syncer to look again (the caller then wakes it).
-    fn announce(&self, generation: usize, more: usize, less: usize) -> bool {
-        let counter = &self.coming[generation & 1];
-        if more > 0 {
-            counter.fetch_add(more, Ordering::SeqCst);
-        }
-        less > 0
-            && counter.fetch_sub(less, Ordering::SeqCst) == less
-            && self.holding.load(Ordering::SeqCst)
-    }
-
-    /// Wakes a holding syncer. Taking the lock orders this after the syncer's check of what is
-    /// coming: it is waiting, or sees the change.
-    fn nudge(&self) {
-        let _queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
-        self.wake.notify_one();
-    }
-
-    /// Holds the sync while records announced before now are on their way, up to the last sync's
-    /// duration. Called with the queue locked and a record waiting.
-    fn hold<'a>(
-        &self,
-        mut queue: std::sync::MutexGuard<'a, SyncQueue>,
-    ) -> std::sync::MutexGuard<'a, SyncQueue> {
-        let older = self.generation.fetch_add(1, Ordering::SeqCst) & 1;
-        self.holding.store(true, Ordering::SeqCst);
-        let hold =
-            Duration::from_nanos(self.last_sync_ns.load(Ordering::Relaxed)).min(self.max_hold);
-        let deadline = Instant::now() + hold;
-        while self.coming[older].load(Ordering::SeqCst) > 0 && !queue.stop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            queue = self
-                .wake
-                .wait_timeout(queue, left)
-                .map(|(q, _)| q)
-                .unwrap_or_else(|p| p.into_inner().0);
-        }
-        self.holding.store(false, Ordering::SeqCst);
-        queue
     }
 
     fn run(&self) {
@@ -380,12 +279,6 @@ impl Syncer {
                 }
                 if queue.waiting.is_empty() {
                     return;
-                }
-                if !queue.stop
-                    && (self.coming[0].load(Ordering::SeqCst) > 0
-                        || self.coming[1].load(Ordering::SeqCst) > 0)
-                {
-                    queue = self.hold(queue);
                 }
                 std::mem::take(&mut queue.waiting)
             };
@@ -400,13 +293,8 @@ impl Syncer {
                     None => {
                         let started = Instant::now();
                         let result = file.sync_data().map_err(|e| e.to_string());
-                        let took = started.elapsed();
-                        self.last_sync_ns.store(
-                            u64::try_from(took.as_nanos()).unwrap_or(u64::MAX),
-                            Ordering::Relaxed,
-                        );
-                        portcullis_metrics::audit::journal_synced(took);
-                        tracing::trace!(?took, "audit journal synced");
+                        portcullis_metrics::audit::journal_synced(started.elapsed());
+                        tracing::trace!(took = ?started.elapsed(), "audit journal synced");
                         synced.push((Arc::clone(&file), result.clone()));
                         result
                     }
@@ -416,73 +304,6 @@ impl Syncer {
                 })));
             }
         }
-    }
-}
-
-/// A session's announcement of the strict records its statements running upstream will make: lets
-/// the journal's syncer hold a sync for them, so that one `fdatasync` serves more records. Keep it up to date with [`AuditIntent::set`]
-/// before recording; dropping it withdraws what it announced. Does nothing in other durabilities.
-#[derive(Default)]
-pub struct AuditIntent {
-    syncer: Option<Arc<Syncer>>,
-    /// What this announcer has announced, and in which generation.
-    announced: Mutex<(usize, usize)>,
-}
-
-impl std::fmt::Debug for AuditIntent {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuditIntent").finish_non_exhaustive()
-    }
-}
-
-impl AuditIntent {
-    /// `records` of this announcer's records are on their way (not yet recorded).
-    pub fn set(&self, records: usize) {
-        let Some(syncer) = &self.syncer else {
-            return;
-        };
-        let nudge = {
-            let mut announced = self.announced.lock().unwrap_or_else(|p| p.into_inner());
-            let (generation, count) = *announced;
-            if records > count {
-                // A fresh announcement belongs to the current generation; more on top of older
-                // ones stay with them (a hold then waits for them too, within its limit).
-                let generation = if count == 0 {
-                    syncer.generation.load(Ordering::SeqCst)
-                } else {
-                    generation
-                };
-                *announced = (generation, records);
-                syncer.announce(generation, records - count, 0)
-            } else if records < count {
-                *announced = (generation, records);
-                syncer.announce(generation, 0, count - records)
-            } else {
-                false
-            }
-        };
-        // Outside this announcer's lock: `request` takes the queue's lock, then this one.
-        if nudge {
-            syncer.nudge();
-        }
-    }
-
-    /// One announced record arrived; called by `syncer` with its queue locked. Returns whether a
-    /// hold waits for the syncer to look again.
-    fn take_one(&self, syncer: &Syncer) -> bool {
-        let mut announced = self.announced.lock().unwrap_or_else(|p| p.into_inner());
-        let (generation, count) = *announced;
-        if count == 0 {
-            return false;
-        }
-        *announced = (generation, count - 1);
-        syncer.announce(generation, 0, 1)
-    }
-}
-
-impl Drop for AuditIntent {
-    fn drop(&mut self) {
-        self.set(0);
     }
 }
 
@@ -528,130 +349,4 @@ pub(crate) fn spawn(
             threads,
         }),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    //! The syncer on its own, with a hold limit long enough that timing cannot decide the outcome:
-    //! syncs are counted, not timed.
-
-    use super::*;
-
-    struct Running {
-        syncer: Arc<Syncer>,
-        file: Arc<File>,
-        thread: Option<JoinHandle<()>>,
-        _dir: tempfile::TempDir,
-    }
-
-    impl Running {
-        fn new(max_hold: Duration) -> Running {
-            let dir = tempfile::tempdir().unwrap();
-            let file = Arc::new(File::create(dir.path().join("segment")).unwrap());
-            let syncer = Arc::new(Syncer {
-                max_hold,
-                ..Syncer::default()
-            });
-            // As if the last sync took long: the hold is then bounded by `max_hold` alone.
-            syncer.last_sync_ns.store(u64::MAX, Ordering::Relaxed);
-            let running = Arc::clone(&syncer);
-            let thread = Some(std::thread::spawn(move || running.run()));
-            Running {
-                syncer,
-                file,
-                thread,
-                _dir: dir,
-            }
-        }
-
-        fn intent(&self) -> AuditIntent {
-            AuditIntent {
-                syncer: Some(Arc::clone(&self.syncer)),
-                announced: Mutex::new((0, 0)),
-            }
-        }
-
-        fn request(
-            &self,
-            arrived: Option<&AuditIntent>,
-        ) -> oneshot::Receiver<Result<(), StoreError>> {
-            let (tx, rx) = oneshot::channel();
-            self.syncer.request(Arc::clone(&self.file), tx, arrived);
-            rx
-        }
-
-        fn syncs(&self) -> u64 {
-            self.syncer.syncs.load(Ordering::Relaxed)
-        }
-    }
-
-    impl Drop for Running {
-        fn drop(&mut self) {
-            self.syncer.stop();
-            if let Some(thread) = self.thread.take() {
-                thread.join().unwrap();
-            }
-        }
-    }
-
-    #[test]
-    fn announced_records_share_one_sync() {
-        let r = Running::new(Duration::from_secs(30));
-        let sessions: Vec<AuditIntent> = (0..8).map(|_| r.intent()).collect();
-        for s in &sessions {
-            s.set(1);
-        }
-        // The sessions' statements finish one after another, well apart: each records.
-        let mut waiting = Vec::new();
-        for s in &sessions {
-            waiting.push(r.request(Some(s)));
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        for rx in waiting {
-            rx.blocking_recv().unwrap().unwrap();
-        }
-        assert_eq!(r.syncs(), 1, "eight announced records, one fdatasync");
-        assert_eq!(r.syncer.synced.load(Ordering::Relaxed), 8);
-    }
-
-    #[test]
-    fn nothing_announced_syncs_at_once() {
-        let r = Running::new(Duration::from_secs(30));
-        let started = Instant::now();
-        r.request(None).blocking_recv().unwrap().unwrap();
-        // One session alone: its record was the only one announced.
-        let alone = r.intent();
-        alone.set(1);
-        r.request(Some(&alone)).blocking_recv().unwrap().unwrap();
-        assert!(started.elapsed() < Duration::from_secs(10));
-        assert_eq!(r.syncs(), 2);
-    }
-
-    #[test]
-    fn a_withdrawn_announcement_ends_the_hold() {
-        let r = Running::new(Duration::from_secs(30));
-        let gone = r.intent();
-        gone.set(2);
-        let rx = r.request(None);
-        std::thread::sleep(Duration::from_millis(20));
-        let started = Instant::now();
-        drop(gone);
-        rx.blocking_recv().unwrap().unwrap();
-        assert!(started.elapsed() < Duration::from_secs(10));
-        assert_eq!(r.syncs(), 1);
-    }
-
-    #[test]
-    fn the_hold_never_outlasts_its_limit() {
-        let r = Running::new(Duration::from_millis(50));
-        let stuck = r.intent();
-        stuck.set(1);
-        r.request(None).blocking_recv().unwrap().unwrap();
-        // However many stay announced, every hold ends at the limit.
-        let late = r.intent();
-        let rx = r.request(None);
-        late.set(1);
-        rx.blocking_recv().unwrap().unwrap();
-        assert_eq!(r.syncs(), 2);
-    }
 }
