@@ -356,7 +356,7 @@ fn concurrent_strict_records_share_syncs() {
     }
     let (syncs, records) = sink.sync_stats();
     assert_eq!(records, 200, "every strict record was synced");
-    assert!(syncs >= 1 && syncs <= 100, "200 records in {syncs} syncs");
+    assert!((1..=100).contains(&syncs), "200 records in {syncs} syncs");
 
     let j = TestStore::new(Durability::Journaled);
     j.store
