@@ -472,6 +472,12 @@ impl CatalogHandle {
         *self.0.failed_at.lock().unwrap_or_else(|p| p.into_inner()) =
             read.is_err().then(Instant::now);
         let snapshot = Arc::new(read?);
+        tracing::debug!(
+            resource = %resource.info.name,
+            incremental = snapshot.is_incremental(),
+            took_ms = started.elapsed().as_millis() as u64,
+            "catalog read"
+        );
         *self.0.last_read.lock().unwrap_or_else(|p| p.into_inner()) =
             Some((Instant::now(), started.elapsed()));
         *self.0.latest.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::clone(&snapshot));
