@@ -540,8 +540,12 @@ impl CatalogHandle {
         if let Some(base) = self.latest().filter(|s| s.can_build_on(self.0.ttl)) {
             match self.read_changes(reader, resource, &base).await {
                 Ok(Some(snapshot)) => return Ok(snapshot),
-                Ok(None) => tracing::debug!(resource = %resource.info.name, "catalog read in full: the changes could not be worked out"),
-                Err(e) => tracing::debug!(error = %e, resource = %resource.info.name, "catalog read in full: the changes could not be read"),
+                Ok(None) => {
+                    tracing::debug!(resource = %resource.info.name, "catalog read in full: the changes could not be worked out")
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, resource = %resource.info.name, "catalog read in full: the changes could not be read")
+                }
             }
         }
         self.read_all(reader, resource).await
@@ -679,7 +683,9 @@ impl CatalogHandle {
                 }
                 .await;
                 match self.end(reader, resource, rows).await? {
-                    Some((digest, rows)) => Ok::<_, GatewayError>((fingerprint, began, digest, rows)),
+                    Some((digest, rows)) => {
+                        Ok::<_, GatewayError>((fingerprint, began, digest, rows))
+                    }
                     None => {
                         let rows = self.ask(reader, resource, query).await?;
                         Ok((fingerprint, began, None, rows))

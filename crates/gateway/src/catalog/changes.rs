@@ -142,7 +142,10 @@ pub fn delta_query(dirty: &HashSet<u32>) -> String {
     let oids = format!("'{{{list}}}'::pg_catalog.oid[]");
     // The planner does not carry the relation filter through the join into `fires`, whose column-type
     // branch would then read all of `pg_attribute`: filter `fires` itself.
-    let query = SNAPSHOT_QUERY.replace(FIRES_JOIN, &format!("{FIRES_JOIN} AND f.rel = ANY ({oids})"));
+    let query = SNAPSHOT_QUERY.replace(
+        FIRES_JOIN,
+        &format!("{FIRES_JOIN} AND f.rel = ANY ({oids})"),
+    );
     format!(
         "/* catalog delta */ SELECT s.kind, s.schema, s.name, s.a, s.b FROM ({query}) \
          s(kind, schema, name, a, b, rel) WHERE s.rel = ANY ({oids}) OR s.kind IN ('f', 'o', 'e', 'p')"
@@ -196,7 +199,11 @@ impl Digest {
         let untouched = match columns.next().flatten() {
             Some(rest) => {
                 let mut parts = rest.split(':').map(str::parse::<u64>);
-                Some((parts.next()?.ok()?, parts.next()?.ok()?, parts.next()?.ok()?))
+                Some((
+                    parts.next()?.ok()?,
+                    parts.next()?.ok()?,
+                    parts.next()?.ok()?,
+                ))
             }
             None => None,
         };
@@ -340,7 +347,10 @@ mod tests {
     fn the_delta_filters_what_runs_untrusted_code() {
         assert_eq!(SNAPSHOT_QUERY.matches(FIRES_JOIN).count(), 1);
         let query = delta_query(&[7, 3].into());
-        assert!(query.contains("f.rel = ANY ('{3,7}'::pg_catalog.oid[])"), "{query}");
+        assert!(
+            query.contains("f.rel = ANY ('{3,7}'::pg_catalog.oid[])"),
+            "{query}"
+        );
     }
 
     #[test]
@@ -354,7 +364,10 @@ mod tests {
             Some("2:33000:7".into()),
         ];
         let d = Digest::parse(vec![row]).unwrap();
-        assert_eq!((d.horizon, d.xmax, d.global.as_str()), (700, 710, "1:5,2:0"));
+        assert_eq!(
+            (d.horizon, d.xmax, d.global.as_str()),
+            (700, 710, "1:5,2:0")
+        );
         assert_eq!(d.counts[&16384], 3);
         assert!(d.touched.contains(&16390) && !d.touched.contains(&16384));
         assert_eq!(d.untouched, Some((2, 33000, 7)));
@@ -400,7 +413,10 @@ mod tests {
         ));
         let listing = digest(120, &[(1, 2), (2, 2), (4, 0), (6, 0)], &[]);
         let now = since(120, &[(1, 2), (2, 2), (4, 0), (6, 0)], &[]);
-        assert!(matches!(plan(&last, &known, &now, Some(&listing)), Plan::Full));
+        assert!(matches!(
+            plan(&last, &known, &now, Some(&listing)),
+            Plan::Full
+        ));
         // Schemas, casts or domains changed; a horizon too old; a function types call changed.
         let quiet = [(1, 2), (2, 2), (3, 1), (4, 0)];
         let mut global = since(120, &quiet, &[]);
@@ -412,6 +428,8 @@ mod tests {
         let mut types = since(120, &quiet, &[]);
         types.type_code_changed = true;
         assert!(matches!(plan(&last, &known, &types, None), Plan::Full));
-        assert!(read(plan(&last, &known, &since(120, &quiet, &[]), None)).dirty.is_empty());
+        assert!(read(plan(&last, &known, &since(120, &quiet, &[]), None))
+            .dirty
+            .is_empty());
     }
 }

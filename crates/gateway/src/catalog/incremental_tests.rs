@@ -55,11 +55,7 @@ fn summary(s: &CatalogSnapshot) -> BTreeSet<String> {
     for (schema, names) in &s.functions {
         lines.extend(names.iter().map(|n| format!("function {schema}.{n}")));
     }
-    lines.extend(
-        s.columns
-            .iter()
-            .map(|(r, c)| format!("columns {r} {c:?}")),
-    );
+    lines.extend(s.columns.iter().map(|(r, c)| format!("columns {r} {c:?}")));
     lines.extend(
         s.last_column
             .iter()
@@ -138,7 +134,12 @@ impl Reader {
     /// Runs `sql` straight on the server, tells the handle the catalog changed (as the fingerprint check
     /// would), and reads it again; the read must be incremental (or, with `full`, must not be) and hold
     /// what a full read holds.
-    async fn after(&mut self, step: &str, sql: &str, full: bool) -> std::sync::Arc<CatalogSnapshot> {
+    async fn after(
+        &mut self,
+        step: &str,
+        sql: &str,
+        full: bool,
+    ) -> std::sync::Arc<CatalogSnapshot> {
         self.pg.psql(&self.db, sql).expect(step);
         self.handle.changed(Changed::Unknown);
         self.changes += 1;

@@ -407,11 +407,7 @@ impl CatalogSnapshot {
                     .entry(qualified(schema, name))
                     .or_default()
                     .push((a, b)),
-                "y" => self
-                    .risky_types
-                    .entry(name)
-                    .or_default()
-                    .push((schema, a)),
+                "y" => self.risky_types.entry(name).or_default().push((schema, a)),
                 "e" => self
                     .event_triggers
                     .push(format!("event trigger {name} runs function {a}")),
