@@ -19,6 +19,7 @@ use portcullis_sql::QualifiedName;
 use portcullis_store::Resource;
 use tokio::sync::Mutex as AsyncMutex;
 
+use super::changes::{self, delta_query, digest_query, Digest, Plan};
 use super::{
     catalog_row, fingerprint_query, snapshot_query_without_definitions, CatalogSnapshot,
     SNAPSHOT_QUERY,
@@ -471,6 +472,12 @@ impl CatalogHandle {
         *self.0.failed_at.lock().unwrap_or_else(|p| p.into_inner()) =
             read.is_err().then(Instant::now);
         let snapshot = Arc::new(read?);
+        tracing::debug!(
+            resource = %resource.info.name,
+            incremental = snapshot.is_incremental(),
+            took_ms = started.elapsed().as_millis() as u64,
+            "catalog read"
+        );
         *self.0.last_read.lock().unwrap_or_else(|p| p.into_inner()) =
             Some((Instant::now(), started.elapsed()));
         *self.0.latest.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::clone(&snapshot));
@@ -523,16 +530,133 @@ impl CatalogHandle {
         Ok(function)
     }
 
+    /// Reads the catalog: only what changed since the latest snapshot when that can be worked out for
+    /// sure (see [`changes`](super::changes)), else all of it.
+    async fn read(
+        &self,
+        reader: &mut Option<Upstream>,
+        resource: &Resource,
+    ) -> Result<CatalogSnapshot, GatewayError> {
+        if let Some(base) = self.latest().filter(|s| s.can_build_on(self.0.ttl)) {
+            match self.read_changes(reader, resource, &base).await {
+                Ok(Some(snapshot)) => return Ok(snapshot),
+                Ok(None) => {
+                    tracing::debug!(resource = %resource.info.name, "catalog read in full: the changes could not be worked out")
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, resource = %resource.info.name, "catalog read in full: the changes could not be read")
+                }
+            }
+        }
+        self.read_all(reader, resource).await
+    }
+
+    /// Opens a REPEATABLE READ transaction on the reader's connection: the queries in it see the catalog
+    /// at one moment.
+    async fn begin(
+        &self,
+        reader: &mut Option<Upstream>,
+        resource: &Resource,
+    ) -> Result<(), GatewayError> {
+        self.ask(
+            reader,
+            resource,
+            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Ends the transaction [`begin`](Self::begin) opened: committed after `outcome` succeeded, else
+    /// rolled back (a connection that cannot roll back is dropped).
+    async fn end<T>(
+        &self,
+        reader: &mut Option<Upstream>,
+        resource: &Resource,
+        outcome: Result<T, GatewayError>,
+    ) -> Result<T, GatewayError> {
+        match outcome {
+            Ok(value) => {
+                self.ask(reader, resource, "COMMIT").await?;
+                Ok(value)
+            }
+            Err(e) => {
+                if reader.is_some() && self.ask(reader, resource, "ROLLBACK").await.is_err() {
+                    *reader = None;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Reads only what changed since `base` was read; `None` when the digest cannot account for every
+    /// change (then only a full read can be sure). The digest and the rows are read in one transaction,
+    /// so the digest kept describes exactly what the rows hold.
+    async fn read_changes(
+        &self,
+        reader: &mut Option<Upstream>,
+        resource: &Resource,
+        base: &CatalogSnapshot,
+    ) -> Result<Option<CatalogSnapshot>, GatewayError> {
+        let Some(last) = base.digest() else {
+            return Ok(None);
+        };
+        // Taken before the queries start, as in a full read.
+        let generation = self.0.generation.load(Ordering::Acquire);
+        self.0.named_since_check.store(false, Ordering::Release);
+        let fingerprint = self.fingerprint(reader, resource).await?;
+        let began = Instant::now();
+        self.begin(reader, resource).await?;
+        let read = async {
+            let rows = self
+                .ask(reader, resource, &digest_query(Some(last.horizon)))
+                .await?;
+            let Some(now) = Digest::parse(rows) else {
+                return Ok(None);
+            };
+            let known = base.known_relations();
+            let delta = match changes::plan(last, &known, &now, None) {
+                Plan::Read(delta) => delta,
+                Plan::Full => return Ok(None),
+                Plan::List => {
+                    let rows = self.ask(reader, resource, &digest_query(None)).await?;
+                    let Some(listing) = Digest::parse(rows) else {
+                        return Ok(None);
+                    };
+                    match changes::plan(last, &known, &now, Some(&listing)) {
+                        Plan::Read(delta) => delta,
+                        Plan::List | Plan::Full => return Ok(None),
+                    }
+                }
+            };
+            let rows = self
+                .ask(reader, resource, &delta_query(&delta.dirty))
+                .await?;
+            Ok::<_, GatewayError>(Some((now, delta, rows)))
+        }
+        .await;
+        let Some((mut now, mut delta, rows)) = self.end(reader, resource, read).await? else {
+            return Ok(None);
+        };
+        // The next read compares with every relation's attached rows.
+        now.counts = std::mem::take(&mut delta.counts);
+        *self.0.fingerprint.lock().unwrap_or_else(|p| p.into_inner()) = Some(fingerprint);
+        let rows = rows.into_iter().filter_map(catalog_row);
+        Ok(Some(base.rebuilt(&delta, rows, began, generation, now)))
+    }
+
     /// Runs the snapshot query on the reader's connection, opening one when there is none or the last
     /// one broke, and tries again when the server fails the query: then without view definitions, whose
-    /// locks are the likely cause (a relation a view reads locked, or dropped, meanwhile).
-    async fn read(
+    /// locks are the likely cause (a relation a view reads locked, or dropped, meanwhile). A digest is
+    /// taken with the rows, for the next read to find what changed since.
+    async fn read_all(
         &self,
         reader: &mut Option<Upstream>,
         resource: &Resource,
     ) -> Result<CatalogSnapshot, GatewayError> {
         let mut last = None;
         let without_definitions = snapshot_query_without_definitions();
+        let digest_sql = digest_query(None);
         for attempt in 0..READ_ATTEMPTS {
             let query = match attempt {
                 0 => SNAPSHOT_QUERY,
@@ -545,15 +669,35 @@ impl CatalogHandle {
                 self.0.named_since_check.store(false, Ordering::Release);
                 let fingerprint = self.fingerprint(reader, resource).await?;
                 let began = Instant::now();
-                let rows = self.ask(reader, resource, query).await?;
-                Ok((fingerprint, began, rows))
+                self.begin(reader, resource).await?;
+                let rows = async {
+                    // A server that cannot say (one older than PostgreSQL 13) is read in full each time.
+                    let digest = match self.ask(reader, resource, &digest_sql).await {
+                        Ok(rows) => Digest::parse(rows),
+                        Err(GatewayError::QueryFailed(_)) => {
+                            return Ok::<_, GatewayError>(None);
+                        }
+                        Err(e) => return Err(e),
+                    };
+                    Ok(Some((digest, self.ask(reader, resource, query).await?)))
+                }
+                .await;
+                match self.end(reader, resource, rows).await? {
+                    Some((digest, rows)) => {
+                        Ok::<_, GatewayError>((fingerprint, began, digest, rows))
+                    }
+                    None => {
+                        let rows = self.ask(reader, resource, query).await?;
+                        Ok((fingerprint, began, None, rows))
+                    }
+                }
             };
             match read.await {
-                Ok((fingerprint, began, rows)) => {
+                Ok((fingerprint, began, digest, rows)) => {
                     *self.0.fingerprint.lock().unwrap_or_else(|p| p.into_inner()) =
                         Some(fingerprint);
                     let rows = rows.into_iter().filter_map(catalog_row);
-                    return Ok(CatalogSnapshot::read(rows, began, generation));
+                    return Ok(CatalogSnapshot::read(rows, began, generation, digest));
                 }
                 Err(e) => last = Some(e),
             }

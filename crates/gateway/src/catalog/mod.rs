@@ -4,14 +4,18 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use portcullis_sql::mask::{ViewDefinition, TRUSTED_FUNCTION_SCHEMAS};
 use portcullis_sql::{Catalog, Operation, QualifiedName, SearchPath};
 
 mod cache;
+mod changes;
+#[cfg(test)]
+mod incremental_tests;
 
 pub use cache::{CatalogCache, CatalogHandle, Changed, FunctionByOid, Need};
+use changes::{Delta, Digest};
 
 /// The query whose rows build a snapshot: (kind, schema, name, a, b) with kind `n` schema, `r` relation
 /// (its OID in `a`), `f` function, `c` column `a` of relation `name` (its number in `b`; the gateway puts
@@ -71,28 +75,28 @@ pub const SNAPSHOT_QUERY: &str = "WITH untrusted AS (SELECT p.oid, \
      UNION ALL SELECT a.attrelid, y.events, pg_catalog.format('column %I has type %s: %s', a.attname, \
      pg_catalog.format_type(a.atttypid, NULL), y.why) FROM pg_catalog.pg_attribute a \
      JOIN typed y ON y.oid = a.atttypid WHERE a.attnum > 0 AND NOT a.attisdropped) \
-     SELECT 'r', n.nspname, c.relname, c.oid::pg_catalog.text, '' FROM pg_catalog.pg_class c \
+     SELECT 'r', n.nspname, c.relname, c.oid::pg_catalog.text, '', c.oid FROM pg_catalog.pg_class c \
      JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
      WHERE c.relkind IN ('r','v','m','f','p','S') AND n.nspname !~ '^pg_(toast|temp)' \
-     UNION ALL SELECT 'n', nspname, '', '', '' FROM pg_catalog.pg_namespace \
-     UNION ALL SELECT DISTINCT 'f', n.nspname, p.proname, '', '' FROM pg_catalog.pg_proc p \
+     UNION ALL SELECT 'n', nspname, '', '', '', 0::pg_catalog.oid FROM pg_catalog.pg_namespace \
+     UNION ALL SELECT DISTINCT 'f', n.nspname, p.proname, '', '', 0::pg_catalog.oid FROM pg_catalog.pg_proc p \
      JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
-     UNION ALL SELECT 'c', n.nspname, c.relname, a.attname, a.attnum::pg_catalog.text \
+     UNION ALL SELECT 'c', n.nspname, c.relname, a.attname, a.attnum::pg_catalog.text, c.oid \
      FROM pg_catalog.pg_attribute a \
      JOIN pg_catalog.pg_class c ON c.oid = a.attrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
      WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r','v','m','f','p') \
      AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema' \
-     UNION ALL SELECT 'i', cn.nspname, c.relname, pn.nspname, p.relname FROM pg_catalog.pg_inherits i \
+     UNION ALL SELECT 'i', cn.nspname, c.relname, pn.nspname, p.relname, c.oid FROM pg_catalog.pg_inherits i \
      JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid JOIN pg_catalog.pg_namespace cn ON cn.oid = c.relnamespace \
      JOIN pg_catalog.pg_class p ON p.oid = i.inhparent JOIN pg_catalog.pg_namespace pn ON pn.oid = p.relnamespace \
-     UNION ALL SELECT DISTINCT 'd', vn.nspname, v.relname, bn.nspname, b.relname FROM pg_catalog.pg_rewrite r \
+     UNION ALL SELECT DISTINCT 'd', vn.nspname, v.relname, bn.nspname, b.relname, v.oid FROM pg_catalog.pg_rewrite r \
      JOIN pg_catalog.pg_class v ON v.oid = r.ev_class JOIN pg_catalog.pg_namespace vn ON vn.oid = v.relnamespace \
      JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.objid = r.oid \
      AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass \
      JOIN pg_catalog.pg_class b ON b.oid = d.refobjid AND b.oid <> v.oid \
      JOIN pg_catalog.pg_namespace bn ON bn.oid = b.relnamespace \
      WHERE v.relkind IN ('v','m') AND vn.nspname !~ '^pg_' AND vn.nspname <> 'information_schema' \
-     UNION ALL SELECT DISTINCT 'g', vn.nspname, v.relname, fn.nspname, f.proname FROM pg_catalog.pg_rewrite r \
+     UNION ALL SELECT DISTINCT 'g', vn.nspname, v.relname, fn.nspname, f.proname, v.oid FROM pg_catalog.pg_rewrite r \
      JOIN pg_catalog.pg_class v ON v.oid = r.ev_class JOIN pg_catalog.pg_namespace vn ON vn.oid = v.relnamespace \
      JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.objid = r.oid \
      JOIN pg_catalog.pg_proc f ON f.oid = CASE d.refclassid \
@@ -101,21 +105,21 @@ pub const SNAPSHOT_QUERY: &str = "WITH untrusted AS (SELECT p.oid, \
      FROM pg_catalog.pg_operator o WHERE o.oid = d.refobjid) END \
      JOIN pg_catalog.pg_namespace fn ON fn.oid = f.pronamespace \
      WHERE v.relkind IN ('v','m') AND vn.nspname !~ '^pg_' AND vn.nspname <> 'information_schema' \
-     UNION ALL SELECT DISTINCT 'o', n.nspname, o.oprname, '', '' FROM pg_catalog.pg_operator o \
+     UNION ALL SELECT DISTINCT 'o', n.nspname, o.oprname, '', '', 0::pg_catalog.oid FROM pg_catalog.pg_operator o \
      JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace WHERE n.nspname <> 'pg_catalog' \
-     UNION ALL SELECT 'm', n.nspname, c.relname, '', '' FROM pg_catalog.pg_class c \
+     UNION ALL SELECT 'm', n.nspname, c.relname, '', '', c.oid FROM pg_catalog.pg_class c \
      JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'm' \
      UNION ALL SELECT 'v', n.nspname, c.relname, pg_catalog.pg_get_viewdef(c.oid), \
      CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.unnest(c.reloptions) o \
-     WHERE o OPERATOR(pg_catalog.~*) '^security_barrier=(t|true|on|y|yes|1)$') THEN 't' ELSE '' END \
+     WHERE o OPERATOR(pg_catalog.~*) '^security_barrier=(t|true|on|y|yes|1)$') THEN 't' ELSE '' END, c.oid \
      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
      WHERE c.relkind = 'v' AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema' \
-     UNION ALL SELECT 'p', pg_catalog.current_setting('search_path'), '', '', '' \
-     UNION ALL SELECT 'x', n.nspname, c.relname, f.events, f.why FROM fires f \
+     UNION ALL SELECT 'p', pg_catalog.current_setting('search_path'), '', '', '', 0::pg_catalog.oid \
+     UNION ALL SELECT 'x', n.nspname, c.relname, f.events, f.why, c.oid FROM fires f \
      JOIN pg_catalog.pg_class c ON c.oid = f.rel JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-     UNION ALL SELECT 'y', n.nspname, t.typname, y.why, '' FROM typed y JOIN pg_catalog.pg_type t ON t.oid = y.oid \
+     UNION ALL SELECT 'y', n.nspname, t.typname, y.why, '', 0::pg_catalog.oid FROM typed y JOIN pg_catalog.pg_type t ON t.oid = y.oid \
      JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace WHERE t.typcategory <> 'A' \
-     UNION ALL SELECT 'e', '', e.evtname, u.name, '' FROM pg_catalog.pg_event_trigger e \
+     UNION ALL SELECT 'e', '', e.evtname, u.name, '', 0::pg_catalog.oid FROM pg_catalog.pg_event_trigger e \
      JOIN untrusted u ON u.oid = e.evtfoid WHERE e.evtenabled <> 'D'";
 
 /// The catalogs whatever a snapshot holds comes from, but for the two largest: a column added changes
@@ -170,17 +174,27 @@ pub fn catalog_row(columns: Vec<Option<String>>) -> Option<CatalogRow> {
 }
 
 /// What one resource's catalog held when it was read.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct CatalogSnapshot {
     /// When the query that read it began: DDL committed before then is in it.
     began: Instant,
+    /// When the last full read it was built on began: an incremental read builds on a snapshot only
+    /// while that is younger than the TTL.
+    full_began: Instant,
+    /// Read by re-reading only what changed since the snapshot it was built on.
+    incremental: bool,
     /// The resource's change count when the query began (see [`CatalogHandle::changed`]).
     generation: u64,
     /// Every view's definition was read.
     complete: bool,
+    /// What the catalog looked like when the rows were read (see [`changes`]); `None` when the server
+    /// could not say, and then the next read is a full one.
+    digest: Option<Arc<Digest>>,
     schemas: HashSet<String>,
     relations: HashMap<String, HashSet<String>>,
     relation_oids: HashMap<QualifiedName, u32>,
+    /// The same, the other way round: what an incremental read forgets when a relation changed.
+    names_by_oid: HashMap<u32, QualifiedName>,
     functions: HashMap<String, HashSet<String>>,
     columns: HashMap<QualifiedName, Vec<String>>,
     /// Each relation's highest column number: a result column numbered higher was added since.
@@ -192,13 +206,25 @@ pub struct CatalogSnapshot {
     /// Operators outside the trusted schemas: name → schemas defining one.
     operators: HashMap<String, Vec<String>>,
     views: HashMap<QualifiedName, ViewDefinition>,
-    /// Relations that run untrusted code by themselves: on which events (see [`SNAPSHOT_QUERY`]), and why.
+    /// The search path view definitions were printed under.
+    printed_under: Option<Arc<SearchPath>>,
+    /// Relations that run untrusted code by themselves (the `x` rows), before their parents get them.
+    own_fires: HashMap<QualifiedName, Vec<(String, String)>>,
+    /// Relations that run untrusted code, by themselves or through a child: on which events (see
+    /// [`SNAPSHOT_QUERY`]), and why.
     fires: HashMap<QualifiedName, Vec<(String, String)>>,
     /// Types outside the trusted schemas whose domain checks or casts run untrusted code: name → (schema,
     /// why).
     risky_types: HashMap<String, Vec<(String, String)>>,
     /// Enabled event triggers running untrusted code on DDL: `trigger runs function f`.
     event_triggers: Vec<String>,
+}
+
+/// What rows leave to be put in place once all are in: columns to order, definitions to attach a path to.
+#[derive(Default)]
+struct Pending {
+    definitions: Vec<(QualifiedName, String, bool)>,
+    numbered: HashMap<QualifiedName, Vec<(i32, String)>>,
 }
 
 fn qualified(schema: String, name: String) -> QualifiedName {
@@ -209,19 +235,28 @@ impl CatalogSnapshot {
     /// Builds a snapshot from the rows of [`SNAPSHOT_QUERY`].
     #[cfg(test)]
     pub fn from_rows(rows: impl IntoIterator<Item = CatalogRow>) -> Self {
-        Self::read(rows, Instant::now(), 0)
+        Self::read(rows, Instant::now(), 0, None)
     }
 
     /// Builds a snapshot from the rows of a query that began at `began`, when the resource's change count
-    /// was `generation`.
-    fn read(rows: impl IntoIterator<Item = CatalogRow>, began: Instant, generation: u64) -> Self {
+    /// was `generation`, with the digest taken with them.
+    fn read(
+        rows: impl IntoIterator<Item = CatalogRow>,
+        began: Instant,
+        generation: u64,
+        digest: Option<Digest>,
+    ) -> Self {
         let mut snapshot = CatalogSnapshot {
             began,
+            full_began: began,
+            incremental: false,
             generation,
             complete: true,
+            digest: digest.map(Arc::new),
             schemas: HashSet::new(),
             relations: HashMap::new(),
             relation_oids: HashMap::new(),
+            names_by_oid: HashMap::new(),
             functions: HashMap::new(),
             columns: HashMap::new(),
             parents: HashMap::new(),
@@ -230,40 +265,117 @@ impl CatalogSnapshot {
             materialized: HashSet::new(),
             operators: HashMap::new(),
             views: HashMap::new(),
+            printed_under: None,
+            own_fires: HashMap::new(),
             fires: HashMap::new(),
             risky_types: HashMap::new(),
             event_triggers: Vec::new(),
             last_column: HashMap::new(),
         };
-        let mut printed_under = None;
-        let mut definitions = Vec::new();
-        let mut numbered: HashMap<QualifiedName, Vec<(i32, String)>> = HashMap::new();
+        let pending = snapshot.apply(rows);
+        snapshot.finish(pending);
+        snapshot
+    }
+
+    /// This snapshot with the relations `delta` names forgotten and the rows of [`changes::delta_query`]
+    /// (read at `began`, at change count `generation`, with `digest`) put in their place.
+    fn rebuilt(
+        &self,
+        delta: &Delta,
+        rows: impl IntoIterator<Item = CatalogRow>,
+        began: Instant,
+        generation: u64,
+        digest: Digest,
+    ) -> Self {
+        let mut next = self.clone();
+        next.began = began;
+        next.generation = generation;
+        next.incremental = true;
+        next.digest = Some(Arc::new(digest));
+        for oid in delta.gone.iter().chain(&delta.dirty) {
+            next.forget(*oid);
+        }
+        // A relation read again under a name another relation had when the snapshot was read: that
+        // one was renamed or dropped since (the digest and the rows are read in one transaction, so it
+        // is among the dirty or gone ones), but forget it whatever the rows' order.
+        let rows: Vec<CatalogRow> = rows.into_iter().collect();
+        for [kind, schema, name, a, _] in &rows {
+            if kind != "r" {
+                continue;
+            }
+            let relation = qualified(schema.clone(), name.clone());
+            if let Some(other) = next.relation_oids.get(&relation).copied() {
+                if a.parse::<u32>().ok() != Some(other) {
+                    next.forget(other);
+                }
+            }
+        }
+        // Read again whole: cheap, and a function's or operator's drop leaves no trace to find.
+        next.functions.clear();
+        next.operators.clear();
+        next.event_triggers.clear();
+        let pending = next.apply(rows);
+        next.finish(pending);
+        next
+    }
+
+    /// Forgets what the snapshot holds about the relation whose OID is `oid`.
+    fn forget(&mut self, oid: u32) {
+        let Some(name) = self.names_by_oid.remove(&oid) else {
+            return;
+        };
+        self.last_column.remove(&oid);
+        // The name may have been taken by another relation since (read in the same delta).
+        if self.relation_oids.get(&name) != Some(&oid) {
+            return;
+        }
+        self.relation_oids.remove(&name);
+        if let Some(names) = self.relations.get_mut(&name.schema) {
+            names.remove(&name.name);
+        }
+        self.columns.remove(&name);
+        self.parents.remove(&name);
+        self.view_reads.remove(&name);
+        self.view_calls.remove(&name);
+        self.materialized.remove(&name);
+        self.views.remove(&name);
+        self.own_fires.remove(&name);
+    }
+
+    /// Puts rows of [`SNAPSHOT_QUERY`] in the snapshot; what needs all of them is left in the result.
+    fn apply(&mut self, rows: impl IntoIterator<Item = CatalogRow>) -> Pending {
+        let mut pending = Pending::default();
         for [kind, schema, name, a, b] in rows {
             match kind.as_str() {
                 "n" => {
-                    snapshot.schemas.insert(schema);
+                    self.schemas.insert(schema);
                 }
                 "r" => {
                     if let Ok(oid) = a.parse() {
-                        snapshot
-                            .relation_oids
-                            .insert(qualified(schema.clone(), name.clone()), oid);
+                        let relation = qualified(schema.clone(), name.clone());
+                        if let Some(other) = self.relation_oids.insert(relation.clone(), oid) {
+                            if other != oid {
+                                self.names_by_oid.remove(&other);
+                            }
+                        }
+                        self.names_by_oid.insert(oid, relation);
                     }
-                    snapshot.relations.entry(schema).or_default().insert(name);
+                    self.relations.entry(schema).or_default().insert(name);
                 }
                 "f" => {
-                    snapshot.functions.entry(schema).or_default().insert(name);
+                    self.functions.entry(schema).or_default().insert(name);
                 }
-                "c" => numbered
+                "c" => pending
+                    .numbered
                     .entry(qualified(schema, name))
                     .or_default()
                     .push((b.parse::<i32>().unwrap_or(0), a)),
-                "i" => snapshot
+                "i" => self
                     .parents
                     .entry(qualified(schema, name))
                     .or_default()
                     .push(qualified(a, b)),
-                "d" => snapshot
+                "d" => self
                     .view_reads
                     .entry(qualified(schema, name))
                     .or_default()
@@ -271,93 +383,101 @@ impl CatalogSnapshot {
                 "g" => {
                     let view = qualified(schema, name);
                     // Listed among the views even when it reads no relation.
-                    snapshot.view_reads.entry(view.clone()).or_default();
-                    snapshot
-                        .view_calls
+                    self.view_reads.entry(view.clone()).or_default();
+                    self.view_calls
                         .entry(view)
                         .or_default()
                         .push(qualified(a, b));
                 }
                 "m" => {
-                    snapshot.materialized.insert(qualified(schema, name));
+                    self.materialized.insert(qualified(schema, name));
                 }
                 "o" if !TRUSTED_FUNCTION_SCHEMAS.contains(&schema.as_str()) => {
-                    snapshot.operators.entry(name).or_default().push(schema);
+                    self.operators.entry(name).or_default().push(schema);
                 }
                 // Without a definition (read by the query that skips them) a view reading a protected
                 // relation is refused to masked sessions rather than expanded.
-                "v" if a.is_empty() => snapshot.complete = false,
-                "v" => definitions.push((qualified(schema, name), a, b == "t")),
-                "p" => printed_under = Some(Arc::new(SearchPath::from_setting(&schema))),
-                "x" => snapshot
-                    .fires
+                "v" if a.is_empty() => self.complete = false,
+                "v" => pending
+                    .definitions
+                    .push((qualified(schema, name), a, b == "t")),
+                "p" => self.printed_under = Some(Arc::new(SearchPath::from_setting(&schema))),
+                "x" => self
+                    .own_fires
                     .entry(qualified(schema, name))
                     .or_default()
                     .push((a, b)),
-                "y" => snapshot
-                    .risky_types
-                    .entry(name)
-                    .or_default()
-                    .push((schema, a)),
-                "e" => snapshot
+                "y" => self.risky_types.entry(name).or_default().push((schema, a)),
+                "e" => self
                     .event_triggers
                     .push(format!("event trigger {name} runs function {a}")),
                 _ => {}
             }
         }
-        snapshot.columns = numbered
-            .into_iter()
-            .map(|(relation, mut columns)| {
-                columns.sort_by_key(|(number, _)| *number);
-                if let (Some(oid), Some((last, _))) =
-                    (snapshot.relation_oids.get(&relation), columns.last())
-                {
-                    let last = i16::try_from(*last).unwrap_or(i16::MAX);
-                    snapshot.last_column.insert(*oid, last);
-                }
-                (
-                    relation,
-                    columns.into_iter().map(|(_, name)| name).collect(),
-                )
-            })
-            .collect();
+        pending
+    }
+
+    /// Orders the columns the rows brought, attaches definitions to their path and works out what
+    /// relations run through their children.
+    fn finish(&mut self, pending: Pending) {
+        for (relation, mut columns) in pending.numbered {
+            columns.sort_by_key(|(number, _)| *number);
+            if let (Some(oid), Some((last, _))) =
+                (self.relation_oids.get(&relation), columns.last())
+            {
+                let last = i16::try_from(*last).unwrap_or(i16::MAX);
+                self.last_column.insert(*oid, last);
+            }
+            self.columns.insert(
+                relation,
+                columns.into_iter().map(|(_, name)| name).collect(),
+            );
+        }
         // A write to a parent reaches its children's rows (UPDATE, DELETE, TRUNCATE) or is routed to a
         // partition (INSERT), where their triggers and rules run too.
-        let inherited: Vec<(QualifiedName, (String, String))> = snapshot
-            .fires
-            .iter()
-            .flat_map(|(child, fires)| {
-                snapshot
-                    .closure(child, &snapshot.parents)
-                    .into_iter()
-                    .flat_map(move |parent| {
-                        fires.iter().map(move |(events, why)| {
-                            (
-                                parent.clone(),
-                                (events.clone(), format!("{why} on {child}")),
-                            )
-                        })
-                    })
-            })
-            .collect();
-        for (parent, fire) in inherited {
-            snapshot.fires.entry(parent).or_default().push(fire);
+        let mut fires = self.own_fires.clone();
+        for (child, own) in &self.own_fires {
+            for parent in self.closure(child, &self.parents) {
+                let inherited = own
+                    .iter()
+                    .map(|(events, why)| (events.clone(), format!("{why} on {child}")));
+                fires.entry(parent.clone()).or_default().extend(inherited);
+            }
         }
+        self.fires = fires;
         // Without the path they were printed under, the definitions' unqualified names cannot be resolved.
-        if let Some(path) = printed_under {
-            snapshot.views = definitions
-                .into_iter()
-                .map(|(view, sql, security_barrier)| {
-                    let definition = ViewDefinition {
-                        sql,
-                        path: Arc::clone(&path),
-                        security_barrier,
-                    };
-                    (view, definition)
-                })
-                .collect();
+        if let Some(path) = &self.printed_under {
+            for (view, sql, security_barrier) in pending.definitions {
+                let definition = ViewDefinition {
+                    sql,
+                    path: Arc::clone(path),
+                    security_barrier,
+                };
+                self.views.insert(view, definition);
+            }
         }
-        snapshot
+    }
+
+    /// Whether the snapshot was read by re-reading only what changed.
+    pub fn is_incremental(&self) -> bool {
+        self.incremental
+    }
+
+    /// The digest taken with the rows, if the server gave one.
+    fn digest(&self) -> Option<&Digest> {
+        self.digest.as_deref()
+    }
+
+    /// The OIDs of the relations the snapshot knows.
+    fn known_relations(&self) -> HashSet<u32> {
+        self.names_by_oid.keys().copied().collect()
+    }
+
+    /// Whether a read may build on this snapshot rather than read everything: it has a digest and every
+    /// view's definition, and the full read under it began less than `ttl` ago (the TTL stays the
+    /// backstop for whatever a digest could miss).
+    fn can_build_on(&self, ttl: Duration) -> bool {
+        self.complete && self.digest.is_some() && self.full_began.elapsed() < ttl
     }
 
     /// When the query that read it began.
@@ -423,9 +543,7 @@ impl CatalogSnapshot {
 
     /// The relation whose OID is `oid`, when the snapshot knows it.
     pub fn relation_named_by(&self, oid: u32) -> Option<&QualifiedName> {
-        self.relation_oids
-            .iter()
-            .find_map(|(name, known)| (*known == oid).then_some(name))
+        self.names_by_oid.get(&oid)
     }
 
     /// Each view and materialised view with every relation it reads, through other views too.
