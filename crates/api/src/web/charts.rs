@@ -27,7 +27,7 @@ pub fn top(records: &[AuditRecord]) -> String {
             continue;
         };
         let deny = s.decision == "deny";
-        let mut bump = |c: &mut Count| {
+        let bump = |c: &mut Count| {
             c.all += 1;
             c.denied += u32::from(deny);
         };

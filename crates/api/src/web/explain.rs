@@ -155,7 +155,7 @@ async fn explain_form(state: &WebState, f: &ExplainForm) -> Result<Report, ApiEr
         .map_err(|e| bad(format!("location {e}")))?;
     let device_trust = parse_device_trust(or(&f.device_trust, "unknown"))
         .map_err(|e| bad(format!("device trust {e}")))?;
-    let client_addr = match f.client_addr.trim() {
+    let client_addr: Option<std::net::IpAddr> = match f.client_addr.trim() {
         "" => None,
         a => Some(a.parse().map_err(|_| {
             bad(format!("client address `{a}` is not an IP address"))
