@@ -1035,7 +1035,7 @@ async fn audit_charts_top_users_and_objects_and_replay_by_session_id() {
     assert!(page.body.contains(r#"action="/web/sessions""#));
 }
 
-/// Page timings with 10,000 audit records in the store (printed; run with `--nocapture`).
+/// Page timings with 10,000 statement records (and a connection record per session) in the store (printed; run with `--nocapture`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn page_p95_with_10k_records() {
     let mut portal = Portal::start("web_p95", |_| {}).await;
@@ -1064,6 +1064,26 @@ async fn page_p95_with_10k_records() {
             policy: None,
         });
         let _ = portal.store.audit().record(event);
+    }
+    // Each session opened with a connection record, as the gateway writes one.
+    for n in 0..200i64 {
+        let _ = portal
+            .store
+            .audit()
+            .record(AuditEvent::Connection(portcullis_store::ConnectionEvent {
+                session_id: format!("s{n}"),
+                phase: portcullis_store::ConnectionPhase::Open,
+                at: start - (10_000 - n * 50) * 1_000_000 - 1,
+                user: "alice".into(),
+                client_addr: "127.0.0.1:5000".into(),
+                resource: "app".into(),
+                auth_result: "ok".into(),
+                tls: false,
+                application_name: Some("psql".into()),
+                bytes_in: 0,
+                bytes_out: 0,
+                detail: None,
+            }));
     }
     portal.store.audit().flush().expect("flush");
     let mut b = portal.signed_in("audrey").await;

@@ -493,9 +493,23 @@ pub async fn replay(
     let (user, around) = match (&q.user, q.around) {
         (Some(user), Some(around)) => (user.clone(), around),
         // The id alone: find one of its records among the newest, then read the session as above.
+        // Connection records first: every session the gateway admits or refuses has them, and they
+        // are few beside its statements; then any record, for a session whose connection record is
+        // older than the newest ones.
         _ => {
-            let newest = query(&state, &viewer, &Filters::default(), "", SESSION_SEARCH).await?;
-            let Some(r) = newest.iter().find(|r| r.event.session_id() == sid) else {
+            let mut found = None;
+            for kind in ["connections", ""] {
+                let newest =
+                    query(&state, &viewer, &Filters::default(), kind, SESSION_SEARCH).await?;
+                found = newest
+                    .into_iter()
+                    .find(|r| r.event.session_id() == sid)
+                    .map(|r| (r.event.user().to_owned(), r.event.at()));
+                if found.is_some() {
+                    break;
+                }
+            }
+            let Some(anchor) = found else {
                 return Err(WebError::new(
                     axum::http::StatusCode::NOT_FOUND,
                     format!(
@@ -504,7 +518,7 @@ pub async fn replay(
                     ),
                 ));
             };
-            (r.event.user().to_owned(), r.event.at())
+            anchor
         }
     };
     let f = Filters {
