@@ -683,7 +683,14 @@ async fn the_console_is_refused_what_psql_is_refused() {
 }
 
 /// A statement record for the charts, the replay and the benchmark.
-fn statement(session: &str, at: i64, user: &str, text: &str, deny: bool, objects: &[&str]) -> AuditEvent {
+fn statement(
+    session: &str,
+    at: i64,
+    user: &str,
+    text: &str,
+    deny: bool,
+    objects: &[&str],
+) -> AuditEvent {
     AuditEvent::Statement(StatementEvent {
         session_id: session.into(),
         at,
@@ -770,7 +777,12 @@ async fn explain_page_shows_what_policy_explain_decides() {
     assert_eq!(report.verdict, "deny");
     for s in &report.statements {
         let shown = html_escape(&s.reason);
-        assert!(r.body.contains(&shown), "the page shows {:?}: {}", s.reason, r.body);
+        assert!(
+            r.body.contains(&shown),
+            "the page shows {:?}: {}",
+            s.reason,
+            r.body
+        );
     }
 
     // Held for approval, and the user's roles come from the store when none are given.
@@ -788,7 +800,11 @@ async fn explain_page_shows_what_policy_explain_decides() {
         ("csrf", csrf.as_str()),
     ];
     let without = audrey.post("/web/policy/explain", &form, &[]).await;
-    assert!(without.body.contains("requirement missing"), "{}", without.body);
+    assert!(
+        without.body.contains("requirement missing"),
+        "{}",
+        without.body
+    );
     form.push(("mfa_verified", "on"));
     let with = audrey.post("/web/policy/explain", &form, &[]).await;
     assert!(with.body.contains("requirement met"), "{}", with.body);
@@ -834,19 +850,47 @@ async fn policy_versions_list_and_diff_against_the_one_before() {
     let list = audrey.get("/web/policy/versions").await;
     assert_eq!(list.status, 200, "{}", list.body);
     assert!(list.body.contains("2 version(s)"), "{}", list.body);
-    let newest = list.body.find(r#"id="version-2""#).expect("version 2 listed");
-    let oldest = list.body.find(r#"id="version-1""#).expect("version 1 listed");
+    let newest = list
+        .body
+        .find(r#"id="version-2""#)
+        .expect("version 2 listed");
+    let oldest = list
+        .body
+        .find(r#"id="version-1""#)
+        .expect("version 1 listed");
     assert!(newest < oldest, "newest first");
     assert!(list.body.contains("in force"));
 
     let diff = audrey.get(&format!("/web/policy/versions/{v2}")).await;
     assert_eq!(diff.status, 200, "{}", diff.body);
-    assert!(diff.body.contains("against <a href=\"/web/policy/versions/1\">version 1</a>"), "{}", diff.body);
-    assert!(diff.body.contains(r#"<span class="del">-     action: block</span>"#), "{}", diff.body);
-    assert!(diff.body.contains(r#"<span class="del">-     message: the secrets table is closed</span>"#));
-    assert!(diff.body.contains(r#"<span class="add">+     action: audit</span>"#), "{}", diff.body);
+    assert!(
+        diff.body
+            .contains("against <a href=\"/web/policy/versions/1\">version 1</a>"),
+        "{}",
+        diff.body
+    );
+    assert!(
+        diff.body
+            .contains(r#"<span class="del">-     action: block</span>"#),
+        "{}",
+        diff.body
+    );
+    assert!(diff
+        .body
+        .contains(r#"<span class="del">-     message: the secrets table is closed</span>"#));
+    assert!(
+        diff.body
+            .contains(r#"<span class="add">+     action: audit</span>"#),
+        "{}",
+        diff.body
+    );
     assert!(diff.body.contains(r#"<span class="same">  grants:</span>"#));
-    assert!(diff.body.contains("+1</span> <span class=\"diff-del\">−2</span>"), "{}", diff.body);
+    assert!(
+        diff.body
+            .contains("+1</span> <span class=\"diff-del\">−2</span>"),
+        "{}",
+        diff.body
+    );
 
     let first = audrey.get("/web/policy/versions/1").await;
     assert!(first.body.contains("the first version"), "{}", first.body);
@@ -885,22 +929,39 @@ async fn admin_pages_manage_roles_and_tokens_through_the_api() {
     // Forged: nothing made.
     let forged = carol.post("/web/roles", &[("name", "analysts")], &[]).await;
     assert_eq!(forged.status, 403);
-    assert!(!portal.store.list_roles().expect("roles").iter().any(|r| r.name == "analysts"));
+    assert!(!portal
+        .store
+        .list_roles()
+        .expect("roles")
+        .iter()
+        .any(|r| r.name == "analysts"));
 
     let made = carol
         .post("/web/roles", &[("csrf", &csrf), ("name", "analysts")], &[])
         .await;
     assert_eq!(made.status, 303, "{}", made.body);
-    assert!(carol.get("/web/roles").await.body.contains("role analysts added"));
+    assert!(carol
+        .get("/web/roles")
+        .await
+        .body
+        .contains("role analysts added"));
     let again = carol
         .post("/web/roles", &[("csrf", &csrf), ("name", "analysts")], &[])
         .await;
     assert_eq!(again.status, 303);
     let page = carol.get("/web/roles").await;
-    assert!(page.body.contains("flash bad"), "the API's refusal is shown: {}", page.body);
+    assert!(
+        page.body.contains("flash bad"),
+        "the API's refusal is shown: {}",
+        page.body
+    );
 
     let added = carol
-        .post("/web/roles/analysts/members", &[("csrf", &csrf), ("name", "alice")], &[])
+        .post(
+            "/web/roles/analysts/members",
+            &[("csrf", &csrf), ("name", "alice")],
+            &[],
+        )
         .await;
     assert_eq!(added.status, 303);
     let members = |store: &Store| {
@@ -914,7 +975,11 @@ async fn admin_pages_manage_roles_and_tokens_through_the_api() {
     };
     assert_eq!(members(&portal.store), ["alice"]);
     let removed = carol
-        .post("/web/roles/analysts/members/alice/remove", &[("csrf", &csrf)], &[])
+        .post(
+            "/web/roles/analysts/members/alice/remove",
+            &[("csrf", &csrf)],
+            &[],
+        )
         .await;
     assert_eq!(removed.status, 303);
     assert!(members(&portal.store).is_empty());
@@ -922,27 +987,47 @@ async fn admin_pages_manage_roles_and_tokens_through_the_api() {
     // Resources: listed, never their password.
     let resources = carol.get("/web/resources").await;
     assert_eq!(resources.status, 200);
-    assert!(resources.body.contains("<td>app</td>"), "{}", resources.body);
+    assert!(
+        resources.body.contains("<td>app</td>"),
+        "{}",
+        resources.body
+    );
     assert!(!resources.body.contains(APP_PASSWORD));
 
     // Tokens: the secret once, in the answer that made it.
     let made = carol
         .post(
             "/web/tokens",
-            &[("csrf", &csrf), ("name", "ci"), ("role", "auditor"), ("expires", "30d")],
+            &[
+                ("csrf", &csrf),
+                ("name", "ci"),
+                ("role", "auditor"),
+                ("expires", "30d"),
+            ],
             &[],
         )
         .await;
     assert_eq!(made.status, 200, "{}", made.body);
     let marker = r#"<div class="card notice" id="token-secret"><p>Copy the token now: it is shown only this once.</p><pre>"#;
     let start = made.body.find(marker).expect("the secret is shown") + marker.len();
-    let secret = made.body[start..].split('<').next().unwrap_or_default().to_owned();
+    let secret = made.body[start..]
+        .split('<')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
     assert!(secret.len() >= 20, "{secret}");
     let list = carol.get("/web/tokens").await;
     assert!(list.body.contains("<td>ci</td>"), "{}", list.body);
-    assert!(!list.body.contains(&secret), "the list never shows a secret");
+    assert!(
+        !list.body.contains(&secret),
+        "the list never shows a secret"
+    );
     let bad = carol
-        .post("/web/tokens", &[("csrf", &csrf), ("name", "x"), ("role", "root")], &[])
+        .post(
+            "/web/tokens",
+            &[("csrf", &csrf), ("name", "x"), ("role", "root")],
+            &[],
+        )
         .await;
     assert!(bad.body.contains("flash bad"), "{}", bad.body);
     assert!(!bad.body.contains("token-secret"));
@@ -963,7 +1048,10 @@ async fn admin_pages_manage_roles_and_tokens_through_the_api() {
     for (path, form) in [
         ("/web/tokens", vec![("name", "sneaky"), ("role", "admin")]),
         ("/web/roles", vec![("name", "sneaky")]),
-        ("/web/roles/portcullis-admin/members", vec![("name", "audrey")]),
+        (
+            "/web/roles/portcullis-admin/members",
+            vec![("name", "audrey")],
+        ),
         ("/web/tokens/ci/revoke", vec![]),
     ] {
         let mut form = form;
@@ -971,7 +1059,12 @@ async fn admin_pages_manage_roles_and_tokens_through_the_api() {
         let r = audrey.post(path, &form, &[]).await;
         assert_eq!(r.status, 403, "{path}: {}", r.body);
     }
-    assert!(!portal.store.list_roles().expect("roles").iter().any(|r| r.name == "sneaky"));
+    assert!(!portal
+        .store
+        .list_roles()
+        .expect("roles")
+        .iter()
+        .any(|r| r.name == "sneaky"));
     assert!(!portal
         .store
         .list_api_tokens()
@@ -985,10 +1078,38 @@ async fn audit_charts_top_users_and_objects_and_replay_by_session_id() {
     let mut portal = Portal::start("web_charts", |_| {}).await;
     let t = now_micros() - 60_000_000;
     let events = [
-        statement("sess-42", t, "bob", "SELECT * FROM public.secrets", true, &["public.secrets"]),
-        statement("sess-42", t + 1_000, "bob", "SELECT * FROM public.secrets", true, &["public.secrets"]),
-        statement("sess-42", t + 2_000, "bob", "SELECT * FROM public.orders", false, &["public.orders"]),
-        statement("sess-7", t + 3_000, "alice", "SELECT * FROM public.orders o JOIN public.orders p USING (id)", false, &["public.orders", "public.orders"]),
+        statement(
+            "sess-42",
+            t,
+            "bob",
+            "SELECT * FROM public.secrets",
+            true,
+            &["public.secrets"],
+        ),
+        statement(
+            "sess-42",
+            t + 1_000,
+            "bob",
+            "SELECT * FROM public.secrets",
+            true,
+            &["public.secrets"],
+        ),
+        statement(
+            "sess-42",
+            t + 2_000,
+            "bob",
+            "SELECT * FROM public.orders",
+            false,
+            &["public.orders"],
+        ),
+        statement(
+            "sess-7",
+            t + 3_000,
+            "alice",
+            "SELECT * FROM public.orders o JOIN public.orders p USING (id)",
+            false,
+            &["public.orders", "public.orders"],
+        ),
         statement("sess-7", t + 4_000, "alice", "SELECT 1", false, &[]),
         statement("sess-7", t + 5_000, "alice", "SELECT 2", false, &[]),
         statement("sess-7", t + 6_000, "alice", "SELECT 3", false, &[]),
@@ -1001,23 +1122,43 @@ async fn audit_charts_top_users_and_objects_and_replay_by_session_id() {
     let page = audrey.get("/web/audit?kind=statements&since=1d").await;
     assert_eq!(page.status, 200, "{}", page.body);
     let chart = |id: &str| {
-        let start = page.body.find(&format!(r#"id="top-{id}""#)).unwrap_or_else(|| panic!("chart {id}: {}", page.body));
+        let start = page
+            .body
+            .find(&format!(r#"id="top-{id}""#))
+            .unwrap_or_else(|| panic!("chart {id}: {}", page.body));
         let end = page.body[start..].find("</svg>").expect("svg end") + start;
         page.body[start..end].to_owned()
     };
     // alice ran more, bob was denied more; an object counts once per statement.
     let users = chart("users-statements");
     assert!(users.find(">alice<") < users.find(">bob<"), "{users}");
-    assert!(users.contains("<title>alice: 4 statement(s), 0 denied</title>"), "{users}");
+    assert!(
+        users.contains("<title>alice: 4 statement(s), 0 denied</title>"),
+        "{users}"
+    );
     let denials = chart("users-denials");
-    assert!(denials.contains("<title>bob: 3 statement(s), 2 denied</title>"), "{denials}");
-    assert!(!denials.contains(">alice<"), "no denials, no bar: {denials}");
+    assert!(
+        denials.contains("<title>bob: 3 statement(s), 2 denied</title>"),
+        "{denials}"
+    );
+    assert!(
+        !denials.contains(">alice<"),
+        "no denials, no bar: {denials}"
+    );
     let objects = chart("objects-statements");
-    assert!(objects.contains("<title>public.orders: 2 statement(s), 0 denied</title>"), "{objects}");
-    assert!(chart("objects-denials").contains("<title>public.secrets: 2 statement(s), 2 denied</title>"));
+    assert!(
+        objects.contains("<title>public.orders: 2 statement(s), 0 denied</title>"),
+        "{objects}"
+    );
+    assert!(chart("objects-denials")
+        .contains("<title>public.secrets: 2 statement(s), 2 denied</title>"));
     // The time window narrows the charts: nothing in the last second.
     let narrow = audrey.get("/web/audit?kind=statements&since=1s").await;
-    assert!(!narrow.body.contains("top-users-statements"), "{}", narrow.body);
+    assert!(
+        !narrow.body.contains("top-users-statements"),
+        "{}",
+        narrow.body
+    );
 
     // A session by its id alone.
     let lookup = audrey.get("/web/sessions?id=sess-42").await;
@@ -1067,10 +1208,8 @@ async fn page_p95_with_10k_records() {
     }
     // Each session opened with a connection record, as the gateway writes one.
     for n in 0..200i64 {
-        let _ = portal
-            .store
-            .audit()
-            .record(AuditEvent::Connection(portcullis_store::ConnectionEvent {
+        let _ = portal.store.audit().record(AuditEvent::Connection(
+            portcullis_store::ConnectionEvent {
                 session_id: format!("s{n}"),
                 phase: portcullis_store::ConnectionPhase::Open,
                 at: start - (10_000 - n * 50) * 1_000_000 - 1,
@@ -1083,7 +1222,8 @@ async fn page_p95_with_10k_records() {
                 bytes_in: 0,
                 bytes_out: 0,
                 detail: None,
-            }));
+            },
+        ));
     }
     portal.store.audit().flush().expect("flush");
     let mut b = portal.signed_in("audrey").await;
@@ -1125,7 +1265,10 @@ async fn page_p95_with_10k_records() {
         ("csrf", csrf.as_str()),
         ("user", "alice"),
         ("resource", "app"),
-        ("sql", "SELECT * FROM public.secrets; DELETE FROM public.orders"),
+        (
+            "sql",
+            "SELECT * FROM public.secrets; DELETE FROM public.orders",
+        ),
     ];
     let mut times = Vec::new();
     for _ in 0..40 {

@@ -77,7 +77,10 @@ async fn the_demo_serves_sample_data_under_the_example_policy() {
     assert_eq!(err.code().map(|c| c.code()), Some("42501"));
 
     // The portal is up, and the administrator the demo prints signs in with the password alone.
-    let login = http(api_port, "GET /web/login HTTP/1.1\r\nHost: demo\r\nConnection: close\r\n\r\n");
+    let login = http(
+        api_port,
+        "GET /web/login HTTP/1.1\r\nHost: demo\r\nConnection: close\r\n\r\n",
+    );
     assert!(login.starts_with("HTTP/1.1 200"), "{login}");
     assert!(login.contains("Sign in"), "{login}");
     let body = r#"{"user": "admin", "password": "admin-demo"}"#;
@@ -105,7 +108,8 @@ async fn the_demo_serves_sample_data_under_the_example_policy() {
 
 /// One plain HTTP/1.1 exchange with the demo's API listener; the whole answer.
 fn http(port: u16, request: &str) -> String {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to the portal");
+    let mut stream =
+        std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to the portal");
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");

@@ -133,8 +133,12 @@ pub async fn member_remove(
     viewer: Viewer,
     Path((role, user)): Path<(String, String)>,
 ) -> WebResult<Redirect> {
-    let removed =
-        roles::remove_member(State(state.api.clone()), admin(&viewer)?, Params((role, user))).await;
+    let removed = roles::remove_member(
+        State(state.api.clone()),
+        admin(&viewer)?,
+        Params((role, user)),
+    )
+    .await;
     Ok(done(&state, &viewer, removed, "/web/roles"))
 }
 

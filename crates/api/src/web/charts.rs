@@ -72,11 +72,7 @@ fn chart(title: &str, id: &str, counts: &HashMap<&str, Count>, by_denials: bool)
             esc(&heading)
         );
     }
-    let top = ranked
-        .iter()
-        .map(|(_, c)| c.all.max(1))
-        .max()
-        .unwrap_or(1);
+    let top = ranked.iter().map(|(_, c)| c.all.max(1)).max().unwrap_or(1);
     let (w, label, row) = (360u32, 130u32, 22u32);
     let bar_w = w - label - 50;
     let h = row * u32::try_from(ranked.len()).unwrap_or(1);

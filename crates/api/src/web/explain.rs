@@ -151,15 +151,16 @@ async fn explain_form(state: &WebState, f: &ExplainForm) -> Result<Report, ApiEr
     if user.is_empty() || resource.is_empty() || f.sql.trim().is_empty() {
         return Err(bad("give a user, a resource and a statement".into()));
     }
-    let location = parse_location(or(&f.location, "unknown"))
-        .map_err(|e| bad(format!("location {e}")))?;
+    let location =
+        parse_location(or(&f.location, "unknown")).map_err(|e| bad(format!("location {e}")))?;
     let device_trust = parse_device_trust(or(&f.device_trust, "unknown"))
         .map_err(|e| bad(format!("device trust {e}")))?;
     let client_addr: Option<std::net::IpAddr> = match f.client_addr.trim() {
         "" => None,
-        a => Some(a.parse().map_err(|_| {
-            bad(format!("client address `{a}` is not an IP address"))
-        })?),
+        a => Some(
+            a.parse()
+                .map_err(|_| bad(format!("client address `{a}` is not an IP address")))?,
+        ),
     };
     let rows = match f.rows.trim() {
         "" => None,
@@ -189,7 +190,10 @@ async fn explain_form(state: &WebState, f: &ExplainForm) -> Result<Report, ApiEr
             // No roles given: the user's roles now, as the gateway would see them (none for a user
             // the store does not know).
             let roles = if roles.is_empty() {
-                store.user_login(&user)?.map(|l| l.roles).unwrap_or_default()
+                store
+                    .user_login(&user)?
+                    .map(|l| l.roles)
+                    .unwrap_or_default()
             } else {
                 roles
             };
@@ -393,7 +397,10 @@ fn report_html(r: &Report) -> String {
             );
         }
         if let Some(o) = &s.outcome {
-            html.push_str(&fired_html(&format!("After {} rows, fired rules:", o.rows), &o.fired));
+            html.push_str(&fired_html(
+                &format!("After {} rows, fired rules:", o.rows),
+                &o.fired,
+            ));
             html.push_str(&format!(
                 "<p>Verdict after {} rows: {} ({})</p>",
                 o.rows,

@@ -80,14 +80,20 @@ pub fn router(api: ApiState, tls: bool) -> Router {
         .route("/web/policy/versions", get(versions::list))
         .route("/web/policy/versions/{version}", get(versions::diff))
         .route("/web/users", get(audit::users))
-        .route("/web/roles", get(admin::roles_page).post(admin::role_create))
+        .route(
+            "/web/roles",
+            get(admin::roles_page).post(admin::role_create),
+        )
         .route("/web/roles/{role}/members", post(admin::member_add))
         .route(
             "/web/roles/{role}/members/{user}/remove",
             post(admin::member_remove),
         )
         .route("/web/resources", get(admin::resources_page))
-        .route("/web/tokens", get(admin::tokens_page).post(admin::token_create))
+        .route(
+            "/web/tokens",
+            get(admin::tokens_page).post(admin::token_create),
+        )
         .route("/web/tokens/{name}/revoke", post(admin::token_revoke))
         .route("/web/admin/mfa", post(mfa::enroll_user))
         .layer(middleware::from_fn_with_state(state.clone(), session::csrf))

@@ -48,14 +48,10 @@ pub async fn diff(
     viewer: Viewer,
     Path(version): Path<i64>,
 ) -> WebResult<Html<String>> {
-    let new = policy::version(
-        State(state.api.clone()),
-        reader(&viewer)?,
-        Params(version),
-    )
-    .await
-    .map_err(WebError::from)?
-    .0;
+    let new = policy::version(State(state.api.clone()), reader(&viewer)?, Params(version))
+        .await
+        .map_err(WebError::from)?
+        .0;
     let before = state
         .api
         .blocking(move |store, _| Ok(store.policy_before(version)?))
