@@ -160,6 +160,7 @@ try {
   await shot(audrey, '09-audit');
   const row = audrey.locator('#audit tr', { hasText: 'hr.people' }).first();
   await Promise.all([audrey.waitForURL(/\/web\/sessions\//), row.locator('a', { hasText: 'replay' }).click()]);
+  const replayUrl = audrey.url();
   const replay = await audrey.textContent('main');
   check(replay.includes('console session'), 'the replay marks a console session');
   check(replay.includes('hr.people') && replay.includes('public.secrets'), 'the replay lists both statements');
@@ -171,6 +172,35 @@ try {
   await shot(audrey, '11-record');
   await audrey.goto(`${base}/web/policy`);
   await shot(audrey, '12-policy');
+
+  // 7. The same session by its id alone, from the audit page's form.
+  const sid = decodeURIComponent(new URL(replayUrl).pathname.split('/').pop());
+  await audrey.goto(`${base}/web/audit`);
+  check((await audrey.locator('svg#top-users-statements').count()) === 1, 'the audit page charts top users');
+  await audrey.fill('#session-form input[name=id]', sid);
+  await Promise.all([audrey.waitForURL(`${base}/web/sessions/${encodeURIComponent(sid)}`), audrey.click('#session-form button')]);
+  check((await audrey.textContent('main')).includes('public.secrets'), 'the replay by id lists the statements');
+
+  // 8. policy explain on a pasted statement, as `portcullis policy explain` shows it.
+  await audrey.goto(`${base}/web/policy`);
+  await Promise.all([audrey.waitForURL(`${base}/web/policy/explain`), audrey.click('a:has-text("Explain a statement")')]);
+  await audrey.fill('#explain-form input[name=user]', 'alice');
+  await audrey.fill('#explain-form input[name=resource]', 'app');
+  await audrey.fill('#explain-form textarea[name=sql]', 'SELECT * FROM public.secrets; DELETE FROM public.orders');
+  await Promise.all([audrey.waitForURL(`${base}/web/policy/explain`), audrey.click('#explain-form button[type=submit]')]);
+  const report = await audrey.textContent('#report');
+  check(report.includes('no-secrets (block)') && report.includes('the secrets table is closed'), `explain names the rule and its message: ${report}`);
+  check(report.includes('deletes-need-approval') && report.includes('require-approval'), `explain shows the hold: ${report}`);
+  await shot(audrey, '13-explain');
+
+  // 9. The policy's versions, and what version 2 changed.
+  await audrey.goto(`${base}/web/policy/versions`);
+  check((await audrey.textContent('#versions')).includes('edited.yaml'), 'the versions list the edit');
+  await shot(audrey, '14-policy-versions');
+  await Promise.all([audrey.waitForURL(/\/web\/policy\/versions\/2$/), audrey.click('#version-2 a:has-text("diff")')]);
+  const added = await audrey.locator('#diff .add').allTextContents();
+  check(added.some((l) => l.includes('audit-orders')), `the diff shows the added rule: ${added}`);
+  await shot(audrey, '15-policy-diff');
   console.log('browser scenario passed');
 } finally {
   await browser.close();

@@ -191,6 +191,20 @@ fn routes() -> Vec<(Method, &'static str, &'static str, Value, Need)> {
         ),
         (
             Method::GET,
+            "/api/v1/policy/versions",
+            "/api/v1/policy/versions",
+            none.clone(),
+            Reader,
+        ),
+        (
+            Method::GET,
+            "/api/v1/policy/versions/{version}",
+            "/api/v1/policy/versions/1",
+            none.clone(),
+            Reader,
+        ),
+        (
+            Method::GET,
             "/api/v1/grants",
             "/api/v1/grants",
             none.clone(),

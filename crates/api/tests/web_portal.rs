@@ -15,7 +15,8 @@ use axum::Router;
 use portcullis_api::{ApiConfig, ApiState};
 use portcullis_gateway::{Gateway, GatewayConfig};
 use portcullis_store::{
-    totp, AuditEvent, Clock, Durability, MasterKey, ResourceSpec, StatementEvent, Store,
+    totp, AuditEvent, AuditObject, Clock, Durability, MasterKey, ResourceSpec, StatementEvent,
+    Store,
 };
 use portcullis_testkit::{PgServer, APP_PASSWORD, APP_USER};
 use tokio::sync::watch;
@@ -540,7 +541,19 @@ async fn forged_posts_without_the_csrf_token_are_refused() {
 async fn role_checks_refuse_unprivileged_users() {
     let mut portal = Portal::start("web_roles", |_| {}).await;
     let mut bob = portal.signed_in("bob").await;
-    for path in ["/web/audit", "/web/policy", "/web/audit/1", "/web/users"] {
+    for path in [
+        "/web/audit",
+        "/web/policy",
+        "/web/audit/1",
+        "/web/users",
+        "/web/policy/explain",
+        "/web/policy/versions",
+        "/web/policy/versions/1",
+        "/web/sessions?id=s1",
+        "/web/roles",
+        "/web/resources",
+        "/web/tokens",
+    ] {
         let r = bob.get(path).await;
         assert_eq!(r.status, 403, "{path}: {}", r.body);
     }
@@ -576,6 +589,13 @@ async fn role_checks_refuse_unprivileged_users() {
     let mut audrey = portal.signed_in("audrey").await;
     assert_eq!(audrey.get("/web/audit").await.status, 200);
     assert_eq!(audrey.get("/web/policy").await.status, 200);
+    assert_eq!(audrey.get("/web/policy/explain").await.status, 200);
+    assert_eq!(audrey.get("/web/policy/versions").await.status, 200);
+    // An auditor reads; administration is for admins.
+    for path in ["/web/roles", "/web/resources", "/web/tokens", "/web/users"] {
+        let r = audrey.get(path).await;
+        assert_eq!(r.status, 403, "{path}: {}", r.body);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -662,7 +682,501 @@ async fn the_console_is_refused_what_psql_is_refused() {
     let _ = &portal.stopped;
 }
 
-/// Page timings with 10,000 audit records in the store (printed; run with `--nocapture`).
+/// A statement record for the charts, the replay and the benchmark.
+fn statement(
+    session: &str,
+    at: i64,
+    user: &str,
+    text: &str,
+    deny: bool,
+    objects: &[&str],
+) -> AuditEvent {
+    AuditEvent::Statement(StatementEvent {
+        session_id: session.into(),
+        at,
+        user: user.into(),
+        resource: "app".into(),
+        client_addr: "127.0.0.1:5000".into(),
+        text: text.into(),
+        kind: "SELECT".into(),
+        objects: objects
+            .iter()
+            .map(|o| AuditObject {
+                name: (*o).into(),
+                operation: "select".into(),
+            })
+            .collect(),
+        param_count: 0,
+        rows: Some(1),
+        duration_us: 150,
+        decision: if deny { "deny" } else { "allow" }.into(),
+        outcome: "ok".into(),
+        sqlstate: None,
+        message: None,
+        policy: None,
+    })
+}
+
+/// `text` as the portal escapes it.
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+fn now_micros() -> i64 {
+    i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1000).expect("micros")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn explain_page_shows_what_policy_explain_decides() {
+    let mut portal = Portal::start("web_explain", |_| {}).await;
+    let mut audrey = portal.signed_in("audrey").await;
+    let page = audrey.get("/web/policy/explain").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let csrf = csrf_of(&page.body);
+    let ask = |sql: &'static str| {
+        vec![
+            ("user", "alice"),
+            ("resource", "app"),
+            ("sql", sql),
+            ("client_addr", "10.1.2.3"),
+        ]
+    };
+    let mut form = ask("SELECT * FROM public.secrets; SELECT id FROM public.orders");
+    form.push(("csrf", &csrf));
+    let r = audrey.post("/web/policy/explain", &form, &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // The first statement: its components, the rule that fired and the reason; the second is allowed.
+    assert!(r.body.contains("Statement 1"), "{}", r.body);
+    assert!(r.body.contains("<td>public.secrets</td>"), "{}", r.body);
+    assert!(r.body.contains("no-secrets (block)"), "{}", r.body);
+    assert!(r.body.contains("the secrets table is closed"), "{}", r.body);
+    assert!(r.body.contains("<td>public.orders</td>"), "{}", r.body);
+    assert!(r.body.contains("client 10.1.2.3"), "{}", r.body);
+    assert!(r.body.contains("version 1 (in force)"), "{}", r.body);
+
+    // The page and `policy explain` are one function: the library's report for the same request
+    // carries the reasons the page shows.
+    let policy = portcullis_policy::Policy::from_yaml(POLICY, "test").expect("policy");
+    let compiled = portcullis_policy::CompiledPolicy::compile(&policy);
+    let ctx = portcullis_policy::Context::new("alice", "app");
+    let report = portcullis_policy::explain::explain(
+        &compiled,
+        "test",
+        &portcullis_policy::explain::Request {
+            ctx: &ctx,
+            search_path: portcullis_policy::explain::DEFAULT_SEARCH_PATH,
+            now: time::OffsetDateTime::now_utc(),
+            rows: None,
+            sql: "SELECT * FROM public.secrets; SELECT id FROM public.orders",
+        },
+    );
+    assert_eq!(report.verdict, "deny");
+    for s in &report.statements {
+        let shown = html_escape(&s.reason);
+        assert!(
+            r.body.contains(&shown),
+            "the page shows {:?}: {}",
+            s.reason,
+            r.body
+        );
+    }
+
+    // Held for approval, and the user's roles come from the store when none are given.
+    let mut form = ask("DELETE FROM public.orders");
+    form.push(("csrf", &csrf));
+    let held = audrey.post("/web/policy/explain", &form, &[]).await;
+    assert!(held.body.contains("require-approval"), "{}", held.body);
+    assert!(held.body.contains("deletes-need-approval"), "{}", held.body);
+
+    // MFA for hr: missing, then met with the box ticked.
+    let mut form = vec![
+        ("user", "alice"),
+        ("resource", "app"),
+        ("sql", "SELECT name FROM hr.people"),
+        ("csrf", csrf.as_str()),
+    ];
+    let without = audrey.post("/web/policy/explain", &form, &[]).await;
+    assert!(
+        without.body.contains("requirement missing"),
+        "{}",
+        without.body
+    );
+    form.push(("mfa_verified", "on"));
+    let with = audrey.post("/web/policy/explain", &form, &[]).await;
+    assert!(with.body.contains("requirement met"), "{}", with.body);
+
+    // A form the library cannot read says why, keeping what was typed.
+    let mut form = ask("SELECT 1");
+    form.push(("location", "Germany"));
+    form.push(("csrf", &csrf));
+    let bad = audrey.post("/web/policy/explain", &form, &[]).await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert!(bad.body.contains("ISO 3166-1"), "{}", bad.body);
+    assert!(bad.body.contains("SELECT 1</textarea>"), "{}", bad.body);
+
+    // The statement travels in a POST: no token, no explanation.
+    let forged = audrey
+        .post("/web/policy/explain", &ask("SELECT 1"), &[])
+        .await;
+    assert_eq!(forged.status, 403);
+    assert!(!forged.body.contains("Statement 1"));
+    // bob has a token of his own but no auditor role.
+    let mut bob = portal.signed_in("bob").await;
+    let home = bob.get("/web").await;
+    let bob_csrf = csrf_of(&home.body);
+    let mut form = ask("SELECT 1");
+    form.push(("csrf", &bob_csrf));
+    let refused = bob.post("/web/policy/explain", &form, &[]).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn policy_versions_list_and_diff_against_the_one_before() {
+    let mut portal = Portal::start("web_versions", |_| {}).await;
+    let changed = POLICY.replace(
+        "    action: block\n    message: the secrets table is closed",
+        "    action: audit",
+    );
+    assert_ne!(changed, POLICY);
+    let v2 = portal
+        .store
+        .apply_policy("edited.yaml", &changed, "carol")
+        .expect("apply");
+    let mut audrey = portal.signed_in("audrey").await;
+    let list = audrey.get("/web/policy/versions").await;
+    assert_eq!(list.status, 200, "{}", list.body);
+    assert!(list.body.contains("2 version(s)"), "{}", list.body);
+    let newest = list
+        .body
+        .find(r#"id="version-2""#)
+        .expect("version 2 listed");
+    let oldest = list
+        .body
+        .find(r#"id="version-1""#)
+        .expect("version 1 listed");
+    assert!(newest < oldest, "newest first");
+    assert!(list.body.contains("in force"));
+
+    let diff = audrey.get(&format!("/web/policy/versions/{v2}")).await;
+    assert_eq!(diff.status, 200, "{}", diff.body);
+    assert!(
+        diff.body
+            .contains("against <a href=\"/web/policy/versions/1\">version 1</a>"),
+        "{}",
+        diff.body
+    );
+    assert!(
+        diff.body
+            .contains(r#"<span class="del">-     action: block</span>"#),
+        "{}",
+        diff.body
+    );
+    assert!(diff
+        .body
+        .contains(r#"<span class="del">-     message: the secrets table is closed</span>"#));
+    assert!(
+        diff.body
+            .contains(r#"<span class="add">+     action: audit</span>"#),
+        "{}",
+        diff.body
+    );
+    assert!(diff.body.contains(r#"<span class="same">  grants:</span>"#));
+    assert!(
+        diff.body
+            .contains("+1</span> <span class=\"diff-del\">−2</span>"),
+        "{}",
+        diff.body
+    );
+
+    let first = audrey.get("/web/policy/versions/1").await;
+    assert!(first.body.contains("the first version"), "{}", first.body);
+    assert_eq!(audrey.get("/web/policy/versions/99").await.status, 404);
+
+    // The JSON API lists the same versions for the same role.
+    let api = portal
+        .router
+        .clone()
+        .oneshot(
+            Request::get("/api/v1/policy/versions")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("answer");
+    assert_eq!(api.status(), 401, "the API needs its own login");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn admin_pages_manage_roles_and_tokens_through_the_api() {
+    let mut portal = Portal::start("web_admin", |_| {}).await;
+    portal.store.add_role("portcullis-admin").expect("role");
+    portal
+        .store
+        .grant_role("carol", "portcullis-admin")
+        .expect("grant");
+    let mut carol = portal.signed_in("carol").await;
+
+    let roles = carol.get("/web/roles").await;
+    assert_eq!(roles.status, 200, "{}", roles.body);
+    assert!(roles.body.contains("portcullis-auditor"), "{}", roles.body);
+    assert!(roles.body.contains("audrey"));
+    let csrf = csrf_of(&roles.body);
+
+    // Forged: nothing made.
+    let forged = carol.post("/web/roles", &[("name", "analysts")], &[]).await;
+    assert_eq!(forged.status, 403);
+    assert!(!portal
+        .store
+        .list_roles()
+        .expect("roles")
+        .iter()
+        .any(|r| r.name == "analysts"));
+
+    let made = carol
+        .post("/web/roles", &[("csrf", &csrf), ("name", "analysts")], &[])
+        .await;
+    assert_eq!(made.status, 303, "{}", made.body);
+    assert!(carol
+        .get("/web/roles")
+        .await
+        .body
+        .contains("role analysts added"));
+    let again = carol
+        .post("/web/roles", &[("csrf", &csrf), ("name", "analysts")], &[])
+        .await;
+    assert_eq!(again.status, 303);
+    let page = carol.get("/web/roles").await;
+    assert!(
+        page.body.contains("flash bad"),
+        "the API's refusal is shown: {}",
+        page.body
+    );
+
+    let added = carol
+        .post(
+            "/web/roles/analysts/members",
+            &[("csrf", &csrf), ("name", "alice")],
+            &[],
+        )
+        .await;
+    assert_eq!(added.status, 303);
+    let members = |store: &Store| {
+        store
+            .list_roles()
+            .expect("roles")
+            .into_iter()
+            .find(|r| r.name == "analysts")
+            .map(|r| r.members)
+            .unwrap_or_default()
+    };
+    assert_eq!(members(&portal.store), ["alice"]);
+    let removed = carol
+        .post(
+            "/web/roles/analysts/members/alice/remove",
+            &[("csrf", &csrf)],
+            &[],
+        )
+        .await;
+    assert_eq!(removed.status, 303);
+    assert!(members(&portal.store).is_empty());
+
+    // Resources: listed, never their password.
+    let resources = carol.get("/web/resources").await;
+    assert_eq!(resources.status, 200);
+    assert!(
+        resources.body.contains("<td>app</td>"),
+        "{}",
+        resources.body
+    );
+    assert!(!resources.body.contains(APP_PASSWORD));
+
+    // Tokens: the secret once, in the answer that made it.
+    let made = carol
+        .post(
+            "/web/tokens",
+            &[
+                ("csrf", &csrf),
+                ("name", "ci"),
+                ("role", "auditor"),
+                ("expires", "30d"),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(made.status, 200, "{}", made.body);
+    let marker = r#"<div class="card notice" id="token-secret"><p>Copy the token now: it is shown only this once.</p><pre>"#;
+    let start = made.body.find(marker).expect("the secret is shown") + marker.len();
+    let secret = made.body[start..]
+        .split('<')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(secret.len() >= 20, "{secret}");
+    let list = carol.get("/web/tokens").await;
+    assert!(list.body.contains("<td>ci</td>"), "{}", list.body);
+    assert!(
+        !list.body.contains(&secret),
+        "the list never shows a secret"
+    );
+    let bad = carol
+        .post(
+            "/web/tokens",
+            &[("csrf", &csrf), ("name", "x"), ("role", "root")],
+            &[],
+        )
+        .await;
+    assert!(bad.body.contains("flash bad"), "{}", bad.body);
+    assert!(!bad.body.contains("token-secret"));
+    let revoked = carol
+        .post("/web/tokens/ci/revoke", &[("csrf", &csrf)], &[])
+        .await;
+    assert_eq!(revoked.status, 303);
+    assert!(portal
+        .store
+        .list_api_tokens()
+        .expect("tokens")
+        .iter()
+        .any(|t| t.name.as_deref() == Some("ci") && t.revoked_at.is_some()));
+
+    // An auditor with a valid token is still no admin: nothing is made.
+    let mut audrey = portal.signed_in("audrey").await;
+    let audrey_csrf = csrf_of(&audrey.get("/web").await.body);
+    for (path, form) in [
+        ("/web/tokens", vec![("name", "sneaky"), ("role", "admin")]),
+        ("/web/roles", vec![("name", "sneaky")]),
+        (
+            "/web/roles/portcullis-admin/members",
+            vec![("name", "audrey")],
+        ),
+        ("/web/tokens/ci/revoke", vec![]),
+    ] {
+        let mut form = form;
+        form.push(("csrf", &audrey_csrf));
+        let r = audrey.post(path, &form, &[]).await;
+        assert_eq!(r.status, 403, "{path}: {}", r.body);
+    }
+    assert!(!portal
+        .store
+        .list_roles()
+        .expect("roles")
+        .iter()
+        .any(|r| r.name == "sneaky"));
+    assert!(!portal
+        .store
+        .list_api_tokens()
+        .expect("tokens")
+        .iter()
+        .any(|t| t.name.as_deref() == Some("sneaky")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn audit_charts_top_users_and_objects_and_replay_by_session_id() {
+    let mut portal = Portal::start("web_charts", |_| {}).await;
+    let t = now_micros() - 60_000_000;
+    let events = [
+        statement(
+            "sess-42",
+            t,
+            "bob",
+            "SELECT * FROM public.secrets",
+            true,
+            &["public.secrets"],
+        ),
+        statement(
+            "sess-42",
+            t + 1_000,
+            "bob",
+            "SELECT * FROM public.secrets",
+            true,
+            &["public.secrets"],
+        ),
+        statement(
+            "sess-42",
+            t + 2_000,
+            "bob",
+            "SELECT * FROM public.orders",
+            false,
+            &["public.orders"],
+        ),
+        statement(
+            "sess-7",
+            t + 3_000,
+            "alice",
+            "SELECT * FROM public.orders o JOIN public.orders p USING (id)",
+            false,
+            &["public.orders", "public.orders"],
+        ),
+        statement("sess-7", t + 4_000, "alice", "SELECT 1", false, &[]),
+        statement("sess-7", t + 5_000, "alice", "SELECT 2", false, &[]),
+        statement("sess-7", t + 6_000, "alice", "SELECT 3", false, &[]),
+    ];
+    for e in events {
+        let _ = portal.store.audit().record(e);
+    }
+    portal.store.audit().flush().expect("flush");
+    let mut audrey = portal.signed_in("audrey").await;
+    let page = audrey.get("/web/audit?kind=statements&since=1d").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let chart = |id: &str| {
+        let start = page
+            .body
+            .find(&format!(r#"id="top-{id}""#))
+            .unwrap_or_else(|| panic!("chart {id}: {}", page.body));
+        let end = page.body[start..].find("</svg>").expect("svg end") + start;
+        page.body[start..end].to_owned()
+    };
+    // alice ran more, bob was denied more; an object counts once per statement.
+    let users = chart("users-statements");
+    assert!(users.find(">alice<") < users.find(">bob<"), "{users}");
+    assert!(
+        users.contains("<title>alice: 4 statement(s), 0 denied</title>"),
+        "{users}"
+    );
+    let denials = chart("users-denials");
+    assert!(
+        denials.contains("<title>bob: 3 statement(s), 2 denied</title>"),
+        "{denials}"
+    );
+    assert!(
+        !denials.contains(">alice<"),
+        "no denials, no bar: {denials}"
+    );
+    let objects = chart("objects-statements");
+    assert!(
+        objects.contains("<title>public.orders: 2 statement(s), 0 denied</title>"),
+        "{objects}"
+    );
+    assert!(chart("objects-denials")
+        .contains("<title>public.secrets: 2 statement(s), 2 denied</title>"));
+    // The time window narrows the charts: nothing in the last second.
+    let narrow = audrey.get("/web/audit?kind=statements&since=1s").await;
+    assert!(
+        !narrow.body.contains("top-users-statements"),
+        "{}",
+        narrow.body
+    );
+
+    // A session by its id alone.
+    let lookup = audrey.get("/web/sessions?id=sess-42").await;
+    assert_eq!(lookup.status, 303);
+    assert_eq!(header(&lookup, "location"), ["/web/sessions/sess-42"]);
+    let replay = audrey.get("/web/sessions/sess-42").await;
+    assert_eq!(replay.status, 200, "{}", replay.body);
+    assert!(replay.body.contains("3 step(s)"), "{}", replay.body);
+    assert!(replay.body.contains("bob ·"), "{}", replay.body);
+    let step = audrey.get("/web/sessions/sess-42?step=2").await;
+    assert!(step.body.contains("public.orders</pre>"), "{}", step.body);
+    assert_eq!(audrey.get("/web/sessions/nope").await.status, 404);
+    assert_eq!(audrey.get("/web/sessions?id=").await.status, 400);
+    // The audit page offers the lookup.
+    assert!(page.body.contains(r#"action="/web/sessions""#));
+}
+
+/// Page timings with 10,000 statement records (and a connection record per session) in the store (printed; run with `--nocapture`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn page_p95_with_10k_records() {
     let mut portal = Portal::start("web_p95", |_| {}).await;
@@ -677,7 +1191,10 @@ async fn page_p95_with_10k_records() {
             client_addr: "127.0.0.1:5000".into(),
             text: format!("SELECT * FROM public.orders WHERE id = {i}"),
             kind: "SELECT".into(),
-            objects: Vec::new(),
+            objects: vec![AuditObject {
+                name: format!("public.t{}", i % 40),
+                operation: "select".into(),
+            }],
             param_count: 0,
             rows: Some(1),
             duration_us: 150,
@@ -689,6 +1206,25 @@ async fn page_p95_with_10k_records() {
         });
         let _ = portal.store.audit().record(event);
     }
+    // Each session opened with a connection record, as the gateway writes one.
+    for n in 0..200i64 {
+        let _ = portal.store.audit().record(AuditEvent::Connection(
+            portcullis_store::ConnectionEvent {
+                session_id: format!("s{n}"),
+                phase: portcullis_store::ConnectionPhase::Open,
+                at: start - (10_000 - n * 50) * 1_000_000 - 1,
+                user: "alice".into(),
+                client_addr: "127.0.0.1:5000".into(),
+                resource: "app".into(),
+                auth_result: "ok".into(),
+                tls: false,
+                application_name: Some("psql".into()),
+                bytes_in: 0,
+                bytes_out: 0,
+                detail: None,
+            },
+        ));
+    }
     portal.store.audit().flush().expect("flush");
     let mut b = portal.signed_in("audrey").await;
     let around = start - 5_000 * 1_000_000;
@@ -698,6 +1234,10 @@ async fn page_p95_with_10k_records() {
         "/web/audit?user=bob&decision=deny&since=1d".to_owned(),
         "/web/audit/5000".to_owned(),
         format!("/web/sessions/s100?user=alice&around={around}"),
+        "/web/sessions/s100".to_owned(),
+        "/web/policy/explain".to_owned(),
+        "/web/policy/versions".to_owned(),
+        "/web/policy/versions/1".to_owned(),
         "/web/inbox".to_owned(),
         "/web/requests".to_owned(),
         "/web/console".to_owned(),
@@ -719,6 +1259,30 @@ async fn page_p95_with_10k_records() {
             p95.as_secs_f64() * 1000.0
         );
     }
+    // Explaining a statement: the policy in force loaded, compiled and asked, per request.
+    let csrf = csrf_of(&b.get("/web/policy/explain").await.body);
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("user", "alice"),
+        ("resource", "app"),
+        (
+            "sql",
+            "SELECT * FROM public.secrets; DELETE FROM public.orders",
+        ),
+    ];
+    let mut times = Vec::new();
+    for _ in 0..40 {
+        let t = Instant::now();
+        let r = b.post("/web/policy/explain", &form, &[]).await;
+        times.push(t.elapsed());
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    times.sort();
+    println!(
+        "page POST /web/policy/explain: p50 {:.1} ms, p95 {:.1} ms",
+        times[times.len() / 2].as_secs_f64() * 1000.0,
+        times[times.len() * 95 / 100].as_secs_f64() * 1000.0
+    );
 }
 
 /// The scenario of tests/browser/portal.mjs in the system's headless Chromium, against this process's
@@ -727,6 +1291,15 @@ async fn page_p95_with_10k_records() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn browser_scenario() {
     let portal = Portal::start("web_browser", |_| {}).await;
+    // A second version for the policy diff page: one more rule, on a table the scenario never reads.
+    let edited = POLICY.replace(
+        "rules:\n",
+        "rules:\n  - id: audit-orders\n    when: {objects: [public.orders]}\n    action: audit\n",
+    );
+    portal
+        .store
+        .apply_policy("edited.yaml", &edited, "carol")
+        .expect("apply");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("listen");

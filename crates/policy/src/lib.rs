@@ -84,6 +84,7 @@ mod components;
 mod context;
 mod decision;
 mod error;
+pub mod explain;
 mod index;
 mod model;
 pub mod pattern;

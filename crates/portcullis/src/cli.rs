@@ -35,6 +35,9 @@ pub enum Command {
         /// Address of the PostgreSQL listener.
         #[arg(long, default_value = "127.0.0.1:6432")]
         listen: SocketAddr,
+        /// Address of the HTTP API and web portal.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        api_listen: SocketAddr,
     },
     /// Manage resources (upstream databases) and their credentials.
     #[command(subcommand)]

@@ -1,8 +1,9 @@
 //! `portcullis demo` works for a newcomer: a throwaway PostgreSQL with sample data behind the gateway,
-//! the example policy enforced.
+//! the example policy enforced, and the web portal with the login the demo prints.
 
 mod common;
 
+use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -12,9 +13,11 @@ use portcullis_testkit::free_port;
 async fn the_demo_serves_sample_data_under_the_example_policy() {
     let dir = tempfile::tempdir().expect("temp dir");
     let port = free_port();
+    let api_port = free_port();
     let mut child = Command::new(common::binary())
         .args(["--data-dir", &dir.path().to_string_lossy()])
         .args(["demo", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--api-listen", &format!("127.0.0.1:{api_port}")])
         .env("PORTCULLIS_LOG", "warn")
         .stdout(Stdio::null())
         .stdin(Stdio::null())
@@ -73,6 +76,24 @@ async fn the_demo_serves_sample_data_under_the_example_policy() {
         .expect_err("analysts have no grant on orders");
     assert_eq!(err.code().map(|c| c.code()), Some("42501"));
 
+    // The portal is up, and the administrator the demo prints signs in with the password alone.
+    let login = http(
+        api_port,
+        "GET /web/login HTTP/1.1\r\nHost: demo\r\nConnection: close\r\n\r\n",
+    );
+    assert!(login.starts_with("HTTP/1.1 200"), "{login}");
+    assert!(login.contains("Sign in"), "{login}");
+    let body = r#"{"user": "admin", "password": "admin-demo"}"#;
+    let token = http(
+        api_port,
+        &format!(
+            "POST /api/v1/login HTTP/1.1\r\nHost: demo\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    assert!(token.starts_with("HTTP/1.1 200"), "{token}");
+
     // SIGTERM lets the demo stop its PostgreSQL.
     let _ = Command::new("kill").arg(child.id().to_string()).status();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -83,4 +104,17 @@ async fn the_demo_serves_sample_data_under_the_example_policy() {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// One plain HTTP/1.1 exchange with the demo's API listener; the whole answer.
+fn http(port: u16, request: &str) -> String {
+    let mut stream =
+        std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to the portal");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read");
+    answer
 }

@@ -43,15 +43,45 @@ impl Store {
                 "SELECT version, source, text, applied_at, applied_by FROM policies \
                  ORDER BY version DESC LIMIT 1",
                 [],
-                |r| {
-                    Ok(StoredPolicy {
-                        version: r.get(0)?,
-                        source: r.get(1)?,
-                        text: r.get(2)?,
-                        applied_at: r.get(3)?,
-                        applied_by: r.get(4)?,
-                    })
-                },
+                stored,
+            )
+            .optional()?)
+    }
+
+    /// Every applied version, newest first, at most `limit`: the history an admin reviews and diffs.
+    pub fn policy_versions(&self, limit: usize) -> Result<Vec<StoredPolicy>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT version, source, text, applied_at, applied_by FROM policies \
+             ORDER BY version DESC LIMIT ?1",
+        )?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt.query_map([limit], stored)?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    /// Version `version`, if it was ever applied.
+    pub fn policy_version(&self, version: i64) -> Result<Option<StoredPolicy>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT version, source, text, applied_at, applied_by FROM policies \
+                 WHERE version = ?1",
+                [version],
+                stored,
+            )
+            .optional()?)
+    }
+
+    /// The version applied just before `version` (what a diff of `version` compares against).
+    pub fn policy_before(&self, version: i64) -> Result<Option<StoredPolicy>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT version, source, text, applied_at, applied_by FROM policies \
+                 WHERE version < ?1 ORDER BY version DESC LIMIT 1",
+                [version],
+                stored,
             )
             .optional()?)
     }
@@ -62,6 +92,17 @@ impl Store {
             .conn()
             .query_row("SELECT MAX(version) FROM policies", [], |r| r.get(0))?)
     }
+}
+
+/// A `policies` row as selected above.
+fn stored(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredPolicy> {
+    Ok(StoredPolicy {
+        version: r.get(0)?,
+        source: r.get(1)?,
+        text: r.get(2)?,
+        applied_at: r.get(3)?,
+        applied_by: r.get(4)?,
+    })
 }
 
 #[cfg(test)]
@@ -85,5 +126,18 @@ mod tests {
         let active = store.active_policy().unwrap().unwrap();
         assert_eq!((active.version, active.text.as_str()), (v2, "rules: []"));
         assert_eq!(store.active_policy_version().unwrap(), Some(v2));
+        let versions: Vec<i64> = store
+            .policy_versions(10)
+            .unwrap()
+            .iter()
+            .map(|p| p.version)
+            .collect();
+        assert_eq!(versions, [v2, v1]);
+        assert_eq!(store.policy_versions(1).unwrap().len(), 1);
+        let before = store.policy_before(v2).unwrap().unwrap();
+        assert_eq!((before.version, before.text.as_str()), (v1, "grants: []"));
+        assert_eq!(store.policy_before(v1).unwrap(), None);
+        assert_eq!(store.policy_version(v1).unwrap().unwrap().source, "a.yaml");
+        assert_eq!(store.policy_version(v2 + 1).unwrap(), None);
     }
 }

@@ -57,6 +57,8 @@ pub fn api_router(doc: utoipa::openapi::OpenApi) -> OpenApiRouter<ApiState> {
         .routes(routes!(tokens::revoke))
         .routes(routes!(policy::show, policy::apply))
         .routes(routes!(policy::check))
+        .routes(routes!(policy::versions))
+        .routes(routes!(policy::version))
         .routes(routes!(policy::grants))
         .routes(routes!(requests::list, requests::create))
         .routes(routes!(requests::get))

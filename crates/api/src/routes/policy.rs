@@ -1,5 +1,5 @@
-//! The policy in force (read: auditor; apply and check: admin) and the grants it and approved access
-//! requests give — the same loader and store calls as `portcullis policy …`.
+//! The policy in force and its earlier versions (read: auditor; apply and check: admin) and the grants
+//! it and approved access requests give — the same loader and store calls as `portcullis policy …`.
 
 use axum::extract::State;
 use axum::Json;
@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use crate::auth::{Admin, Reader};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::Body;
+use crate::extract::{Body, Params};
 use crate::state::ApiState;
 
 /// An applied policy version.
@@ -26,6 +26,21 @@ pub struct PolicyView {
     /// Who applied it.
     pub applied_by: String,
 }
+
+impl From<portcullis_store::StoredPolicy> for PolicyView {
+    fn from(p: portcullis_store::StoredPolicy) -> PolicyView {
+        PolicyView {
+            version: p.version,
+            source: p.source,
+            text: p.text,
+            applied_at: p.applied_at,
+            applied_by: p.applied_by,
+        }
+    }
+}
+
+/// How many versions `GET /api/v1/policy/versions` lists at most.
+pub const VERSIONS_LISTED: usize = 500;
 
 /// A policy document to apply or check.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -109,13 +124,41 @@ pub async fn show(State(state): State<ApiState>, _: Reader) -> ApiResult<Json<Po
             let p = store.active_policy()?.ok_or_else(|| {
                 ApiError::not_found("no policy has been applied; apply one with PUT /api/v1/policy")
             })?;
-            Ok(Json(PolicyView {
-                version: p.version,
-                source: p.source,
-                text: p.text,
-                applied_at: p.applied_at,
-                applied_by: p.applied_by,
-            }))
+            Ok(Json(PolicyView::from(p)))
+        })
+        .await
+}
+
+/// Every applied version of the policy, newest first (the first is in force), at most 500.
+#[utoipa::path(get, path = "/api/v1/policy/versions", tag = "policy", security(("bearer" = [])),
+    responses((status = 200, body = Vec<PolicyView>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn versions(
+    State(state): State<ApiState>,
+    _: Reader,
+) -> ApiResult<Json<Vec<PolicyView>>> {
+    state
+        .blocking(|store, _| {
+            let all = store.policy_versions(VERSIONS_LISTED)?;
+            Ok(Json(all.into_iter().map(PolicyView::from).collect()))
+        })
+        .await
+}
+
+/// One applied version of the policy.
+#[utoipa::path(get, path = "/api/v1/policy/versions/{version}", tag = "policy", security(("bearer" = [])),
+    params(("version" = i64, Path, description = "policy version")),
+    responses((status = 200, body = PolicyView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn version(
+    State(state): State<ApiState>,
+    _: Reader,
+    Params(version): Params<i64>,
+) -> ApiResult<Json<PolicyView>> {
+    state
+        .blocking(move |store, _| {
+            let p = store
+                .policy_version(version)?
+                .ok_or_else(|| ApiError::not_found(format!("no policy version {version}")))?;
+            Ok(Json(PolicyView::from(p)))
         })
         .await
 }

@@ -1,5 +1,5 @@
-//! Auditor and admin views: the audit log and policy monitor with filters and a chart, one record's
-//! detail, a session replay, the policy in force and the users. Reads go through the API's handlers
+//! Auditor and admin views: the audit log and policy monitor with filters and charts, one record's
+//! detail, a session replay (from a record or by session id), the policy in force and the users. Reads go through the API's handlers
 //! (`GET /api/v1/audit`, `/api/v1/audit/{id}`, `/api/v1/policy`) as the viewer.
 
 use std::collections::BTreeMap;
@@ -43,7 +43,7 @@ fn some(s: &str) -> Option<String> {
 }
 
 /// The viewer as the API's `Reader`, once their role allows.
-fn reader(viewer: &Viewer) -> WebResult<Reader> {
+pub(super) fn reader(viewer: &Viewer) -> WebResult<Reader> {
     viewer.require_reader()?;
     Ok(Reader(Principal {
         user: Some(viewer.user.clone()),
@@ -257,14 +257,16 @@ pub async fn log(
 <label>Text <input name="text" value="{}"></label>
 <label>Object <input name="object" value="{}"></label>
 <button type="submit">Filter</button></form>
-{}"#,
+<form method="get" action="/web/sessions" class="actions" id="session-form"><input name="id" placeholder="session id" aria-label="session id" required><button type="submit" class="secondary">Replay session</button></form>
+{}{}"#,
         esc(&f.user),
         esc(&f.resource),
         esc(&f.since),
         esc(&f.until),
         esc(&f.text),
         esc(&f.object),
-        chart(&for_chart)
+        chart(&for_chart),
+        super::charts::top(&for_chart)
     );
     body.push_str(&format!(
         r#"<p class="muted">{} record(s), newest first (at most {limit}).</p><div class="scroll"><table id="audit"><thead><tr><th>#</th><th>When</th><th>Kind</th><th>User</th><th>Resource</th><th>Decision</th><th>What</th><th>Session</th></tr></thead><tbody>"#,
@@ -429,13 +431,45 @@ pub async fn record(
     Ok(layout(Some(&viewer), &format!("Audit record {id}"), &body))
 }
 
-/// Which session to replay: its user and a time inside it (from the audit page's link).
+/// Which session to replay: its id (the path), and from the audit page's link its user and a time
+/// inside it; without them the newest records are searched for the session first.
 #[derive(Deserialize)]
 pub struct ReplayQuery {
-    user: String,
-    around: i64,
+    #[serde(default)]
+    user: Option<String>,
+    #[serde(default)]
+    around: Option<i64>,
     #[serde(default)]
     step: Option<usize>,
+}
+
+/// How many of the newest records a replay by session id alone searches for the session.
+const SESSION_SEARCH: usize = 10_000;
+
+/// The session id form's field.
+#[derive(Deserialize)]
+pub struct SessionLookup {
+    #[serde(default)]
+    id: String,
+}
+
+/// `GET /web/sessions?id=…`: the replay of the session with this id.
+pub async fn replay_lookup(
+    viewer: Viewer,
+    Query(q): Query<SessionLookup>,
+) -> WebResult<axum::response::Redirect> {
+    viewer.require_reader()?;
+    let id = q.id.trim();
+    if id.is_empty() {
+        return Err(WebError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "give a session id",
+        ));
+    }
+    Ok(axum::response::Redirect::to(&format!(
+        "/web/sessions/{}",
+        url(id)
+    )))
 }
 
 /// `GET /web/sessions/{id}`: one session's records in order, with timing, decisions, rows and
@@ -456,10 +490,41 @@ pub async fn replay(
             })
             .unwrap_or_default()
     };
+    let (user, around) = match (&q.user, q.around) {
+        (Some(user), Some(around)) => (user.clone(), around),
+        // The id alone: find one of its records among the newest, then read the session as above.
+        // Connection records first: every session the gateway admits or refuses has them, and they
+        // are few beside its statements; then any record, for a session whose connection record is
+        // older than the newest ones.
+        _ => {
+            let mut found = None;
+            for kind in ["connections", ""] {
+                let newest =
+                    query(&state, &viewer, &Filters::default(), kind, SESSION_SEARCH).await?;
+                found = newest
+                    .into_iter()
+                    .find(|r| r.event.session_id() == sid)
+                    .map(|r| (r.event.user().to_owned(), r.event.at()));
+                if found.is_some() {
+                    break;
+                }
+            }
+            let Some(anchor) = found else {
+                return Err(WebError::new(
+                    axum::http::StatusCode::NOT_FOUND,
+                    format!(
+                        "no records of session {sid} among the newest {SESSION_SEARCH}; open an \
+                         older session from its record in the audit log"
+                    ),
+                ));
+            };
+            anchor
+        }
+    };
     let f = Filters {
-        user: q.user.clone(),
-        since: as_rfc3339(q.around.saturating_sub(DAY_MICROS)),
-        until: as_rfc3339(q.around.saturating_add(DAY_MICROS)),
+        user: user.clone(),
+        since: as_rfc3339(around.saturating_sub(DAY_MICROS)),
+        until: as_rfc3339(around.saturating_add(DAY_MICROS)),
         ..Filters::default()
     };
     let mut steps: Vec<AuditRecord> = query(&state, &viewer, &f, "", 10_000)
@@ -471,7 +536,7 @@ pub async fn replay(
     let Some(first) = steps.first().map(|r| r.event.at()) else {
         return Err(WebError::new(
             axum::http::StatusCode::NOT_FOUND,
-            format!("no records of session {sid} for {} near that time", q.user),
+            format!("no records of session {sid} for {user} near that time"),
         ));
     };
     let console = steps.iter().any(|r| {
@@ -483,13 +548,13 @@ pub async fn replay(
         format!(
             r#"<a class="button" href="/web/sessions/{}?user={}&amp;around={}&amp;step={n}#step-{n}">{label}</a>"#,
             url(&sid),
-            url(&q.user),
-            q.around
+            url(&user),
+            around
         )
     };
     let mut body = format!(
         r#"<p>{} · {} step(s) · started {}{}</p><div class="pager">{}<span>step {} of {}</span>{}</div>"#,
-        esc(&q.user),
+        esc(&user),
         steps.len(),
         micros(first),
         if console {
@@ -578,7 +643,7 @@ pub async fn policy(State(state): State<WebState>, viewer: Viewer) -> WebResult<
                 ));
             }
             format!(
-                r#"<p>Version {} from {} · applied {} by {}</p><h2>Grants in force</h2><div class="scroll"><table><tr><th>To</th><th>Resource</th><th>Objects</th><th>Privileges</th><th>Source</th></tr>{rows}</table></div><h2>Document</h2><pre>{}</pre>"#,
+                r#"<p>Version {} from {} · applied {} by {}</p><p class="actions"><a class="button" href="/web/policy/explain">Explain a statement</a><a class="button" href="/web/policy/versions">Versions and diffs</a></p><h2>Grants in force</h2><div class="scroll"><table><tr><th>To</th><th>Resource</th><th>Objects</th><th>Privileges</th><th>Source</th></tr>{rows}</table></div><h2>Document</h2><pre>{}</pre>"#,
                 p.version,
                 esc(&p.source),
                 millis(p.applied_at),

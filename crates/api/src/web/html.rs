@@ -79,7 +79,7 @@ pub fn layout(viewer: Option<&Viewer>, title: &str, body: &str) -> Html<String> 
             nav.push_str(r#"<a href="/web/audit">Audit</a><a href="/web/policy">Policy</a>"#);
         }
         if v.admin {
-            nav.push_str(r#"<a href="/web/users">Users</a>"#);
+            nav.push_str(r#"<a href="/web/users">Users</a><a href="/web/roles">Roles</a><a href="/web/resources">Resources</a><a href="/web/tokens">Tokens</a>"#);
         }
         let _ = write!(
             nav,

@@ -138,7 +138,10 @@ pub async fn home(State(state): State<WebState>, viewer: Viewer) -> WebResult<Ht
 <a class="card" href="/web/mfa"><h3>MFA</h3><p>Verify a held statement or connection; enrol your authenticator</p></a>"#
     );
     if viewer.admin || viewer.auditor {
-        body.push_str(r#"<a class="card" href="/web/audit"><h3>Audit</h3><p>Audit log, policy monitor, session replay</p></a>"#);
+        body.push_str(r#"<a class="card" href="/web/audit"><h3>Audit</h3><p>Audit log, policy monitor, session replay, top users and objects</p></a><a class="card" href="/web/policy"><h3>Policy</h3><p>The policy in force, its versions with diffs, explain a statement</p></a>"#);
+    }
+    if viewer.admin {
+        body.push_str(r#"<a class="card" href="/web/users"><h3>Administration</h3><p>Users and MFA, roles, resources, API tokens</p></a>"#);
     }
     body.push_str("</div>");
     Ok(layout(

@@ -8,14 +8,19 @@
 //! Content-Security-Policy without inline script or style, and an idle timeout.
 
 mod access;
+mod admin;
 mod assets;
 mod audit;
+mod charts;
 mod console;
+mod diff;
+mod explain;
 mod html;
 mod inbox;
 mod login;
 mod mfa;
 mod session;
+mod versions;
 
 use std::sync::Arc;
 
@@ -68,9 +73,28 @@ pub fn router(api: ApiState, tls: bool) -> Router {
         .route("/web/console/job", get(console::job))
         .route("/web/audit", get(audit::log))
         .route("/web/audit/{id}", get(audit::record))
+        .route("/web/sessions", get(audit::replay_lookup))
         .route("/web/sessions/{id}", get(audit::replay))
         .route("/web/policy", get(audit::policy))
+        .route("/web/policy/explain", get(explain::page).post(explain::run))
+        .route("/web/policy/versions", get(versions::list))
+        .route("/web/policy/versions/{version}", get(versions::diff))
         .route("/web/users", get(audit::users))
+        .route(
+            "/web/roles",
+            get(admin::roles_page).post(admin::role_create),
+        )
+        .route("/web/roles/{role}/members", post(admin::member_add))
+        .route(
+            "/web/roles/{role}/members/{user}/remove",
+            post(admin::member_remove),
+        )
+        .route("/web/resources", get(admin::resources_page))
+        .route(
+            "/web/tokens",
+            get(admin::tokens_page).post(admin::token_create),
+        )
+        .route("/web/tokens/{name}/revoke", post(admin::token_revoke))
         .route("/web/admin/mfa", post(mfa::enroll_user))
         .layer(middleware::from_fn_with_state(state.clone(), session::csrf))
         .layer(middleware::from_fn(security_headers));

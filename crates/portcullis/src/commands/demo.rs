@@ -1,9 +1,11 @@
-//! `portcullis demo`: everything a newcomer needs to see the gateway work, with no database at hand.
+//! `portcullis demo`: everything a newcomer needs to see the gateway work, with no database at hand:
+//! the gateway, and the HTTP API with the web portal beside it.
 
 use std::net::SocketAddr;
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use portcullis_api::ApiConfig;
 use portcullis_store::{ResourceSpec, Secret, StoreError, TlsMode};
 use portcullis_testkit::PgServer;
 
@@ -16,6 +18,9 @@ const DEMO_PASSWORD: &str = "alice-demo";
 const ANALYST_USER: &str = "bob";
 const ANALYST_PASSWORD: &str = "bob-demo";
 const ANALYST_ROLE: &str = "analysts";
+/// The portal's administrator: a member of the API's first admin role.
+const ADMIN_USER: &str = "admin";
+const ADMIN_PASSWORD: &str = "admin-demo";
 /// The example policy: alice may do anything on the demo, analysts may read hr.*.
 const DEMO_POLICY: &str = include_str!("../../../../examples/policy.yaml");
 
@@ -44,8 +49,14 @@ fn existing_is_fine(result: Result<(), StoreError>) -> Result<()> {
     }
 }
 
-/// Starts a throwaway PostgreSQL, loads sample data, registers it and serves until interrupted.
-pub fn run(settings: &Settings, data_dir: Option<&Path>, listen: SocketAddr) -> Result<()> {
+/// Starts a throwaway PostgreSQL, loads sample data, registers it and serves the gateway on `listen`
+/// and the API and portal on `api_listen` until interrupted.
+pub fn run(
+    settings: &Settings,
+    data_dir: Option<&Path>,
+    listen: SocketAddr,
+    api_listen: SocketAddr,
+) -> Result<()> {
     let scratch = tempfile::Builder::new()
         .prefix("portcullis-demo-")
         .tempdir()
@@ -82,9 +93,35 @@ pub fn run(settings: &Settings, data_dir: Option<&Path>, listen: SocketAddr) -> 
     existing_is_fine(store.add_role(ANALYST_ROLE))?;
     existing_is_fine(store.grant_role(ANALYST_USER, ANALYST_ROLE))?;
     store.apply_policy("examples/policy.yaml", DEMO_POLICY, "demo")?;
-    let config = settings.gateway_config(Some(listen), &data_dir)?;
+    // The settings' `api:` section when there is one, the defaults otherwise; the address is the flag's.
+    let mut api_config = settings
+        .api_config()?
+        .map_or_else(ApiConfig::default, |(_, config)| config);
+    // A newcomer has no authenticator app set up for the demo's users: the portal takes passwords
+    // alone here. Users enrolled in MFA still give their code; `portcullis serve` keeps requiring it.
+    api_config.require_mfa = false;
+    let admin_role = api_config
+        .admin_roles
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "portcullis-admin".to_owned());
+    existing_is_fine(store.add_user(ADMIN_USER, ADMIN_PASSWORD))?;
+    existing_is_fine(store.add_role(&admin_role))?;
+    existing_is_fine(store.grant_role(ADMIN_USER, &admin_role))?;
+    let portal = format!("http://{api_listen}/web");
+    let mut config = settings.gateway_config(Some(listen), &data_dir)?;
+    // MFA notices name the portal's page, where a held statement is verified.
+    if config.mfa_verify_url.is_none() {
+        config.mfa_verify_url = Some(format!("{portal}/mfa"));
+    }
+    let api = serve::Api {
+        listen: api_listen,
+        config: api_config,
+        tls: None,
+        clock: settings.clock(),
+    };
     let shown_dir = data_dir.display().to_string();
-    serve::runtime()?.block_on(serve::serve(config, store, None, move |addr| {
+    serve::runtime()?.block_on(serve::serve(config, store, Some(api), move |addr| {
         println!();
         println!("Portcullis demo is running: a throwaway PostgreSQL with sample data behind the gateway.");
         println!();
@@ -97,8 +134,11 @@ pub fn run(settings: &Settings, data_dir: Option<&Path>, listen: SocketAddr) -> 
         println!("  audit log: portcullis --data-dir {shown_dir} audit");
         println!("  decisions: portcullis --data-dir {shown_dir} monitor");
         println!("  policy:    portcullis --data-dir {shown_dir} policy show   (edit, then policy apply -f FILE)");
+        println!("  portal:    {portal}   sign in as {ADMIN_USER} / {ADMIN_PASSWORD} (administrator), or as {DEMO_USER} / {DEMO_PASSWORD}");
+        println!("             Policy → Explain a statement: user {ANALYST_USER}, resource {DEMO_RESOURCE}, DELETE FROM hr.employees");
+        println!("             Audit: the statements above, top users and objects, session replay");
         println!();
-        println!("Ctrl-C stops the gateway and the throwaway PostgreSQL.");
+        println!("Ctrl-C stops the gateway, the portal and the throwaway PostgreSQL.");
     }))?;
     drop(pg);
     Ok(())

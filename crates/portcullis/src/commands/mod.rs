@@ -2,7 +2,6 @@
 
 mod admin;
 pub mod audit;
-mod decide;
 mod demo;
 pub mod device;
 mod explain;
@@ -11,7 +10,6 @@ pub mod monitor;
 pub mod notifications;
 pub mod policy;
 mod policy_cases;
-mod policy_context;
 mod policy_test;
 mod recorded_catalog;
 pub mod requests;
@@ -44,7 +42,9 @@ pub fn run(cli: Cli) -> Result<()> {
     let data_dir = settings.data_dir(cli.data_dir.as_deref());
     match cli.command {
         Command::Serve { listen } => serve::run(&settings, &data_dir, listen),
-        Command::Demo { listen } => demo::run(&settings, cli.data_dir.as_deref(), listen),
+        Command::Demo { listen, api_listen } => {
+            demo::run(&settings, cli.data_dir.as_deref(), listen, api_listen)
+        }
         Command::Resource(command) => admin::resource(&settings.open_store(&data_dir)?, command),
         Command::User(command) => admin::user(&settings.open_store(&data_dir)?, command),
         Command::Role(command) => admin::role(&settings.open_store(&data_dir)?, command),

@@ -8,11 +8,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
 use clap::{Args, Subcommand};
+use portcullis_policy::explain::{
+    self as decide, parse_device_trust, parse_location, parse_time, ContextInput,
+};
 use portcullis_policy::{CompiledPolicy, Context, Policy, Verdict};
 use time::OffsetDateTime;
 
-use super::policy_context::{parse_device_trust, parse_location, parse_time, ContextInput};
-use super::{decide, explain, policy_cases, policy_test, what_if, ExitStatus};
+use super::{explain, policy_cases, policy_test, what_if, ExitStatus};
 use crate::settings::Settings;
 
 /// `policy` subcommands.
@@ -265,7 +267,7 @@ fn explain(args: &ExplainArgs) -> Result<Verdict> {
         sql: &args.sql,
     };
     let compiled = CompiledPolicy::compile(&policy);
-    let report = explain::explain(&compiled, &args.file.display().to_string(), &request);
+    let report = decide::explain(&compiled, &args.file.display().to_string(), &request);
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {

@@ -10,7 +10,7 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 use time::OffsetDateTime;
 
-use super::policy_context::{parse_device_trust, parse_location, parse_time};
+use portcullis_policy::explain::{parse_device_trust, parse_location, parse_time};
 
 /// A whole case file: optional defaults for every case, then the cases.
 #[derive(Debug, Deserialize)]

@@ -1,19 +1,18 @@
-//! `policy test`: runs a case file through the pipeline `policy explain` uses ([`super::decide`]) and
+//! `policy test`: runs a case file through the pipeline `policy explain` uses
+//! ([`portcullis_policy::explain::decide`]) and
 //! reports every expectation the policy does not meet, so a policy change that breaks one fails CI.
 
+use portcullis_policy::explain::{
+    self as decide, verdict_name, AssumedCatalog, ContextInput, Decision, DEFAULT_SEARCH_PATH,
+};
 use portcullis_policy::{CompiledPolicy, Observed};
 use portcullis_sql::QualifiedName;
 use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::audit::one_line;
-use super::decide::{self, verdict_name, AssumedCatalog, Decision};
 use super::policy_cases::Case;
-use super::policy_context::ContextInput;
 use crate::table;
-
-/// The search_path a case runs with unless it names one (PostgreSQL's default).
-const DEFAULT_SEARCH_PATH: &str = "\"$user\", public";
 
 /// What became of one case.
 #[derive(Debug, Serialize)]

@@ -1,10 +1,14 @@
 //! `policy what-if`: replays the statements the audit log recorded in a window through a proposed
-//! policy, with the pipeline `policy explain` uses ([`super::decide`]), and reports every decision that
-//! would change, grouped by what makes the difference. It reads the store and changes nothing.
+//! policy, with the pipeline `policy explain` uses ([`portcullis_policy::explain::decide`]), and
+//! reports every decision that would change, grouped by what makes the difference. It reads the store
+//! and changes nothing.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 
+use portcullis_policy::explain::{
+    self as decide, parse_device_trust, parse_location, verdict_name, ContextInput, Decision,
+};
 use portcullis_policy::{
     privilege_name, Action, CedarEffect, CompiledPolicy, Observed, Policy, Verdict,
 };
@@ -14,8 +18,6 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::audit::{format_micros, one_line};
-use super::decide::{self, verdict_name, Decision};
-use super::policy_context::{parse_device_trust, parse_location, ContextInput};
 use super::recorded_catalog::RecordedCatalog;
 
 /// What to replay.

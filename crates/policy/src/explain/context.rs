@@ -1,12 +1,15 @@
-//! The context a statement is decided in, as `policy explain` flags and `policy test` case files write
-//! it: one reading of locations, device trust and times for both, so a case means what the same flags
-//! mean.
+//! The context a statement is decided in, as `policy explain` flags, `policy test` case files and the
+//! portal's explain form write it: one reading of locations, device trust and times for all, so a case
+//! means what the same flags mean.
 
 use std::net::IpAddr;
 
-use portcullis_policy::{Context, DeviceTrust, Observed};
+use crate::{Context, DeviceTrust, Observed};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
+
+/// PostgreSQL's default search_path, as `SHOW search_path` prints it.
+pub const DEFAULT_SEARCH_PATH: &str = "\"$user\", public";
 
 /// The parts of a context that are written as text.
 #[derive(Debug, Clone)]

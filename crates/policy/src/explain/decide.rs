@@ -1,9 +1,9 @@
-//! The one pipeline `policy explain`, `policy test` and `policy what-if` run SQL through: the gateway's
-//! analyser, name resolution and engine calls, in the gateway's order. Keeping it in one place is what
-//! makes the three commands agree with each other and with the gateway; none of them decides anything
-//! on its own.
+//! The one pipeline `policy explain`, `policy test`, `policy what-if` and the portal's explain page run
+//! SQL through: the gateway's analyser, name resolution and engine calls, in the gateway's order.
+//! Keeping it in one place is what makes them agree with each other and with the gateway; none of them
+//! decides anything on its own.
 
-use portcullis_policy::{
+use crate::{
     components_with, CompiledPolicy, Component, Context, OutcomeDecision, StatementDecision,
     Verdict,
 };
