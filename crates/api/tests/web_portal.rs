@@ -1227,13 +1227,11 @@ async fn page_p95_with_10k_records() {
     }
     portal.store.audit().flush().expect("flush");
     let mut b = portal.signed_in("audrey").await;
-    let around = start - 5_000 * 1_000_000;
     let pages = [
         "/web".to_owned(),
         "/web/audit".to_owned(),
         "/web/audit?user=bob&decision=deny&since=1d".to_owned(),
         "/web/audit/5000".to_owned(),
-        format!("/web/sessions/s100?user=alice&around={around}"),
         "/web/sessions/s100".to_owned(),
         "/web/policy/explain".to_owned(),
         "/web/policy/versions".to_owned(),

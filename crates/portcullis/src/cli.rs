@@ -270,6 +270,9 @@ pub struct AuditArgs {
     /// Only this decision (allow or deny).
     #[arg(long)]
     pub decision: Option<String>,
+    /// Only the records of this session id (what the portal replays).
+    #[arg(long)]
+    pub session: Option<String>,
 }
 
 /// What else `audit` does with the journal.

@@ -245,6 +245,10 @@ const MIGRATIONS: &[&str] = &[
     );
     INSERT INTO audit_index (id, seq) VALUES (1, 0);
     "#,
+    // 11: a session's replay reads its records by session id, however old.
+    r#"
+    CREATE INDEX audit_events_session ON audit_events(session_id);
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -275,14 +275,15 @@ fn each_filter_selects_what_it_should() {
     assert_eq!(AuditFilter::default().limit, 100);
 }
 
-#[test]
-fn group_commit_many_threads() {
-    let t = TestStore::new(Durability::Strict);
-    let sink = t.store.audit();
+/// Eight threads, started together, each append 25 statement records by user `user{thread}` at
+/// `thread * 100 + i` and only then wait for them all.
+fn record_from_eight_threads(sink: &portcullis_store::AuditSink) {
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
     let threads: Vec<_> = (0..8)
         .map(|th| {
-            let sink = sink.clone();
+            let (sink, barrier) = (sink.clone(), std::sync::Arc::clone(&barrier));
             std::thread::spawn(move || {
+                barrier.wait();
                 let tickets: Vec<_> = (0..25)
                     .map(|i| {
                         sink.record(statement(
@@ -303,6 +304,12 @@ fn group_commit_many_threads() {
     for th in threads {
         th.join().unwrap();
     }
+}
+
+#[test]
+fn group_commit_many_threads() {
+    let t = TestStore::new(Durability::Strict);
+    record_from_eight_threads(&t.store.audit());
     let got = t.store.query_audit(&all()).unwrap();
     assert_eq!(got.len(), 200);
     let mut ats: Vec<i64> = got.iter().map(|r| r.event.at()).collect();
@@ -318,7 +325,18 @@ fn group_commit_many_threads() {
             ..all()
         };
         assert_eq!(t.store.query_audit(&f).unwrap().len(), 25);
+        let session = AuditFilter {
+            session_id: Some(format!("s-user{th}")),
+            ..all()
+        };
+        assert_eq!(t.store.query_audit(&session).unwrap().len(), 25);
     }
+    // A session id matches exactly, never as a prefix.
+    let prefix = AuditFilter {
+        session_id: Some("s-user".into()),
+        ..all()
+    };
+    assert!(t.store.query_audit(&prefix).unwrap().is_empty());
 }
 
 /// Group commit, counted rather than timed: records that wait at once share `fdatasync`s. Eight
@@ -328,32 +346,7 @@ fn group_commit_many_threads() {
 fn concurrent_strict_records_share_syncs() {
     let t = TestStore::new(Durability::Strict);
     let sink = t.store.audit();
-    let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
-    let threads: Vec<_> = (0..8)
-        .map(|th| {
-            let (sink, barrier) = (sink.clone(), std::sync::Arc::clone(&barrier));
-            std::thread::spawn(move || {
-                barrier.wait();
-                let tickets: Vec<_> = (0..25)
-                    .map(|i| {
-                        sink.record(statement(
-                            "u",
-                            "prod",
-                            i64::from(th * 100 + i),
-                            "SELECT 1",
-                            &[],
-                        ))
-                    })
-                    .collect();
-                for ticket in tickets {
-                    ticket.wait_blocking().unwrap();
-                }
-            })
-        })
-        .collect();
-    for th in threads {
-        th.join().unwrap();
-    }
+    record_from_eight_threads(&sink);
     let (syncs, records) = sink.sync_stats();
     assert_eq!(records, 200, "every strict record was synced");
     assert!((1..=100).contains(&syncs), "200 records in {syncs} syncs");

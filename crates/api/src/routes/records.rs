@@ -61,6 +61,8 @@ pub struct AuditQuery {
     pub kind: Option<Kind>,
     /// Only this decision (`allow`, `deny`).
     pub decision: Option<String>,
+    /// Only records of this session id.
+    pub session: Option<String>,
 }
 
 /// `GET /api/v1/monitor` filters.
@@ -151,6 +153,7 @@ pub async fn audit(
             Kind::Mfa => AuditKindFilter::Mfa,
         }),
         decision: q.decision,
+        session_id: q.session,
         ..common(q.user, q.resource, q.since, q.until, q.limit)?
     };
     state

@@ -35,6 +35,8 @@ pub struct Filters {
     #[serde(default)]
     object: String,
     #[serde(default)]
+    session: String,
+    #[serde(default)]
     limit: Option<usize>,
 }
 
@@ -87,6 +89,7 @@ async fn query(
         object: some(&f.object),
         kind: kind(kind_text)?,
         decision: some(&f.decision),
+        session: some(&f.session),
     };
     let found = records::audit(
         State(state.api.clone()),
@@ -277,12 +280,7 @@ pub async fn log(
         let session = if sid.is_empty() {
             String::new()
         } else {
-            format!(
-                r#"<a href="/web/sessions/{}?user={}&amp;around={}">replay</a>"#,
-                url(sid),
-                url(r.event.user()),
-                r.event.at()
-            )
+            format!(r#"<a href="/web/sessions/{}">replay</a>"#, url(sid))
         };
         body.push_str(&format!(
             r#"<tr><td><a href="/web/audit/{id}">{id}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td>{session}</td></tr>"#,
@@ -416,10 +414,8 @@ pub async fn record(
     let sid = found.event.session_id();
     if !sid.is_empty() {
         body.push_str(&format!(
-            r#"<p><a href="/web/sessions/{}?user={}&amp;around={}">Replay session {}</a></p>"#,
+            r#"<p><a href="/web/sessions/{}">Replay session {}</a></p>"#,
             url(sid),
-            url(found.event.user()),
-            found.event.at(),
             esc(sid)
         ));
     }
@@ -431,20 +427,15 @@ pub async fn record(
     Ok(layout(Some(&viewer), &format!("Audit record {id}"), &body))
 }
 
-/// Which session to replay: its id (the path), and from the audit page's link its user and a time
-/// inside it; without them the newest records are searched for the session first.
+/// Which step of the session (the path names the session) to show in full.
 #[derive(Deserialize)]
 pub struct ReplayQuery {
-    #[serde(default)]
-    user: Option<String>,
-    #[serde(default)]
-    around: Option<i64>,
     #[serde(default)]
     step: Option<usize>,
 }
 
-/// How many of the newest records a replay by session id alone searches for the session.
-const SESSION_SEARCH: usize = 10_000;
+/// The most records a replay shows of one session (the API's largest page).
+const SESSION_RECORDS: usize = 10_000;
 
 /// The session id form's field.
 #[derive(Deserialize)]
@@ -480,63 +471,20 @@ pub async fn replay(
     Path(sid): Path<String>,
     Query(q): Query<ReplayQuery>,
 ) -> WebResult<Html<String>> {
-    const DAY_MICROS: i64 = 86_400_000_000;
-    let as_rfc3339 = |micros: i64| {
-        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000)
-            .ok()
-            .and_then(|t| {
-                t.format(&time::format_description::well_known::Rfc3339)
-                    .ok()
-            })
-            .unwrap_or_default()
-    };
-    let (user, around) = match (&q.user, q.around) {
-        (Some(user), Some(around)) => (user.clone(), around),
-        // The id alone: find one of its records among the newest, then read the session as above.
-        // Connection records first: every session the gateway admits or refuses has them, and they
-        // are few beside its statements; then any record, for a session whose connection record is
-        // older than the newest ones.
-        _ => {
-            let mut found = None;
-            for kind in ["connections", ""] {
-                let newest =
-                    query(&state, &viewer, &Filters::default(), kind, SESSION_SEARCH).await?;
-                found = newest
-                    .into_iter()
-                    .find(|r| r.event.session_id() == sid)
-                    .map(|r| (r.event.user().to_owned(), r.event.at()));
-                if found.is_some() {
-                    break;
-                }
-            }
-            let Some(anchor) = found else {
-                return Err(WebError::new(
-                    axum::http::StatusCode::NOT_FOUND,
-                    format!(
-                        "no records of session {sid} among the newest {SESSION_SEARCH}; open an \
-                         older session from its record in the audit log"
-                    ),
-                ));
-            };
-            anchor
-        }
-    };
+    // The index finds a session's records by its id, however old the session.
     let f = Filters {
-        user: user.clone(),
-        since: as_rfc3339(around.saturating_sub(DAY_MICROS)),
-        until: as_rfc3339(around.saturating_add(DAY_MICROS)),
+        session: sid.clone(),
         ..Filters::default()
     };
-    let mut steps: Vec<AuditRecord> = query(&state, &viewer, &f, "", 10_000)
-        .await?
-        .into_iter()
-        .filter(|r| r.event.session_id() == sid)
-        .collect();
+    let mut steps = query(&state, &viewer, &f, "", SESSION_RECORDS).await?;
     steps.sort_by_key(|r| (r.event.at(), r.id));
-    let Some(first) = steps.first().map(|r| r.event.at()) else {
+    let Some((first, user)) = steps
+        .first()
+        .map(|r| (r.event.at(), r.event.user().to_owned()))
+    else {
         return Err(WebError::new(
             axum::http::StatusCode::NOT_FOUND,
-            format!("no records of session {sid} for {user} near that time"),
+            format!("there are no records of session {sid}"),
         ));
     };
     let console = steps.iter().any(|r| {
@@ -546,10 +494,8 @@ pub async fn replay(
     let current = q.step.unwrap_or(0).min(steps.len() - 1);
     let link = |n: usize, label: &str| {
         format!(
-            r#"<a class="button" href="/web/sessions/{}?user={}&amp;around={}&amp;step={n}#step-{n}">{label}</a>"#,
-            url(&sid),
-            url(&user),
-            around
+            r#"<a class="button" href="/web/sessions/{}?step={n}#step-{n}">{label}</a>"#,
+            url(&sid)
         )
     };
     let mut body = format!(

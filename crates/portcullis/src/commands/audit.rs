@@ -40,6 +40,7 @@ pub fn run(store: &Store, args: &AuditArgs, sinks: &[SinkConfig]) -> Result<()> 
             _ => None,
         },
         decision: args.decision.clone(),
+        session_id: args.session.clone(),
         ..record_filter(&args.records)?
     };
     let records = store.query_audit(&filter)?;

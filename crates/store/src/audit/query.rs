@@ -36,6 +36,8 @@ pub struct AuditFilter {
     pub user: Option<String>,
     /// Exact resource name.
     pub resource: Option<String>,
+    /// Exact session id.
+    pub session_id: Option<String>,
     /// `at >= since` (unix microseconds).
     pub since: Option<i64>,
     /// `at < until` (unix microseconds).
@@ -61,6 +63,7 @@ impl Default for AuditFilter {
         AuditFilter {
             user: None,
             resource: None,
+            session_id: None,
             since: None,
             until: None,
             text_contains: None,
@@ -104,6 +107,10 @@ fn build_query(filter: &AuditFilter) -> (String, Vec<Value>) {
     if let Some(resource) = &filter.resource {
         conds.push("resource = ?");
         args.push(Value::Text(resource.clone()));
+    }
+    if let Some(session) = &filter.session_id {
+        conds.push("session_id = ?");
+        args.push(Value::Text(session.clone()));
     }
     if let Some(since) = filter.since {
         conds.push("at >= ?");
