@@ -8,7 +8,7 @@ use portcullis_policy::{privilege_name, Principal};
 use portcullis_store::{Request, RequestStatus};
 use serde::Deserialize;
 
-use super::html::{csrf_field, esc, layout, millis, WebError, WebResult};
+use super::html::{csrf_field, esc, form_list, layout, millis, WebError, WebResult};
 use super::session::Viewer;
 use super::WebState;
 use crate::auth::Person;
@@ -43,14 +43,6 @@ pub fn person(viewer: &Viewer) -> Person {
         user: viewer.user.clone(),
         roles: viewer.roles.clone(),
     }
-}
-
-fn list(text: &str) -> Vec<String> {
-    text.split([',', ' '])
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
 }
 
 /// A request's status as a badge.
@@ -267,8 +259,8 @@ pub async fn create(
     let ask = requests::NewAccessRequest {
         bundle,
         resource,
-        objects: list(&form.objects),
-        privileges: list(&form.privileges),
+        objects: form_list(&form.objects),
+        privileges: form_list(&form.privileges),
         duration: form.duration,
         reason: form.reason,
     };

@@ -14,7 +14,7 @@ use portcullis_policy::explain::{
 use portcullis_policy::CompiledPolicy;
 use serde::Deserialize;
 
-use super::html::{csrf_field, esc, layout, WebResult};
+use super::html::{csrf_field, esc, form_list, layout, WebResult};
 use super::session::Viewer;
 use super::WebState;
 use crate::error::ApiError;
@@ -48,14 +48,6 @@ pub struct ExplainForm {
     approvals: String,
     #[serde(default)]
     sql: String,
-}
-
-fn list(text: &str) -> Vec<String> {
-    text.split([',', ' '])
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
 }
 
 fn or<'a>(text: &'a str, default: &'a str) -> &'a str {
@@ -173,8 +165,8 @@ async fn explain_form(state: &WebState, f: &ExplainForm) -> Result<Report, ApiEr
         "" => None,
         t => Some(parse_time(t).map_err(|e| bad(format!("at {e}")))?),
     };
-    let roles = list(&f.roles);
-    let approvals = list(&f.approvals);
+    let roles = form_list(&f.roles);
+    let approvals = form_list(&f.approvals);
     let justification = Some(f.justification.trim().to_owned()).filter(|j| !j.is_empty());
     let search_path = or(&f.search_path, DEFAULT_SEARCH_PATH).to_owned();
     let sql = f.sql.clone();
@@ -241,15 +233,7 @@ fn fired_html(title: &str, fired: &[FiredReport]) -> String {
         fired.len()
     );
     for f in fired {
-        let on = if f.components.is_empty() {
-            "the whole statement".to_owned()
-        } else {
-            f.components
-                .iter()
-                .map(|c| format!("#{c}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+        let on = f.fired_on();
         let rule = RuleRef {
             id: f.id.clone(),
             name: f.name.clone(),

@@ -39,6 +39,15 @@ pub fn url(text: &str) -> String {
     out
 }
 
+/// The items of a form field listing several (roles, objects, privileges), split at commas and spaces.
+pub fn form_list(text: &str) -> Vec<String> {
+    text.split([',', ' '])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Unix milliseconds as `2026-12-06 09:30:00 UTC`.
 pub fn millis(at: i64) -> String {
     micros(at.saturating_mul(1000))

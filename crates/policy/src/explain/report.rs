@@ -174,6 +174,20 @@ pub struct FiredReport {
     pub indeterminate: Option<String>,
 }
 
+impl FiredReport {
+    /// What the rule fired on, as explain words it: `the whole statement` or the components' numbers.
+    pub fn fired_on(&self) -> String {
+        if self.components.is_empty() {
+            return "the whole statement".to_owned();
+        }
+        self.components
+            .iter()
+            .map(|c| format!("#{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 /// An access no grant covers.
 #[derive(Debug, Serialize)]
 pub struct MissingReport {

@@ -129,15 +129,7 @@ fn print_fired(title: &str, fired: &[FiredReport]) {
     }
     println!("{title}: {} (one event per rule)", fired.len());
     for f in fired {
-        let on = if f.components.is_empty() {
-            "the whole statement".to_owned()
-        } else {
-            f.components
-                .iter()
-                .map(|c| format!("#{c}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+        let on = f.fired_on();
         let name = f
             .name
             .as_ref()
