@@ -37,24 +37,13 @@ impl Store {
 
     /// The policy in force, if one was ever applied.
     pub fn active_policy(&self) -> Result<Option<StoredPolicy>> {
-        Ok(self
-            .conn()
-            .query_row(
-                "SELECT version, source, text, applied_at, applied_by FROM policies \
-                 ORDER BY version DESC LIMIT 1",
-                [],
-                stored,
-            )
-            .optional()?)
+        self.one_policy("ORDER BY version DESC LIMIT 1", None)
     }
 
     /// Every applied version, newest first, at most `limit`: the history an admin reviews and diffs.
     pub fn policy_versions(&self, limit: usize) -> Result<Vec<StoredPolicy>> {
         let conn = self.conn();
-        let mut stmt = conn.prepare(
-            "SELECT version, source, text, applied_at, applied_by FROM policies \
-             ORDER BY version DESC LIMIT ?1",
-        )?;
+        let mut stmt = conn.prepare(&format!("{SELECT_POLICY} ORDER BY version DESC LIMIT ?1"))?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = stmt.query_map([limit], stored)?;
         Ok(rows.collect::<std::result::Result<_, _>>()?)
@@ -62,28 +51,26 @@ impl Store {
 
     /// Version `version`, if it was ever applied.
     pub fn policy_version(&self, version: i64) -> Result<Option<StoredPolicy>> {
-        Ok(self
-            .conn()
-            .query_row(
-                "SELECT version, source, text, applied_at, applied_by FROM policies \
-                 WHERE version = ?1",
-                [version],
-                stored,
-            )
-            .optional()?)
+        self.one_policy("WHERE version = ?1", Some(version))
     }
 
     /// The version applied just before `version` (what a diff of `version` compares against).
     pub fn policy_before(&self, version: i64) -> Result<Option<StoredPolicy>> {
-        Ok(self
-            .conn()
-            .query_row(
-                "SELECT version, source, text, applied_at, applied_by FROM policies \
-                 WHERE version < ?1 ORDER BY version DESC LIMIT 1",
-                [version],
-                stored,
-            )
-            .optional()?)
+        self.one_policy(
+            "WHERE version < ?1 ORDER BY version DESC LIMIT 1",
+            Some(version),
+        )
+    }
+
+    /// The first policy row `clause` selects (with `version` as its `?1`, if any).
+    fn one_policy(&self, clause: &str, version: Option<i64>) -> Result<Option<StoredPolicy>> {
+        let sql = format!("{SELECT_POLICY} {clause}");
+        let conn = self.conn();
+        let row = match version {
+            Some(v) => conn.query_row(&sql, [v], stored),
+            None => conn.query_row(&sql, [], stored),
+        };
+        Ok(row.optional()?)
     }
 
     /// The version of the policy in force: a cheap check for gateways watching for a new one.
@@ -94,7 +81,10 @@ impl Store {
     }
 }
 
-/// A `policies` row as selected above.
+/// The columns [`stored`] reads.
+const SELECT_POLICY: &str = "SELECT version, source, text, applied_at, applied_by FROM policies";
+
+/// A `policies` row as [`SELECT_POLICY`] selects it.
 fn stored(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredPolicy> {
     Ok(StoredPolicy {
         version: r.get(0)?,
