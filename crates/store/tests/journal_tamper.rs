@@ -171,18 +171,42 @@ fn a_torn_tail_is_reported_as_such_not_as_tampering() {
         let last = r.last().unwrap().clone();
         [bytes, &bytes[last.start..last.start + (last.len() / 2)]].concat()
     });
-    let report = verify(dir.path(), &key);
+    a_torn_tail_the_next_writer_cuts_off(dir.path(), key, "cut short");
+}
+
+/// With zeros written ahead of the records, a crash can leave a record whose length is whole but whose
+/// later bytes never reached the disk: its hash fails and only zeros follow it.
+#[test]
+fn a_record_torn_inside_the_zeros_ahead_is_a_torn_tail_too() {
+    let (dir, key) = journal_with(5, SegmentLimits::default());
+    rewrite(dir.path(), |bytes, r| {
+        let seq = r.len() as u64 + 1;
+        let payload = vec![b'x'; 3000];
+        let mut record = (payload.len() as u32).to_le_bytes().to_vec();
+        record.push(1);
+        record.extend_from_slice(&seq.to_le_bytes());
+        record.extend_from_slice(&payload);
+        record.extend_from_slice(&[0xab; HASH]);
+        // Its first 2 KiB reached the disk; the rest of it, and everything after, is the zeros.
+        record[2048..].fill(0);
+        [bytes, &record, &[0; 8192]].concat()
+    });
+    a_torn_tail_the_next_writer_cuts_off(dir.path(), key, "2048 bytes of a record cut short");
+}
+
+/// `verify` reports a torn tail (`says` what) and no tampering; the next writer cuts the torn bytes off
+/// and the chain goes on: a sixth record follows five.
+fn a_torn_tail_the_next_writer_cuts_off(dir: &Path, key: MasterKey, says: &str) {
+    let report = verify(dir, &key);
     assert!(report.is_intact(), "{report:?}");
     assert!(
         report
             .torn_tail
             .as_deref()
-            .is_some_and(|t| t.contains("cut short")),
+            .is_some_and(|t| t.contains(says)),
         "{report:?}"
     );
-
-    // The next writer cuts the torn bytes off and the chain goes on.
-    let store = Store::open(&common::db_path(dir.path()), key, Durability::Strict).unwrap();
+    let store = Store::open(&common::db_path(dir), key, Durability::Strict).unwrap();
     store
         .audit()
         .record(statement("alice", "prod", 6, "SELECT 6", &[]))

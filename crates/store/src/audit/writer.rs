@@ -57,7 +57,7 @@ impl Drop for SinkInner {
     fn drop(&mut self) {
         // A signed checkpoint at a clean stop vouches for everything this process wrote.
         let mut appender = self.appender.lock().unwrap_or_else(|p| p.into_inner());
-        if let Err(e) = appender.checkpoint() {
+        if let Err(e) = appender.close() {
             tracing::warn!(error = %e, "cannot write the audit journal's closing checkpoint");
         }
         let last = appender.next_seq().map(|n| n - 1);

@@ -8,6 +8,11 @@
 //! payload. Sequences count up by one across segments, so a record removed, inserted or reordered
 //! breaks either the sequence or the chain, and an edited one breaks its own hash.
 //!
+//! The segment being appended to is written ahead with zeros (see [`super::appender`]), so its records
+//! end where only zeros follow; a sealed segment is cut to its last record. A record whose hash fails
+//! with nothing after it is torn — still being written, or cut short by a crash — while one that more
+//! records follow was edited.
+//!
 //! An event record's payload is the [`AuditEvent`](super::super::AuditEvent) in MessagePack with
 //! field names (compact, and it keeps the serde attributes the JSON form has). A checkpoint record's
 //! payload is a flags byte, the key id (the first 8 bytes of SHA-256 over the public key) and an
@@ -142,10 +147,10 @@ pub(crate) struct RawRecord<'a> {
 /// Why the bytes at some offset are not a record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Unreadable {
-    /// Nothing left.
+    /// Nothing left: the end of the file, or only the zeros written ahead of the records.
     End,
-    /// Fewer bytes than the record needs, or zeros where a record would start: a write cut short by a
-    /// crash of the machine (the file system extends a file before the data is on disk).
+    /// Fewer bytes than the record needs, or zeros where a record would start with data after them: a
+    /// write cut short by a crash of the machine (pages reach the disk in any order), or still going on.
     Torn,
     /// Bytes that are no record: damage or tampering.
     Garbage(String),
@@ -157,7 +162,11 @@ pub(crate) fn read_record(bytes: &[u8]) -> Result<RawRecord<'_>, Unreadable> {
         return Err(Unreadable::End);
     }
     if bytes.iter().take(RECORD_HEADER).all(|b| *b == 0) {
-        return Err(Unreadable::Torn);
+        return Err(if is_zeros(bytes) {
+            Unreadable::End
+        } else {
+            Unreadable::Torn
+        });
     }
     let Some(header) = bytes.get(..RECORD_HEADER) else {
         return Err(Unreadable::Torn);
@@ -188,6 +197,33 @@ pub(crate) fn read_record(bytes: &[u8]) -> Result<RawRecord<'_>, Unreadable> {
         stored_hash,
         size,
     })
+}
+
+impl RawRecord<'_> {
+    /// Whether the record's stored hash is the one it makes after `prev`.
+    pub(crate) fn chains_from(&self, prev: &ChainHash) -> bool {
+        chain_hash(prev, self.kind, self.seq, self.payload) == self.stored_hash
+    }
+}
+
+/// The size of the record `bytes` start with, as its length field says, once that is there.
+pub(crate) fn declared_size(bytes: &[u8]) -> Option<usize> {
+    let len = bytes.get(..4)?;
+    let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]);
+    Some(RECORD_HEADER + len.min(MAX_PAYLOAD) as usize + HASH)
+}
+
+/// Whether `after`, the bytes after a record, hold no further record: its hash failing then means the
+/// record is torn, not edited.
+pub(crate) fn ends_records(after: &[u8]) -> bool {
+    matches!(read_record(after), Err(Unreadable::End | Unreadable::Torn))
+}
+
+fn is_zeros(bytes: &[u8]) -> bool {
+    // An OR-fold per block is vectorised: the zeros written ahead run to a mebibyte.
+    bytes
+        .chunks(4096)
+        .all(|block| block.iter().fold(0, |acc, b| acc | b) == 0)
 }
 
 /// A segment's file name: its first sequence, zero-padded so names sort as sequences do.
@@ -223,12 +259,33 @@ mod tests {
     }
 
     #[test]
-    fn a_short_or_zeroed_tail_is_torn() {
+    fn zeros_end_the_records_and_a_short_or_interrupted_tail_is_torn() {
         let mut out = Vec::new();
-        encode_record(&mut out, &[0; HASH], Kind::Event, 1, b"payload");
+        let hash = encode_record(&mut out, &[0; HASH], Kind::Event, 1, b"payload");
         assert_eq!(read_record(&out[..out.len() - 1]), Err(Unreadable::Torn));
-        assert_eq!(read_record(&[0; 40]), Err(Unreadable::Torn));
+        assert_eq!(read_record(&[0; 40]), Err(Unreadable::End));
+        let mut zeros_then_data = vec![0; 9000];
+        zeros_then_data[8000] = 1;
+        assert_eq!(read_record(&zeros_then_data), Err(Unreadable::Torn));
         assert!(matches!(read_record(&[9; 40]), Err(Unreadable::Garbage(_))));
+
+        // Half written into the zeros ahead: whole in length, its hash fails, nothing after it.
+        let whole = out.len();
+        out.resize(whole + 4096, 0);
+        let mut torn = out.clone();
+        torn[whole - HASH..whole].fill(0);
+        let record = read_record(&torn).unwrap();
+        assert!(!record.chains_from(&[0; HASH]));
+        assert!(ends_records(&torn[record.size..]));
+        assert!(read_record(&out).unwrap().chains_from(&[0; HASH]));
+
+        // Edited, with a record after it: not torn.
+        let mut edited = out[..whole].to_vec();
+        encode_record(&mut edited, &hash, Kind::Event, 2, b"next");
+        edited[RECORD_HEADER] ^= 1;
+        let record = read_record(&edited).unwrap();
+        assert!(!record.chains_from(&[0; HASH]));
+        assert!(!ends_records(&edited[record.size..]));
     }
 
     #[test]

@@ -15,6 +15,8 @@ pub(crate) mod reader;
 pub(crate) mod retention;
 pub(crate) mod signing;
 pub mod verify;
+#[cfg(test)]
+mod write_ahead_tests;
 
 use std::fs::{File, OpenOptions};
 use std::io;

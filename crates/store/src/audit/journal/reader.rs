@@ -1,5 +1,6 @@
 //! Reading the journal from a sequence on, while processes may be appending to it: what the index,
-//! `verify` and the sinks share. A record not wholly written yet is simply not there yet.
+//! `verify` and the sinks share. A record not wholly written yet is simply not there yet: it runs past
+//! the end of the file, or its hash fails with only zeros after it.
 
 use std::fs::File;
 use std::io;
@@ -7,11 +8,14 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::format::{
-    read_record, Kind, SegmentHeader, Unreadable, MAX_PAYLOAD, SEALED, SEGMENT_HEADER,
+    declared_size, ends_records, read_record, ChainHash, Kind, SegmentHeader, Unreadable,
+    MAX_PAYLOAD, RECORD_HEADER, SEALED, SEGMENT_HEADER,
 };
 
-/// Most bytes read from a segment at once: room for the largest record.
-const CHUNK: usize = MAX_PAYLOAD as usize + 64 * 1024;
+/// Bytes read from a segment at once: many records, and not much of the zeros written ahead of them.
+const CHUNK: usize = 64 * 1024;
+/// Most bytes read at once: room for the largest record.
+const MAX_CHUNK: usize = MAX_PAYLOAD as usize + CHUNK;
 
 /// A record read back.
 #[derive(Debug, Clone)]
@@ -25,8 +29,8 @@ pub struct JournalRecord {
 #[derive(Debug)]
 pub struct JournalCursor {
     dir: PathBuf,
-    /// The segment being read and where in it the next record starts.
-    segment: Option<(File, u64)>,
+    /// The segment being read.
+    segment: Option<Segment>,
     /// The sequence of the next record to hand out; earlier ones are skipped.
     next_seq: u64,
     /// The sequence of the next record in the segment (read or skipped).
@@ -34,6 +38,14 @@ pub struct JournalCursor {
     /// The last segment read was sealed: the next one starts at `segment_seq`.
     after_seal: bool,
     buf: Vec<u8>,
+}
+
+/// A segment being read: where in it the next record starts, and the chain hash before that record.
+#[derive(Debug)]
+struct Segment {
+    file: File,
+    offset: u64,
+    prev: ChainHash,
 }
 
 impl JournalCursor {
@@ -64,23 +76,36 @@ impl JournalCursor {
     /// Up to `max` records from the position on, as many as are wholly written.
     pub fn read(&mut self, max: usize) -> io::Result<Vec<JournalRecord>> {
         let mut out = Vec::new();
+        let mut chunk = CHUNK;
         while out.len() < max {
             if self.segment.is_none() && !self.open_segment()? {
                 break;
             }
-            let Some((file, offset)) = &mut self.segment else {
+            let Some(Segment { file, offset, prev }) = &mut self.segment else {
                 break;
             };
             let available = file.metadata()?.len().saturating_sub(*offset);
-            let chunk = usize::try_from(available).unwrap_or(CHUNK).min(CHUNK);
-            self.buf.resize(chunk, 0);
+            let read = usize::try_from(available).unwrap_or(chunk).min(chunk);
+            self.buf.resize(read, 0);
             file.read_exact_at(&mut self.buf, *offset)?;
             let mut rest = self.buf.as_slice();
             let mut sealed = false;
+            // Whether what follows is not there yet; else how many bytes the next record needs.
+            let mut ended = false;
+            let mut wanted = 0;
             while out.len() < max && !sealed {
                 let record = match read_record(rest) {
                     Ok(record) => record,
-                    Err(Unreadable::End | Unreadable::Torn) => break,
+                    Err(Unreadable::End) => {
+                        // Zeros; nothing at all is the chunk's end.
+                        ended = !rest.is_empty();
+                        break;
+                    }
+                    Err(Unreadable::Torn) => {
+                        wanted = declared_size(rest).unwrap_or(RECORD_HEADER);
+                        ended = wanted <= rest.len();
+                        break;
+                    }
                     Err(Unreadable::Garbage(why)) => {
                         return Err(damaged(format!(
                             "damaged after record {}: {why}",
@@ -94,6 +119,13 @@ impl JournalCursor {
                         record.seq, self.segment_seq
                     )));
                 }
+                if !record.chains_from(prev) && ends_records(&rest[record.size..]) {
+                    // Zeros after it: still being written. The chunk's end after it: read on to see.
+                    ended = rest.len() > record.size;
+                    wanted = record.size + RECORD_HEADER;
+                    break;
+                }
+                *prev = record.stored_hash;
                 *offset += record.size as u64;
                 rest = &rest[record.size..];
                 self.segment_seq += 1;
@@ -112,9 +144,15 @@ impl JournalCursor {
                 self.after_seal = true;
                 continue;
             }
-            // More than one chunk was there: read on; otherwise everything whole has been read.
-            if available as usize <= CHUNK || rest.len() == self.buf.len() {
+            if ended || available <= read as u64 {
                 break;
+            }
+            if rest.len() == self.buf.len() {
+                // Nothing whole in the chunk: the next record is larger than it.
+                if wanted <= read {
+                    break;
+                }
+                chunk = wanted.min(MAX_CHUNK);
             }
         }
         Ok(out)
@@ -153,7 +191,11 @@ impl JournalCursor {
         }
         self.segment_seq = header.first_seq;
         self.after_seal = false;
-        self.segment = Some((file, SEGMENT_HEADER as u64));
+        self.segment = Some(Segment {
+            file,
+            offset: SEGMENT_HEADER as u64,
+            prev: header.prev_hash,
+        });
         Ok(true)
     }
 }

@@ -1,7 +1,8 @@
 //! `portcullis audit verify`: reads every segment and checks what an edit, a removal, a reordering or an
 //! insertion would break — sequences, the hash chain (within and across segments), checkpoint
 //! signatures, seals — and compares the index with the journal. A record cut short at the very end
-//! of the journal is what a crash of the machine leaves, and is reported as a torn tail, not tampering.
+//! of the journal (past the end of the file, or its hash failing with only zeros after it) is what a
+//! crash of the machine leaves, and is reported as a torn tail, not tampering.
 
 use std::path::Path;
 
@@ -9,7 +10,7 @@ use rusqlite::types::Value;
 use rusqlite::Connection;
 
 use super::format::{
-    chain_hash, read_record, ChainHash, Kind, SegmentHeader, Unreadable, HASH, SEALED,
+    ends_records, read_record, ChainHash, Kind, SegmentHeader, Unreadable, HASH, SEALED,
     SEGMENT_HEADER,
 };
 use super::retention::{self, NOTE_FILE};
@@ -178,6 +179,17 @@ impl Walk<'_> {
         });
     }
 
+    fn torn(&mut self, name: &str, bytes: &[u8], offset: usize, seq: u64) {
+        let written = bytes[offset..]
+            .iter()
+            .rposition(|b| *b != 0)
+            .map_or(0, |last| last + 1);
+        self.report.torn_tail = Some(format!(
+            "{name} at byte {offset}: {written} bytes of a record cut short after record {} (a crash while writing)",
+            seq.saturating_sub(1)
+        ));
+    }
+
     fn segment(
         &mut self,
         name: &str,
@@ -238,11 +250,7 @@ impl Walk<'_> {
                 Ok(record) => record,
                 Err(Unreadable::End) => break,
                 Err(Unreadable::Torn) if last_segment => {
-                    self.report.torn_tail = Some(format!(
-                        "{name} at byte {offset}: {} bytes of a record cut short after record {} (a crash while writing)",
-                        bytes.len() - offset,
-                        seq.saturating_sub(1)
-                    ));
+                    self.torn(name, bytes, offset, seq);
                     break;
                 }
                 Err(Unreadable::Torn) => {
@@ -265,6 +273,15 @@ impl Walk<'_> {
                 }
             };
             let at = offset as u64;
+            let intact = record.chains_from(&prev);
+            if !intact
+                && record.seq == seq
+                && last_segment
+                && ends_records(&bytes[offset + record.size..])
+            {
+                self.torn(name, bytes, offset, seq);
+                break;
+            }
             if sealed {
                 self.problem(
                     name,
@@ -283,9 +300,7 @@ impl Walk<'_> {
                     format!("records {seq} to {} are missing", record.seq - 1)
                 };
                 self.problem(name, at, Some(record.seq), what);
-            } else if chain_hash(&prev, record.kind, record.seq, record.payload)
-                != record.stored_hash
-            {
+            } else if !intact {
                 self.problem(
                     name,
                     at,
