@@ -180,18 +180,50 @@ fn a_torn_tail_is_reported_as_such_not_as_tampering() {
 fn a_record_torn_inside_the_zeros_ahead_is_a_torn_tail_too() {
     let (dir, key) = journal_with(5, SegmentLimits::default());
     rewrite(dir.path(), |bytes, r| {
-        let seq = r.len() as u64 + 1;
-        let payload = vec![b'x'; 3000];
-        let mut record = (payload.len() as u32).to_le_bytes().to_vec();
-        record.push(1);
-        record.extend_from_slice(&seq.to_le_bytes());
-        record.extend_from_slice(&payload);
-        record.extend_from_slice(&[0xab; HASH]);
+        let mut record = event_record(r.len() as u64 + 1, 3000);
         // Its first 2 KiB reached the disk; the rest of it, and everything after, is the zeros.
         record[2048..].fill(0);
         [bytes, &record, &[0; 8192]].concat()
     });
     a_torn_tail_the_next_writer_cuts_off(dir.path(), key, "2048 bytes of a record cut short");
+}
+
+/// Pages reach the disk in any order: a crash can keep a page in the middle of a large record off it
+/// while the next record, never acknowledged, got there.
+#[test]
+fn a_record_missing_a_page_with_records_after_it_is_a_torn_tail() {
+    let (dir, key) = journal_with(5, SegmentLimits::default());
+    rewrite(dir.path(), |bytes, r| {
+        let seq = r.len() as u64 + 1;
+        let mut large = event_record(seq, 12_000);
+        let page = bytes.len().next_multiple_of(4096) - bytes.len() + 4096;
+        large[page..page + 4096].fill(0);
+        [bytes, &large, &event_record(seq + 1, 100), &[0; 8192]].concat()
+    });
+    a_torn_tail_the_next_writer_cuts_off(dir.path(), key, "cut short after record 6");
+
+    // Zeros that are not a whole page of the file are an edit.
+    let (dir, key) = journal_with(5, SegmentLimits::default());
+    rewrite(dir.path(), |bytes, r| {
+        let seq = r.len() as u64 + 1;
+        let mut large = event_record(seq, 12_000);
+        let page = bytes.len().next_multiple_of(4096) - bytes.len() + 4096;
+        large[page + 1..page + 4096].fill(0);
+        [bytes, &large, &event_record(seq + 1, 100)].concat()
+    });
+    let (seq, what) = first_problem(&verify(dir.path(), &key));
+    assert_eq!(seq, Some(7), "{what}");
+    assert!(what.contains("does not match its hash"), "{what}");
+}
+
+/// An event record as the journal frames it, with a hash that matches nothing.
+fn event_record(seq: u64, payload: usize) -> Vec<u8> {
+    let mut record = (payload as u32).to_le_bytes().to_vec();
+    record.push(1);
+    record.extend_from_slice(&seq.to_le_bytes());
+    record.extend(std::iter::repeat_n(b'x', payload));
+    record.extend_from_slice(&[0xab; HASH]);
+    record
 }
 
 /// `verify` reports a torn tail (`says` what) and no tampering; the next writer cuts the torn bytes off

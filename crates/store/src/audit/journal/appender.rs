@@ -17,8 +17,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::format::{
-    encode_record, ends_records, read_record, segment_name, ChainHash, Kind, SegmentHeader,
-    Unreadable, HASH, RECORD_HEADER, SEALED, SEGMENT_HEADER,
+    encode_record, is_torn, read_record, segment_name, ChainHash, Kind, SegmentHeader, Unreadable,
+    HASH, RECORD_HEADER, SEALED, SEGMENT_HEADER,
 };
 use super::signing::SigningKey;
 
@@ -342,9 +342,9 @@ fn scan(bytes: &mut &[u8], tail: &mut Tail, dir: &Path) -> io::Result<bool> {
                         tail.next_seq
                     )));
                 }
-                if !record.chains_from(&tail.last_hash) && ends_records(&bytes[record.size..]) {
-                    // Written into the zeros ahead but not all of it reached the disk. An edited
-                    // record, with records after it, is left for `verify` to report.
+                if !record.chains_from(&tail.last_hash) && is_torn(bytes, &record, tail.offset) {
+                    // Written into the zeros ahead but not all of it reached the disk; what follows
+                    // was never acknowledged. An edited record is left for `verify` to report.
                     cut_torn(tail, dir, bytes.len())?;
                     return Ok(false);
                 }

@@ -10,8 +10,8 @@
 //!
 //! The segment being appended to is written ahead with zeros (see [`super::appender`]), so its records
 //! end where only zeros follow; a sealed segment is cut to its last record. A record whose hash fails
-//! with nothing after it is torn — still being written, or cut short by a crash — while one that more
-//! records follow was edited.
+//! with nothing after it, or with a whole page of zeros in it, is torn — still being written, or cut
+//! short by a crash ([`is_torn`]) — while any other was edited.
 //!
 //! An event record's payload is the [`AuditEvent`](super::super::AuditEvent) in MessagePack with
 //! field names (compact, and it keeps the serde attributes the JSON form has). A checkpoint record's
@@ -213,11 +213,23 @@ pub(crate) fn declared_size(bytes: &[u8]) -> Option<usize> {
     Some(RECORD_HEADER + len.min(MAX_PAYLOAD) as usize + HASH)
 }
 
-/// Whether `after`, the bytes after a record, hold no further record: its hash failing then means the
-/// record is torn, not edited.
-pub(crate) fn ends_records(after: &[u8]) -> bool {
-    matches!(read_record(after), Err(Unreadable::End | Unreadable::Torn))
+/// Whether a record whose hash fails was torn — by a crash, or by a write still going on — rather
+/// than edited. `bytes` start with the record, which starts at byte `at` of its file. Torn when no
+/// record follows it, or when it holds a whole page of zeros: a page of the zeros written ahead that a
+/// crash kept from the disk while later pages (later records, never acknowledged) got there.
+pub(crate) fn is_torn(bytes: &[u8], record: &RawRecord<'_>, at: u64) -> bool {
+    let after = bytes.get(record.size..).unwrap_or_default();
+    if matches!(read_record(after), Err(Unreadable::End | Unreadable::Torn)) {
+        return true;
+    }
+    let first_page = (at.next_multiple_of(PAGE) - at) as usize;
+    bytes
+        .get(first_page..record.size)
+        .is_some_and(|pages| pages.chunks_exact(PAGE as usize).any(is_zeros))
 }
+
+/// The file system's page: what reaches the disk whole or not at all.
+const PAGE: u64 = 4096;
 
 fn is_zeros(bytes: &[u8]) -> bool {
     // An OR-fold per block is vectorised: the zeros written ahead run to a mebibyte.
@@ -276,7 +288,7 @@ mod tests {
         torn[whole - HASH..whole].fill(0);
         let record = read_record(&torn).unwrap();
         assert!(!record.chains_from(&[0; HASH]));
-        assert!(ends_records(&torn[record.size..]));
+        assert!(is_torn(&torn, &record, 0));
         assert!(read_record(&out).unwrap().chains_from(&[0; HASH]));
 
         // Edited, with a record after it: not torn.
@@ -285,7 +297,26 @@ mod tests {
         edited[RECORD_HEADER] ^= 1;
         let record = read_record(&edited).unwrap();
         assert!(!record.chains_from(&[0; HASH]));
-        assert!(!ends_records(&edited[record.size..]));
+        assert!(!is_torn(&edited, &record, 0));
+
+        // A page inside a large record never reached the disk, the record after it did: torn, as long
+        // as the zeros are a whole page of the file; fewer are an edit.
+        let at = 100;
+        let mut large = Vec::new();
+        let hash = encode_record(&mut large, &[0; HASH], Kind::Event, 1, &[7; 10_000]);
+        encode_record(&mut large, &hash, Kind::Event, 2, b"next");
+        let mut lost = large.clone();
+        lost[4096 - at..8192 - at].fill(0);
+        let record = read_record(&lost).unwrap();
+        assert!(!record.chains_from(&[0; HASH]));
+        assert!(is_torn(&lost, &record, at as u64));
+        assert!(
+            !is_torn(&lost, &record, at as u64 + 1),
+            "not a page of the file"
+        );
+        let mut edited = large.clone();
+        edited[5000..9000].fill(0);
+        assert!(!is_torn(&edited, &read_record(&edited).unwrap(), at as u64));
     }
 
     #[test]

@@ -8,8 +8,8 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::format::{
-    declared_size, ends_records, read_record, ChainHash, Kind, SegmentHeader, Unreadable,
-    MAX_PAYLOAD, RECORD_HEADER, SEALED, SEGMENT_HEADER,
+    declared_size, is_torn, read_record, ChainHash, Kind, SegmentHeader, Unreadable, MAX_PAYLOAD,
+    RECORD_HEADER, SEALED, SEGMENT_HEADER,
 };
 
 /// Bytes read from a segment at once: many records, and not much of the zeros written ahead of them.
@@ -119,8 +119,9 @@ impl JournalCursor {
                         record.seq, self.segment_seq
                     )));
                 }
-                if !record.chains_from(prev) && ends_records(&rest[record.size..]) {
-                    // Zeros after it: still being written. The chunk's end after it: read on to see.
+                if !record.chains_from(prev) && is_torn(rest, &record, *offset) {
+                    // Still being written, or torn by a crash that the next appender cuts off. The
+                    // chunk's end after it: read on to see.
                     ended = rest.len() > record.size;
                     wanted = record.size + RECORD_HEADER;
                     break;

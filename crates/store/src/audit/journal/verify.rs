@@ -10,8 +10,7 @@ use rusqlite::types::Value;
 use rusqlite::Connection;
 
 use super::format::{
-    ends_records, read_record, ChainHash, Kind, SegmentHeader, Unreadable, HASH, SEALED,
-    SEGMENT_HEADER,
+    is_torn, read_record, ChainHash, Kind, SegmentHeader, Unreadable, HASH, SEALED, SEGMENT_HEADER,
 };
 use super::retention::{self, NOTE_FILE};
 use super::signing::check_checkpoint;
@@ -277,7 +276,7 @@ impl Walk<'_> {
             if !intact
                 && record.seq == seq
                 && last_segment
-                && ends_records(&bytes[offset + record.size..])
+                && is_torn(&bytes[offset..], &record, at)
             {
                 self.torn(name, bytes, offset, seq);
                 break;
