@@ -83,6 +83,18 @@ fn an_intact_journal_verifies() {
 }
 
 #[test]
+fn verifying_leaves_the_journal_as_it_found_it() {
+    let (dir, key) = journal_with(3, SegmentLimits::default());
+    let path = segments(dir.path()).pop().unwrap();
+    let before = std::fs::read(&path).unwrap();
+    for _ in 0..2 {
+        assert!(verify(dir.path(), &key).is_intact());
+    }
+    assert_eq!(segments(dir.path()).len(), 1);
+    assert!(std::fs::read(&path).unwrap() == before, "nothing appended");
+}
+
+#[test]
 fn an_edited_record_is_found() {
     let (dir, key) = journal_with(5, SegmentLimits::default());
     rewrite(dir.path(), |bytes, r| {

@@ -125,9 +125,13 @@ impl Appender {
         self.write(Kind::Event, payload)
     }
 
-    /// At a clean stop: appends a signed checkpoint (not sealing), which lets `verify` vouch for
-    /// everything up to here, and cuts off the zeros written ahead.
+    /// At a clean stop of a process that appended: appends a signed checkpoint (not sealing), which
+    /// lets `verify` vouch for everything up to here, and cuts off the zeros written ahead. One that
+    /// only read (`audit verify`, `audit status`) leaves the journal as it found it.
     pub(crate) fn close(&mut self) -> io::Result<()> {
+        if self.tail.is_none() {
+            return Ok(());
+        }
         let lock_file = Arc::clone(&self.lock);
         let _held = lock(&lock_file)?;
         self.catch_up()?;
