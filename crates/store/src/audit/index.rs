@@ -211,7 +211,7 @@ pub(crate) fn index_batch(
         }
         let rest = chunks.remainder();
         if !rest.is_empty() {
-            let mut insert = tx.prepare_cached(row::INSERT)?;
+            let mut insert = tx.prepare_cached(&row::INSERT)?;
             for (seq, values) in rest {
                 insert.execute(rusqlite::params_from_iter(
                     std::iter::once(seq).chain(values),

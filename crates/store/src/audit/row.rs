@@ -11,30 +11,29 @@ pub(crate) const COLUMNS: &str = "kind, at, session_id, user_name, resource, cli
     statement_text, statement_kind, objects, object_names, param_count, row_count, duration_us, \
     decision, outcome, sqlstate, message";
 
-/// `OR ROLLBACK`: a row that breaks a constraint rolls the batch's transaction back, as any error in
-/// it does, so SQLite keeps no statement journal to undo one statement alone (it copied every page a
-/// multi-row insert touched and, past 64 KiB, wrote them to a temporary file: two thirds of the index
-/// thread's system calls, and about a tenth of its CPU).
-pub(crate) const INSERT: &str =
-    "INSERT OR ROLLBACK INTO audit_events (seq, kind, at, session_id, user_name, \
-    resource, client_addr, phase, auth_result, tls, application_name, bytes_in, bytes_out, detail, \
-    statement_text, statement_kind, objects, object_names, param_count, row_count, duration_us, \
-    decision, outcome, sqlstate, message) VALUES \
-    (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, \
-    ?21, ?22, ?23, ?24, ?25) ON CONFLICT (seq) DO NOTHING";
+/// Inserts one row.
+pub(crate) static INSERT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| insert(1));
 
 /// Rows one [`INSERT_MANY`] inserts.
 pub(crate) const ROWS_PER_INSERT: usize = 16;
 
 /// [`INSERT`] for [`ROWS_PER_INSERT`] rows at once.
-pub(crate) static INSERT_MANY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+pub(crate) static INSERT_MANY: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| insert(ROWS_PER_INSERT));
+
+/// An `INSERT` of `rows` rows, each `seq` and then [`COLUMNS`]. `OR ROLLBACK`: a row that breaks a
+/// constraint rolls the batch's transaction back, as any error in it does, so SQLite keeps no statement
+/// journal to undo one statement alone (it copied every page a multi-row insert touched and, past 64
+/// KiB, wrote them to a temporary file: two thirds of the index thread's system calls, and about a
+/// tenth of its CPU).
+fn insert(rows: usize) -> String {
     let one = (0..=WIDTH).map(|_| "?").collect::<Vec<_>>().join(", ");
-    let rows = vec![format!("({one})"); ROWS_PER_INSERT].join(", ");
+    let rows = vec![format!("({one})"); rows].join(", ");
     format!(
         "INSERT OR ROLLBACK INTO audit_events (seq, {COLUMNS}) VALUES {rows} \
          ON CONFLICT (seq) DO NOTHING"
     )
-});
+}
 
 /// How many columns [`COLUMNS`] names.
 pub(crate) const WIDTH: usize = 24;

@@ -346,7 +346,7 @@ fn scan(bytes: &mut &[u8], tail: &mut Tail, dir: &Path) -> io::Result<bool> {
                         tail.next_seq
                     )));
                 }
-                if !record.chains_from(&tail.last_hash) && is_torn(bytes, &record, tail.offset) {
+                if is_torn(bytes, &record, tail.offset) && !record.chains_from(&tail.last_hash) {
                     // Written into the zeros ahead but not all of it reached the disk; what follows
                     // was never acknowledged. An edited record is left for `verify` to report.
                     cut_torn(tail, dir, bytes.len())?;

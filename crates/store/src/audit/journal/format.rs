@@ -216,7 +216,9 @@ pub(crate) fn declared_size(bytes: &[u8]) -> Option<usize> {
 /// Whether a record whose hash fails was torn — by a crash, or by a write still going on — rather
 /// than edited. `bytes` start with the record, which starts at byte `at` of its file. Torn when no
 /// record follows it, or when it holds a whole page of zeros: a page of the zeros written ahead that a
-/// crash kept from the disk while later pages (later records, never acknowledged) got there.
+/// crash kept from the disk while later pages (later records, never acknowledged) got there. Far
+/// cheaper than the hash, so readers that do not verify the chain ask this first and hash only the
+/// records it picks.
 pub(crate) fn is_torn(bytes: &[u8], record: &RawRecord<'_>, at: u64) -> bool {
     let after = bytes.get(record.size..).unwrap_or_default();
     if matches!(read_record(after), Err(Unreadable::End | Unreadable::Torn)) {

@@ -119,7 +119,7 @@ impl JournalCursor {
                         record.seq, self.segment_seq
                     )));
                 }
-                if !record.chains_from(prev) && is_torn(rest, &record, *offset) {
+                if is_torn(rest, &record, *offset) && !record.chains_from(prev) {
                     // Still being written, or torn by a crash that the next appender cuts off. The
                     // chunk's end after it: read on to see.
                     ended = rest.len() > record.size;
