@@ -85,9 +85,6 @@ pub enum StoreError {
     /// The audit writer failed to make records durable; the events must not be acknowledged.
     #[error("audit write failed: {0}")]
     AuditWrite(String),
-    /// The audit writer thread is no longer running.
-    #[error("the audit writer has stopped")]
-    AuditWriterGone,
 }
 
 /// An opaque error from the database backend.

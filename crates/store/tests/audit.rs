@@ -340,7 +340,7 @@ fn group_commit_many_threads() {
 }
 
 /// Group commit, counted rather than timed: records that wait at once share `fdatasync`s. Eight
-/// threads each append 25 records and only then wait, so however the syncer's batches fall, there
+/// threads each append 25 records and only then wait, so however the batches fall, there
 /// are far fewer syncs than records, every ticket is covered by one, and journaled mode runs none.
 #[test]
 fn concurrent_strict_records_share_syncs() {
@@ -358,6 +358,59 @@ fn concurrent_strict_records_share_syncs() {
         .wait_blocking()
         .unwrap();
     assert_eq!(j.store.audit().sync_stats(), (0, 0));
+}
+
+/// Tasks on one runtime thread: the first record's wait leads the sync but lets the tasks ready beside
+/// it append first, so eight records awaited at once share a single sync rather than one each.
+#[test]
+fn records_awaited_by_tasks_on_one_thread_share_a_sync() {
+    let t = TestStore::new(Durability::Strict);
+    let sink = t.store.audit();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let tasks: Vec<_> = (0..8)
+            .map(|i| {
+                let sink = sink.clone();
+                tokio::spawn(async move {
+                    sink.record(statement("u", "prod", i, "SELECT 1", &[]))
+                        .durable()
+                        .await
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+    });
+    assert_eq!(sink.sync_stats(), (1, 8));
+}
+
+/// A session cancelled while its record's wait was about to lead a sync hands the turn on: the record
+/// waiting behind it is still synced, rather than waiting for a sync nobody runs.
+#[test]
+fn a_cancelled_leader_hands_the_sync_on() {
+    let t = TestStore::new(Durability::Strict);
+    let sink = t.store.audit();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let first = sink.record(statement("u", "prod", 1, "SELECT 1", &[]));
+        let second = sink.record(statement("u", "prod", 2, "SELECT 2", &[]));
+        let leader = tokio::spawn(first.durable());
+        tokio::task::yield_now().await;
+        leader.abort();
+        let follower = tokio::time::timeout(std::time::Duration::from_secs(10), second.durable());
+        follower
+            .await
+            .expect("the second record was synced")
+            .unwrap();
+    });
+    let (syncs, records) = sink.sync_stats();
+    assert_eq!((syncs, records), (1, 2), "one sync covered both records");
 }
 
 #[test]

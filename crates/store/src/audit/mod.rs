@@ -3,6 +3,7 @@
 
 mod decode;
 mod event;
+mod group_commit;
 pub(crate) mod index;
 pub(crate) mod journal;
 mod maintenance;

@@ -1,22 +1,20 @@
 //! Recording audit events: the caller's thread encodes the event and appends it to the journal (see
-//! [`super::journal`]); in strict mode it then waits for an `fdatasync` that a syncer thread runs for
-//! everyone waiting at once (group commit: while one sync runs, the next gathers its company). The
-//! index thread ([`super::index`]) builds the SQLite rows from the journal afterwards.
+//! [`super::journal`]); in strict mode it then waits for an `fdatasync` shared with every record
+//! waiting at once ([`super::group_commit`]). The index thread ([`super::index`]) builds the SQLite
+//! rows from the journal afterwards.
 //!
 //! A record that cannot be appended (a full disk, an unwritable folder) fails its ticket: the caller
 //! must not acknowledge what it describes, so the gateway fails closed rather than losing records.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rusqlite::Connection;
-use tokio::sync::oneshot;
 
 use super::event::AuditEvent;
+use super::group_commit::GroupCommit;
 use super::index::{self, Progress};
 use super::journal::appender::{Appender, SegmentLimits};
 use super::journal::reader::JournalCursor;
@@ -30,8 +28,6 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long the last drop waits for the index; the next start catches up on the rest.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
-type Done = oneshot::Sender<Result<(), StoreError>>;
-
 /// Records audit events. Cheap to clone, `Send + Sync`. The threads stop (after indexing what is
 /// journaled) when the last `AuditSink` and [`crate::Store`] are dropped; the last drop waits for that.
 #[derive(Clone)]
@@ -43,7 +39,8 @@ struct SinkInner {
     durability: Durability,
     dir: PathBuf,
     appender: Mutex<Appender>,
-    syncer: Option<Arc<Syncer>>,
+    /// Strict mode's syncs.
+    commit: Option<Arc<GroupCommit>>,
     progress: Arc<Progress>,
     /// Where readers that bring the index up to date themselves read the journal.
     catch_up: Mutex<JournalCursor>,
@@ -68,9 +65,8 @@ impl Drop for SinkInner {
             }
         }
         self.progress.stop();
-        if let Some(syncer) = &self.syncer {
-            syncer.stop();
-            let (syncs, records) = syncer.stats();
+        if let Some(commit) = &self.commit {
+            let (syncs, records) = commit.stats();
             tracing::info!(syncs, records, "audit journal group commit");
         }
         for handle in self.threads.drain(..) {
@@ -96,30 +92,38 @@ pub struct AuditTicket {
     state: TicketState,
 }
 
-#[derive(Debug)]
 enum TicketState {
     Ready(Result<(), StoreError>),
-    Pending(oneshot::Receiver<Result<(), StoreError>>),
+    /// The record numbered so in strict mode's group commit.
+    Sync(Arc<GroupCommit>, u64),
+}
+
+impl std::fmt::Debug for TicketState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TicketState::Ready(result) => f.debug_tuple("Ready").field(result).finish(),
+            TicketState::Sync(_, record) => f.debug_tuple("Sync").field(record).finish(),
+        }
+    }
 }
 
 impl AuditTicket {
     /// Waits until the record is durable. An error means the event was NOT recorded and whatever it
-    /// describes must not be acknowledged to the client.
+    /// describes must not be acknowledged to the client. In strict mode the wait may run the journal's
+    /// `fdatasync` on this thread (see [`super::group_commit`]).
     pub async fn durable(self) -> Result<(), StoreError> {
         match self.state {
             TicketState::Ready(r) => r,
-            TicketState::Pending(rx) => rx.await.unwrap_or(Err(StoreError::AuditWriterGone)),
+            TicketState::Sync(commit, record) => commit.durable(record).await,
         }
     }
 
-    /// Blocking version of [`AuditTicket::durable`]. Panics if called from an async runtime thread
-    /// (tokio forbids blocking there); use `durable().await` or `spawn_blocking`.
+    /// Blocking version of [`AuditTicket::durable`], for a thread outside any async runtime (use
+    /// `durable().await` or `spawn_blocking` there).
     pub fn wait_blocking(self) -> Result<(), StoreError> {
         match self.state {
             TicketState::Ready(r) => r,
-            TicketState::Pending(rx) => rx
-                .blocking_recv()
-                .unwrap_or(Err(StoreError::AuditWriterGone)),
+            TicketState::Sync(commit, record) => commit.durable_blocking(record),
         }
     }
 }
@@ -144,10 +148,15 @@ impl AuditSink {
                 .appender
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
-            appender.append(&payload, crate::now_millis())
+            appender
+                .append(&payload, crate::now_millis())
+                .map(|appended| {
+                    let commit = self.inner.commit.as_ref();
+                    commit.map(|c| (Arc::clone(c), c.appended(&appended.file)))
+                })
         };
-        let appended = match appended {
-            Ok(appended) => appended,
+        let to_sync = match appended {
+            Ok(to_sync) => to_sync,
             Err(e) => {
                 tracing::error!(error = %e, "cannot write the audit journal");
                 return ready(Err(StoreError::AuditWrite(format!(
@@ -158,22 +167,18 @@ impl AuditSink {
         };
         self.inner.progress.poke();
         self.inner.appended.notify_one();
-        match &self.inner.syncer {
-            Some(syncer) => {
-                let (tx, rx) = oneshot::channel();
-                syncer.request(appended.file, tx);
-                AuditTicket {
-                    state: TicketState::Pending(rx),
-                }
-            }
+        match to_sync {
+            Some((commit, record)) => AuditTicket {
+                state: TicketState::Sync(commit, record),
+            },
             None => ready(Ok(())),
         }
     }
 
-    /// The `fdatasync`s the journal's syncer has run since the store opened, and the records they
+    /// The `fdatasync`s strict mode's group commit has run since the store opened, and the records they
     /// made durable (their ratio is group commit's batch size). Zero outside strict mode.
     pub fn sync_stats(&self) -> (u64, u64) {
-        self.inner.syncer.as_ref().map_or((0, 0), |s| s.stats())
+        self.inner.commit.as_ref().map_or((0, 0), |c| c.stats())
     }
 
     /// Blocks until the index holds every event this process recorded before the call. Not for async
@@ -232,83 +237,8 @@ impl AuditSink {
     }
 }
 
-/// Runs `fdatasync` for everyone waiting.
-#[derive(Default)]
-struct Syncer {
-    queue: Mutex<SyncQueue>,
-    wake: Condvar,
-    /// `fdatasync`s run, and the records they made durable: their ratio is group commit's batch
-    /// size, which decides strict mode's CPU per record (a sync costs the process tens of us).
-    syncs: AtomicU64,
-    synced: AtomicU64,
-}
-
-#[derive(Default)]
-struct SyncQueue {
-    waiting: Vec<(Arc<File>, Done)>,
-    stop: bool,
-}
-
-impl Syncer {
-    fn request(&self, file: Arc<File>, done: Done) {
-        let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
-        queue.waiting.push((file, done));
-        if queue.waiting.len() == 1 {
-            self.wake.notify_one();
-        }
-    }
-
-    fn stats(&self) -> (u64, u64) {
-        (
-            self.syncs.load(Ordering::Relaxed),
-            self.synced.load(Ordering::Relaxed),
-        )
-    }
-
-    fn stop(&self) {
-        self.queue.lock().unwrap_or_else(|p| p.into_inner()).stop = true;
-        self.wake.notify_one();
-    }
-
-    fn run(&self) {
-        loop {
-            let batch = {
-                let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
-                while queue.waiting.is_empty() && !queue.stop {
-                    queue = self.wake.wait(queue).unwrap_or_else(|p| p.into_inner());
-                }
-                if queue.waiting.is_empty() {
-                    return;
-                }
-                std::mem::take(&mut queue.waiting)
-            };
-            self.syncs.fetch_add(1, Ordering::Relaxed);
-            self.synced.fetch_add(batch.len() as u64, Ordering::Relaxed);
-            // Usually one file; after a rotation the sealed one was synced when it was sealed, but
-            // syncing it again is harmless.
-            let mut synced: Vec<(Arc<File>, Result<(), String>)> = Vec::new();
-            for (file, done) in batch {
-                let result = match synced.iter().find(|(f, _)| Arc::ptr_eq(f, &file)) {
-                    Some((_, result)) => result.clone(),
-                    None => {
-                        let started = Instant::now();
-                        let result = file.sync_data().map_err(|e| e.to_string());
-                        portcullis_metrics::audit::journal_synced(started.elapsed());
-                        tracing::trace!(took = ?started.elapsed(), "audit journal synced");
-                        synced.push((Arc::clone(&file), result.clone()));
-                        result
-                    }
-                };
-                drop(done.send(result.map_err(|e| {
-                    StoreError::AuditWrite(format!("cannot sync the audit journal: {e}"))
-                })));
-            }
-        }
-    }
-}
-
-/// Opens the journal in `dir` and starts the audit threads: the index on `conn` (which must already
-/// have the schema) and, in strict mode, the syncer.
+/// Opens the journal in `dir` and starts the index thread on `conn` (which must already have the
+/// schema).
 pub(crate) fn spawn(
     conn: Connection,
     durability: Durability,
@@ -322,27 +252,18 @@ pub(crate) fn spawn(
     let appender = Appender::open(dir, limits).map_err(io_err)?;
     let indexed = index::read_position(&conn)?;
     let progress = Arc::new(Progress::default());
-    let mut threads = vec![index::spawn(
+    let threads = vec![index::spawn(
         conn,
         JournalCursor::new(dir, indexed + 1),
         Arc::clone(&progress),
     )?];
-    let syncer = (durability == Durability::Strict).then(|| Arc::new(Syncer::default()));
-    if let Some(syncer) = &syncer {
-        let syncer = Arc::clone(syncer);
-        threads.push(
-            std::thread::Builder::new()
-                .name("portcullis-audit-sync".into())
-                .spawn(move || syncer.run())
-                .map_err(io_err)?,
-        );
-    }
+    let commit = (durability == Durability::Strict).then(|| Arc::new(GroupCommit::default()));
     Ok(AuditSink {
         inner: Arc::new(SinkInner {
             durability,
             dir: dir.to_path_buf(),
             appender: Mutex::new(appender),
-            syncer,
+            commit,
             progress,
             catch_up: Mutex::new(JournalCursor::new(dir, indexed + 1)),
             appended: Arc::new(tokio::sync::Notify::new()),

@@ -1,0 +1,205 @@
+//! Strict mode's group commit. The first record to need an `fdatasync` runs it on its own thread, for
+//! every record appended before the sync started; the records that come while it runs wait for it, and
+//! the first of them runs the next one for all the rest (leader and followers, as PostgreSQL flushes
+//! its WAL).
+//!
+//! Syncing on the caller's thread, even a runtime worker, is deliberate: a syncer thread of its own
+//! cost every record a hand-off there and a wake-up back, and on a virtual machine those context
+//! switches cost more CPU than the sync itself. Only the leader blocks, for one sync; followers await
+//! without blocking, so a runtime always keeps its other workers.
+//!
+//! A failed sync poisons the journal: after one, Linux may have dropped the pages it could not write
+//! and report the next sync as a success, so no later record can be vouched for either. Every ticket
+//! then fails, and the gateway refuses what it would have had to record until it restarts.
+
+use std::fs::File;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Instant;
+
+use tokio::sync::Notify;
+
+use crate::error::StoreError;
+
+#[derive(Default)]
+pub(crate) struct GroupCommit {
+    state: Mutex<State>,
+    /// Woken after each sync, for followers awaiting in a runtime.
+    synced_async: Notify,
+    /// Woken after each sync, for followers blocking a thread of their own.
+    synced_blocking: Condvar,
+    /// `fdatasync`s run, and the records they made durable: their ratio is group commit's batch
+    /// size, which decides strict mode's CPU per record (a sync costs the process tens of us).
+    syncs: AtomicU64,
+    synced: AtomicU64,
+}
+
+#[derive(Default)]
+struct State {
+    /// Records this process has appended, numbered in the order they were written.
+    appended: u64,
+    /// The segment the last of them is in. An earlier segment was synced when it was sealed.
+    file: Option<Arc<File>>,
+    /// Records known to be on disk: every record numbered up to here.
+    durable: u64,
+    /// A leader's sync is running.
+    syncing: bool,
+    /// Followers blocking a thread (rather than awaiting), so the condvar is signalled only for them.
+    blocked: usize,
+    /// Why the journal can no longer be synced.
+    failed: Option<String>,
+}
+
+/// What a record waits for.
+enum Turn {
+    Done(Result<(), StoreError>),
+    /// Another sync is running; the record waits for its end.
+    Follow,
+    /// Nobody is syncing: the record's caller runs the next sync, for everything appended by then.
+    Lead,
+}
+
+impl GroupCommit {
+    /// Counts a record this process just wrote to `file`, with the journal's lock still held so the
+    /// numbers follow the order of the writes. Returns the record's number.
+    pub(crate) fn appended(&self, file: &Arc<File>) -> u64 {
+        let mut state = self.lock();
+        state.appended += 1;
+        if !state.file.as_ref().is_some_and(|f| Arc::ptr_eq(f, file)) {
+            state.file = Some(Arc::clone(file));
+        }
+        state.appended
+    }
+
+    /// Completes once the record numbered `record` is on disk.
+    pub(crate) async fn durable(&self, record: u64) -> Result<(), StoreError> {
+        loop {
+            // Registered before the state is read, so a sync that ends in between still wakes it.
+            let synced = self.synced_async.notified();
+            tokio::pin!(synced);
+            synced.as_mut().enable();
+            let turn = self.turn(&mut self.lock(), record);
+            match turn {
+                Turn::Done(result) => return result,
+                Turn::Follow => synced.await,
+                Turn::Lead => {
+                    let leading = Leading(Some(self));
+                    // The tasks ready on this worker run first: the records they append share the
+                    // sync rather than wait for the next one. Unlike a timed delay this costs
+                    // nothing when nothing else is ready.
+                    tokio::task::yield_now().await;
+                    leading.sync();
+                }
+            }
+        }
+    }
+
+    /// [`GroupCommit::durable`] for a thread outside any async runtime.
+    pub(crate) fn durable_blocking(&self, record: u64) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        loop {
+            match self.turn(&mut state, record) {
+                Turn::Done(result) => return result,
+                Turn::Follow => {
+                    state.blocked += 1;
+                    state = self
+                        .synced_blocking
+                        .wait(state)
+                        .unwrap_or_else(|p| p.into_inner());
+                    state.blocked -= 1;
+                }
+                Turn::Lead => {
+                    drop(state);
+                    self.sync();
+                    state = self.lock();
+                }
+            }
+        }
+    }
+
+    /// The `fdatasync`s run since the store opened, and the records they made durable.
+    pub(crate) fn stats(&self) -> (u64, u64) {
+        (
+            self.syncs.load(Ordering::Relaxed),
+            self.synced.load(Ordering::Relaxed),
+        )
+    }
+
+    fn turn(&self, state: &mut State, record: u64) -> Turn {
+        if let Some(failed) = &state.failed {
+            return Turn::Done(Err(StoreError::AuditWrite(format!(
+                "cannot sync the audit journal: {failed}"
+            ))));
+        }
+        if state.durable >= record {
+            return Turn::Done(Ok(()));
+        }
+        if state.syncing {
+            return Turn::Follow;
+        }
+        state.syncing = true;
+        Turn::Lead
+    }
+
+    /// The leader's sync, of every record appended so far, then the followers' wake-up.
+    fn sync(&self) {
+        let (file, through) = {
+            let state = self.lock();
+            (state.file.clone(), state.appended)
+        };
+        let started = Instant::now();
+        let result = file.map_or(Ok(()), |file| file.sync_data());
+        portcullis_metrics::audit::journal_synced(started.elapsed());
+        tracing::trace!(took = ?started.elapsed(), "audit journal synced");
+        self.finish(Some(result.map(|()| through)));
+    }
+
+    /// Ends a leader's turn: with the sync's result, or with none when it never ran.
+    fn finish(&self, synced: Option<std::io::Result<u64>>) {
+        let mut state = self.lock();
+        state.syncing = false;
+        match synced {
+            None => {}
+            Some(Ok(through)) => {
+                self.syncs.fetch_add(1, Ordering::Relaxed);
+                self.synced
+                    .fetch_add(through - state.durable, Ordering::Relaxed);
+                state.durable = through;
+            }
+            Some(Err(e)) => {
+                tracing::error!(error = %e, "cannot sync the audit journal; no record is acknowledged from now on");
+                state.failed = Some(e.to_string());
+            }
+        }
+        let blocked = state.blocked > 0;
+        drop(state);
+        self.synced_async.notify_waiters();
+        if blocked {
+            self.synced_blocking.notify_all();
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A leader's turn in an async wait. Dropped before its sync ran (the waiting task was cancelled), it
+/// hands the turn on, so the followers don't wait for a sync nobody runs.
+struct Leading<'a>(Option<&'a GroupCommit>);
+
+impl Leading<'_> {
+    fn sync(mut self) {
+        if let Some(commit) = self.0.take() {
+            commit.sync();
+        }
+    }
+}
+
+impl Drop for Leading<'_> {
+    fn drop(&mut self) {
+        if let Some(commit) = self.0.take() {
+            commit.finish(None);
+        }
+    }
+}
