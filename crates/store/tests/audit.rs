@@ -360,8 +360,9 @@ fn concurrent_strict_records_share_syncs() {
     assert_eq!(j.store.audit().sync_stats(), (0, 0));
 }
 
-/// Tasks on one runtime thread: the first record's wait leads the sync but lets the tasks ready beside
-/// it append first, so eight records awaited at once share a single sync rather than one each.
+/// Tasks on one runtime thread: once syncs are shared, the first record's wait leads the sync but lets
+/// the tasks ready beside it append first, so eight records awaited at once share a single sync rather
+/// than one each.
 #[test]
 fn records_awaited_by_tasks_on_one_thread_share_a_sync() {
     let t = TestStore::new(Durability::Strict);
@@ -370,6 +371,12 @@ fn records_awaited_by_tasks_on_one_thread_share_a_sync() {
         .build()
         .unwrap();
     runtime.block_on(async {
+        // Two records written before either waits share a sync: sessions are recording side by side.
+        let tickets = [0, 1].map(|i| sink.record(statement("u", "prod", i, "SELECT 1", &[])));
+        for ticket in tickets {
+            ticket.durable().await.unwrap();
+        }
+        assert_eq!(sink.sync_stats(), (1, 2));
         let tasks: Vec<_> = (0..8)
             .map(|i| {
                 let sink = sink.clone();
@@ -384,7 +391,7 @@ fn records_awaited_by_tasks_on_one_thread_share_a_sync() {
             task.await.unwrap().unwrap();
         }
     });
-    assert_eq!(sink.sync_stats(), (1, 8));
+    assert_eq!(sink.sync_stats(), (2, 10));
 }
 
 /// A session cancelled while its record's wait was about to lead a sync hands the turn on: the record

@@ -42,6 +42,8 @@ struct State {
     file: Option<Arc<File>>,
     /// Records known to be on disk: every record numbered up to here.
     durable: u64,
+    /// Records the last sync made durable.
+    last_batch: u64,
     /// A leader's sync is running.
     syncing: bool,
     /// Followers blocking a thread (rather than awaiting), so the condvar is signalled only for them.
@@ -56,7 +58,10 @@ enum Turn {
     /// Another sync is running; the record waits for its end.
     Follow,
     /// Nobody is syncing: the record's caller runs the next sync, for everything appended by then.
-    Lead,
+    /// `shared`: the last sync covered other records too, so more are likely on their way.
+    Lead {
+        shared: bool,
+    },
 }
 
 impl GroupCommit {
@@ -82,12 +87,14 @@ impl GroupCommit {
             match turn {
                 Turn::Done(result) => return result,
                 Turn::Follow => synced.await,
-                Turn::Lead => {
+                Turn::Lead { shared } => {
                     let leading = Leading(Some(self));
-                    // The tasks ready on this worker run first: the records they append share the
-                    // sync rather than wait for the next one. Unlike a timed delay this costs
-                    // nothing when nothing else is ready.
-                    tokio::task::yield_now().await;
+                    if shared {
+                        // The tasks ready on this worker run first: the records they append share
+                        // the sync rather than wait for the next one. Not for a session alone: a
+                        // yield makes the runtime wake an idle worker to look for work.
+                        tokio::task::yield_now().await;
+                    }
                     leading.sync();
                 }
             }
@@ -108,7 +115,7 @@ impl GroupCommit {
                         .unwrap_or_else(|p| p.into_inner());
                     state.blocked -= 1;
                 }
-                Turn::Lead => {
+                Turn::Lead { .. } => {
                     drop(state);
                     self.sync();
                     state = self.lock();
@@ -138,7 +145,9 @@ impl GroupCommit {
             return Turn::Follow;
         }
         state.syncing = true;
-        Turn::Lead
+        Turn::Lead {
+            shared: state.last_batch > 1,
+        }
     }
 
     /// The leader's sync, of every record appended so far, then the followers' wake-up.
@@ -162,8 +171,8 @@ impl GroupCommit {
             None => {}
             Some(Ok(through)) => {
                 self.syncs.fetch_add(1, Ordering::Relaxed);
-                self.synced
-                    .fetch_add(through - state.durable, Ordering::Relaxed);
+                state.last_batch = through - state.durable;
+                self.synced.fetch_add(state.last_batch, Ordering::Relaxed);
                 state.durable = through;
             }
             Some(Err(e)) => {
