@@ -6,7 +6,8 @@
 //! Syncing on the caller's thread, even a runtime worker, is deliberate: a syncer thread of its own
 //! cost every record a hand-off there and a wake-up back, and on a virtual machine those context
 //! switches cost more CPU than the sync itself. Only the leader blocks, for one sync; followers await
-//! without blocking, so a runtime always keeps its other workers.
+//! without blocking, so a runtime keeps its other workers. A runtime with a single worker (one core)
+//! has none, so there the leader hands its sync to the blocking pool instead.
 //!
 //! A failed sync poisons the journal: after one, Linux may have dropped the pages it could not write
 //! and report the next sync as a success, so no later record can be vouched for either. Every ticket
@@ -77,7 +78,7 @@ impl GroupCommit {
     }
 
     /// Completes once the record numbered `record` is on disk.
-    pub(crate) async fn durable(&self, record: u64) -> Result<(), StoreError> {
+    pub(crate) async fn durable(self: &Arc<Self>, record: u64) -> Result<(), StoreError> {
         loop {
             // Registered before the state is read, so a sync that ends in between still wakes it.
             let synced = self.synced_async.notified();
@@ -88,14 +89,14 @@ impl GroupCommit {
                 Turn::Done(result) => return result,
                 Turn::Follow => synced.await,
                 Turn::Lead { shared } => {
-                    let leading = Leading(Some(self));
+                    let leading = Leading(Some(Arc::clone(self)));
                     if shared {
                         // The tasks ready on this worker run first: the records they append share
                         // the sync rather than wait for the next one. Not for a session alone: a
                         // yield makes the runtime wake an idle worker to look for work.
                         tokio::task::yield_now().await;
                     }
-                    leading.sync();
+                    leading.sync().await;
                 }
             }
         }
@@ -195,17 +196,34 @@ impl GroupCommit {
 
 /// A leader's turn in an async wait. Dropped before its sync ran (the waiting task was cancelled), it
 /// hands the turn on, so the followers don't wait for a sync nobody runs.
-struct Leading<'a>(Option<&'a GroupCommit>);
+struct Leading(Option<Arc<GroupCommit>>);
 
-impl Leading<'_> {
-    fn sync(mut self) {
-        if let Some(commit) = self.0.take() {
+impl Leading {
+    async fn sync(self) {
+        let alone = matches!(
+            tokio::runtime::Handle::try_current(),
+            Ok(runtime) if runtime.metrics().num_workers() == 1
+        );
+        if !alone {
+            self.sync_now();
+            return;
+        }
+        // The turn goes with the sync: a task cancelled meanwhile leaves it to the sync to finish.
+        if let Err(e) = tokio::task::spawn_blocking(move || self.sync_now()).await {
+            tracing::error!(error = %e, "the audit journal's sync did not finish");
+        }
+    }
+
+    /// Runs the sync. Should it panic, `drop` still hands the turn on.
+    fn sync_now(mut self) {
+        if let Some(commit) = &self.0 {
             commit.sync();
         }
+        self.0 = None;
     }
 }
 
-impl Drop for Leading<'_> {
+impl Drop for Leading {
     fn drop(&mut self) {
         if let Some(commit) = self.0.take() {
             commit.finish(None);

@@ -7,10 +7,12 @@ use portcullis_store::{
     StatementEvent, Store,
 };
 
+/// Fields drop in order: the store first, so its closing checkpoint and the index's last read find the
+/// folder still there (the other way round, every strict test waited out the index's stop timeout).
 pub struct TestStore {
-    pub dir: tempfile::TempDir,
-    pub key: MasterKey,
     pub store: Store,
+    pub key: MasterKey,
+    pub dir: tempfile::TempDir,
 }
 
 impl TestStore {
