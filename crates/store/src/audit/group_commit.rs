@@ -7,7 +7,9 @@
 //! cost every record a hand-off there and a wake-up back, and on a virtual machine those context
 //! switches cost more CPU than the sync itself. Only the leader blocks, for one sync; followers await
 //! without blocking, so a runtime keeps its other workers. A runtime with a single worker (one core)
-//! has none, so there the leader hands its sync to the blocking pool instead.
+//! has none, so there the leader hands its sync to the blocking pool instead; so it does anywhere
+//! after a slow sync (a disk struggling or spinning), where the hand-off costs little beside the sync
+//! and a worker blocked for milliseconds would hold up every task queued behind it.
 //!
 //! A failed sync poisons the journal: after one, Linux may have dropped the pages it could not write
 //! and report the next sync as a success, so no later record can be vouched for either. Every ticket
@@ -16,11 +18,15 @@
 use std::fs::File;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
 use crate::error::StoreError;
+
+/// A sync slower than this goes to the blocking pool next time. A quick disk syncs in well under it
+/// (this one's virtio disk in 0.1–0.3 ms); a spinning one takes several.
+const SLOW_SYNC: Duration = Duration::from_millis(1);
 
 #[derive(Default)]
 pub(crate) struct GroupCommit {
@@ -45,6 +51,8 @@ struct State {
     durable: u64,
     /// Records the last sync made durable.
     last_batch: u64,
+    /// The last sync took longer than [`SLOW_SYNC`].
+    slow: bool,
     /// A leader's sync is running.
     syncing: bool,
     /// Followers blocking a thread (rather than awaiting), so the condvar is signalled only for them.
@@ -59,9 +67,11 @@ enum Turn {
     /// Another sync is running; the record waits for its end.
     Follow,
     /// Nobody is syncing: the record's caller runs the next sync, for everything appended by then.
-    /// `shared`: the last sync covered other records too, so more are likely on their way.
+    /// `shared`: the last sync covered other records too, so more are likely on their way. `slow`:
+    /// it took longer than [`SLOW_SYNC`].
     Lead {
         shared: bool,
+        slow: bool,
     },
 }
 
@@ -88,7 +98,7 @@ impl GroupCommit {
             match turn {
                 Turn::Done(result) => return result,
                 Turn::Follow => synced.await,
-                Turn::Lead { shared } => {
+                Turn::Lead { shared, slow } => {
                     let leading = Leading(Some(Arc::clone(self)));
                     if shared {
                         // The tasks ready on this worker run first: the records they append share
@@ -96,7 +106,7 @@ impl GroupCommit {
                         // yield makes the runtime wake an idle worker to look for work.
                         tokio::task::yield_now().await;
                     }
-                    leading.sync().await;
+                    leading.sync(slow).await;
                 }
             }
         }
@@ -148,6 +158,7 @@ impl GroupCommit {
         state.syncing = true;
         Turn::Lead {
             shared: state.last_batch > 1,
+            slow: state.slow,
         }
     }
 
@@ -159,8 +170,10 @@ impl GroupCommit {
         };
         let started = Instant::now();
         let result = file.map_or(Ok(()), |file| file.sync_data());
-        portcullis_metrics::audit::journal_synced(started.elapsed());
-        tracing::trace!(took = ?started.elapsed(), "audit journal synced");
+        let took = started.elapsed();
+        portcullis_metrics::audit::journal_synced(took);
+        tracing::trace!(?took, "audit journal synced");
+        self.lock().slow = took > SLOW_SYNC;
         self.finish(Some(result.map(|()| through)));
     }
 
@@ -199,12 +212,12 @@ impl GroupCommit {
 struct Leading(Option<Arc<GroupCommit>>);
 
 impl Leading {
-    async fn sync(self) {
+    async fn sync(self, slow: bool) {
         let alone = matches!(
             tokio::runtime::Handle::try_current(),
             Ok(runtime) if runtime.metrics().num_workers() == 1
         );
-        if !alone {
+        if !alone && !slow {
             self.sync_now();
             return;
         }
