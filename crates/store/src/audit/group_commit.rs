@@ -28,7 +28,7 @@ use crate::error::StoreError;
 /// (this one's virtio disk in 0.1–0.3 ms); a spinning one takes several.
 const SLOW_SYNC: Duration = Duration::from_millis(1);
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub(crate) struct GroupCommit {
     state: Mutex<State>,
     /// Woken after each sync, for followers awaiting in a runtime.
@@ -41,7 +41,7 @@ pub(crate) struct GroupCommit {
     synced: AtomicU64,
 }
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct State {
     /// Records this process has appended, numbered in the order they were written.
     appended: u64,
@@ -173,25 +173,27 @@ impl GroupCommit {
         let took = started.elapsed();
         portcullis_metrics::audit::journal_synced(took);
         tracing::trace!(?took, "audit journal synced");
-        self.lock().slow = took > SLOW_SYNC;
-        self.finish(Some(result.map(|()| through)));
+        self.finish(Some((result.map(|()| through), took)));
     }
 
-    /// Ends a leader's turn: with the sync's result, or with none when it never ran.
-    fn finish(&self, synced: Option<std::io::Result<u64>>) {
+    /// Ends a leader's turn: with the sync's result and how long it took, or with none when it never
+    /// ran.
+    fn finish(&self, synced: Option<(std::io::Result<u64>, Duration)>) {
         let mut state = self.lock();
         state.syncing = false;
-        match synced {
-            None => {}
-            Some(Ok(through)) => {
-                self.syncs.fetch_add(1, Ordering::Relaxed);
-                state.last_batch = through - state.durable;
-                self.synced.fetch_add(state.last_batch, Ordering::Relaxed);
-                state.durable = through;
-            }
-            Some(Err(e)) => {
-                tracing::error!(error = %e, "cannot sync the audit journal; no record is acknowledged from now on");
-                state.failed = Some(e.to_string());
+        if let Some((result, took)) = synced {
+            state.slow = took > SLOW_SYNC;
+            match result {
+                Ok(through) => {
+                    self.syncs.fetch_add(1, Ordering::Relaxed);
+                    state.last_batch = through - state.durable;
+                    self.synced.fetch_add(state.last_batch, Ordering::Relaxed);
+                    state.durable = through;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot sync the audit journal; no record is acknowledged from now on");
+                    state.failed = Some(e.to_string());
+                }
             }
         }
         let blocked = state.blocked > 0;

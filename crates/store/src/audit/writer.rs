@@ -28,7 +28,7 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long the last drop waits for the index; the next start catches up on the rest.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Records audit events. Cheap to clone, `Send + Sync`. The threads stop (after indexing what is
+/// Records audit events. Cheap to clone, `Send + Sync`. The index thread stops (after indexing what is
 /// journaled) when the last `AuditSink` and [`crate::Store`] are dropped; the last drop waits for that.
 #[derive(Clone)]
 pub struct AuditSink {
@@ -47,7 +47,8 @@ struct SinkInner {
     /// Woken after each append, for readers that ship records as they come (the sinks); cheap when
     /// nobody waits.
     appended: Arc<tokio::sync::Notify>,
-    threads: Vec<JoinHandle<()>>,
+    /// Taken by the last drop, to wait for.
+    index_thread: Option<JoinHandle<()>>,
 }
 
 impl Drop for SinkInner {
@@ -69,9 +70,9 @@ impl Drop for SinkInner {
             let (syncs, records) = commit.stats();
             tracing::info!(syncs, records, "audit journal group commit");
         }
-        for handle in self.threads.drain(..) {
+        if let Some(handle) = self.index_thread.take() {
             if handle.join().is_err() {
-                tracing::error!("an audit thread panicked");
+                tracing::error!("the audit index thread panicked");
             }
         }
     }
@@ -92,19 +93,11 @@ pub struct AuditTicket {
     state: TicketState,
 }
 
+#[derive(Debug)]
 enum TicketState {
     Ready(Result<(), StoreError>),
     /// The record numbered so in strict mode's group commit.
     Sync(Arc<GroupCommit>, u64),
-}
-
-impl std::fmt::Debug for TicketState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            TicketState::Ready(result) => f.debug_tuple("Ready").field(result).finish(),
-            TicketState::Sync(_, record) => f.debug_tuple("Sync").field(record).finish(),
-        }
-    }
 }
 
 impl AuditTicket {
@@ -252,11 +245,11 @@ pub(crate) fn spawn(
     let appender = Appender::open(dir, limits).map_err(io_err)?;
     let indexed = index::read_position(&conn)?;
     let progress = Arc::new(Progress::default());
-    let threads = vec![index::spawn(
+    let index_thread = index::spawn(
         conn,
         JournalCursor::new(dir, indexed + 1),
         Arc::clone(&progress),
-    )?];
+    )?;
     let commit = (durability == Durability::Strict).then(|| Arc::new(GroupCommit::default()));
     Ok(AuditSink {
         inner: Arc::new(SinkInner {
@@ -267,7 +260,7 @@ pub(crate) fn spawn(
             progress,
             catch_up: Mutex::new(JournalCursor::new(dir, indexed + 1)),
             appended: Arc::new(tokio::sync::Notify::new()),
-            threads,
+            index_thread: Some(index_thread),
         }),
     })
 }
