@@ -624,6 +624,61 @@ fn the_journal_keeps_every_record_after_indexing() {
     assert_eq!(segments(dir.path()).len(), 1);
 }
 
+/// A store that just appended keeps the journal's lock only until its index thread's next batch: a
+/// second store (another process, in effect) then appends while the first stays open.
+#[test]
+fn a_store_that_stops_appending_lets_another_append() {
+    let t = TestStore::new(Durability::Journaled);
+    let first = t.store.audit();
+    let lock = std::fs::File::open(common::journal_dir(t.dir.path()).join("LOCK")).unwrap();
+    // Appends until one leaves the lock held (a slow one lets it go at once: its lease is over).
+    for i in 0.. {
+        first
+            .record(statement("a", "r", i, "SELECT 1", &[]))
+            .wait_blocking()
+            .unwrap();
+        match lock.try_lock() {
+            Ok(()) => lock.unlock().unwrap(),
+            Err(std::fs::TryLockError::WouldBlock) => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let (path, key) = (t.path(), t.key.clone());
+    let (done, appended) = std::sync::mpsc::channel();
+    let appender = std::thread::spawn(move || {
+        let other = Store::open(&path, key, Durability::Journaled).unwrap();
+        let recorded = other
+            .audit()
+            .record(statement("b", "r", 4, "SELECT 2", &[]))
+            .wait_blocking();
+        let _ = done.send(recorded.is_ok());
+    });
+    assert_eq!(
+        appended.recv_timeout(std::time::Duration::from_secs(10)),
+        Ok(true),
+        "the second store appends while the first is open"
+    );
+    appender.join().unwrap();
+    first
+        .record(statement("a", "r", 0, "SELECT 3", &[]))
+        .wait_blocking()
+        .unwrap();
+    let users: Vec<_> = t
+        .store
+        .query_audit(&all())
+        .unwrap()
+        .into_iter()
+        .map(|r| match r.event {
+            AuditEvent::Statement(s) => s.user,
+            other => panic!("{other:?}"),
+        })
+        .take(2)
+        .collect();
+    assert_eq!(users, ["a", "b"], "newest first");
+    let report = t.store.verify_audit(0, None).unwrap();
+    assert!(report.is_intact(), "{report:?}");
+}
+
 /// A full segment is sealed and a new one takes the records; verify follows the chain across them.
 #[test]
 fn full_segments_are_sealed_and_the_chain_goes_on() {

@@ -100,24 +100,32 @@ impl Progress {
     }
 }
 
-/// Starts the index thread.
+/// Starts the index thread; it calls `release_journal` between batches.
 pub(crate) fn spawn(
     conn: Connection,
     cursor: JournalCursor,
     progress: Arc<Progress>,
+    release_journal: impl Fn() + Send + 'static,
 ) -> Result<JoinHandle<()>, StoreError> {
     std::thread::Builder::new()
         .name("portcullis-audit-index".into())
-        .spawn(move || run(conn, cursor, &progress))
+        .spawn(move || run(conn, cursor, &progress, release_journal))
         .map_err(|source| StoreError::Io {
             path: "audit index thread".into(),
             source,
         })
 }
 
-fn run(mut conn: Connection, mut cursor: JournalCursor, progress: &Progress) {
+fn run(
+    mut conn: Connection,
+    mut cursor: JournalCursor,
+    progress: &Progress,
+    release_journal: impl Fn(),
+) {
     loop {
-        match index_batch(&mut conn, &mut cursor) {
+        let batch = index_batch(&mut conn, &mut cursor);
+        release_journal();
+        match batch {
             Ok(Some(indexed)) => {
                 let mut state = progress.lock();
                 state.indexed = state.indexed.max(indexed);

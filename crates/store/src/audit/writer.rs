@@ -38,7 +38,8 @@ pub struct AuditSink {
 struct SinkInner {
     durability: Durability,
     dir: PathBuf,
-    appender: Mutex<Appender>,
+    /// Shared with the index thread, which releases the journal's lock between its batches.
+    appender: Arc<Mutex<Appender>>,
     /// Strict mode's syncs.
     commit: Option<Arc<GroupCommit>>,
     progress: Arc<Progress>,
@@ -242,20 +243,26 @@ pub(crate) fn spawn(
         path: dir.to_path_buf(),
         source,
     };
-    let appender = Appender::open(dir, limits).map_err(io_err)?;
+    let appender = Arc::new(Mutex::new(Appender::open(dir, limits).map_err(io_err)?));
     let indexed = index::read_position(&conn)?;
     let progress = Arc::new(Progress::default());
     let index_thread = index::spawn(
         conn,
         JournalCursor::new(dir, indexed + 1),
         Arc::clone(&progress),
+        {
+            let appender = Arc::clone(&appender);
+            move || {
+                appender.lock().unwrap_or_else(|p| p.into_inner()).release();
+            }
+        },
     )?;
     let commit = (durability == Durability::Strict).then(|| Arc::new(GroupCommit::default()));
     Ok(AuditSink {
         inner: Arc::new(SinkInner {
             durability,
             dir: dir.to_path_buf(),
-            appender: Mutex::new(appender),
+            appender,
             commit,
             progress,
             catch_up: Mutex::new(JournalCursor::new(dir, indexed + 1)),

@@ -1,8 +1,13 @@
 //! Appending to the journal. Several processes may append to one journal (the gateway, and admin
-//! commands that record workflow events while it runs), so every append takes the journal's file lock,
+//! commands that record workflow events while it runs), so an append takes the journal's file lock,
 //! first catches up with what others appended since (reading the bytes where the next record goes:
 //! zeros when nobody did), then writes its record with one `pwrite`. A write that fails part-way is cut
 //! off again, so the journal never holds half a record that a later one follows.
+//!
+//! A busy process keeps the lock between its appends, for up to [`LEASE`] at a time or until
+//! [`Appender::release`] (the index thread calls it between batches, so an idle process lets go at
+//! once): while it holds the lock nobody else can have appended, so its appends skip the catch-up read
+//! and the two `flock` calls: a quarter of a journaled statement's system calls.
 //!
 //! The segment is written ahead with zeros ([`WRITE_AHEAD`]), so an append overwrites blocks that are
 //! allocated and already on disk: the `fdatasync` of a strict record then writes that data alone, not
@@ -14,7 +19,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::format::{
     encode_record, is_torn, read_record, segment_name, ChainHash, Kind, SegmentHeader, Unreadable,
@@ -25,6 +30,11 @@ use super::signing::SigningKey;
 /// Zeros written past the last record at a time. A mebibyte is a couple of thousand statement
 /// records: the sync that carries the zeros to disk comes that seldom.
 pub(crate) const WRITE_AHEAD: usize = 1024 * 1024;
+
+/// The longest a process keeps the journal's lock through a run of appends. Another process that
+/// waits for it meanwhile is held up that long at most; at 10,000 records a second that is one lock,
+/// and one catch-up read, for fifty records.
+pub(crate) const LEASE: Duration = Duration::from_millis(5);
 
 /// When a segment takes no more records.
 #[derive(Debug, Clone, Copy)]
@@ -65,26 +75,13 @@ struct Tail {
 #[derive(Debug)]
 pub(crate) struct Appender {
     dir: PathBuf,
-    /// Shared so holding it while `self` changes needs no `dup` of the descriptor per append.
-    lock: Arc<File>,
+    lock: File,
+    /// Since when this process has held `lock`, if it does.
+    held_since: Option<Instant>,
     key: SigningKey,
     limits: SegmentLimits,
     tail: Option<Tail>,
     buf: Vec<u8>,
-}
-
-/// Holds the journal's file lock until dropped.
-struct Locked<'a>(&'a File);
-
-impl Drop for Locked<'_> {
-    fn drop(&mut self) {
-        drop(self.0.unlock());
-    }
-}
-
-fn lock(file: &File) -> io::Result<Locked<'_>> {
-    file.lock()?;
-    Ok(Locked(file))
 }
 
 fn damaged(what: String) -> io::Error {
@@ -95,15 +92,15 @@ impl Appender {
     /// Opens the journal in `dir`, creating it (and its signing key) if needed.
     pub(crate) fn open(dir: &Path, limits: SegmentLimits) -> io::Result<Appender> {
         super::ensure_dir(dir)?;
-        let lock_file = super::lock_file(dir)?;
-        let key = {
-            let _held = lock(&lock_file)?;
-            SigningKey::load_or_create(dir)?
-        };
+        let lock = super::lock_file(dir)?;
+        lock.lock()?;
+        let key = SigningKey::load_or_create(dir);
+        drop(lock.unlock());
         Ok(Appender {
             dir: dir.to_path_buf(),
-            lock: Arc::new(lock_file),
-            key,
+            lock,
+            held_since: None,
+            key: key?,
             limits,
             tail: None,
             buf: Vec::with_capacity(1024),
@@ -116,13 +113,42 @@ impl Appender {
 
     /// Appends an event record with `payload`.
     pub(crate) fn append(&mut self, payload: &[u8], now_ms: i64) -> io::Result<Appended> {
-        let lock_file = Arc::clone(&self.lock);
-        let _held = lock(&lock_file)?;
-        self.catch_up()?;
-        if self.is_due(now_ms) {
-            self.rotate(now_ms)?;
+        let since = self.acquire()?;
+        let appended = if self.is_due(now_ms) {
+            self.rotate(now_ms)
+        } else {
+            Ok(())
         }
-        self.write(Kind::Event, payload)
+        .and_then(|()| self.write(Kind::Event, payload));
+        // After a failure the next append reads the journal afresh.
+        if appended.is_err() || since.elapsed() >= LEASE {
+            self.release();
+        }
+        appended
+    }
+
+    /// Lets other processes append: unlocks the journal if this process holds it. Its next append
+    /// catches up with theirs first.
+    pub(crate) fn release(&mut self) {
+        if self.held_since.take().is_some() {
+            drop(self.lock.unlock());
+        }
+    }
+
+    /// Takes the journal's lock unless this process holds it already, and then catches up with what
+    /// others appended. Returns since when the lock has been held.
+    fn acquire(&mut self) -> io::Result<Instant> {
+        if let Some(since) = self.held_since {
+            return Ok(since);
+        }
+        self.lock.lock()?;
+        let since = Instant::now();
+        self.held_since = Some(since);
+        if let Err(e) = self.catch_up() {
+            self.release();
+            return Err(e);
+        }
+        Ok(since)
     }
 
     /// At a clean stop of a process that appended: appends a signed checkpoint (not sealing), which
@@ -132,9 +158,13 @@ impl Appender {
         if self.tail.is_none() {
             return Ok(());
         }
-        let lock_file = Arc::clone(&self.lock);
-        let _held = lock(&lock_file)?;
-        self.catch_up()?;
+        self.acquire()?;
+        let closed = self.checkpoint_and_cut();
+        self.release();
+        closed
+    }
+
+    fn checkpoint_and_cut(&mut self) -> io::Result<()> {
         let Some(tail) = self.tail.as_ref().filter(|t| t.next_seq > 1) else {
             return Ok(());
         };

@@ -11,6 +11,8 @@
 
 pub(crate) mod appender;
 pub(crate) mod format;
+#[cfg(test)]
+mod lease_tests;
 pub(crate) mod reader;
 pub(crate) mod retention;
 pub(crate) mod signing;
@@ -24,7 +26,7 @@ use std::path::{Path, PathBuf};
 
 use format::parse_segment_name;
 
-/// Held (with `flock`) while a process appends.
+/// Held (with `flock`) while a process appends (and between the appends of a busy one).
 const LOCK_FILE: &str = "LOCK";
 
 /// The journal folder of the database at `db`.

@@ -96,6 +96,7 @@ fn a_clean_close_and_a_seal_cut_the_zeros_off() {
     // Appending after another process's clean stop writes ahead again.
     let mut again = appender(dir.path());
     again.append(b"after", NOW).unwrap();
+    again.release();
     journal.append(b"and the first process again", NOW).unwrap();
     assert!(len(&live) > records_end(&live) as u64);
     let read = JournalCursor::new(dir.path(), 1).read(1000).unwrap();
