@@ -5,9 +5,10 @@
 //! off again, so the journal never holds half a record that a later one follows.
 //!
 //! A busy process keeps the lock between its appends, for up to [`LEASE`] at a time or until
-//! [`Appender::release`] (the index thread calls it between batches, so an idle process lets go at
-//! once): while it holds the lock nobody else can have appended, so its appends skip the catch-up read
-//! and the two `flock` calls: a quarter of a journaled statement's system calls.
+//! [`Appender::release`] (the index thread calls it between batches, so a process that stops appending
+//! lets go once its index has read its records): while it holds the lock nobody else can have appended,
+//! so its appends skip the catch-up read and the two `flock` calls, a quarter of a journaled
+//! statement's system calls.
 //!
 //! The segment is written ahead with zeros ([`WRITE_AHEAD`]), so an append overwrites blocks that are
 //! allocated and already on disk: the `fdatasync` of a strict record then writes that data alone, not
