@@ -18,6 +18,18 @@ pub fn journal_synced(latency: Duration) {
     METRICS.journal_fsync.observe(latency.as_secs_f64());
 }
 
+/// An append to the journal failed (a full disk, an unwritable folder); its statement was refused.
+pub fn journal_append_failed() {
+    METRICS.journal_errors[0].inc();
+}
+
+/// An `fdatasync` of the journal failed: from now on this process refuses every audited statement.
+pub fn journal_sync_failed() {
+    let m = &*METRICS;
+    m.journal_errors[1].inc();
+    m.journal_failed.set(1);
+}
+
 /// The index read `records` more journal records, up to sequence `last_seq`.
 pub fn indexed(records: u64, last_seq: u64) {
     let m = &*METRICS;

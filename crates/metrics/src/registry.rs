@@ -30,6 +30,9 @@ pub(crate) struct Metrics {
     pub journal_bytes: Counter,
     pub journal_records: Counter,
     pub journal_fsync: Histogram,
+    /// Failed appends, then failed syncs.
+    pub journal_errors: [Counter; 2],
+    pub journal_failed: Gauge,
     pub indexed_records: Counter,
     index_lag: Gauge,
     pub sink_lag: Family<Named, Gauge>,
@@ -115,6 +118,20 @@ impl Metrics {
             Unit::Seconds,
             journal_fsync.clone(),
         );
+        let journal_errors_family = Family::<Static<1>, Counter>::default();
+        let journal_errors = ["append", "sync"]
+            .map(|step| journal_errors_family.get_or_create_owned(&[("step", step)]));
+        audit.register(
+            "journal_errors",
+            "Failed appends to the audit journal (each refused its statement) and failed fdatasyncs",
+            journal_errors_family,
+        );
+        let journal_failed = Gauge::default();
+        audit.register(
+            "journal_failed",
+            "1 once an fdatasync of the audit journal failed: every audited statement is refused until restart",
+            journal_failed.clone(),
+        );
         let indexed_records = Counter::default();
         audit.register(
             "indexed_records",
@@ -145,6 +162,8 @@ impl Metrics {
             journal_bytes,
             journal_records,
             journal_fsync,
+            journal_errors,
+            journal_failed,
             indexed_records,
             index_lag,
             sink_lag,

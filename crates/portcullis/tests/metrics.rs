@@ -169,6 +169,12 @@ async fn counters_move_and_both_listeners_serve_them() {
     assert!(value(&text, "portcullis_audit_journal_fsync_seconds_count") >= 1.0);
     assert!(value(&text, "portcullis_audit_journal_fsync_seconds_sum") > 0.0);
     assert!(value(&text, "portcullis_audit_index_lag_records") >= 0.0);
+    // A healthy journal: no failed write, and nothing that makes the gateway refuse statements.
+    for step in ["append", "sync"] {
+        let series = format!(r#"portcullis_audit_journal_errors_total{{step="{step}"}}"#);
+        assert_eq!(value(&text, &series), 0.0, "{series}");
+    }
+    assert_eq!(value(&text, "portcullis_audit_journal_failed"), 0.0);
     assert!(sample(&text, "portcullis_mfa_holds_total").is_some());
     // Each sink's lag is published every few seconds; the file sink catches up.
     scrape_until(&open, "the audit sink's lag to reach 0", |text| {

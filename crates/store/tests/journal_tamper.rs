@@ -392,6 +392,11 @@ fn a_full_disk_fails_records_and_leaves_the_chain_whole() {
     }
     let failed = failed.expect("a 2 MB disk fills up");
     assert!(failed.contains("No space left"), "{failed}");
+    let metrics = portcullis_metrics::encode();
+    assert!(
+        metrics.contains("portcullis_audit_journal_errors_total{step=\"append\"} 1\n"),
+        "{metrics}"
+    );
     let report = verify_in(&store);
     assert!(
         report.problems.is_empty() && report.torn_tail.is_none(),

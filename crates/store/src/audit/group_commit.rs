@@ -192,6 +192,7 @@ impl GroupCommit {
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "cannot sync the audit journal; no record is acknowledged from now on");
+                    portcullis_metrics::audit::journal_sync_failed();
                     state.failed = Some(e.to_string());
                 }
             }
@@ -243,5 +244,43 @@ impl Drop for Leading {
         if let Some(commit) = self.0.take() {
             commit.finish(None);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs::File;
+    use std::os::fd::OwnedFd;
+    use std::sync::Arc;
+
+    use super::GroupCommit;
+
+    #[test]
+    fn a_failed_sync_fails_every_later_record_and_the_metrics_say_so() {
+        let commit = GroupCommit::default();
+        // `fdatasync` refuses a pipe, as a failing disk would refuse the journal.
+        let (pipe, _other_end) = std::io::pipe().unwrap();
+        let first = commit.appended(&Arc::new(File::from(OwnedFd::from(pipe))));
+        assert!(commit.durable_blocking(first).is_err());
+
+        // A record in a file that syncs is refused too: nothing after a failed sync is vouched for.
+        let dir = tempfile::tempdir().unwrap();
+        let fine = Arc::new(File::create(dir.path().join("segment")).unwrap());
+        let second = commit.appended(&fine);
+        let refused = commit.durable_blocking(second).unwrap_err().to_string();
+        assert!(
+            refused.contains("cannot sync the audit journal"),
+            "{refused}"
+        );
+
+        let metrics = portcullis_metrics::encode();
+        assert!(
+            metrics.contains("portcullis_audit_journal_errors_total{step=\"sync\"} 1\n"),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains("portcullis_audit_journal_failed 1\n"),
+            "{metrics}"
+        );
     }
 }

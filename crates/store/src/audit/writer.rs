@@ -153,6 +153,7 @@ impl AuditSink {
             Ok(to_sync) => to_sync,
             Err(e) => {
                 tracing::error!(error = %e, "cannot write the audit journal");
+                portcullis_metrics::audit::journal_append_failed();
                 return ready(Err(StoreError::AuditWrite(format!(
                     "cannot write the audit journal in {}: {e}",
                     self.inner.dir.display()
