@@ -3,7 +3,6 @@
 //! same transaction as the rows, so a crash never loses or doubles a row, and every process that opens
 //! the store helps (a process that finds the index ahead of it just moves on).
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -13,7 +12,6 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, TransactionBehavior};
 
 pub use super::decode::decode_event;
-use super::event::AuditEvent;
 use super::journal::reader::{JournalCursor, JournalRecord};
 use super::row;
 use crate::error::StoreError;
@@ -30,44 +28,10 @@ const POLL: Duration = Duration::from_millis(250);
 /// Pause after a failed batch.
 const RETRY: Duration = Duration::from_secs(1);
 
-/// Most events [`Recent`] keeps: a few batches' worth at ten thousand records a second.
-const RECENT_MAX: usize = 4096;
-
-/// The events this process appended that the index thread has not read yet, by sequence. The thread
-/// takes them instead of decoding their journal records again (MessagePack decoding was a fifth of
-/// its work); a record whose event is not here (appended by another process, or while the index was
-/// far behind) is decoded as before.
-#[derive(Debug, Default)]
-pub(crate) struct Recent(Mutex<VecDeque<(u64, AuditEvent)>>);
-
-impl Recent {
-    /// Keeps the event just appended as `seq` (appends come in sequence order).
-    pub(crate) fn keep(&self, seq: u64, event: AuditEvent) {
-        let mut events = self.lock();
-        if events.len() < RECENT_MAX {
-            events.push_back((seq, event));
-        }
-    }
-
-    /// Takes the events up to `last`, oldest first.
-    fn take_through(&self, last: u64) -> VecDeque<(u64, AuditEvent)> {
-        let mut events = self.lock();
-        let rest = events.partition_point(|(seq, _)| *seq <= last);
-        let kept = events.split_off(rest);
-        std::mem::replace(&mut *events, kept)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<(u64, AuditEvent)>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
 /// What the index thread and the processes' callers share.
 #[derive(Debug, Default)]
 pub(crate) struct Progress {
     state: Mutex<State>,
-    /// Events appended, for the index thread.
-    pub(crate) recent: Recent,
     /// Wakes the index thread.
     work: Condvar,
     /// Signals that `indexed` moved.
@@ -159,7 +123,7 @@ fn run(
     release_journal: impl Fn(),
 ) {
     loop {
-        let batch = index_batch(&mut conn, &mut cursor, Some(&progress.recent));
+        let batch = index_batch(&mut conn, &mut cursor);
         release_journal();
         match batch {
             Ok(Some(indexed)) => {
@@ -205,12 +169,10 @@ fn run(
     }
 }
 
-/// Indexes the next batch, taking what it can from `recent` rather than decoding it; the last
-/// sequence read, or `None` when there was nothing new.
+/// Indexes the next batch; the last sequence read, or `None` when there was nothing new.
 pub(crate) fn index_batch(
     conn: &mut Connection,
     cursor: &mut JournalCursor,
-    recent: Option<&Recent>,
 ) -> Result<Option<u64>, StoreError> {
     let indexed = read_position(conn)?;
     cursor.seek(indexed + 1);
@@ -227,26 +189,17 @@ pub(crate) fn index_batch(
         return Ok(Some(u64::try_from(now).unwrap_or(0)));
     }
     {
-        let mut recent = recent
-            .map(|r| r.take_through(last))
-            .unwrap_or_default()
-            .into_iter()
-            .peekable();
         let mut rows = Vec::with_capacity(records.len());
         for JournalRecord { seq, event } in &records {
             let Some(payload) = event else {
                 continue;
             };
-            while recent.next_if(|(kept, _)| kept < seq).is_some() {}
-            let event = match recent.next_if(|(kept, _)| kept == seq) {
-                Some((_, event)) => event,
-                None => match decode_event(payload) {
-                    Ok(event) => event,
-                    Err(e) => {
-                        tracing::error!(seq, error = %e, "audit journal record skipped by the index; `portcullis audit verify` tells more");
-                        continue;
-                    }
-                },
+            let event = match decode_event(payload) {
+                Ok(event) => event,
+                Err(e) => {
+                    tracing::error!(seq, error = %e, "audit journal record skipped by the index; `portcullis audit verify` tells more");
+                    continue;
+                }
             };
             let seq = Value::Integer(i64::try_from(*seq).unwrap_or(i64::MAX));
             rows.push((seq, row::row(&event)?));
@@ -287,49 +240,4 @@ pub(crate) fn index_batch(
 pub(crate) fn read_position(conn: &Connection) -> Result<u64, StoreError> {
     let seq: i64 = conn.query_row("SELECT seq FROM audit_index WHERE id = 1", [], |r| r.get(0))?;
     Ok(u64::try_from(seq).unwrap_or(0))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{Recent, RECENT_MAX};
-    use crate::audit::event::{AuditEvent, MfaEvent};
-
-    fn event(n: u64) -> AuditEvent {
-        AuditEvent::Mfa(MfaEvent {
-            session_id: String::new(),
-            at: i64::try_from(n).unwrap(),
-            user: "alice".into(),
-            resource: String::new(),
-            client_addr: String::new(),
-            action: "verify".into(),
-            result: "ok".into(),
-            detail: None,
-        })
-    }
-
-    fn seqs(events: impl IntoIterator<Item = (u64, AuditEvent)>) -> Vec<u64> {
-        events.into_iter().map(|(seq, _)| seq).collect()
-    }
-
-    #[test]
-    fn recent_events_are_taken_in_order_up_to_a_sequence() {
-        let recent = Recent::default();
-        for seq in [3, 4, 7, 8] {
-            recent.keep(seq, event(seq));
-        }
-        assert_eq!(seqs(recent.take_through(2)), Vec::<u64>::new());
-        assert_eq!(seqs(recent.take_through(7)), [3, 4, 7]);
-        assert_eq!(seqs(recent.take_through(100)), [8]);
-        assert!(recent.take_through(100).is_empty());
-    }
-
-    #[test]
-    fn recent_events_are_bounded() {
-        let recent = Recent::default();
-        let many = u64::try_from(RECENT_MAX).unwrap() + 10;
-        for seq in 1..=many {
-            recent.keep(seq, event(seq));
-        }
-        assert_eq!(recent.take_through(many).len(), RECENT_MAX);
-    }
 }

@@ -145,7 +145,6 @@ impl AuditSink {
             appender
                 .append(&payload, crate::now_millis())
                 .map(|appended| {
-                    self.inner.progress.recent.keep(appended.seq, event);
                     let commit = self.inner.commit.as_ref();
                     commit.map(|c| (Arc::clone(c), c.appended(&appended.file)))
                 })
@@ -202,7 +201,7 @@ impl AuditSink {
             .catch_up
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        while index::index_batch(conn, &mut cursor, None)?.is_some() {}
+        while index::index_batch(conn, &mut cursor)?.is_some() {}
         Ok(())
     }
 

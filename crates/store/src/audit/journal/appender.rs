@@ -58,7 +58,6 @@ impl Default for SegmentLimits {
 pub(crate) struct Appended {
     /// The segment it is in, for an `fdatasync`.
     pub file: Arc<File>,
-    pub seq: u64,
 }
 
 /// The end of the journal as this process last saw it.
@@ -214,7 +213,6 @@ impl Appender {
         tail.last_hash = hash;
         Ok(Appended {
             file: Arc::clone(&tail.file),
-            seq,
         })
     }
 
