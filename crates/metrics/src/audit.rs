@@ -20,13 +20,13 @@ pub fn journal_synced(latency: Duration) {
 
 /// An append to the journal failed (a full disk, an unwritable folder); its statement was refused.
 pub fn journal_append_failed() {
-    METRICS.journal_errors[0].inc();
+    METRICS.journal_append_errors.inc();
 }
 
 /// An `fdatasync` of the journal failed: from now on this process refuses every audited statement.
 pub fn journal_sync_failed() {
     let m = &*METRICS;
-    m.journal_errors[1].inc();
+    m.journal_sync_errors.inc();
     m.journal_failed.set(1);
 }
 

@@ -30,8 +30,8 @@ pub(crate) struct Metrics {
     pub journal_bytes: Counter,
     pub journal_records: Counter,
     pub journal_fsync: Histogram,
-    /// Failed appends, then failed syncs.
-    pub journal_errors: [Counter; 2],
+    pub journal_append_errors: Counter,
+    pub journal_sync_errors: Counter,
     pub journal_failed: Gauge,
     pub indexed_records: Counter,
     index_lag: Gauge,
@@ -119,8 +119,9 @@ impl Metrics {
             journal_fsync.clone(),
         );
         let journal_errors_family = Family::<Static<1>, Counter>::default();
-        let journal_errors = ["append", "sync"]
-            .map(|step| journal_errors_family.get_or_create_owned(&[("step", step)]));
+        let journal_append_errors =
+            journal_errors_family.get_or_create_owned(&[("step", "append")]);
+        let journal_sync_errors = journal_errors_family.get_or_create_owned(&[("step", "sync")]);
         audit.register(
             "journal_errors",
             "Failed appends to the audit journal (each refused its statement) and failed fdatasyncs",
@@ -162,7 +163,8 @@ impl Metrics {
             journal_bytes,
             journal_records,
             journal_fsync,
-            journal_errors,
+            journal_append_errors,
+            journal_sync_errors,
             journal_failed,
             indexed_records,
             index_lag,
