@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use portcullis_store::{JournalTail, RetentionPolicy, Store};
 use serde::Serialize;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 use crate::config::validate;
@@ -17,6 +17,10 @@ use crate::{SinkConfig, SinkError};
 
 /// How often each sink's lag is published to `/metrics`.
 const LAG_REPORT: Duration = Duration::from_secs(5);
+/// After waking the sinks, how long appends gather before the next wake. Woken for every append, the
+/// task cost each statement a task switch, often on another thread, while the sinks ship in batches
+/// anyway.
+const WAKE_GATHER: Duration = Duration::from_millis(5);
 
 /// One sink as `portcullis audit status` and [`SinkMonitor::status`] show it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -125,22 +129,17 @@ pub fn start(
         shared.push(sink);
     }
     if !shared.is_empty() {
+        tasks.push(tokio::spawn(forward_appends(
+            store.audit_appended(),
+            wake_tx,
+            stopped.clone(),
+        )));
         tasks.push(tokio::spawn(report_lag(
             journal.clone(),
             shared.clone(),
             stopped.clone(),
         )));
     }
-    let appended = store.audit_appended();
-    let mut until = stopped.clone();
-    tasks.push(tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                _ = appended.notified() => wake_tx.send_modify(|n| *n = n.wrapping_add(1)),
-                _ = until.changed() => break,
-            }
-        }
-    }));
     if retention.is_active() {
         let holds: Vec<Arc<Shared>> = shared.clone();
         tasks.push(tokio::spawn(crate::retention::run(
@@ -194,6 +193,25 @@ impl SinkMonitor {
     }
 }
 
+/// Wakes the sinks after appends, at most once per [`WAKE_GATHER`]: appends meanwhile leave the
+/// `Notify`'s one permit, and the sinks take all of them in their next batch.
+async fn forward_appends(
+    appended: Arc<Notify>,
+    wake: watch::Sender<u64>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = appended.notified() => wake.send_modify(|n| *n = n.wrapping_add(1)),
+            _ = stop.changed() => break,
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(WAKE_GATHER) => {}
+            _ = stop.changed() => break,
+        }
+    }
+}
+
 /// Event records up to `last_event_seq` a sink whose cursor is at `next_seq` has not delivered.
 fn lag(last_event_seq: u64, next_seq: u64) -> u64 {
     (last_event_seq + 1).saturating_sub(next_seq)
@@ -229,4 +247,46 @@ async fn report_lag(journal: PathBuf, sinks: Vec<Arc<Shared>>, mut stop: watch::
 /// The first record some sink has not delivered.
 pub(crate) fn hold(sinks: &[Arc<Shared>]) -> Option<u64> {
     sinks.iter().map(|s| s.state().next_seq).min()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use tokio::sync::{watch, Notify};
+
+    use super::{forward_appends, WAKE_GATHER};
+
+    #[tokio::test(start_paused = true)]
+    async fn a_run_of_appends_wakes_the_sinks_once_per_gather() {
+        let appended = Arc::new(Notify::new());
+        let (wake_tx, wake) = watch::channel(0u64);
+        let (stop, stopped) = watch::channel(false);
+        let forwarder = tokio::spawn(forward_appends(Arc::clone(&appended), wake_tx, stopped));
+
+        // A statement a millisecond for 100 ms: twenty gathers, not a hundred wakes.
+        for _ in 0..100 {
+            appended.notify_one();
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        // The last gather's appends wake them once more at its end.
+        tokio::time::sleep(WAKE_GATHER * 2).await;
+        let wakes = *wake.borrow();
+        let gathers = 100 / WAKE_GATHER.as_millis() as u64;
+        assert!(
+            (gathers - 1..=gathers + 2).contains(&wakes),
+            "{wakes} wakes"
+        );
+
+        // After a quiet spell, the next append wakes the sinks at once.
+        appended.notify_one();
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(*wake.borrow(), wakes + 1);
+
+        stop.send(true).unwrap();
+        forwarder.await.unwrap();
+    }
 }
