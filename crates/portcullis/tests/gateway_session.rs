@@ -515,3 +515,36 @@ grants:
         .unwrap();
     assert_eq!(before, after);
 }
+
+/// On transparent huge pages the allocator's arenas kept growing for minutes under load (bench/README,
+/// memory at 50 clients), so the gateway neither asks for them nor lets the kernel use them.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_gateway_keeps_its_memory_in_small_pages() {
+    let pg = fresh_database("session_small_pages");
+    let gw = Gateway::start(pg, "session_small_pages");
+    let client = gw.connect("alice", ALICE_PASSWORD).await;
+    for _ in 0..200 {
+        client
+            .simple_query("SELECT repeat('x', 4096)")
+            .await
+            .unwrap();
+    }
+
+    let proc = std::path::PathBuf::from(format!("/proc/{}", gw.pid()));
+    let status = std::fs::read_to_string(proc.join("status")).unwrap();
+    assert!(status.lines().any(|l| l == "THP_enabled:\t0"), "{status}");
+    let smaps = std::fs::read_to_string(proc.join("smaps")).unwrap();
+    let advised = smaps
+        .lines()
+        .filter(|l| l.starts_with("VmFlags:") && l.split_whitespace().any(|f| f == "hg"));
+    assert_eq!(
+        advised.count(),
+        0,
+        "a mapping asks for huge pages:\n{smaps}"
+    );
+    let huge: Vec<&str> = smaps
+        .lines()
+        .filter(|l| l.starts_with("AnonHugePages:") && l.split_whitespace().nth(1) != Some("0"))
+        .collect();
+    assert!(huge.is_empty(), "{huge:?}");
+}

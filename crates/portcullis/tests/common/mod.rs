@@ -200,6 +200,11 @@ impl Gateway {
         }
     }
 
+    /// The serving process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the gateway is running").id()
+    }
+
     /// SIGKILL, as a crash would.
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
