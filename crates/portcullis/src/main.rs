@@ -43,7 +43,7 @@ fn main() -> ExitCode {
 /// churning allocations left 2 MiB pages that a few live ones each held on to (at 50 clients, 16 MiB
 /// more resident and +8 % in four minutes, where 4 KiB pages stay flat; see bench/README). mimalloc is
 /// built not to ask for them (its `no_thp` feature); this keeps the kernel from using them anyway on
-/// hosts whose THP setting is `always`.
+/// hosts whose THP setting is `always`, from here on (the few pages touched before `main` may be huge).
 fn keep_heap_in_small_pages() {
     if let Err(e) = rustix::thread::disable_transparent_huge_pages(true) {
         tracing::warn!(error = %e, "cannot turn off transparent huge pages; memory may grow under load");

@@ -542,9 +542,4 @@ async fn the_gateway_keeps_its_memory_in_small_pages() {
         0,
         "a mapping asks for huge pages:\n{smaps}"
     );
-    let huge: Vec<&str> = smaps
-        .lines()
-        .filter(|l| l.starts_with("AnonHugePages:") && l.split_whitespace().nth(1) != Some("0"))
-        .collect();
-    assert!(huge.is_empty(), "{huge:?}");
 }
