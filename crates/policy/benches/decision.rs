@@ -1,7 +1,7 @@
 //! Decision time per statement: 10,000 ordered rules and 1,001 grants (the engine's worst realistic
 //! case), then the same with 50 Cedar permit/forbid statements, without and with a per-session cache.
 //!
-//! Run with `cargo bench -p portcullis-policy -- --warm-up-time 1 --measurement-time 3`.
+//! Run with `cargo bench -p portcullis-policy --bench decision -- --warm-up-time 1 --measurement-time 3`.
 
 use std::fmt::Write;
 use std::hint::black_box;
