@@ -1,6 +1,6 @@
 //! The least a proxy on this gateway's runtime can cost: a TCP relay that copies bytes both ways on the
 //! same multi-threaded tokio runtime, parsing, deciding and recording nothing. `bench/pgbench-compare`
-//! measures it as the `relay-floor` target, so the CPU a statement that no gateway on tokio can avoid
+//! measures it as the `relay-floor` target, so the CPU per statement that no gateway on tokio avoids
 //! is printed beside PgBouncer's and the gateway's.
 //!
 //! `cargo run --release -p portcullis-gateway --example relay_floor -- 127.0.0.1:6433 127.0.0.1:5432`
