@@ -58,7 +58,7 @@ fn pgbench_select() -> AuditEvent {
     })
 }
 
-/// Events recorded between two flushes: well under the writer's queue, so recording never waits for it.
+/// Events recorded between two flushes (untimed), at which the index catches up with the journal.
 const CHUNK: u64 = 4096;
 
 fn record(c: &mut Criterion) {
@@ -75,7 +75,7 @@ fn record(c: &mut Criterion) {
         )
         .expect("a store");
         let sink = store.audit();
-        // The session's share: recording, timed in chunks the writer commits between (untimed).
+        // The session's share: recording, timed in chunks the index catches up between (untimed).
         c.bench_function(&format!("record a statement event ({name})"), |b| {
             b.iter_custom(|iters| {
                 let mut spent = Duration::ZERO;
